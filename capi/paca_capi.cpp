@@ -1,0 +1,320 @@
+// paca_capi.cpp - the C ABI over the core. No logic lives here: validate
+// arguments, translate exceptions into paca_status + paca_last_error, own
+// handle lifetimes.
+#include <atomic>
+#include <cstring>
+#include <new>
+#include <string>
+
+#include "model/load.h"
+#include "paca/paca.h"
+#include "runtime/kv_cache.h"
+#include "runtime/session.h"
+#include "util/error.h"
+
+// A model's state is shared by its handle and its sessions, so freeing the
+// model handle before its sessions is safe.
+struct ModelState {
+  std::unique_ptr<paca::LlamaModel> model;
+  std::unique_ptr<paca::BlockPool> pool;  // destroyed before model
+};
+
+struct paca_model {
+  std::shared_ptr<ModelState> state;
+  paca::LlamaModel* model = nullptr;
+};
+
+struct paca_session {
+  std::shared_ptr<ModelState> state;
+  std::unique_ptr<paca::Session> session;  // destroyed before state
+};
+
+namespace {
+
+thread_local std::string t_last_error;
+
+paca_status set_error(paca_status s, const std::string& msg) {
+  t_last_error = msg;
+  return s;
+}
+
+// Runs fn, mapping every exception to a status. The one wrapper of the ABI.
+template <typename Fn>
+paca_status guarded(Fn&& fn) {
+  try {
+    t_last_error.clear();
+    fn();
+    return PACA_OK;
+  } catch (const paca::Error& e) {
+    return set_error(static_cast<paca_status>(static_cast<int>(e.status())), e.what());
+  } catch (const std::bad_alloc&) {
+    return set_error(PACA_ERR_OUT_OF_MEMORY, "out of memory");
+  } catch (const std::exception& e) {
+    return set_error(PACA_ERR_INTERNAL, std::string("internal error: ") + e.what());
+  } catch (...) {
+    return set_error(PACA_ERR_INTERNAL, "internal error: unknown exception");
+  }
+}
+
+#define PACA_REQUIRE(cond, msg) \
+  if (!(cond)) return set_error(PACA_ERR_INVALID_ARGUMENT, msg)
+
+// Copies the caller's params struct over the defaults, up to the size it declares.
+template <typename P>
+bool read_params(const P* in, P& out, const char* what) {
+  if (in == nullptr) return true;
+  if (in->struct_size < sizeof(uint32_t) || in->struct_size > 4096) {
+    set_error(PACA_ERR_INVALID_ARGUMENT, std::string(what) + ": struct_size is not set (use the _default() function)");
+    return false;
+  }
+  std::memcpy(&out, in, std::min<size_t>(in->struct_size, sizeof(P)));
+  out.struct_size = sizeof(P);
+  return true;
+}
+
+}  // namespace
+
+extern "C" {
+
+PACA_API const char* paca_version(void) { return "0.1.0"; }
+PACA_API uint32_t paca_abi_version(void) { return PACA_ABI_VERSION; }
+
+PACA_API const char* paca_status_name(paca_status s) {
+  switch (s) {
+    case PACA_OK: return "PACA_OK";
+    case PACA_ERR_INVALID_ARGUMENT: return "PACA_ERR_INVALID_ARGUMENT";
+    case PACA_ERR_IO: return "PACA_ERR_IO";
+    case PACA_ERR_FORMAT: return "PACA_ERR_FORMAT";
+    case PACA_ERR_UNSUPPORTED: return "PACA_ERR_UNSUPPORTED";
+    case PACA_ERR_OUT_OF_MEMORY: return "PACA_ERR_OUT_OF_MEMORY";
+    case PACA_ERR_CONTEXT_FULL: return "PACA_ERR_CONTEXT_FULL";
+    case PACA_ERR_CANCELLED: return "PACA_ERR_CANCELLED";
+    case PACA_ERR_DEVICE: return "PACA_ERR_DEVICE";
+    case PACA_ERR_BUFFER_TOO_SMALL: return "PACA_ERR_BUFFER_TOO_SMALL";
+    case PACA_ERR_STATE: return "PACA_ERR_STATE";
+    case PACA_ERR_INTERNAL: return "PACA_ERR_INTERNAL";
+  }
+  return "PACA_ERR_UNKNOWN";
+}
+
+PACA_API const char* paca_last_error(void) { return t_last_error.c_str(); }
+
+PACA_API void paca_set_log_callback(paca_log_fn fn, void* user, int32_t max_level) {
+  paca::set_global_log_sink(fn, user, max_level);
+}
+
+PACA_API paca_model_params paca_model_params_default(void) {
+  paca_model_params p;
+  std::memset(&p, 0, sizeof p);
+  p.struct_size = sizeof p;
+  p.n_threads = 0;
+  p.device = nullptr;
+  p.log_level = PACA_LOG_WARN;
+  p.kv_dtype = PACA_KV_F32;
+  p.kv_block_tokens = 16;
+  return p;
+}
+
+PACA_API paca_status paca_model_load(const char* path, const paca_model_params* params, paca_model** out_model) {
+  PACA_REQUIRE(out_model != nullptr, "paca_model_load: out_model is NULL");
+  *out_model = nullptr;
+  PACA_REQUIRE(path != nullptr, "paca_model_load: path is NULL");
+  paca_model_params p = paca_model_params_default();
+  if (!read_params(params, p, "paca_model_load")) return PACA_ERR_INVALID_ARGUMENT;
+  PACA_REQUIRE(p.n_threads >= 0 && p.n_threads <= 4096, "paca_model_load: n_threads must be in 0..4096");
+  PACA_REQUIRE(p.kv_dtype == PACA_KV_F32 || p.kv_dtype == PACA_KV_BF16, "paca_model_load: unknown kv_dtype");
+  PACA_REQUIRE(p.kv_block_tokens >= 0 && p.kv_block_tokens <= 4096, "paca_model_load: kv_block_tokens must be in 0..4096");
+  return guarded([&] {
+    paca::LoadOptions opt;
+    opt.device = p.device != nullptr ? p.device : "cpu";
+    opt.model.n_threads = p.n_threads;
+    opt.model.kv_dtype = p.kv_dtype == PACA_KV_BF16 ? paca::DType::bf16 : paca::DType::f32;
+    opt.model.kv_block_tokens = p.kv_block_tokens == 0 ? 16 : p.kv_block_tokens;
+    opt.model.log = paca::LogSink{p.log, p.log_user, p.log_level};
+    if (p.progress != nullptr) {
+      paca_progress_fn fn = p.progress;
+      void* user = p.progress_user;
+      opt.progress = [fn, user](float f) { return fn(user, f) == 0; };
+    }
+    auto st = std::make_shared<ModelState>();
+    st->model = paca::load_model(path, opt);
+    st->pool = std::make_unique<paca::BlockPool>(st->model->backend(), st->model->kv_layout());
+    auto m = std::make_unique<paca_model>();
+    m->model = st->model.get();
+    m->state = std::move(st);
+    *out_model = m.release();
+  });
+}
+
+PACA_API void paca_model_free(paca_model* model) { delete model; }
+
+PACA_API paca_status paca_model_get_info(const paca_model* model, paca_model_info* out_info) {
+  PACA_REQUIRE(model != nullptr, "paca_model_get_info: model is NULL");
+  PACA_REQUIRE(out_info != nullptr, "paca_model_get_info: out_info is NULL");
+  PACA_REQUIRE(out_info->struct_size >= sizeof(uint32_t), "paca_model_get_info: set out_info->struct_size");
+  const paca::ModelConfig& c = model->model->config();
+  paca_model_info i;
+  std::memset(&i, 0, sizeof i);
+  i.struct_size = sizeof i;
+  i.format = static_cast<int32_t>(c.format);
+  i.n_vocab = c.n_vocab;
+  i.dim = c.dim;
+  i.n_layers = c.n_layers;
+  i.n_heads = c.n_heads;
+  i.n_kv_heads = c.n_kv_heads;
+  i.head_dim = c.head_dim;
+  i.ffn_dim = c.ffn_dim;
+  i.max_context = c.max_context;
+  i.rope_theta = c.rope_theta;
+  i.rope_scaling = c.rope_scaling == paca::RopeScaling::llama3 ? PACA_ROPE_SCALING_LLAMA3 : PACA_ROPE_SCALING_NONE;
+  i.rope_factor = c.rope_factor;
+  i.norm_eps = c.norm_eps;
+  i.tied_embeddings = c.tied_embeddings ? 1 : 0;
+  i.bos_id = c.bos_id;
+  i.n_eos_ids = static_cast<int32_t>(std::min<size_t>(c.eos_ids.size(), PACA_MAX_EOS_IDS));
+  for (int k = 0; k < i.n_eos_ids; ++k) i.eos_ids[k] = c.eos_ids[k];
+  i.n_params = model->model->n_params();
+  i.weight_bytes = model->model->weight_bytes();
+  i.kv_bytes_per_token = model->model->kv_layout().block_bytes() / model->model->kv_layout().block_tokens;
+  size_t n = std::min<size_t>(out_info->struct_size, sizeof i);
+  uint32_t caller_size = out_info->struct_size;
+  std::memcpy(out_info, &i, n);
+  out_info->struct_size = caller_size;
+  t_last_error.clear();
+  return PACA_OK;
+}
+
+PACA_API paca_status paca_model_describe_json(const paca_model* model, char* buf, size_t cap, size_t* out_needed) {
+  PACA_REQUIRE(model != nullptr, "paca_model_describe_json: model is NULL");
+  PACA_REQUIRE(buf != nullptr || cap == 0, "paca_model_describe_json: buf is NULL but cap is not 0");
+  std::string s;
+  paca_status st = guarded([&] { s = paca::describe_model_json(*model->model); });
+  if (st != PACA_OK) return st;
+  if (out_needed != nullptr) *out_needed = s.size() + 1;
+  if (cap < s.size() + 1)
+    return set_error(PACA_ERR_BUFFER_TOO_SMALL, "paca_model_describe_json: buffer holds " + std::to_string(cap) +
+                                                    " bytes, " + std::to_string(s.size() + 1) + " needed");
+  std::memcpy(buf, s.c_str(), s.size() + 1);
+  return PACA_OK;
+}
+
+PACA_API paca_session_params paca_session_params_default(void) {
+  paca_session_params p;
+  std::memset(&p, 0, sizeof p);
+  p.struct_size = sizeof p;
+  p.n_ctx = 0;
+  return p;
+}
+
+PACA_API paca_status paca_session_create(paca_model* model, const paca_session_params* params,
+                                         paca_session** out_session) {
+  PACA_REQUIRE(out_session != nullptr, "paca_session_create: out_session is NULL");
+  *out_session = nullptr;
+  PACA_REQUIRE(model != nullptr, "paca_session_create: model is NULL");
+  paca_session_params p = paca_session_params_default();
+  if (!read_params(params, p, "paca_session_create")) return PACA_ERR_INVALID_ARGUMENT;
+  PACA_REQUIRE(p.n_ctx >= 0, "paca_session_create: n_ctx must be >= 0");
+  return guarded([&] {
+    auto s = std::make_unique<paca_session>();
+    s->state = model->state;
+    s->session = std::make_unique<paca::Session>(*model->model, *model->state->pool, p.n_ctx);
+    *out_session = s.release();
+  });
+}
+
+PACA_API void paca_session_free(paca_session* session) { delete session; }
+
+PACA_API paca_status paca_session_prefill(paca_session* session, const int32_t* tokens, size_t n) {
+  PACA_REQUIRE(session != nullptr, "paca_session_prefill: session is NULL");
+  PACA_REQUIRE(tokens != nullptr || n == 0, "paca_session_prefill: tokens is NULL");
+  PACA_REQUIRE(n > 0, "paca_session_prefill: no tokens given (n = 0)");
+  return guarded([&] { session->session->prefill(std::span<const int32_t>(tokens, n)); });
+}
+
+PACA_API paca_status paca_session_decode(paca_session* session, int32_t token) {
+  PACA_REQUIRE(session != nullptr, "paca_session_decode: session is NULL");
+  return guarded([&] { session->session->prefill(std::span<const int32_t>(&token, 1)); });
+}
+
+PACA_API paca_status paca_session_logits(const paca_session* session, const float** out_logits, size_t* out_n_vocab) {
+  PACA_REQUIRE(session != nullptr, "paca_session_logits: session is NULL");
+  PACA_REQUIRE(out_logits != nullptr, "paca_session_logits: out_logits is NULL");
+  *out_logits = nullptr;
+  if (out_n_vocab != nullptr) *out_n_vocab = 0;
+  if (!session->session->has_logits())
+    return set_error(PACA_ERR_STATE, "paca_session_logits: no logits (run prefill or decode first)");
+  *out_logits = session->session->logits().data();
+  if (out_n_vocab != nullptr) *out_n_vocab = session->session->logits().size();
+  t_last_error.clear();
+  return PACA_OK;
+}
+
+PACA_API paca_status paca_session_rewind(paca_session* session, size_t n_tokens) {
+  PACA_REQUIRE(session != nullptr, "paca_session_rewind: session is NULL");
+  return guarded([&] { session->session->rewind(n_tokens); });
+}
+
+PACA_API size_t paca_session_length(const paca_session* session) {
+  return session != nullptr ? session->session->length() : 0;
+}
+
+PACA_API size_t paca_session_context_size(const paca_session* session) {
+  return session != nullptr ? session->session->context_size() : 0;
+}
+
+PACA_API paca_status paca_session_tokens(const paca_session* session, int32_t* buf, size_t cap, size_t* out_needed) {
+  PACA_REQUIRE(session != nullptr, "paca_session_tokens: session is NULL");
+  PACA_REQUIRE(buf != nullptr || cap == 0, "paca_session_tokens: buf is NULL but cap is not 0");
+  const auto& t = session->session->tokens();
+  if (out_needed != nullptr) *out_needed = t.size();
+  if (cap < t.size())
+    return set_error(PACA_ERR_BUFFER_TOO_SMALL, "paca_session_tokens: buffer holds " + std::to_string(cap) +
+                                                    " ids, " + std::to_string(t.size()) + " needed");
+  if (!t.empty()) std::memcpy(buf, t.data(), t.size() * sizeof(int32_t));
+  t_last_error.clear();
+  return PACA_OK;
+}
+
+PACA_API void paca_session_cancel(paca_session* session) {
+  if (session != nullptr) session->session->cancel();
+}
+
+PACA_API paca_test_model_params paca_test_model_params_default(void) {
+  paca_test_model_params p;
+  std::memset(&p, 0, sizeof p);
+  p.struct_size = sizeof p;
+  paca::TestModelSpec s;
+  p.seed = s.seed;
+  p.dim = s.dim;
+  p.n_layers = s.n_layers;
+  p.n_heads = s.n_heads;
+  p.n_kv_heads = s.n_kv_heads;
+  p.ffn_dim = s.ffn_dim;
+  p.n_vocab = s.n_vocab;
+  p.max_context = s.max_context;
+  p.rope_theta = s.rope_theta;
+  p.tied_embeddings = 0;
+  return p;
+}
+
+PACA_API paca_status paca_make_test_model(const char* dir, const paca_test_model_params* params) {
+  PACA_REQUIRE(dir != nullptr && dir[0] != '\0', "paca_make_test_model: dir is NULL or empty");
+  paca_test_model_params p = paca_test_model_params_default();
+  if (!read_params(params, p, "paca_make_test_model")) return PACA_ERR_INVALID_ARGUMENT;
+  return guarded([&] {
+    paca::TestModelSpec s;
+    s.seed = p.seed;
+    s.dim = p.dim;
+    s.n_layers = p.n_layers;
+    s.n_heads = p.n_heads;
+    s.n_kv_heads = p.n_kv_heads;
+    s.ffn_dim = p.ffn_dim;
+    s.n_vocab = p.n_vocab;
+    s.max_context = p.max_context;
+    s.rope_theta = p.rope_theta;
+    s.tied_embeddings = p.tied_embeddings != 0;
+    paca::write_test_model(dir, s);
+  });
+}
+
+}  // extern "C"

@@ -1,0 +1,92 @@
+// backend.h - the Backend interface: where tensors live and the ops the Llama
+// forward pass is written in. The model code calls these ops and never asks
+// which device it runs on. Activations are f32 row-major [tokens, features];
+// weights are in their stored dtype ([out, in] rows).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "model/config.h"
+#include "model/tensor.h"
+
+namespace paca {
+
+// An activation buffer owned by a backend: f32 [rows, cols], row-major.
+struct Act {
+  float* data = nullptr;
+  int rows = 0;
+  int cols = 0;
+  float* row(int r) const { return data + static_cast<size_t>(r) * cols; }
+};
+
+// Layout of one KV-cache block: for each layer, K then V, each
+// [block_tokens, kv_dim] in `dtype`.
+struct KvLayout {
+  int n_layers = 0;
+  int block_tokens = 16;
+  int kv_dim = 0;
+  DType dtype = DType::f32;  // f32 or bf16
+
+  size_t elem_bytes() const { return dtype == DType::f32 ? 4 : 2; }
+  size_t plane_bytes() const { return static_cast<size_t>(block_tokens) * kv_dim * elem_bytes(); }
+  size_t block_bytes() const { return plane_bytes() * 2 * n_layers; }
+  // byte offset of (layer, k or v, slot) inside a block
+  size_t offset(int layer, int is_v, int slot) const {
+    return plane_bytes() * (static_cast<size_t>(layer) * 2 + is_v) +
+           static_cast<size_t>(slot) * kv_dim * elem_bytes();
+  }
+};
+
+// The KV blocks of one sequence, in logical order: block b holds positions
+// [b * block_tokens, (b + 1) * block_tokens).
+struct KvSeq {
+  const KvLayout* layout = nullptr;
+  std::span<uint8_t* const> blocks;
+};
+
+struct AttentionShape {
+  int n_heads = 0;
+  int n_kv_heads = 0;
+  int head_dim = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+
+  // Memory for activations and KV blocks (zero-filled).
+  virtual void* alloc(size_t bytes) = 0;
+  virtual void release(void* p) = 0;
+
+  // out[t] = table[tokens[t]]
+  virtual void embed(const TensorView& table, std::span<const int32_t> tokens, Act out) = 0;
+  // out[t] = x[t] / sqrt(mean(x[t]^2) + eps) * w
+  virtual void rmsnorm(Act x, const TensorView& w, float eps, Act out) = 0;
+  // out[t, r] = sum_c x[t, c] * W[r, c]   (out.cols == W.rows)
+  virtual void matmul(Act x, const TensorView& w, Act out) = 0;
+  // Rotates every head of x (rows: tokens at positions pos) by pos * freqs.
+  virtual void rope(Act x, int n_heads, int head_dim, std::span<const int32_t> pos, std::span<const float> freqs,
+                    RopeLayout layout) = 0;
+  // Stores k[t], v[t] at position pos[t] of `seq` for `layer`.
+  virtual void kv_write(const KvSeq& seq, int layer, Act k, Act v, std::span<const int32_t> pos) = 0;
+  // Causal GQA attention: query row t (at position pos[t]) attends to cached
+  // positions 0..pos[t]. out: [T, n_heads * head_dim].
+  virtual void attention(Act q, const KvSeq& seq, int layer, std::span<const int32_t> pos,
+                         const AttentionShape& shape, Act out) = 0;
+  // out = silu(gate) * up
+  virtual void swiglu(Act gate, Act up, Act out) = 0;
+  // x += y
+  virtual void add(Act x, Act y) = 0;
+  // Copies n floats from the backend to host memory.
+  virtual void to_host(const float* src, float* dst, size_t n) = 0;
+};
+
+// A CPU backend with n_threads workers (<= 0: all hardware threads).
+std::unique_ptr<Backend> make_cpu_backend(int n_threads);
+
+}  // namespace paca

@@ -1,0 +1,44 @@
+// kernels.h - the CPU inner loops, in a portable scalar version and an
+// AVX2/FMA/F16C version chosen at run time (cpu_kernels()). Every function
+// computes one result with a fixed summation order, so results do not depend
+// on how work is split across threads.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "model/tensor.h"
+
+namespace paca::cpu {
+
+struct Kernels {
+  const char* isa;
+  // sum_i w[i] * x[i] for a weight row of n elements in each dtype
+  float (*dot_f32)(const void* w, const float* x, size_t n);
+  float (*dot_f16)(const void* w, const float* x, size_t n);
+  float (*dot_bf16)(const void* w, const float* x, size_t n);
+  float (*dot_q8_0)(const void* w, const float* x, size_t n);  // n % 32 == 0
+};
+
+const Kernels& scalar_kernels();
+const Kernels* avx2_kernels();  // nullptr when not compiled in
+
+// The kernels for this machine: AVX2 when the CPU has AVX2+FMA+F16C, else
+// scalar. The environment variable PACA_CPU_ISA=scalar forces scalar.
+const Kernels& cpu_kernels();
+
+// Row dot product for any weight dtype.
+inline float dot_row(const Kernels& k, DType t, const void* w, const float* x, size_t n) {
+  switch (t) {
+    case DType::f32: return k.dot_f32(w, x, n);
+    case DType::f16: return k.dot_f16(w, x, n);
+    case DType::bf16: return k.dot_bf16(w, x, n);
+    case DType::q8_0: return k.dot_q8_0(w, x, n);
+  }
+  return 0;
+}
+
+// Converts one stored row to f32.
+void dequant_row(DType t, const void* src, float* dst, size_t n);
+
+}  // namespace paca::cpu

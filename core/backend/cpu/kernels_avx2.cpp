@@ -1,0 +1,118 @@
+// kernels_avx2.cpp - AVX2 + FMA + F16C kernels. Compiled with target
+// attributes so the rest of the library stays baseline x86-64; used only
+// after a CPUID check.
+#include "backend/cpu/kernels.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "util/half.h"
+
+#define PACA_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+namespace paca::cpu {
+
+namespace {
+
+PACA_AVX2 inline float hsum8(__m256 v) {
+  // lanes (0+4, 1+5, 2+6, 3+7), then pairwise: same order as the scalar dot8
+  __m128 lo = _mm256_castps256_ps128(v);
+  __m128 hi = _mm256_extractf128_ps(v, 1);
+  __m128 s = _mm_add_ps(lo, hi);                 // a0 a1 a2 a3
+  __m128 sh = _mm_movehl_ps(s, s);               // a2 a3 . .
+  __m128 p = _mm_add_ps(s, sh);                  // a0+a2 a1+a3
+  // scalar order is (a0 + a1) + (a2 + a3); float addition order differs
+  // slightly from this, which is fine: each ISA is deterministic by itself.
+  __m128 q = _mm_add_ss(p, _mm_shuffle_ps(p, p, 1));
+  return _mm_cvtss_f32(q);
+}
+
+PACA_AVX2 inline __m256 load_bf16(const uint8_t* p) {
+  __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+PACA_AVX2 inline __m256 load_f16(const uint8_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+template <typename Load, typename Tail>
+PACA_AVX2 inline float dot_loop(const float* x, size_t n, Load load, Tail tail) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    a0 = _mm256_fmadd_ps(load(i), _mm256_loadu_ps(x + i), a0);
+    a1 = _mm256_fmadd_ps(load(i + 8), _mm256_loadu_ps(x + i + 8), a1);
+    a2 = _mm256_fmadd_ps(load(i + 16), _mm256_loadu_ps(x + i + 16), a2);
+    a3 = _mm256_fmadd_ps(load(i + 24), _mm256_loadu_ps(x + i + 24), a3);
+  }
+  for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(load(i), _mm256_loadu_ps(x + i), a0);
+  float t = 0;
+  for (; i < n; ++i) t += tail(i) * x[i];
+  return hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3))) + t;
+}
+
+PACA_AVX2 float v_dot_f32(const void* w, const float* x, size_t n) {
+  const float* p = static_cast<const float*>(w);
+  return dot_loop(x, n, [p](size_t i) PACA_AVX2 { return _mm256_loadu_ps(p + i); }, [p](size_t i) { return p[i]; });
+}
+
+PACA_AVX2 float v_dot_bf16(const void* w, const float* x, size_t n) {
+  const uint8_t* p = static_cast<const uint8_t*>(w);
+  return dot_loop(x, n, [p](size_t i) PACA_AVX2 { return load_bf16(p + 2 * i); },
+                  [p](size_t i) {
+                    uint16_t h;
+                    std::memcpy(&h, p + 2 * i, 2);
+                    return bf16_to_f32(h);
+                  });
+}
+
+PACA_AVX2 float v_dot_f16(const void* w, const float* x, size_t n) {
+  const uint8_t* p = static_cast<const uint8_t*>(w);
+  return dot_loop(x, n, [p](size_t i) PACA_AVX2 { return load_f16(p + 2 * i); },
+                  [p](size_t i) {
+                    uint16_t h;
+                    std::memcpy(&h, p + 2 * i, 2);
+                    return f16_to_f32(h);
+                  });
+}
+
+PACA_AVX2 float v_dot_q8_0(const void* w, const float* x, size_t n) {
+  const uint8_t* p = static_cast<const uint8_t*>(w);
+  __m256 acc = _mm256_setzero_ps();
+  for (size_t b = 0; b < n / kQ8Block; ++b, p += kQ8BlockBytes, x += kQ8Block) {
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2));
+    __m128i q0 = _mm256_castsi256_si128(q), q1 = _mm256_extracti128_si256(q, 1);
+    __m256 f0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q0));
+    __m256 f1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q0, 8)));
+    __m256 f2 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q1));
+    __m256 f3 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q1, 8)));
+    __m256 s = _mm256_mul_ps(f0, _mm256_loadu_ps(x));
+    s = _mm256_fmadd_ps(f1, _mm256_loadu_ps(x + 8), s);
+    s = _mm256_fmadd_ps(f2, _mm256_loadu_ps(x + 16), s);
+    s = _mm256_fmadd_ps(f3, _mm256_loadu_ps(x + 24), s);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_to_f32(h)), s, acc);
+  }
+  return hsum8(acc);
+}
+
+}  // namespace
+
+const Kernels* avx2_kernels() {
+  static const Kernels k{"avx2", v_dot_f32, v_dot_f16, v_dot_bf16, v_dot_q8_0};
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &k;
+  return nullptr;
+}
+
+}  // namespace paca::cpu
+
+#else
+namespace paca::cpu {
+const Kernels* avx2_kernels() { return nullptr; }
+}  // namespace paca::cpu
+#endif

@@ -1,0 +1,101 @@
+// kernels_scalar.cpp - portable reference kernels and the run-time choice.
+#include <cstdlib>
+#include <cstring>
+
+#include "backend/cpu/kernels.h"
+#include "util/half.h"
+
+namespace paca::cpu {
+
+namespace {
+
+// Eight interleaved partial sums, combined pairwise: the same order the
+// 8-lane vector kernels use, and better accuracy than one running sum.
+template <typename Load>
+float dot8(const float* x, size_t n, Load load) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; ++l) acc[l] += load(i + l) * x[i + l];
+  float tail = 0;
+  for (; i < n; ++i) tail += load(i) * x[i];
+  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
+}
+
+float s_dot_f32(const void* w, const float* x, size_t n) {
+  const float* p = static_cast<const float*>(w);
+  return dot8(x, n, [p](size_t i) { return p[i]; });
+}
+
+float s_dot_f16(const void* w, const float* x, size_t n) {
+  const uint8_t* p = static_cast<const uint8_t*>(w);
+  return dot8(x, n, [p](size_t i) {
+    uint16_t h;
+    std::memcpy(&h, p + 2 * i, 2);
+    return f16_to_f32(h);
+  });
+}
+
+float s_dot_bf16(const void* w, const float* x, size_t n) {
+  const uint8_t* p = static_cast<const uint8_t*>(w);
+  return dot8(x, n, [p](size_t i) {
+    uint16_t h;
+    std::memcpy(&h, p + 2 * i, 2);
+    return bf16_to_f32(h);
+  });
+}
+
+float s_dot_q8_0(const void* w, const float* x, size_t n) {
+  const uint8_t* p = static_cast<const uint8_t*>(w);
+  float sum = 0;
+  for (size_t b = 0; b < n / kQ8Block; ++b, p += kQ8BlockBytes, x += kQ8Block) {
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    const int8_t* q = reinterpret_cast<const int8_t*>(p + 2);
+    float s = dot8(x, kQ8Block, [q](size_t i) { return static_cast<float>(q[i]); });
+    sum += f16_to_f32(h) * s;
+  }
+  return sum;
+}
+
+}  // namespace
+
+const Kernels& scalar_kernels() {
+  static const Kernels k{"scalar", s_dot_f32, s_dot_f16, s_dot_bf16, s_dot_q8_0};
+  return k;
+}
+
+const Kernels& cpu_kernels() {
+  static const Kernels* chosen = [] {
+    const char* env = std::getenv("PACA_CPU_ISA");
+    if (env != nullptr && std::strcmp(env, "scalar") == 0) return &scalar_kernels();
+    const Kernels* v = avx2_kernels();
+    return v != nullptr ? v : &scalar_kernels();
+  }();
+  return *chosen;
+}
+
+void dequant_row(DType t, const void* src, float* dst, size_t n) {
+  const uint8_t* p = static_cast<const uint8_t*>(src);
+  switch (t) {
+    case DType::f32: std::memcpy(dst, p, n * 4); return;
+    case DType::f16:
+    case DType::bf16:
+      for (size_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, p + 2 * i, 2);
+        dst[i] = t == DType::f16 ? f16_to_f32(h) : bf16_to_f32(h);
+      }
+      return;
+    case DType::q8_0:
+      for (size_t b = 0; b < n / kQ8Block; ++b, p += kQ8BlockBytes) {
+        uint16_t h;
+        std::memcpy(&h, p, 2);
+        float d = f16_to_f32(h);
+        for (size_t i = 0; i < kQ8Block; ++i) dst[b * kQ8Block + i] = d * static_cast<float>(static_cast<int8_t>(p[2 + i]));
+      }
+      return;
+  }
+}
+
+}  // namespace paca::cpu

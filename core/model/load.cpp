@@ -1,0 +1,89 @@
+// load.cpp - see load.h.
+#include "model/load.h"
+
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "util/error.h"
+
+namespace paca {
+
+namespace {
+
+// Touches every page of every weight once, so the disk is read during the
+// load (with progress) rather than during the first token.
+void page_in(const Checkpoint& ck, const std::function<bool(float)>& progress) {
+  uint64_t total = 0, done = 0;
+  for (const auto& [n, t] : ck.tensors) total += t.bytes();
+  volatile uint8_t sink = 0;
+  uint64_t next_report = 0;
+  for (const auto& [n, t] : ck.tensors) {
+    size_t bytes = t.bytes();
+    uint8_t acc = 0;
+    for (size_t off = 0; off < bytes; off += 4096) acc ^= t.data[off];
+    sink = sink ^ acc;
+    done += bytes;
+    if (progress && (done >= next_report || done == total)) {
+      if (!progress(total ? static_cast<float>(static_cast<double>(done) / total) : 1.0f))
+        fail(Status::cancelled, "model load cancelled by the progress callback");
+      next_report = done + total / 100;
+    }
+  }
+  (void)sink;
+}
+
+}  // namespace
+
+std::unique_ptr<LlamaModel> load_model(const std::string& path, const LoadOptions& opt) {
+  if (opt.device != "cpu") {
+    if (opt.device.rfind("cuda", 0) == 0)
+      fail(Status::device, "device '{}' is unavailable: this build of paca has no CUDA backend yet", opt.device);
+    fail(Status::invalid_argument, "unknown device '{}' (expected \"cpu\" or \"cuda:N\")", opt.device);
+  }
+  if (opt.progress && !opt.progress(0.0f)) fail(Status::cancelled, "model load cancelled by the progress callback");
+  auto ck = open_checkpoint(path);
+  page_in(*ck, opt.progress);
+  auto model = std::make_unique<LlamaModel>(std::move(ck), make_cpu_backend(opt.model.n_threads), opt.model);
+  logf(opt.model.log, LogLevel::info, "loaded {} ({}, {} layers, dim {}, vocab {}) on {}", path,
+       format_name(model->config().format), model->config().n_layers, model->config().dim, model->config().n_vocab,
+       model->backend().name());
+  return model;
+}
+
+std::string describe_model_json(const LlamaModel& m) {
+  using nlohmann::json;
+  const ModelConfig& c = m.config();
+  std::map<std::string, uint64_t> dtypes;
+  for (const auto& [n, t] : m.checkpoint().tensors) dtypes[dtype_name(t.dtype)] += 1;
+  uint64_t kv_per_token = static_cast<uint64_t>(m.kv_layout().block_bytes()) / m.kv_layout().block_tokens;
+  json j;
+  j["format"] = format_name(c.format);
+  j["name"] = json(c.name);
+  j["architecture"] = "llama";
+  j["dim"] = c.dim;
+  j["n_layers"] = c.n_layers;
+  j["n_heads"] = c.n_heads;
+  j["n_kv_heads"] = c.n_kv_heads;
+  j["head_dim"] = c.head_dim;
+  j["ffn_dim"] = c.ffn_dim;
+  j["n_vocab"] = c.n_vocab;
+  j["max_context"] = c.max_context;
+  j["norm_eps"] = c.norm_eps;
+  j["rope"] = {{"theta", c.rope_theta},
+               {"scaling", c.rope_scaling == RopeScaling::llama3 ? "llama3" : "none"},
+               {"factor", c.rope_factor},
+               {"layout", c.rope_layout == RopeLayout::half ? "half" : "interleaved"}};
+  j["tied_embeddings"] = c.tied_embeddings;
+  j["bos_id"] = c.bos_id;
+  j["eos_ids"] = c.eos_ids;
+  j["tensor_dtypes"] = dtypes;
+  j["n_params"] = m.n_params();
+  j["weight_bytes"] = m.weight_bytes();
+  j["kv_dtype"] = dtype_name(m.kv_layout().dtype);
+  j["kv_bytes_per_token"] = kv_per_token;
+  j["memory_full_context_bytes"] = m.weight_bytes() + kv_per_token * static_cast<uint64_t>(c.max_context);
+  j["backend"] = const_cast<LlamaModel&>(m).backend().name();
+  return j.dump();
+}
+
+}  // namespace paca

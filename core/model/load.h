@@ -1,0 +1,41 @@
+// load.h - the whole load path: open the checkpoint, page the weights in
+// (reporting progress), pick the backend, build the model.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "model/llama_model.h"
+
+namespace paca {
+
+struct LoadOptions {
+  ModelOptions model;
+  std::string device = "cpu";
+  // Called with progress in [0, 1]; return false to abort (Error(cancelled)).
+  std::function<bool(float)> progress;
+};
+
+std::unique_ptr<LlamaModel> load_model(const std::string& path, const LoadOptions& opt);
+
+// JSON description of a loaded model (format, shapes, dtypes, special
+// tokens, memory), as paca_model_describe_json and `paca info --json` print it.
+std::string describe_model_json(const LlamaModel& model);
+
+// Writes a seeded-random Llama checkpoint in HF layout (BF16 safetensors).
+struct TestModelSpec {
+  uint64_t seed = 1;
+  int dim = 128;
+  int n_layers = 4;
+  int n_heads = 4;
+  int n_kv_heads = 2;
+  int ffn_dim = 384;
+  int n_vocab = 4096;
+  int max_context = 2048;
+  float rope_theta = 500000.0f;
+  bool tied_embeddings = false;
+};
+void write_test_model(const std::string& dir, const TestModelSpec& spec);
+
+}  // namespace paca

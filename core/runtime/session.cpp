@@ -1,0 +1,55 @@
+// session.cpp - see session.h.
+#include "runtime/session.h"
+
+#include <algorithm>
+
+#include "util/error.h"
+
+namespace paca {
+
+Session::Session(LlamaModel& model, BlockPool& pool, int n_ctx)
+    : model_(model), n_ctx_(n_ctx <= 0 ? model.config().max_context : n_ctx), kv_(pool) {
+  check(n_ctx_ <= ConfigLimits::max_context, Status::invalid_argument, "context of {} tokens exceeds the limit {}",
+        n_ctx_, ConfigLimits::max_context);
+  ws_ = std::make_unique<Workspace>(model.backend(), model.config());
+}
+
+void Session::prefill(std::span<const int32_t> tokens) {
+  cancel_.store(false);
+  check(!tokens.empty(), Status::invalid_argument, "no tokens given");
+  const int vocab = model_.config().n_vocab;
+  for (size_t i = 0; i < tokens.size(); ++i)
+    check(tokens[i] >= 0 && tokens[i] < vocab, Status::invalid_argument,
+          "token id {} at index {} is outside the vocabulary [0, {})", tokens[i], i, vocab);
+  const size_t old_len = tokens_.size();
+  check(tokens.size() <= static_cast<size_t>(n_ctx_) - old_len, Status::context_full,
+        "{} tokens do not fit: the session holds {} of its {}-token context", tokens.size(), old_len, n_ctx_);
+
+  std::lock_guard<std::mutex> lock(model_.compute_mutex());
+  try {
+    kv_.resize_for(old_len + tokens.size());
+    ws_->reserve(static_cast<int>(std::min<size_t>(tokens.size(), kMaxStepTokens)));
+    for (size_t done = 0; done < tokens.size();) {
+      size_t n = std::min<size_t>(tokens.size() - done, static_cast<size_t>(ws_->capacity()));
+      model_.forward(*ws_, tokens.subspan(done, n), static_cast<int>(old_len + done), kv_.view(), &cancel_);
+      done += n;
+    }
+  } catch (...) {
+    kv_.resize_for(old_len);
+    throw;
+  }
+  logits_.resize(static_cast<size_t>(vocab));
+  model_.backend().to_host(ws_->logits.data, logits_.data(), logits_.size());
+  tokens_.insert(tokens_.end(), tokens.begin(), tokens.end());
+  has_logits_ = true;
+}
+
+void Session::rewind(size_t n_tokens) {
+  check(n_tokens <= tokens_.size(), Status::invalid_argument, "cannot rewind to {} tokens: the session holds {}",
+        n_tokens, tokens_.size());
+  tokens_.resize(n_tokens);
+  kv_.resize_for(n_tokens);
+  has_logits_ = false;
+}
+
+}  // namespace paca

@@ -1,0 +1,46 @@
+// session.h - one sequence on a model: its tokens, its KV blocks, the last
+// logits. Used by one thread at a time (cancel() excepted).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "model/llama_model.h"
+#include "runtime/kv_cache.h"
+
+namespace paca {
+
+class Session {
+ public:
+  // n_ctx <= 0: the model's max_context.
+  Session(LlamaModel& model, BlockPool& pool, int n_ctx);
+
+  // Appends tokens and computes the logits of the last one. On any error
+  // (bad id, context full, cancellation) the session is left unchanged.
+  void prefill(std::span<const int32_t> tokens);
+  void rewind(size_t n_tokens);
+  void cancel() { cancel_.store(true); }
+
+  bool has_logits() const { return has_logits_; }
+  const std::vector<float>& logits() const { return logits_; }
+  const std::vector<int32_t>& tokens() const { return tokens_; }
+  size_t length() const { return tokens_.size(); }
+  size_t context_size() const { return static_cast<size_t>(n_ctx_); }
+
+  static constexpr int kMaxStepTokens = 256;  // prefill runs in chunks of this size
+
+ private:
+  LlamaModel& model_;
+  int n_ctx_;
+  KvBlocks kv_;
+  std::unique_ptr<Workspace> ws_;
+  std::vector<int32_t> tokens_;
+  std::vector<float> logits_;
+  bool has_logits_ = false;
+  std::atomic<bool> cancel_{false};
+};
+
+}  // namespace paca
