@@ -48,8 +48,9 @@ void read_llama2c_checkpoint(std::span<const uint8_t> file, const std::string& w
   if (version == 0) floats += static_cast<uint64_t>(seq) * hd;  // legacy RoPE tables (cos and sin halves)
   uint64_t expect = header + floats * 4;
   check(file.size() == expect, Status::format,
-        "{}: file is {} bytes but a llama2.c checkpoint with this header needs {} (truncated or not this format)", what,
-        file.size(), expect);
+        "{}: not a model file of a known format, or truncated: as a llama2.c checkpoint with this header it "
+        "would need {} bytes, but it has {}",
+        what, expect, file.size());
 
   ModelConfig& c = ck.config;
   c.format = ModelFormat::llama2c;

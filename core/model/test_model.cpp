@@ -1,10 +1,7 @@
 // test_model.cpp - writes a seeded-random Llama checkpoint in Hugging Face
 // layout, so paca runs end to end without downloading weights.
-#include <sys/stat.h>
-
-#include <cerrno>
 #include <cmath>
-#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -61,8 +58,9 @@ void write_test_model(const std::string& dir, const TestModelSpec& s) {
   check(static_cast<uint64_t>(s.n_vocab) * s.dim + static_cast<uint64_t>(s.n_layers) * s.dim * (4ull * s.dim + 3ull * s.ffn_dim) <=
             (1ull << 31),
         Status::invalid_argument, "test model would exceed 2^31 parameters");
-  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
-    fail(Status::io, "cannot create directory '{}': {}", dir, std::strerror(errno));
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) fail(Status::io, "cannot create directory '{}': {}", dir, ec.message());
 
   using nlohmann::json;
   json cfg = {{"architectures", {"LlamaForCausalLM"}},

@@ -7,6 +7,14 @@
 
 namespace paca {
 
+namespace {
+inline void cpu_relax() {
+#if defined(__x86_64__)
+  __builtin_ia32_pause();
+#endif
+}
+}  // namespace
+
 ThreadPool::ThreadPool(int n_threads) {
   if (n_threads <= 0) n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   n_threads_ = n_threads;
@@ -39,11 +47,10 @@ void ThreadPool::run_share(int index) {
 void ThreadPool::worker(int index) {
   uint64_t seen = 0;
   for (;;) {
-    // spin a little, then sleep
-    for (int spin = 0; spin < 20000 && generation_.load(std::memory_order_acquire) == seen; ++spin) {
-#if defined(__x86_64__)
-      __builtin_ia32_pause();
-#endif
+    // spin a little, then yield a while, then sleep
+    for (int spin = 0; spin < 4000 && generation_.load(std::memory_order_acquire) == seen; ++spin) {
+      if (spin < 2000) cpu_relax();
+      else std::this_thread::yield();
     }
     if (generation_.load(std::memory_order_acquire) == seen) {
       std::unique_lock<std::mutex> lock(mutex_);
@@ -72,10 +79,10 @@ void ThreadPool::parallel_for(size_t n, size_t grain, const std::function<void(s
   }
   wake_.notify_all();
   run_share(0);
-  while (pending_.load(std::memory_order_acquire) != 0) {
-#if defined(__x86_64__)
-    __builtin_ia32_pause();
-#endif
+  // when threads outnumber cores, the workers we wait for may need our core
+  for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
+    if (spin < 2000) cpu_relax();
+    else std::this_thread::yield();
   }
 }
 

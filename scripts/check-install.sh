@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs a built tree into a temporary prefix and builds two consumers
+# against it: a C program through pkg-config and a C++ program through
+# CMake's find_package(paca). Usage: scripts/check-install.sh BUILD_DIR
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build}
+prefix=$(mktemp -d)
+trap 'rm -rf "$prefix"' EXIT
+cmake --install "$build" --prefix "$prefix" >/dev/null
+test -f "$prefix/include/paca/paca.h"
+test -f "$prefix/lib/libpaca.a"
+ls "$prefix"/lib/libpaca.so.* >/dev/null
+
+# 1. pkg-config, shared library
+export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
+cc -std=c99 -Wall -Werror examples/c/generate.c $(pkg-config --cflags --libs paca) -o "$prefix/gen_c"
+out=$(LD_LIBRARY_PATH="$prefix/lib" "$prefix/gen_c" /nonexistent 2>&1 || true)
+grep -q "load failed: model path '/nonexistent' does not exist" <<<"$out" \
+  || { echo "pkg-config consumer did not run: $out"; exit 1; }
+
+# 2. find_package(paca), static and shared
+mkdir -p "$prefix/consumer"
+cat > "$prefix/consumer/CMakeLists.txt" <<'CM'
+cmake_minimum_required(VERSION 3.25)
+project(consumer C CXX)
+find_package(paca 0.1 REQUIRED)
+add_executable(use_shared main.cpp)
+target_link_libraries(use_shared PRIVATE paca::paca)
+add_executable(use_static main.cpp)
+target_link_libraries(use_static PRIVATE paca::paca_static)
+CM
+cat > "$prefix/consumer/main.cpp" <<'CPP'
+#include <paca/paca.h>
+#include <cstdio>
+#include <cstring>
+int main() {
+  std::printf("paca %s\n", paca_version());
+  return std::strcmp(paca_version(), "0.1.0") == 0 && paca_abi_version() == PACA_ABI_VERSION ? 0 : 1;
+}
+CPP
+cmake -S "$prefix/consumer" -B "$prefix/consumer/build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+cmake --build "$prefix/consumer/build" >/dev/null
+LD_LIBRARY_PATH="$prefix/lib" "$prefix/consumer/build/use_shared"
+"$prefix/consumer/build/use_static"
+echo "install check: pkg-config and find_package consumers build and run"

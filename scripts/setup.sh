@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package paca's build, tests, fuzzers and benchmarks
+# need. Idempotent; uses sudo when not run as root.
+set -euo pipefail
+pkgs=(
+  build-essential cmake ninja-build pkg-config   # toolchain
+  nlohmann-json3-dev libfmt-dev                  # JSON, formatting (header-only use)
+  libgtest-dev libgmock-dev libbenchmark-dev     # tests and micro-benchmarks
+  clang libclang-rt-14-dev                       # libFuzzer targets
+  binutils                                       # nm for the exported-symbols test
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all packages present"
+  exit 0
+fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq || true
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

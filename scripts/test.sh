@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every test: the Release build (CUDA compiled when nvcc is present) with
+# warnings as errors, the ASan/UBSan build, a short run of each fuzzer, and
+# the installed-package check (pkg-config and find_package consumers).
+# Tests that need ../shared (or $PACA_SHARED_DIR) skip cleanly without it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+scripts/setup.sh
+
+echo "== release build + tests"
+scripts/build.sh
+ctest --test-dir build -j"$jobs" --output-on-failure --timeout 900
+
+echo "== address/undefined sanitizer build + tests"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPACA_CUDA=OFF -DPACA_WERROR=ON \
+  -DPACA_BUILD_BENCH=OFF "-DPACA_SANITIZE=address;undefined" >/dev/null
+cmake --build build-asan
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir build-asan -j"$jobs" --output-on-failure --timeout 900
+
+echo "== fuzzers (short run)"
+scripts/fuzz.sh "${PACA_FUZZ_SECONDS:-15}"
+
+echo "== install check"
+scripts/check-install.sh build
+
+echo "all tests passed"

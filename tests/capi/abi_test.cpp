@@ -1,0 +1,115 @@
+// abi_test.cpp - the ABI contract: struct layouts are pinned (this table is
+// checked in; a change here is an ABI break unless fields were appended),
+// versions agree, struct_size lets old callers pass smaller structs.
+#include <gtest/gtest.h>
+
+#include <cstddef>
+#include <cstring>
+
+#include "test_util.h"
+
+namespace {
+
+TEST(Abi, ParamsStructLayoutIsPinned) {
+  // x86-64 / aarch64 LP64 layouts.
+  EXPECT_EQ(sizeof(paca_model_params), 64u);
+  EXPECT_EQ(offsetof(paca_model_params, n_threads), 4u);
+  EXPECT_EQ(offsetof(paca_model_params, device), 8u);
+  EXPECT_EQ(offsetof(paca_model_params, progress), 16u);
+  EXPECT_EQ(offsetof(paca_model_params, progress_user), 24u);
+  EXPECT_EQ(offsetof(paca_model_params, log), 32u);
+  EXPECT_EQ(offsetof(paca_model_params, log_user), 40u);
+  EXPECT_EQ(offsetof(paca_model_params, log_level), 48u);
+  EXPECT_EQ(offsetof(paca_model_params, kv_dtype), 52u);
+  EXPECT_EQ(offsetof(paca_model_params, kv_block_tokens), 56u);
+
+  EXPECT_EQ(sizeof(paca_session_params), 8u);
+  EXPECT_EQ(offsetof(paca_session_params, n_ctx), 4u);
+
+  EXPECT_EQ(sizeof(paca_model_info), 128u);
+  EXPECT_EQ(offsetof(paca_model_info, format), 4u);
+  EXPECT_EQ(offsetof(paca_model_info, rope_theta), 40u);
+  EXPECT_EQ(offsetof(paca_model_info, eos_ids), 68u);
+  EXPECT_EQ(offsetof(paca_model_info, n_params), 104u);
+  EXPECT_EQ(offsetof(paca_model_info, kv_bytes_per_token), 120u);
+
+  EXPECT_EQ(sizeof(paca_test_model_params), 56u);
+  EXPECT_EQ(offsetof(paca_test_model_params, seed), 8u);
+  EXPECT_EQ(offsetof(paca_test_model_params, tied_embeddings), 48u);
+
+  EXPECT_EQ(PACA_OK, 0);
+  EXPECT_EQ(PACA_ERR_FORMAT, 3);
+  EXPECT_EQ(PACA_ERR_STATE, 10);
+  EXPECT_EQ(PACA_ERR_INTERNAL, 99);
+}
+
+TEST(Abi, Versions) {
+  EXPECT_EQ(paca_abi_version(), static_cast<uint32_t>(PACA_ABI_VERSION));
+  char want[32];
+  std::snprintf(want, sizeof want, "%d.%d.%d", PACA_VERSION_MAJOR, PACA_VERSION_MINOR, PACA_VERSION_PATCH);
+  EXPECT_STREQ(paca_version(), want);
+}
+
+TEST(Abi, StatusNames) {
+  EXPECT_STREQ(paca_status_name(PACA_ERR_CONTEXT_FULL), "PACA_ERR_CONTEXT_FULL");
+  EXPECT_STREQ(paca_status_name(static_cast<paca_status>(12345)), "PACA_ERR_UNKNOWN");
+}
+
+TEST(Abi, OlderCallersPassSmallerStructs) {
+  std::string dir = test::make_small_model();
+  // an "old" caller knows only struct_size and n_threads
+  paca_model_params p = paca_model_params_default();
+  p.struct_size = offsetof(paca_model_params, device);
+  p.n_threads = 1;
+  p.kv_dtype = 77;  // beyond the declared size: must be ignored
+  paca_model* m = nullptr;
+  ASSERT_EQ(paca_model_load(dir.c_str(), &p, &m), PACA_OK) << paca_last_error();
+  paca_model_info info;
+  std::memset(&info, 0xab, sizeof info);
+  info.struct_size = offsetof(paca_model_info, n_layers);  // knows format, n_vocab, dim
+  ASSERT_EQ(paca_model_get_info(m, &info), PACA_OK);
+  EXPECT_EQ(info.format, PACA_FORMAT_HF_SAFETENSORS);
+  EXPECT_EQ(info.n_vocab, 300);
+  EXPECT_EQ(info.dim, 64);
+  int32_t untouched;
+  std::memset(&untouched, 0xab, sizeof untouched);
+  EXPECT_EQ(info.n_layers, untouched) << "fields past struct_size must be left alone";
+  paca_model_free(m);
+}
+
+TEST(Abi, LogCallbackReceivesMessages) {
+  struct Sink {
+    int n = 0;
+    std::string last;
+  } sink;
+  paca_model_params p = paca_model_params_default();
+  p.log = [](void* user, int32_t, const char* msg) {
+    auto* s = static_cast<Sink*>(user);
+    ++s->n;
+    s->last = msg;
+  };
+  p.log_user = &sink;
+  p.log_level = PACA_LOG_DEBUG;
+  paca_model* m = nullptr;
+  std::string dir = test::make_small_model();
+  ASSERT_EQ(paca_model_load(dir.c_str(), &p, &m), PACA_OK) << paca_last_error();
+  EXPECT_GE(sink.n, 1);
+  EXPECT_NE(sink.last.find("loaded"), std::string::npos) << sink.last;
+  paca_model_free(m);
+}
+
+TEST(Abi, DescribeJsonReportsSizeAndContents) {
+  paca_model* m = test::load_or_die(test::make_small_model());
+  ASSERT_NE(m, nullptr);
+  size_t need = 0;
+  EXPECT_EQ(paca_model_describe_json(m, nullptr, 0, &need), PACA_ERR_BUFFER_TOO_SMALL);
+  ASSERT_GT(need, 10u);
+  std::string buf(need, 'x');
+  ASSERT_EQ(paca_model_describe_json(m, buf.data(), buf.size(), &need), PACA_OK);
+  EXPECT_EQ(buf.back(), '\0');
+  EXPECT_NE(buf.find("\"n_vocab\":300"), std::string::npos) << buf;
+  EXPECT_NE(buf.find("\"format\":\"hf-safetensors\""), std::string::npos) << buf;
+  paca_model_free(m);
+}
+
+}  // namespace

@@ -1,0 +1,228 @@
+// session_test.cpp - session semantics through paca.h: determinism across
+// thread counts, batch vs one-by-one prefill, rewind, context limits,
+// chunked prefill, KV dtype, load cancellation, handle lifetimes.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "test_util.h"
+
+namespace {
+
+std::vector<float> logits_after(paca_model* m, const std::vector<int32_t>& prompt, bool one_by_one = false) {
+  paca_session* s = nullptr;
+  EXPECT_EQ(paca_session_create(m, nullptr, &s), PACA_OK) << paca_last_error();
+  if (one_by_one) {
+    for (int32_t t : prompt) EXPECT_EQ(paca_session_decode(s, t), PACA_OK) << paca_last_error();
+  } else {
+    EXPECT_EQ(paca_session_prefill(s, prompt.data(), prompt.size()), PACA_OK) << paca_last_error();
+  }
+  const float* lg = nullptr;
+  size_t nv = 0;
+  EXPECT_EQ(paca_session_logits(s, &lg, &nv), PACA_OK);
+  std::vector<float> out(lg, lg + nv);
+  paca_session_free(s);
+  return out;
+}
+
+std::vector<int32_t> some_tokens(int n, int vocab) {
+  std::vector<int32_t> t;
+  uint32_t x = 12345;
+  for (int i = 0; i < n; ++i) {
+    x = x * 1103515245u + 12345u;
+    t.push_back(static_cast<int32_t>((x >> 8) % static_cast<uint32_t>(vocab)));
+  }
+  return t;
+}
+
+TEST(Session, ThreadCountDoesNotChangeLogits) {
+  std::string dir = test::make_small_model();
+  auto prompt = some_tokens(40, 300);
+  std::vector<float> ref;
+  for (int threads : {1, 2, 3, 8}) {
+    paca_model* m = test::load_or_die(dir, threads);
+    ASSERT_NE(m, nullptr);
+    auto lg = logits_after(m, prompt);
+    if (ref.empty()) ref = lg;
+    else EXPECT_EQ(0, std::memcmp(ref.data(), lg.data(), ref.size() * sizeof(float))) << threads << " threads";
+    paca_model_free(m);
+  }
+}
+
+TEST(Session, ThreadCountDoesNotChangeLogitsOnRealModel) {
+  SKIP_WITHOUT_SHARED();
+  std::string path = test::shared_dir() + "/models/tiny-llama3";
+  std::vector<int32_t> prompt = {128000, 12805, 5304, 264, 892};
+  std::vector<float> ref;
+  for (int threads : {1, 2, 5}) {
+    paca_model* m = test::load_or_die(path, threads);
+    ASSERT_NE(m, nullptr);
+    auto lg = logits_after(m, prompt);
+    if (ref.empty()) ref = lg;
+    else EXPECT_EQ(0, std::memcmp(ref.data(), lg.data(), ref.size() * sizeof(float))) << threads << " threads";
+    paca_model_free(m);
+  }
+}
+
+TEST(Session, BatchPrefillEqualsTokenByToken) {
+  paca_model* m = test::load_or_die(test::make_small_model());
+  ASSERT_NE(m, nullptr);
+  auto prompt = some_tokens(37, 300);
+  auto a = logits_after(m, prompt, false);
+  auto b = logits_after(m, prompt, true);
+  EXPECT_LE(test::rel_l2(a.data(), b.data(), a.size()), 1e-6);
+  paca_model_free(m);
+}
+
+TEST(Session, RewindThenReplayReproducesLogits) {
+  paca_model* m = test::load_or_die(test::make_small_model());
+  ASSERT_NE(m, nullptr);
+  auto prompt = some_tokens(30, 300);
+  paca_session* s = nullptr;
+  ASSERT_EQ(paca_session_create(m, nullptr, &s), PACA_OK);
+  ASSERT_EQ(paca_session_prefill(s, prompt.data(), 20), PACA_OK);
+  ASSERT_EQ(paca_session_prefill(s, prompt.data() + 20, 10), PACA_OK);
+  EXPECT_EQ(paca_session_length(s), 30u);
+  const float* lg = nullptr;
+  size_t nv = 0;
+  ASSERT_EQ(paca_session_logits(s, &lg, &nv), PACA_OK);
+  std::vector<float> full(lg, lg + nv);
+
+  ASSERT_EQ(paca_session_rewind(s, 17), PACA_OK);
+  EXPECT_EQ(paca_session_length(s), 17u);
+  EXPECT_EQ(paca_session_logits(s, &lg, &nv), PACA_ERR_STATE) << "logits must be gone after a rewind";
+  // replace the tail with different tokens, then rewind again and replay the original
+  auto other = some_tokens(13, 7);
+  ASSERT_EQ(paca_session_prefill(s, other.data(), other.size()), PACA_OK);
+  ASSERT_EQ(paca_session_rewind(s, 17), PACA_OK);
+  ASSERT_EQ(paca_session_prefill(s, prompt.data() + 17, 13), PACA_OK);
+  ASSERT_EQ(paca_session_logits(s, &lg, &nv), PACA_OK);
+  EXPECT_LE(test::rel_l2(lg, full.data(), nv), 1e-6);
+
+  std::vector<int32_t> ids(30);
+  size_t need = 0;
+  ASSERT_EQ(paca_session_tokens(s, ids.data(), ids.size(), &need), PACA_OK);
+  EXPECT_EQ(need, 30u);
+  EXPECT_EQ(ids, prompt);
+  EXPECT_EQ(paca_session_tokens(s, ids.data(), 3, &need), PACA_ERR_BUFFER_TOO_SMALL);
+  EXPECT_EQ(paca_session_rewind(s, 31), PACA_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(paca_session_rewind(s, 0), PACA_OK);
+  EXPECT_EQ(paca_session_length(s), 0u);
+  paca_session_free(s);
+  paca_model_free(m);
+}
+
+TEST(Session, ContextFullLeavesSessionUnchanged) {
+  paca_model* m = test::load_or_die(test::make_small_model());
+  ASSERT_NE(m, nullptr);
+  paca_session_params sp = paca_session_params_default();
+  sp.n_ctx = 24;
+  paca_session* s = nullptr;
+  ASSERT_EQ(paca_session_create(m, &sp, &s), PACA_OK);
+  EXPECT_EQ(paca_session_context_size(s), 24u);
+  auto prompt = some_tokens(25, 300);
+  EXPECT_EQ(paca_session_prefill(s, prompt.data(), 25), PACA_ERR_CONTEXT_FULL);
+  EXPECT_NE(std::string(paca_last_error()).find("24"), std::string::npos) << paca_last_error();
+  EXPECT_EQ(paca_session_length(s), 0u);
+  ASSERT_EQ(paca_session_prefill(s, prompt.data(), 24), PACA_OK);
+  const float* lg = nullptr;
+  size_t nv = 0;
+  ASSERT_EQ(paca_session_logits(s, &lg, &nv), PACA_OK);
+  std::vector<float> before(lg, lg + nv);
+  EXPECT_EQ(paca_session_decode(s, 5), PACA_ERR_CONTEXT_FULL);
+  EXPECT_EQ(paca_session_length(s), 24u);
+  ASSERT_EQ(paca_session_logits(s, &lg, &nv), PACA_OK);
+  EXPECT_EQ(0, std::memcmp(before.data(), lg, nv * sizeof(float)));
+  paca_session_free(s);
+  paca_model_free(m);
+}
+
+TEST(Session, LongPrefillIsChunkedCorrectly) {
+  // 600 tokens cross the 256-token step size twice and many 16-token KV blocks.
+  std::string dir = test::temp_dir() + "/m";
+  paca_test_model_params p = paca_test_model_params_default();
+  p.dim = 32;
+  p.n_layers = 1;
+  p.n_heads = 2;
+  p.n_kv_heads = 1;
+  p.ffn_dim = 64;
+  p.n_vocab = 100;
+  p.max_context = 1024;
+  ASSERT_EQ(paca_make_test_model(dir.c_str(), &p), PACA_OK) << paca_last_error();
+  paca_model* m = test::load_or_die(dir);
+  ASSERT_NE(m, nullptr);
+  auto prompt = some_tokens(600, 100);
+  auto a = logits_after(m, prompt, false);
+  auto b = logits_after(m, prompt, true);
+  EXPECT_LE(test::rel_l2(a.data(), b.data(), a.size()), 1e-6);
+  paca_model_free(m);
+}
+
+TEST(Session, Bf16KvCacheIsCloseToF32) {
+  std::string dir = test::make_small_model();
+  auto prompt = some_tokens(40, 300);
+  paca_model* m32 = test::load_or_die(dir);
+  paca_model_params p = paca_model_params_default();
+  p.kv_dtype = PACA_KV_BF16;
+  p.kv_block_tokens = 5;  // an odd block size as well
+  paca_model* m16 = nullptr;
+  ASSERT_EQ(paca_model_load(dir.c_str(), &p, &m16), PACA_OK) << paca_last_error();
+  paca_model_info i32{}, i16{};
+  i32.struct_size = i16.struct_size = sizeof(paca_model_info);
+  ASSERT_EQ(paca_model_get_info(m32, &i32), PACA_OK);
+  ASSERT_EQ(paca_model_get_info(m16, &i16), PACA_OK);
+  EXPECT_EQ(i32.kv_bytes_per_token, 2 * i16.kv_bytes_per_token);
+  auto a = logits_after(m32, prompt);
+  auto b = logits_after(m16, prompt);
+  double err = test::rel_l2(b.data(), a.data(), a.size());
+  EXPECT_GT(err, 0.0) << "bf16 KV should not be bit-identical to f32";
+  EXPECT_LT(err, 2e-2);
+  paca_model_free(m32);
+  paca_model_free(m16);
+}
+
+int32_t abort_at_half(void* user, float f) {
+  ++*static_cast<int*>(user);
+  return f >= 0.5f ? 1 : 0;
+}
+
+TEST(Session, ProgressCallbackCanAbortLoad) {
+  std::string dir = test::make_small_model();
+  int calls = 0;
+  paca_model_params p = paca_model_params_default();
+  p.progress = abort_at_half;
+  p.progress_user = &calls;
+  paca_model* m = nullptr;
+  EXPECT_EQ(paca_model_load(dir.c_str(), &p, &m), PACA_ERR_CANCELLED);
+  EXPECT_EQ(m, nullptr);
+  EXPECT_GE(calls, 2);
+}
+
+TEST(Session, SessionOutlivesModelHandle) {
+  paca_model* m = test::load_or_die(test::make_small_model());
+  ASSERT_NE(m, nullptr);
+  paca_session* s = nullptr;
+  ASSERT_EQ(paca_session_create(m, nullptr, &s), PACA_OK);
+  paca_model_free(m);
+  int32_t t = 3;
+  EXPECT_EQ(paca_session_decode(s, t), PACA_OK) << paca_last_error();
+  paca_session_free(s);
+}
+
+TEST(Session, LogitsBeforeAnyTokenIsAStateError) {
+  paca_model* m = test::load_or_die(test::make_small_model());
+  ASSERT_NE(m, nullptr);
+  paca_session* s = nullptr;
+  ASSERT_EQ(paca_session_create(m, nullptr, &s), PACA_OK);
+  const float* lg = reinterpret_cast<const float*>(&s);
+  size_t nv = 1;
+  EXPECT_EQ(paca_session_logits(s, &lg, &nv), PACA_ERR_STATE);
+  EXPECT_EQ(lg, nullptr);
+  EXPECT_EQ(nv, 0u);
+  paca_session_free(s);
+  paca_model_free(m);
+}
+
+}  // namespace
