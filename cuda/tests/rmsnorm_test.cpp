@@ -1,0 +1,190 @@
+// rmsnorm_test.cpp - launch_rmsnorm (cuda/kernels/rmsnorm.cu) against a CPU
+// reference in f64, on random never-zero inputs of awkward shapes, for f32
+// and bf16 weights. Tolerance: relative error 1e-5 per element.
+// Every test skips, with the reason, when there is no CUDA device.
+#include <gtest/gtest.h>  // TEST_P, GTEST_SKIP
+
+#include <cuda_runtime_api.h>  // cudaMalloc, cudaMemcpyAsync, streams
+
+#include <cmath>    // std::sqrt, std::fabs
+#include <cstddef>  // size_t
+#include <cstdint>  // uint16_t
+#include <random>   // std::mt19937
+#include <string>   // std::string
+#include <tuple>    // std::tuple
+#include <vector>   // std::vector
+
+#include "device.h"           // paca::cuda::device_count
+#include "kernels/kernels.h"  // paca::cuda::launch_rmsnorm
+#include "util/half.h"        // paca::f32_to_bf16, paca::bf16_to_f32
+
+namespace {
+
+using paca::cuda::launch_rmsnorm;
+
+constexpr double kRelTol = 1e-5;
+
+// ---- CPU reference --------------------------------------------------------
+
+// y[t, i] = x[t, i] / sqrt(mean(x[t, :]^2) + eps) * w[i], all in f64.
+//   x: (rows, cols), w: (cols), returns (rows, cols)
+std::vector<double> rmsnorm_reference(const std::vector<float>& x, const std::vector<float>& w, float eps, int rows,
+                                      int cols) {
+  std::vector<double> y(x.size());
+  for (int t = 0; t < rows; ++t) {
+    const float* xr = x.data() + static_cast<size_t>(t) * cols;
+    double ss = 0;
+    for (int i = 0; i < cols; ++i) ss += static_cast<double>(xr[i]) * xr[i];
+    const double inv = 1.0 / std::sqrt(ss / cols + static_cast<double>(eps));
+    for (int i = 0; i < cols; ++i) y[static_cast<size_t>(t) * cols + i] = xr[i] * inv * w[i];
+  }
+  return y;
+}
+
+// Values with |v| in [lo, hi] and a random sign: never zero.
+std::vector<float> random_nonzero(std::mt19937& rng, size_t n, float lo, float hi) {
+  std::uniform_real_distribution<float> mag(lo, hi);
+  std::bernoulli_distribution neg(0.5);
+  std::vector<float> v(n);
+  for (float& e : v) e = neg(rng) ? -mag(rng) : mag(rng);
+  return v;
+}
+
+// ---- device helpers -------------------------------------------------------
+
+// Whether a device exists, asked once per process; the reason when not.
+const std::string& no_device_reason() {
+  static const std::string reason = [] {
+    std::string why;
+    return paca::cuda::device_count(&why) > 0 ? std::string() : why;
+  }();
+  return reason;
+}
+
+#define CUDA_ASSERT(expr)                                                                                        \
+  do {                                                                                                           \
+    const cudaError_t err_ = (expr);                                                                             \
+    ASSERT_EQ(err_, cudaSuccess) << #expr << ": " << cudaGetErrorName(err_) << ": " << cudaGetErrorString(err_); \
+  } while (0)
+
+// A device allocation, freed on scope exit; status() is cudaMalloc's result.
+class DeviceBuffer {
+ public:
+  explicit DeviceBuffer(size_t bytes) { status_ = cudaMalloc(&ptr_, bytes); }
+  ~DeviceBuffer() {
+    if (ptr_) (void)cudaFree(ptr_);
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  cudaError_t status() const { return status_; }
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(ptr_);
+  }
+
+ private:
+  void* ptr_ = nullptr;
+  cudaError_t status_ = cudaSuccess;
+};
+
+class CudaTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // The wording "no CUDA device" is matched by the ctest SKIP_REGULAR_EXPRESSION
+    // in cuda/CMakeLists.txt, so keep it.
+    if (!no_device_reason().empty()) GTEST_SKIP() << no_device_reason();
+    CUDA_ASSERT(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  }
+  void TearDown() override {
+    if (stream_) (void)cudaStreamDestroy(stream_);
+  }
+  cudaStream_t stream_ = nullptr;
+};
+
+// ---- the comparison -------------------------------------------------------
+
+// Runs launch_rmsnorm on random inputs and compares with the reference.
+// in_place: y aliases x on the device.
+void check_rmsnorm(cudaStream_t stream, int rows, int cols, bool bf16, bool in_place, unsigned seed) {
+  SCOPED_TRACE(testing::Message() << "rows=" << rows << " cols=" << cols << " w=" << (bf16 ? "bf16" : "f32")
+                                  << (in_place ? " in place" : ""));
+  const float eps = 1e-5f;
+  const size_t n = static_cast<size_t>(rows) * cols;
+  std::mt19937 rng(seed);
+  const std::vector<float> x = random_nonzero(rng, n, 0.05f, 4.0f);
+  std::vector<float> w = random_nonzero(rng, static_cast<size_t>(cols), 0.25f, 2.0f);
+  std::vector<uint16_t> w_bits(static_cast<size_t>(cols));
+  if (bf16)  // the reference sees exactly the weights the device sees
+    for (size_t i = 0; i < w.size(); ++i) {
+      w_bits[i] = paca::f32_to_bf16(w[i]);
+      w[i] = paca::bf16_to_f32(w_bits[i]);
+    }
+  const std::vector<double> want = rmsnorm_reference(x, w, eps, rows, cols);
+
+  DeviceBuffer dx(n * sizeof(float));
+  DeviceBuffer dy(in_place ? 1 : n * sizeof(float));
+  DeviceBuffer dw(static_cast<size_t>(cols) * (bf16 ? sizeof(uint16_t) : sizeof(float)));
+  CUDA_ASSERT(dx.status());
+  CUDA_ASSERT(dy.status());
+  CUDA_ASSERT(dw.status());
+  const void* w_host = bf16 ? static_cast<const void*>(w_bits.data()) : static_cast<const void*>(w.data());
+  CUDA_ASSERT(cudaMemcpyAsync(dx.as<float>(), x.data(), n * sizeof(float), cudaMemcpyHostToDevice, stream));
+  CUDA_ASSERT(cudaMemcpyAsync(dw.as<void>(), w_host, static_cast<size_t>(cols) * (bf16 ? 2 : 4), cudaMemcpyHostToDevice,
+                              stream));
+  float* y_dev = in_place ? dx.as<float>() : dy.as<float>();
+  CUDA_ASSERT(launch_rmsnorm(dx.as<float>(), dw.as<void>(), bf16 ? 1 : 0, eps, rows, cols, y_dev, stream));
+  std::vector<float> got(n);
+  CUDA_ASSERT(cudaMemcpyAsync(got.data(), y_dev, n * sizeof(float), cudaMemcpyDeviceToHost, stream));
+  CUDA_ASSERT(cudaStreamSynchronize(stream));
+
+  size_t bad = 0;
+  double worst = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double rel = std::fabs(static_cast<double>(got[i]) - want[i]) / std::fabs(want[i]);
+    if (rel > worst) worst = rel;
+    if (!(rel <= kRelTol) && ++bad <= 5)  // !(<=) also catches NaN
+      ADD_FAILURE() << "y[" << i / cols << ", " << i % cols << "] = " << got[i] << ", want " << want[i] << " (rel "
+                    << rel << ")";
+  }
+  EXPECT_EQ(bad, 0u) << "elements over rel " << kRelTol << "; worst rel " << worst;
+}
+
+// rows x cols x weight dtype
+class RmsnormTest : public CudaTest, public ::testing::WithParamInterface<std::tuple<int, int, bool>> {};
+
+TEST_P(RmsnormTest, MatchesCpuReference) {
+  const auto [rows, cols, bf16] = GetParam();
+  check_rmsnorm(stream_, rows, cols, bf16, /*in_place=*/false, static_cast<unsigned>(rows * 100003 + cols));
+}
+
+INSTANTIATE_TEST_SUITE_P(AwkwardShapes, RmsnormTest,
+                         ::testing::Combine(::testing::Values(1, 3, 17),              // rows
+                                            ::testing::Values(1, 7, 64, 1000, 4097),  // cols
+                                            ::testing::Bool()),                       // bf16 weights
+                         [](const ::testing::TestParamInfo<RmsnormTest::ParamType>& p) {
+                           return "r" + std::to_string(std::get<0>(p.param)) + "_c" +
+                                  std::to_string(std::get<1>(p.param)) + (std::get<2>(p.param) ? "_bf16" : "_f32");
+                         });
+
+using RmsnormEdgeTest = CudaTest;
+
+TEST_F(RmsnormEdgeTest, InPlace) {
+  check_rmsnorm(stream_, 5, 4097, /*bf16=*/true, /*in_place=*/true, 7);
+  if (HasFatalFailure()) return;
+  check_rmsnorm(stream_, 5, 1000, /*bf16=*/false, /*in_place=*/true, 8);
+}
+
+TEST_F(RmsnormEdgeTest, BadArgumentsAndEmpty) {
+  DeviceBuffer buf(8 * sizeof(float));
+  CUDA_ASSERT(buf.status());
+  float* f = buf.as<float>();
+  EXPECT_EQ(launch_rmsnorm(f, f, 0, 1e-5f, 0, 8, f, stream_), cudaSuccess);  // rows == 0: no-op
+  EXPECT_EQ(launch_rmsnorm(f, f, 0, 1e-5f, -1, 8, f, stream_), cudaErrorInvalidValue);
+  EXPECT_EQ(launch_rmsnorm(f, f, 0, 1e-5f, 1, 0, f, stream_), cudaErrorInvalidValue);
+  EXPECT_EQ(launch_rmsnorm(nullptr, f, 0, 1e-5f, 1, 8, f, stream_), cudaErrorInvalidValue);
+  EXPECT_EQ(launch_rmsnorm(f, nullptr, 0, 1e-5f, 1, 8, f, stream_), cudaErrorInvalidValue);
+  EXPECT_EQ(launch_rmsnorm(f, f, 0, 1e-5f, 1, 8, nullptr, stream_), cudaErrorInvalidValue);
+  CUDA_ASSERT(cudaStreamSynchronize(stream_));
+}
+
+}  // namespace
