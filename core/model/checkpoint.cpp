@@ -184,6 +184,7 @@ void check_llama_tensors(const Checkpoint& ck) {
 
 std::unique_ptr<Checkpoint> open_checkpoint(const std::string& path) {
   auto ck = std::make_unique<Checkpoint>();
+  ck->path = path;
   if (is_dir(path)) {
     check(is_file(path + "/config.json"), Status::io, "'{}' is a directory without config.json", path);
     read_hf_directory(path, *ck);

@@ -15,13 +15,16 @@
 #include <vector>
 
 #include "model/config.h"
+#include "model/gguf.h"
 #include "model/tensor.h"
 #include "util/mmap.h"
 
 namespace paca {
 
 struct Checkpoint {
+  std::string path;                  // what was opened: a directory or a file
   ModelConfig config;
+  std::unique_ptr<GgufFile> gguf;    // GGUF metadata (offsets into files[0]); null for other formats
   std::vector<std::unique_ptr<MappedFile>> files;
   std::map<std::string, TensorView> tensors;  // canonical name -> view
   std::vector<float> rope_divisors;           // GGUF rope_freqs.weight (empty when absent)

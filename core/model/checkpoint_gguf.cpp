@@ -42,7 +42,8 @@ std::string gguf_canonical(const std::string& n) {
 }  // namespace
 
 void read_gguf_checkpoint(std::span<const uint8_t> file, const std::string& what, Checkpoint& ck) {
-  GgufFile g = parse_gguf(file, what);
+  ck.gguf = std::make_unique<GgufFile>(parse_gguf(file, what));
+  const GgufFile& g = *ck.gguf;
   std::string arch = g.get_string("general.architecture").value_or("");
   if (arch != "llama")
     fail(Status::unsupported, "{}: GGUF architecture '{}' is not supported (only 'llama')", what, arch);
@@ -82,7 +83,8 @@ void read_gguf_checkpoint(std::span<const uint8_t> file, const std::string& what
   for (const auto& t : g.tensors) {
     if (t.name == "rope_freqs.weight") {
       check(t.type == 0 && t.n_dims == 1, Status::format, "{}: rope_freqs.weight must be a 1-D F32 tensor", what);
-      check(t.ne[0] <= 4096, Status::format, "{}: rope_freqs.weight is too long", what);
+      check(t.ne[0] >= 1 && t.ne[0] <= 4096, Status::format, "{}: rope_freqs.weight has {} entries (need 1..4096)",
+            what, t.ne[0]);
       ck.rope_divisors.resize(t.ne[0]);
       std::memcpy(ck.rope_divisors.data(), file.data() + g.data_start + t.offset, t.ne[0] * 4);
       for (float d : ck.rope_divisors)

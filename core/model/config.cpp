@@ -96,6 +96,13 @@ int get_int(const json& j, const char* key, bool required, int dflt) {
   return static_cast<int>(v);
 }
 
+std::string get_string(const json& j, const char* key, const std::string& dflt) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return dflt;
+  check(it->is_string(), Status::format, "config.json: field '{}' must be a string", key);
+  return it->get<std::string>();
+}
+
 float get_float(const json& j, const char* key, float dflt) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return dflt;
@@ -137,7 +144,7 @@ ModelConfig parse_hf_config(const std::string& config_json, const std::string& g
   c.format = ModelFormat::hf_safetensors;
   c.rope_layout = RopeLayout::half;
 
-  std::string model_type = j.value("model_type", std::string());
+  std::string model_type = get_string(j, "model_type", "");
   bool llama_arch = model_type == "llama";
   if (auto it = j.find("architectures"); it != j.end() && it->is_array()) {
     for (const auto& a : *it)
@@ -152,7 +159,9 @@ ModelConfig parse_hf_config(const std::string& config_json, const std::string& g
     if (auto it = j.find(bias); it != j.end() && it->is_boolean() && it->get<bool>())
       fail(Status::unsupported, "config.json: {} = true is not supported (Llama has no biases)", bias);
   if (auto it = j.find("quantization_config"); it != j.end() && !it->is_null()) {
-    std::string method = it->is_object() ? it->value("quant_method", std::string("?")) : std::string("?");
+    std::string method = "?";
+    if (it->is_object())
+      if (auto m = it->find("quant_method"); m != it->end() && m->is_string()) method = m->get<std::string>();
     fail(Status::unsupported, "config.json: quantized checkpoints ({}) are not supported yet", method);
   }
 
@@ -173,7 +182,8 @@ ModelConfig parse_hf_config(const std::string& config_json, const std::string& g
   }
   if (auto it = j.find("rope_scaling"); it != j.end() && !it->is_null()) {
     check(it->is_object(), Status::format, "config.json: rope_scaling must be null or an object");
-    std::string type = it->value("rope_type", it->value("type", std::string()));
+    std::string type = get_string(*it, "rope_type", "");
+    if (type.empty()) type = get_string(*it, "type", "");
     if (type == "llama3") {
       c.rope_scaling = RopeScaling::llama3;
       c.rope_factor = get_float(*it, "factor", 8.0f);

@@ -1,0 +1,77 @@
+// capi_internal.h - what the C-API translation units share: the handle
+// structs and the exception -> paca_status wrapper. Private to capi/.
+#pragma once
+
+#include <cstring>
+#include <memory>
+#include <new>
+#include <string>
+
+#include "paca/paca.h"
+#include "runtime/kv_cache.h"
+#include "runtime/session.h"
+#include "util/error.h"
+
+// A model's state is shared by its handle and its sessions, so freeing the
+// model handle before its sessions is safe.
+namespace paca::capi {
+struct ModelState {
+  std::unique_ptr<paca::LlamaModel> model;
+  std::unique_ptr<paca::BlockPool> pool;  // destroyed before model
+};
+}  // namespace paca::capi
+
+struct paca_model {
+  std::shared_ptr<paca::capi::ModelState> state;
+  paca::LlamaModel* model = nullptr;
+};
+
+struct paca_session {
+  std::shared_ptr<paca::capi::ModelState> state;
+  std::unique_ptr<paca::Session> session;  // destroyed before state
+};
+
+namespace paca::capi {
+
+inline thread_local std::string t_last_error;
+
+inline paca_status set_error(paca_status s, const std::string& msg) {
+  t_last_error = msg;
+  return s;
+}
+
+// Runs fn, mapping every exception to a status. The one wrapper of the ABI.
+template <typename Fn>
+paca_status guarded(Fn&& fn) {
+  try {
+    t_last_error.clear();
+    fn();
+    return PACA_OK;
+  } catch (const paca::Error& e) {
+    return set_error(static_cast<paca_status>(static_cast<int>(e.status())), e.what());
+  } catch (const std::bad_alloc&) {
+    return set_error(PACA_ERR_OUT_OF_MEMORY, "out of memory");
+  } catch (const std::exception& e) {
+    return set_error(PACA_ERR_INTERNAL, std::string("internal error: ") + e.what());
+  } catch (...) {
+    return set_error(PACA_ERR_INTERNAL, "internal error: unknown exception");
+  }
+}
+
+#define PACA_REQUIRE(cond, msg) \
+  if (!(cond)) return set_error(PACA_ERR_INVALID_ARGUMENT, msg)
+
+// Copies the caller's params struct over the defaults, up to the size it declares.
+template <typename P>
+bool read_params(const P* in, P& out, const char* what) {
+  if (in == nullptr) return true;
+  if (in->struct_size < sizeof(uint32_t) || in->struct_size > 4096) {
+    set_error(PACA_ERR_INVALID_ARGUMENT, std::string(what) + ": struct_size is not set (use the _default() function)");
+    return false;
+  }
+  std::memcpy(&out, in, std::min<size_t>(in->struct_size, sizeof(P)));
+  out.struct_size = sizeof(P);
+  return true;
+}
+
+}  // namespace paca::capi
