@@ -298,6 +298,12 @@ PACA_API paca_test_model_params paca_test_model_params_default(void);
  */
 PACA_API paca_status paca_make_test_model(const char* dir, const paca_test_model_params* params);
 
+/* ---- tokenizer ---------------------------------------------------------- */
+
+/* ---- chat formats and tool calls ------------------------------------------ */
+
+/* ---- sampling -------------------------------------------------------------- */
+
 #ifdef __cplusplus
 }
 #endif
