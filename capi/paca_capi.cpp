@@ -61,9 +61,24 @@ PACA_API paca_status paca_model_load(const char* path, const paca_model_params* 
   PACA_REQUIRE(p.n_threads >= 0 && p.n_threads <= 4096, "paca_model_load: n_threads must be in 0..4096");
   PACA_REQUIRE(p.kv_dtype == PACA_KV_F32 || p.kv_dtype == PACA_KV_BF16, "paca_model_load: unknown kv_dtype");
   PACA_REQUIRE(p.kv_block_tokens >= 0 && p.kv_block_tokens <= 4096, "paca_model_load: kv_block_tokens must be in 0..4096");
+  PACA_REQUIRE(p.weight_dtype == PACA_WEIGHTS_AS_STORED || p.weight_dtype == PACA_WEIGHTS_FP8,
+               "paca_model_load: unknown weight_dtype");
+  PACA_REQUIRE((p.fp8_targets & ~(PACA_FP8_MLP | PACA_FP8_ATTENTION | PACA_FP8_KEEP_FIRST_LAST)) == 0,
+               "paca_model_load: unknown bits in fp8_targets");
+  PACA_REQUIRE(p.fp8_mode >= PACA_FP8_AUTO && p.fp8_mode <= PACA_FP8_W8A16, "paca_model_load: unknown fp8_mode");
   return guarded([&] {
     paca::LoadOptions opt;
+    opt.quantize_fp8 = p.weight_dtype == PACA_WEIGHTS_FP8;
+    if (p.fp8_targets != 0) {
+      opt.fp8.mlp = (p.fp8_targets & PACA_FP8_MLP) != 0;
+      opt.fp8.attention = (p.fp8_targets & PACA_FP8_ATTENTION) != 0;
+      opt.fp8.keep_first_last = (p.fp8_targets & PACA_FP8_KEEP_FIRST_LAST) != 0;
+    }
+    opt.fp8_mode = p.fp8_mode == PACA_FP8_W8A8    ? paca::LoadOptions::Fp8Mode::w8a8
+                   : p.fp8_mode == PACA_FP8_W8A16 ? paca::LoadOptions::Fp8Mode::w8a16
+                                                  : paca::LoadOptions::Fp8Mode::automatic;
     opt.device = p.device != nullptr ? p.device : "cpu";
+    opt.tokenizer_path = p.tokenizer_path != nullptr ? p.tokenizer_path : "";
     opt.model.n_threads = p.n_threads;
     opt.model.kv_dtype = p.kv_dtype == PACA_KV_BF16 ? paca::DType::bf16 : paca::DType::f32;
     opt.model.kv_block_tokens = p.kv_block_tokens == 0 ? 16 : p.kv_block_tokens;

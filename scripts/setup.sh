@@ -8,6 +8,9 @@ pkgs=(
   libgtest-dev libgmock-dev libbenchmark-dev     # tests and micro-benchmarks
   clang libclang-rt-14-dev                       # libFuzzer targets
   binutils                                       # nm for the exported-symbols test
+  python3 python3-jinja2                         # reference renderer of the chat-template tests
+  unicode-data                                   # scripts/gen_unicode_tables.py (tables are committed)
+  python3-sentencepiece                          # live Llama 2 tokenizer reference (tests)
 )
 missing=()
 for p in "${pkgs[@]}"; do

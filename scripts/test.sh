@@ -12,6 +12,9 @@ echo "== release build + tests"
 scripts/build.sh
 ctest --test-dir build -j"$jobs" --output-on-failure --timeout 900
 
+echo "== tokenizers against live references (sentencepiece, tiktoken, transformers.js)"
+scripts/tokenizer_reference.sh build
+
 echo "== address/undefined sanitizer build + tests"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPACA_CUDA=OFF -DPACA_WERROR=ON \
   -DPACA_BUILD_BENCH=OFF "-DPACA_SANITIZE=address;undefined" >/dev/null

@@ -5,6 +5,8 @@
 
 #include <sys/stat.h>
 
+#include <cmath>
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -12,6 +14,7 @@
 
 #include "model/safetensors.h"
 #include "util/error.h"
+#include "util/half.h"
 
 namespace paca {
 
@@ -21,6 +24,7 @@ const char* dtype_name(DType t) {
     case DType::f16: return "F16";
     case DType::bf16: return "BF16";
     case DType::q8_0: return "Q8_0";
+    case DType::f8e4m3: return "F8_E4M3";
   }
   return "?";
 }
@@ -33,6 +37,19 @@ const TensorView* Checkpoint::find(const std::string& name) const {
 std::string layer_tensor(int layer, const char* what) { return "L" + std::to_string(layer) + "." + what; }
 
 namespace {
+
+// Reads n scale values of a small F32/BF16/F16 tensor.
+void cpu_dequant_scales(const TensorView& s, float* out, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    uint16_t h;
+    switch (s.dtype) {
+      case DType::f32: std::memcpy(&out[i], s.data + 4 * i, 4); break;
+      case DType::bf16: std::memcpy(&h, s.data + 2 * i, 2); out[i] = bf16_to_f32(h); break;
+      case DType::f16: std::memcpy(&h, s.data + 2 * i, 2); out[i] = f16_to_f32(h); break;
+      default: fail(Status::format, "scale tensor {} has dtype {}; expected F32, BF16 or F16", s.name, dtype_name(s.dtype));
+    }
+  }
+}
 
 bool is_dir(const std::string& p) {
   struct stat st {};
@@ -81,12 +98,23 @@ std::string hf_canonical(const std::string& n) {
   return "L" + std::to_string(std::stoi(idx)) + "." + it->second;
 }
 
+// "<x>.weight_scale" / "<x>.input_scale" -> ("<x>.weight", suffix); else (name, "").
+std::pair<std::string, std::string> split_side_tensor(const std::string& n) {
+  for (const char* sfx : {".weight_scale", ".input_scale"}) {
+    size_t len = std::strlen(sfx);
+    if (n.size() > len && n.compare(n.size() - len, len, sfx) == 0)
+      return {n.substr(0, n.size() - len) + ".weight", sfx};
+  }
+  return {n, ""};
+}
+
 void add_safetensors_file(Checkpoint& ck, const std::string& path, const std::set<std::string>* expect) {
   ck.files.push_back(std::make_unique<MappedFile>(path));
   const MappedFile& mf = *ck.files.back();
   SafetensorsFile st = parse_safetensors(mf.bytes(), path);
   for (const auto& e : st.tensors) {
-    std::string canon = hf_canonical(e.name);
+    auto [base, suffix] = split_side_tensor(e.name);
+    std::string canon = hf_canonical(base);
     if (canon.empty()) continue;
     if (expect != nullptr && !expect->count(e.name))
       fail(Status::format, "{}: tensor '{}' is not listed for this file in the index", path, e.name);
@@ -95,8 +123,13 @@ void add_safetensors_file(Checkpoint& ck, const std::string& path, const std::se
     if (e.dtype == "F32") v.dtype = DType::f32;
     else if (e.dtype == "F16") v.dtype = DType::f16;
     else if (e.dtype == "BF16") v.dtype = DType::bf16;
-    else fail(Status::unsupported, "{}: tensor '{}' has dtype {}, which is not supported (F32, F16, BF16)", path, e.name, e.dtype);
-    if (e.shape.size() == 1) {
+    else if (e.dtype == "F8_E4M3" && suffix.empty()) v.dtype = DType::f8e4m3;
+    else fail(Status::unsupported, "{}: tensor '{}' has dtype {}, which is not supported here (F32, F16, BF16{})", path,
+              e.name, e.dtype, suffix.empty() ? ", F8_E4M3" : "");
+    if (e.shape.empty() && !suffix.empty()) {  // a scalar scale
+      v.rows = 1;
+      v.cols = 1;
+    } else if (e.shape.size() == 1) {
       v.rows = 1;
       v.cols = e.shape[0];
     } else if (e.shape.size() == 2) {
@@ -106,8 +139,9 @@ void add_safetensors_file(Checkpoint& ck, const std::string& path, const std::se
       fail(Status::format, "{}: tensor '{}' has {} dims (need 1 or 2)", path, e.name, e.shape.size());
     }
     v.data = mf.data() + st.data_start + e.begin;
-    check(!ck.tensors.count(canon), Status::format, "{}: tensor '{}' appears in more than one file", path, e.name);
-    ck.tensors.emplace(canon, v);
+    auto& table = suffix.empty() ? ck.tensors : ck.aux;
+    check(table.emplace(canon + suffix, v).second, Status::format, "{}: tensor '{}' appears more than once", path,
+          e.name);
   }
 }
 
@@ -152,6 +186,40 @@ bool starts_with_gguf(const std::string& path) {
 
 }  // namespace
 
+void resolve_fp8_scales(Checkpoint& ck) {
+  const QuantConfig& q = ck.config.quant;
+  for (auto& [name, t] : ck.tensors) {
+    if (t.dtype != DType::f8e4m3 || t.scales != nullptr) continue;
+    check(q.method != QuantMethod::none, Status::format,
+          "tensor {} is F8_E4M3 but config.json has no quantization_config", t.name);
+    auto it = ck.aux.find(name + ".weight_scale");
+    check(it != ck.aux.end(), Status::format, "FP8 tensor {} has no weight_scale", t.name);
+    const TensorView& s = it->second;
+    const bool per_row = s.rows == t.rows && s.cols == 1;
+    const bool per_tensor = s.rows * s.cols == 1;
+    check(per_row || per_tensor, Status::format,
+          "{} has shape [{}, {}]; expected [{}, 1] (per row) or one value (per tensor)", s.name, s.rows, s.cols, t.rows);
+    std::vector<float> one(static_cast<size_t>(s.rows));
+    cpu_dequant_scales(s, one.data(), one.size());
+    for (float v : one)
+      check(std::isfinite(v) && v >= 0, Status::format, "{} holds a negative or non-finite scale ({})", s.name, v);
+    std::vector<float>& rows = ck.owned_f32.emplace_back(static_cast<size_t>(t.rows));
+    for (int64_t r = 0; r < t.rows; ++r) rows[r] = per_row ? one[r] : one[0];
+    t.scales = rows.data();
+    t.act = q.act;
+    t.act_ub = q.act_ub;
+    if (q.act == ActQuant::static_tensor) {
+      auto in = ck.aux.find(name + ".input_scale");
+      check(in != ck.aux.end(), Status::format, "FP8 tensor {} has static activation scales but no input_scale", t.name);
+      check(in->second.rows * in->second.cols == 1, Status::format, "{} must hold one value", in->second.name);
+      float v = 0;
+      cpu_dequant_scales(in->second, &v, 1);
+      check(std::isfinite(v) && v > 0, Status::format, "{} = {} must be positive and finite", in->second.name, v);
+      t.act_scale = v;
+    }
+  }
+}
+
 void check_llama_tensors(const Checkpoint& ck) {
   const ModelConfig& c = ck.config;
   c.validate();
@@ -161,7 +229,13 @@ void check_llama_tensors(const Checkpoint& ck) {
     check(t->rows == rows && t->cols == cols, Status::format,
           "tensor {} ({}) has shape [{}, {}], expected [{}, {}]", name, t->name, t->rows, t->cols, rows, cols);
     if (!matrix)
-      check(t->dtype != DType::q8_0, Status::unsupported, "tensor {} ({}): Q8_0 norms are not supported", name, t->name);
+      check(t->dtype != DType::q8_0 && t->dtype != DType::f8e4m3, Status::unsupported,
+            "tensor {} ({}): {} norms are not supported", name, t->name, dtype_name(t->dtype));
+    if (name == "embed")
+      check(t->dtype != DType::f8e4m3, Status::unsupported, "tensor {} ({}): FP8 embeddings are not supported", name,
+            t->name);
+    if (t->dtype == DType::f8e4m3)
+      check(t->scales != nullptr, Status::format, "FP8 tensor {} has no resolved scales", t->name);
   };
   want("embed", c.n_vocab, c.dim, true);
   want("norm", 1, c.dim, false);
@@ -182,7 +256,7 @@ void check_llama_tensors(const Checkpoint& ck) {
           "rope_freqs has {} entries, expected head_dim/2 = {}", ck.rope_divisors.size(), c.head_dim / 2);
 }
 
-std::unique_ptr<Checkpoint> open_checkpoint(const std::string& path) {
+std::unique_ptr<Checkpoint> open_checkpoint(const std::string& path, const std::string& tokenizer_path) {
   auto ck = std::make_unique<Checkpoint>();
   ck->path = path;
   if (is_dir(path)) {
@@ -198,7 +272,9 @@ std::unique_ptr<Checkpoint> open_checkpoint(const std::string& path) {
     std::string base = path.substr(path.find_last_of('/') + 1);
     if (ck->config.name.empty()) ck->config.name = base;
   }
+  resolve_fp8_scales(*ck);
   check_llama_tensors(*ck);
+  attach_tokenizer(*ck, tokenizer_path);
   return ck;
 }
 

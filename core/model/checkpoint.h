@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -21,13 +22,23 @@
 
 namespace paca {
 
+class Tokenizer;
+
 struct Checkpoint {
   std::string path;                  // what was opened: a directory or a file
   ModelConfig config;
   std::unique_ptr<GgufFile> gguf;    // GGUF metadata (offsets into files[0]); null for other formats
   std::vector<std::unique_ptr<MappedFile>> files;
   std::map<std::string, TensorView> tensors;  // canonical name -> view
+  // FP8 side tensors: "<canonical>.weight_scale" / "<canonical>.input_scale"
+  std::map<std::string, TensorView> aux;
+  // memory the checkpoint owns (converted scales, weights quantized at load);
+  // deques keep element addresses stable as they grow
+  std::deque<std::vector<float>> owned_f32;
+  std::deque<std::vector<uint8_t>> owned_u8;
   std::vector<float> rope_divisors;           // GGUF rope_freqs.weight (empty when absent)
+  std::shared_ptr<Tokenizer> tokenizer;       // null when the checkpoint has none (see tokenizer_note)
+  std::string tokenizer_note;                 // why there is no tokenizer, or "" when there is one
 
   const TensorView* find(const std::string& name) const;
 };
@@ -37,12 +48,27 @@ std::string layer_tensor(int layer, const char* what);  // "L<layer>.<what>"
 // Detects the format of path (see paca_model_load), parses and validates the
 // configuration and the tensor table, and checks every tensor the model needs
 // for presence, dtype and shape. Throws Error naming the first problem.
-std::unique_ptr<Checkpoint> open_checkpoint(const std::string& path);
+// tokenizer_path names the tokenizer file to use ("" = the checkpoint's own;
+// llama2.c checkpoints look for tok<vocab>.bin or tokenizer.bin beside them).
+std::unique_ptr<Checkpoint> open_checkpoint(const std::string& path, const std::string& tokenizer_path = "");
 
 // Parsers of each format, on bytes in memory (exposed for tests and fuzzers).
 // Each fills config and tensors (views into `file`) of `out`.
 void read_gguf_checkpoint(std::span<const uint8_t> file, const std::string& what, Checkpoint& out);
 void read_llama2c_checkpoint(std::span<const uint8_t> file, const std::string& what, Checkpoint& out);
+
+// Resolves the scales of every FP8 tensor (per row or per tensor, F32/BF16/F16,
+// finite and >= 0) into owned f32 rows and sets each tensor's activation
+// treatment from the quantization config. Throws on missing or bad scales.
+void resolve_fp8_scales(Checkpoint& ckpt);
+
+// Loads the checkpoint's tokenizer (tokenizer.json / tokenizer.model of an HF
+// directory, the tokenizer.ggml.* keys of a GGUF, a llama2.c tokenizer .bin)
+// or the file tokenizer_path, checks it against the model's vocabulary and
+// joins its end-of-generation ids to config.eos_ids. A checkpoint without a
+// usable tokenizer keeps tokenizer null and says why in tokenizer_note; a
+// malformed tokenizer file throws. (checkpoint_tokenizer.cpp)
+void attach_tokenizer(Checkpoint& ckpt, const std::string& tokenizer_path);
 
 // Checks presence, dtype and [rows, cols] of every tensor the Llama forward
 // pass needs against out.config (which it validates first).

@@ -18,6 +18,16 @@ const char* format_name(ModelFormat f) {
   return "?";
 }
 
+const char* quant_method_name(QuantMethod m) {
+  switch (m) {
+    case QuantMethod::none: return "none";
+    case QuantMethod::fbgemm_fp8: return "fbgemm_fp8";
+    case QuantMethod::compressed_tensors: return "compressed-tensors";
+    case QuantMethod::fp8: return "fp8";
+  }
+  return "?";
+}
+
 void ModelConfig::validate() const {
   auto in_range = [](const char* field, long long v, long long hi) {
     check(v > 0, Status::format, "model config: {} must be positive, got {}", field, v);
@@ -136,6 +146,93 @@ json parse_json(const std::string& text, const char* what) {
   return j;
 }
 
+std::vector<std::string> get_strings(const json& j, const char* key) {
+  std::vector<std::string> out;
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return out;
+  check(it->is_array(), Status::format, "quantization_config: '{}' must be a list of module names", key);
+  for (const auto& v : *it) {
+    check(v.is_string(), Status::format, "quantization_config: '{}' must hold strings", key);
+    out.push_back(v.get<std::string>());
+  }
+  return out;
+}
+
+// compressed-tensors: one config group of float8 weights (per tensor or per
+// channel) with dynamic per-token, static per-tensor or no activation quant.
+void parse_compressed_tensors(const json& q, QuantConfig& qc) {
+  std::string format = get_string(q, "format", "float-quantized");
+  if (format != "float-quantized" && format != "naive-quantized")
+    fail(Status::unsupported, "quantization_config: compressed-tensors format '{}' is not supported (float-quantized)",
+         format);
+  auto groups = q.find("config_groups");
+  check(groups != q.end() && groups->is_object() && groups->size() == 1, Status::unsupported,
+        "quantization_config: compressed-tensors needs exactly one config group");
+  const json& g = groups->begin().value();
+  check(g.is_object(), Status::format, "quantization_config: config group must be an object");
+  auto w = g.find("weights");
+  check(w != g.end() && w->is_object(), Status::format, "quantization_config: config group has no 'weights'");
+  int bits = get_int(*w, "num_bits", false, 8);
+  std::string type = get_string(*w, "type", "float");
+  std::string strategy = get_string(*w, "strategy", "tensor");
+  if (bits != 8 || type != "float")
+    fail(Status::unsupported, "quantization_config: {}-bit {} weights are not supported (8-bit float only)", bits, type);
+  if (strategy != "tensor" && strategy != "channel")
+    fail(Status::unsupported, "quantization_config: weight strategy '{}' is not supported (tensor, channel)", strategy);
+  auto a = g.find("input_activations");
+  if (a == g.end() || a->is_null()) {
+    qc.act = ActQuant::none;
+  } else {
+    check(a->is_object(), Status::format, "quantization_config: input_activations must be an object or null");
+    bool dynamic = false;
+    if (auto d = a->find("dynamic"); d != a->end() && !d->is_null()) {
+      check(d->is_boolean(), Status::format, "quantization_config: input_activations.dynamic must be a boolean");
+      dynamic = d->get<bool>();
+    }
+    std::string astrat = get_string(*a, "strategy", dynamic ? "token" : "tensor");
+    int abits = get_int(*a, "num_bits", false, 8);
+    check(abits == 8, Status::unsupported, "quantization_config: {}-bit activations are not supported", abits);
+    if (dynamic) {
+      check(astrat == "token" || astrat == "tensor", Status::unsupported,
+            "quantization_config: dynamic activation strategy '{}' is not supported", astrat);
+      qc.act = ActQuant::dynamic_row;
+    } else {
+      check(astrat == "tensor", Status::unsupported, "quantization_config: static activation strategy '{}' is not supported",
+            astrat);
+      qc.act = ActQuant::static_tensor;
+    }
+  }
+  qc.skip = get_strings(q, "ignore");
+}
+
+QuantConfig parse_quant_config(const json& q) {
+  check(q.is_object(), Status::format, "config.json: quantization_config must be an object");
+  QuantConfig qc;
+  std::string method = get_string(q, "quant_method", "");
+  if (method == "fbgemm_fp8") {
+    qc.method = QuantMethod::fbgemm_fp8;
+    qc.act = ActQuant::dynamic_row;
+    qc.act_ub = get_float(q, "activation_scale_ub", 1200.0f);
+    check(std::isfinite(qc.act_ub) && qc.act_ub > 0, Status::format,
+          "quantization_config: activation_scale_ub {} must be positive", qc.act_ub);
+    qc.skip = get_strings(q, "modules_to_not_convert");
+  } else if (method == "compressed-tensors") {
+    qc.method = QuantMethod::compressed_tensors;
+    parse_compressed_tensors(q, qc);
+  } else if (method == "fp8") {  // AutoFP8
+    qc.method = QuantMethod::fp8;
+    std::string scheme = get_string(q, "activation_scheme", "dynamic");
+    if (scheme == "dynamic") qc.act = ActQuant::dynamic_row;
+    else if (scheme == "static") qc.act = ActQuant::static_tensor;
+    else fail(Status::unsupported, "quantization_config: activation_scheme '{}' is not supported", scheme);
+    qc.skip = get_strings(q, "ignored_layers");
+  } else {
+    fail(Status::unsupported, "config.json: quantization method '{}' is not supported (fbgemm_fp8, compressed-tensors, fp8)",
+         method);
+  }
+  return qc;
+}
+
 }  // namespace
 
 ModelConfig parse_hf_config(const std::string& config_json, const std::string& generation_json) {
@@ -158,12 +255,7 @@ ModelConfig parse_hf_config(const std::string& config_json, const std::string& g
   for (const char* bias : {"attention_bias", "mlp_bias"})
     if (auto it = j.find(bias); it != j.end() && it->is_boolean() && it->get<bool>())
       fail(Status::unsupported, "config.json: {} = true is not supported (Llama has no biases)", bias);
-  if (auto it = j.find("quantization_config"); it != j.end() && !it->is_null()) {
-    std::string method = "?";
-    if (it->is_object())
-      if (auto m = it->find("quant_method"); m != it->end() && m->is_string()) method = m->get<std::string>();
-    fail(Status::unsupported, "config.json: quantized checkpoints ({}) are not supported yet", method);
-  }
+  if (auto it = j.find("quantization_config"); it != j.end() && !it->is_null()) c.quant = parse_quant_config(*it);
 
   c.dim = get_int(j, "hidden_size", true, 0);
   c.ffn_dim = get_int(j, "intermediate_size", true, 0);

@@ -2,9 +2,12 @@
 // whatever file it came from (HF config.json, GGUF metadata, llama2.c header).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "model/tensor.h"
 
 namespace paca {
 
@@ -16,6 +19,18 @@ enum class RopeScaling : int { none = 0, llama3 = 1 };
 enum class RopeLayout : int { interleaved = 0, half = 1 };
 
 const char* format_name(ModelFormat f);
+
+enum class QuantMethod : int { none = 0, fbgemm_fp8 = 1, compressed_tensors = 2, fp8 = 3 };
+
+// A checkpoint's quantization_config, for the FP8 layouts paca reads.
+struct QuantConfig {
+  QuantMethod method = QuantMethod::none;
+  ActQuant act = ActQuant::none;  // activations of the quantized linears
+  float act_ub = INFINITY;        // dynamic_row: bound of the row max (fbgemm: activation_scale_ub)
+  std::vector<std::string> skip;  // modules_to_not_convert / ignore (informative: the file's dtypes rule)
+};
+
+const char* quant_method_name(QuantMethod m);
 
 struct ModelConfig {
   ModelFormat format = ModelFormat::hf_safetensors;
@@ -37,6 +52,7 @@ struct ModelConfig {
   int rope_original_context = 8192;
   RopeLayout rope_layout = RopeLayout::half;
   bool tied_embeddings = false;
+  QuantConfig quant;
   int bos_id = -1;
   std::vector<int> eos_ids;
 

@@ -4,6 +4,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
 namespace paca {
@@ -41,7 +42,16 @@ std::unique_ptr<LlamaModel> load_model(const std::string& path, const LoadOption
     fail(Status::invalid_argument, "unknown device '{}' (expected \"cpu\" or \"cuda:N\")", opt.device);
   }
   if (opt.progress && !opt.progress(0.0f)) fail(Status::cancelled, "model load cancelled by the progress callback");
-  auto ck = open_checkpoint(path);
+  auto ck = open_checkpoint(path, opt.tokenizer_path);
+  if (!ck->tokenizer) logf(opt.model.log, LogLevel::info, "{}: no tokenizer: {}", path, ck->tokenizer_note);
+  if (opt.quantize_fp8) quantize_fp8(*ck, opt.fp8);
+  if (opt.fp8_mode == LoadOptions::Fp8Mode::w8a16) set_fp8_activations(*ck, ActQuant::none);
+  if (opt.fp8_mode == LoadOptions::Fp8Mode::w8a8)
+    for (auto& [n, t] : ck->tensors)
+      if (t.dtype == DType::f8e4m3 && t.act == ActQuant::none) {
+        t.act = ActQuant::dynamic_row;
+        if (!(t.act_ub > 0)) t.act_ub = opt.fp8.act_ub;
+      }
   page_in(*ck, opt.progress);
   auto model = std::make_unique<LlamaModel>(std::move(ck), make_cpu_backend(opt.model.n_threads), opt.model);
   logf(opt.model.log, LogLevel::info, "loaded {} ({}, {} layers, dim {}, vocab {}) on {}", path,
@@ -77,12 +87,34 @@ std::string describe_model_json(const LlamaModel& m) {
   j["bos_id"] = c.bos_id;
   j["eos_ids"] = c.eos_ids;
   j["tensor_dtypes"] = dtypes;
+  {
+    json fp8 = json::array();
+    const char* act_names[] = {"w8a16", "w8a8-dynamic", "w8a8-static"};
+    std::map<std::string, int> modes;
+    for (const auto& [n, t] : m.checkpoint().tensors)
+      if (t.dtype == DType::f8e4m3) {
+        fp8.push_back(t.name);
+        modes[act_names[static_cast<int>(t.act)]] += 1;
+      }
+    j["fp8"] = {{"quant_method", quant_method_name(c.quant.method)}, {"tensors", fp8}, {"modes", modes}};
+  }
   j["n_params"] = m.n_params();
   j["weight_bytes"] = m.weight_bytes();
   j["kv_dtype"] = dtype_name(m.kv_layout().dtype);
   j["kv_bytes_per_token"] = kv_per_token;
   j["memory_full_context_bytes"] = m.weight_bytes() + kv_per_token * static_cast<uint64_t>(c.max_context);
   j["backend"] = const_cast<LlamaModel&>(m).backend().name();
+  if (const auto& tok = m.checkpoint().tokenizer) {
+    j["tokenizer"] = {{"source", json(tok->source())},
+                      {"kind", tok->options().byte_level ? "byte-level BPE"
+                               : tok->options().kind == TokenizerKind::spm ? "SentencePiece BPE"
+                                                                           : "BPE with byte fallback"},
+                      {"n_tokens", tok->n_tokens()},
+                      {"add_bos", tok->options().add_bos}};
+  } else {
+    j["tokenizer"] = nullptr;
+    j["tokenizer_note"] = json(m.checkpoint().tokenizer_note);
+  }
   return j.dump();
 }
 

@@ -7,12 +7,17 @@
 #include <string>
 
 #include "model/llama_model.h"
+#include "model/quantize.h"
 
 namespace paca {
 
 struct LoadOptions {
   ModelOptions model;
   std::string device = "cpu";
+  std::string tokenizer_path;  // "" = the checkpoint's own tokenizer (see attach_tokenizer)
+  bool quantize_fp8 = false;   // quantize linear weights to FP8 at load (see quantize.h)
+  Fp8Options fp8;
+  enum class Fp8Mode { automatic, w8a8, w8a16 } fp8_mode = Fp8Mode::automatic;
   // Called with progress in [0, 1]; return false to abort (Error(cancelled)).
   std::function<bool(float)> progress;
 };

@@ -14,6 +14,14 @@ enum class DType : int {
   f16 = 1,
   bf16 = 2,
   q8_0 = 3,  // GGUF Q8_0: blocks of 32 along a row: f16 scale + 32 x int8
+  f8e4m3 = 4,  // FP8 E4M3 codes with one f32 scale per row (TensorView::scales)
+};
+
+// How the activations entering an FP8 matmul are treated.
+enum class ActQuant : int {
+  none = 0,         // weight-only (w8a16): FP8 weights widened against f32 activations
+  dynamic_row = 1,  // w8a8: each token row scaled by min(max|x|, act_ub) / 448, rounded to E4M3
+  static_tensor = 2,  // w8a8: x / act_scale rounded to E4M3 (a calibrated input_scale)
 };
 
 const char* dtype_name(DType t);
@@ -28,6 +36,7 @@ inline size_t row_bytes(DType t, size_t cols) {
     case DType::f16:
     case DType::bf16: return cols * 2;
     case DType::q8_0: return cols / kQ8Block * kQ8BlockBytes;
+    case DType::f8e4m3: return cols;
   }
   return 0;
 }
@@ -39,6 +48,11 @@ struct TensorView {
   int64_t rows = 0;
   int64_t cols = 0;
   const uint8_t* data = nullptr;
+  // FP8 only: dequantized W[r, c] = e4m3(data[r, c]) * scales[r]
+  const float* scales = nullptr;
+  ActQuant act = ActQuant::none;
+  float act_ub = 0;     // dynamic_row: upper bound of the row max (inf when none)
+  float act_scale = 0;  // static_tensor: the input scale
 
   size_t bytes() const { return static_cast<size_t>(rows) * row_bytes(dtype, static_cast<size_t>(cols)); }
   const uint8_t* row(int64_t r) const { return data + static_cast<size_t>(r) * row_bytes(dtype, static_cast<size_t>(cols)); }

@@ -1,7 +1,11 @@
 // paca - the command-line front end, written against paca.h only.
 //
-//   paca run  -m PATH [--prompt-tokens 1,2,3] [-n N] [--threads N] [--ctx N] [--ignore-eos] [--json]
-//   paca eval -m PATH --prompt-tokens 1,2,3 [--top K] [--logits-out FILE] [--json]
+//   paca run  -m PATH [-p TEXT | --prompt-tokens 1,2,3] [-n N] [--threads N] [--ctx N] [--ignore-eos] [--json]
+//             [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--frequency-penalty F]
+//             [--presence-penalty P] [--repeat-last-n N] [--seed S] [--stop TEXT]... [--stop-token ID]... [--logprobs N]
+//   paca eval -m PATH (-p TEXT | --prompt-tokens 1,2,3) [--top K] [--logits-out FILE] [--json]
+//   paca tokenize   -m PATH [--special] [--no-bos] [--json] [--] TEXT
+//   paca detokenize -m PATH [--special] [--json] [--] 1,2,3
 //   paca info -m PATH [--json]
 //   paca make-test-model DIR [--seed N] [--dim N] [--layers N] [--heads N] [--kv-heads N] [--ffn N] [--vocab N]
 #include <paca/paca.h>
@@ -38,12 +42,25 @@ void die_status(const char* what, paca_status s) {
 void usage() {
   std::fprintf(stderr,
                "usage:\n"
-               "  paca run  -m PATH [--prompt-tokens 1,2,3] [-n N] [--threads N] [--ctx N] [--ignore-eos] [--json]\n"
-               "  paca eval -m PATH --prompt-tokens 1,2,3 [--top K] [--logits-out FILE] [--threads N] [--json]\n"
+               "  paca run  -m PATH [-p TEXT | --prompt-tokens 1,2,3] [-n N] [--threads N] [--ctx N] [--ignore-eos] [--json]\n"
+               "            [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R]\n"
+               "            [--frequency-penalty F] [--presence-penalty P] [--repeat-last-n N] [--seed S]\n"
+               "            [--stop TEXT]... [--stop-token ID]... [--logprobs N]\n"
+               "  paca eval -m PATH (-p TEXT | --prompt-tokens 1,2,3) [--top K] [--logits-out FILE] [--threads N] [--json]\n"
+               "  paca tokenize   -m PATH [--special] [--no-bos] [--json] [--] TEXT\n"
+               "  paca detokenize -m PATH [--special] [--json] [--] 1,2,3\n"
                "  paca info -m PATH [--json]\n"
                "  paca make-test-model DIR [--seed N] [--dim N] [--layers N] [--heads N] [--kv-heads N]\n"
                "                           [--ffn N] [--vocab N] [--ctx N] [--tied]\n"
-               "PATH is a Hugging Face model directory, a .gguf file or a llama2.c .bin checkpoint.\n");
+               "PATH is a Hugging Face model directory, a .gguf file or a llama2.c .bin checkpoint.\n"
+               "Model options (run, eval, info): --weight-dtype fp8 quantizes the MLP weights to FP8 at load\n"
+               "(Meta's recipe: first and last layer kept; --fp8-attention adds attention); --fp8-mode auto|w8a8|w8a16\n"
+               "chooses activation rounding (w8a8) or weight-only FP8 (w8a16).\n"
+               "-p TEXT is tokenized with BOS; special-token text in it stays text unless --special.\n"
+               "'--' ends the options, so a TEXT may start with '-'.\n"
+               "Sampling (run): temperature 0 (the default) is greedy; --seed S makes sampled runs reproducible;\n"
+               "--stop TEXT and --stop-token ID end the generation (repeatable); --logprobs N adds log-probabilities\n"
+               "(and N alternatives, up to 20) to --json output.\n");
 }
 
 long parse_long(const std::string& s, const char* what, long lo, long hi) {
@@ -55,6 +72,17 @@ long parse_long(const std::string& s, const char* what, long lo, long hi) {
     std::exit(2);
   }
   return v;
+}
+
+float parse_float(const std::string& s, const char* what) {
+  char* end = nullptr;
+  errno = 0;
+  float v = std::strtof(s.c_str(), &end);
+  if (s.empty() || *end != '\0' || errno != 0) {
+    std::fprintf(stderr, "paca: %s: '%s' is not a number\n", what, s.c_str());
+    std::exit(2);
+  }
+  return v;  // ranges are checked by paca_sampler_create, which names the field
 }
 
 std::vector<int32_t> parse_tokens(const std::string& s) {
@@ -73,7 +101,15 @@ struct Args {
   std::string cmd, model, dir, logits_out;
   std::vector<int32_t> prompt;
   bool have_prompt = false, json = false, ignore_eos = false, tied = false, progress = false;
+  int32_t weight_dtype = PACA_WEIGHTS_AS_STORED, fp8_mode = PACA_FP8_AUTO, fp8_targets = 0;
+  std::string text;                     // -p TEXT
+  bool have_text = false, special = false, no_bos = false;
+  std::vector<std::string> positional;  // operands (tokenize TEXT, detokenize ids, make-test-model DIR)
   long n_predict = 32, threads = 0, ctx = 0, top = 10;
+  paca_sampler_params sp = paca_sampler_params_default();  // run: sampling (default greedy)
+  std::vector<int32_t> stop_ids;                           // --stop-token
+  std::vector<std::string> stops;                          // --stop
+  long logprobs = -1;                                      // --logprobs N: -1 off, else N alternatives
   paca_test_model_params tm = paca_test_model_params_default();
 };
 
@@ -92,6 +128,10 @@ Args parse_args(int argc, char** argv) {
     };
     if (k == "-m" || k == "--model") a.model = val();
     else if (k == "--prompt-tokens") { a.prompt = parse_tokens(val()); a.have_prompt = true; }
+    else if (k == "-p" || k == "--prompt") { a.text = val(); a.have_text = true; }
+    else if (k == "--special") a.special = true;
+    else if (k == "--no-bos") a.no_bos = true;
+    else if (k == "--") { while (i + 1 < argc) a.positional.push_back(argv[++i]); }
     else if (k == "-n" || k == "--n-predict") a.n_predict = parse_long(val(), "-n", 0, 1 << 24);
     else if (k == "--threads" || k == "-t") a.threads = parse_long(val(), "--threads", 0, 4096);
     else if (k == "--ctx") a.ctx = parse_long(val(), "--ctx", 0, 1 << 24);
@@ -100,7 +140,28 @@ Args parse_args(int argc, char** argv) {
     else if (k == "--json") a.json = true;
     else if (k == "--ignore-eos") a.ignore_eos = true;
     else if (k == "--progress") a.progress = true;
-    else if (k == "--seed") a.tm.seed = static_cast<uint64_t>(parse_long(val(), "--seed", 0, 1L << 62));
+    else if (k == "--weight-dtype") {
+      std::string v = val();
+      if (v == "fp8") a.weight_dtype = PACA_WEIGHTS_FP8;
+      else if (v != "auto" && v != "stored") die("--weight-dtype: '%s' is not fp8 or auto", v.c_str());
+    } else if (k == "--fp8-mode") {
+      std::string v = val();
+      if (v == "w8a8") a.fp8_mode = PACA_FP8_W8A8;
+      else if (v == "w8a16") a.fp8_mode = PACA_FP8_W8A16;
+      else if (v != "auto") die("--fp8-mode: '%s' is not auto, w8a8 or w8a16", v.c_str());
+    } else if (k == "--fp8-attention") a.fp8_targets = PACA_FP8_MLP | PACA_FP8_ATTENTION | PACA_FP8_KEEP_FIRST_LAST;
+    else if (k == "--seed") a.tm.seed = a.sp.seed = static_cast<uint64_t>(parse_long(val(), "--seed", 0, 1L << 62));
+    else if (k == "--temperature" || k == "--temp") a.sp.temperature = parse_float(val(), "--temperature");
+    else if (k == "--top-k") a.sp.top_k = static_cast<int32_t>(parse_long(val(), "--top-k", 0, INT32_MAX));
+    else if (k == "--top-p") a.sp.top_p = parse_float(val(), "--top-p");
+    else if (k == "--min-p") a.sp.min_p = parse_float(val(), "--min-p");
+    else if (k == "--repeat-penalty") a.sp.repeat_penalty = parse_float(val(), "--repeat-penalty");
+    else if (k == "--frequency-penalty") a.sp.frequency_penalty = parse_float(val(), "--frequency-penalty");
+    else if (k == "--presence-penalty") a.sp.presence_penalty = parse_float(val(), "--presence-penalty");
+    else if (k == "--repeat-last-n") a.sp.repeat_last_n = static_cast<int32_t>(parse_long(val(), "--repeat-last-n", -1, INT32_MAX));
+    else if (k == "--stop-token") a.stop_ids.push_back(static_cast<int32_t>(parse_long(val(), "--stop-token", 0, INT32_MAX)));
+    else if (k == "--stop") a.stops.push_back(val());
+    else if (k == "--logprobs") a.logprobs = parse_long(val(), "--logprobs", 0, PACA_MAX_TOP_LOGPROBS);
     else if (k == "--dim") a.tm.dim = static_cast<int32_t>(parse_long(val(), "--dim", 1, 65536));
     else if (k == "--layers") a.tm.n_layers = static_cast<int32_t>(parse_long(val(), "--layers", 1, 1024));
     else if (k == "--heads") a.tm.n_heads = static_cast<int32_t>(parse_long(val(), "--heads", 1, 1024));
@@ -109,10 +170,14 @@ Args parse_args(int argc, char** argv) {
     else if (k == "--vocab") a.tm.n_vocab = static_cast<int32_t>(parse_long(val(), "--vocab", 1, 1 << 21));
     else if (k == "--tied") a.tm.tied_embeddings = 1;
     else if (k == "-h" || k == "--help") { usage(); std::exit(0); }
-    else if (a.cmd == "make-test-model" && a.dir.empty() && k[0] != '-') a.dir = k;
+    else if (k.empty() || k[0] != '-') a.positional.push_back(k);
     else die("unknown argument '%s' (see paca --help)", k.c_str());
   }
   if (a.cmd == "make-test-model" && a.ctx > 0) a.tm.max_context = static_cast<int32_t>(a.ctx);
+  if (a.cmd == "make-test-model" && !a.positional.empty()) a.dir = a.positional[0];
+  if (a.have_text && a.have_prompt) die("give either -p TEXT or --prompt-tokens, not both");
+  size_t max_operands = a.cmd == "tokenize" || a.cmd == "detokenize" || a.cmd == "make-test-model" ? 1 : 0;
+  if (a.positional.size() > max_operands) die("unexpected argument '%s' (see paca --help)", a.positional.back().c_str());
   return a;
 }
 
@@ -129,6 +194,9 @@ paca_model* load(const Args& a, double* load_ms) {
   if (a.model.empty()) die("-m PATH is required");
   paca_model_params mp = paca_model_params_default();
   mp.n_threads = static_cast<int32_t>(a.threads);
+  mp.weight_dtype = a.weight_dtype;
+  mp.fp8_mode = a.fp8_mode;
+  mp.fp8_targets = a.fp8_targets;
   if (a.progress || isatty(2)) mp.progress = progress_bar;
   paca_model* m = nullptr;
   auto t0 = Clock::now();
@@ -155,28 +223,148 @@ paca_session* new_session(paca_model* m, long ctx) {
   return s;
 }
 
-int32_t argmax(const float* v, size_t n) {
-  size_t best = 0;
-  for (size_t i = 1; i < n; ++i)
-    if (v[i] > v[best]) best = i;
-  return static_cast<int32_t>(best);
-}
-
 void print_ids(const std::vector<int32_t>& v) {
   std::printf("[");
   for (size_t i = 0; i < v.size(); ++i) std::printf(i ? ",%d" : "%d", v[i]);
   std::printf("]");
 }
 
+// Prints s (valid UTF-8) as a JSON string.
+void print_json_string(const std::string& s) {
+  std::string o = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': o += "\\\""; break;
+      case '\\': o += "\\\\"; break;
+      case '\n': o += "\\n"; break;
+      case '\r': o += "\\r"; break;
+      case '\t': o += "\\t"; break;
+      case '\b': o += "\\b"; break;
+      case '\f': o += "\\f"; break;
+      default:
+        if (c < 0x20 || c == 0x7F) {
+          char u[8];
+          std::snprintf(u, sizeof u, "\\u%04x", c);
+          o += u;
+        } else {
+          o += static_cast<char>(c);
+        }
+    }
+  }
+  o += '"';
+  std::fwrite(o.data(), 1, o.size(), stdout);
+}
+
+std::vector<int32_t> tokenize_or_die(paca_model* m, const std::string& text, uint32_t flags) {
+  size_t n = 0;
+  paca_status st = paca_tokenize(m, text.data(), text.size(), flags, nullptr, 0, &n);
+  if (st != PACA_OK && st != PACA_ERR_BUFFER_TOO_SMALL) die_status("tokenizing the text", st);
+  std::vector<int32_t> ids(n);
+  st = paca_tokenize(m, text.data(), text.size(), flags, ids.data(), ids.size(), &n);
+  if (st != PACA_OK) die_status("tokenizing the text", st);
+  return ids;
+}
+
+// Generated ids out as text, streamed through the model's detokenizer (as
+// ids when the model has no tokenizer), then through the stop-string matcher
+// when --stop was given. `text` collects what was printed.
+struct TextOut {
+  paca_detokenizer* detok = nullptr;
+  paca_stop_matcher* stops = nullptr;  // holds back what could start a stop string
+  int32_t stop_index = -1;             // the stop string that ended the text, or -1
+  std::string text;
+  size_t n = 0;
+  TextOut(paca_model* m, bool continues_prompt) {
+    if (paca_detokenizer_create(m, continues_prompt ? uint32_t{PACA_DETOKENIZE_KEEP_LEADING_SPACE} : 0u, &detok) != PACA_OK)
+      detok = nullptr;
+  }
+  ~TextOut() {
+    paca_detokenizer_free(detok);
+    paca_stop_matcher_free(stops);
+  }
+  TextOut(const TextOut&) = delete;
+  TextOut& operator=(const TextOut&) = delete;
+  void emit(const char* s, size_t len, bool print) {
+    if (stops != nullptr) {
+      const char* shown = nullptr;
+      paca_status st = paca_stop_matcher_feed(stops, s, len, &shown, &len, &stop_index);
+      if (st != PACA_OK) die_status("matching stop strings", st);
+      s = shown;
+    }
+    write(s, len, print);
+  }
+  void write(const char* s, size_t len, bool print) {
+    text.append(s, len);
+    if (print && len > 0) {
+      std::fwrite(s, 1, len, stdout);
+      std::fflush(stdout);
+    }
+  }
+  void push(int32_t id, bool print) {
+    if (detok == nullptr) {
+      if (print) std::printf(n++ ? " %d" : "%d", id);
+      std::fflush(stdout);
+      return;
+    }
+    const char* s = nullptr;
+    size_t len = 0;
+    paca_status st = paca_detokenizer_push(detok, id, &s, &len);
+    if (st != PACA_OK) die_status("detokenizing", st);
+    emit(s, len, print);
+  }
+  void flush(bool print) {
+    if (detok == nullptr) return;
+    const char* s = nullptr;
+    size_t len = 0;
+    paca_status st = paca_detokenizer_flush(detok, &s, &len);
+    if (st != PACA_OK) die_status("detokenizing", st);
+    emit(s, len, print);
+    if (stops != nullptr) {  // the text held back for a stop string that never came
+      st = paca_stop_matcher_flush(stops, &s, &len);
+      if (st != PACA_OK) die_status("matching stop strings", st);
+      write(s, len, print);
+    }
+  }
+};
+
+std::vector<int32_t> prompt_of(paca_model* m, const Args& a) {
+  if (!a.have_text) return a.prompt;
+  std::vector<int32_t> ids =
+      tokenize_or_die(m, a.text, (a.no_bos ? 0u : uint32_t{PACA_TOKENIZE_ADD_BOS}) | (a.special ? uint32_t{PACA_TOKENIZE_SPECIAL} : 0u));
+  if (ids.empty()) die("the prompt is empty");
+  return ids;
+}
+
 int cmd_run(const Args& a) {
   double load_ms = 0;
   paca_model* m = load(a, &load_ms);
   paca_model_info info = info_of(m);
-  std::vector<int32_t> prompt = a.prompt;
-  if (!a.have_prompt) {
-    if (info.bos_id < 0) die("the model has no BOS token: give --prompt-tokens");
+  std::vector<int32_t> prompt = prompt_of(m, a);
+  if (!a.have_prompt && !a.have_text) {
+    if (info.bos_id < 0) die("the model has no BOS token: give -p TEXT or --prompt-tokens");
     prompt = {info.bos_id};
   }
+  TextOut text_out(m, std::any_of(prompt.begin(), prompt.end(), [&](int32_t t) { return t != info.bos_id; }));
+  paca_sampler_params sp = a.sp;
+  sp.ignore_eos = a.ignore_eos ? 1 : 0;
+  sp.stop_ids = a.stop_ids.data();
+  sp.n_stop_ids = static_cast<int32_t>(a.stop_ids.size());
+  sp.n_top_logprobs = a.logprobs > 0 ? static_cast<int32_t>(a.logprobs) : 0;
+  paca_sampler* smp = nullptr;
+  paca_status sst = paca_sampler_create(m, &sp, &smp);
+  if (sst != PACA_OK) die_status("setting up the sampler", sst);
+  if (!a.stops.empty()) {
+    if (text_out.detok == nullptr) die("--stop needs a model with a tokenizer (--stop-token works without)");
+    std::vector<const char*> ptrs;
+    std::vector<size_t> lens;
+    for (const std::string& x : a.stops) {
+      ptrs.push_back(x.data());
+      lens.push_back(x.size());
+    }
+    sst = paca_stop_matcher_create(ptrs.data(), lens.data(), ptrs.size(), &text_out.stops);
+    if (sst != PACA_OK) die_status("--stop", sst);
+  }
+  std::vector<paca_token_logprobs> lps;  // --logprobs
   paca_session* s = new_session(m, a.ctx);
   auto t0 = Clock::now();
   paca_status st = paca_session_prefill(s, prompt.data(), prompt.size());
@@ -187,20 +375,23 @@ int cmd_run(const Args& a) {
   auto t1 = Clock::now();
   double ttft_ms = 0;
   for (long i = 0; i < a.n_predict; ++i) {
-    const float* logits = nullptr;
-    size_t nv = 0;
-    st = paca_session_logits(s, &logits, &nv);
-    if (st != PACA_OK) die_status("reading logits", st);
-    int32_t tok = argmax(logits, nv);
+    int32_t tok = -1;
+    paca_token_logprobs lp;
+    std::memset(&lp, 0, sizeof lp);
+    lp.struct_size = sizeof lp;
+    st = paca_sampler_sample(smp, s, &tok, a.logprobs >= 0 ? &lp : nullptr);
+    if (st != PACA_OK) die_status("sampling", st);
     out.push_back(tok);
+    if (a.logprobs >= 0) lps.push_back(lp);
     if (i == 0) ttft_ms = ms_since(t0);
-    if (!a.json) {
-      std::printf(i ? " %d" : "%d", tok);
-      std::fflush(stdout);
+    text_out.push(tok, !a.json);
+    if (text_out.stop_index >= 0) {
+      reason = "stop_string";
+      break;
     }
-    bool eos = std::find(info.eos_ids, info.eos_ids + info.n_eos_ids, tok) != info.eos_ids + info.n_eos_ids;
-    if (eos && !a.ignore_eos) {
-      reason = "eos";
+    const paca_stop_reason why = paca_sampler_stop_reason(smp, tok, out.size());
+    if (why == PACA_STOP_EOS || why == PACA_STOP_TOKEN) {
+      reason = why == PACA_STOP_EOS ? "eos" : "stop_token";
       break;
     }
     if (i + 1 == a.n_predict) break;
@@ -211,6 +402,7 @@ int cmd_run(const Args& a) {
     st = paca_session_decode(s, tok);
     if (st != PACA_OK) die_status("decode", st);
   }
+  text_out.flush(!a.json);
   double decode_ms = ms_since(t1);
   // decode steps actually run: one per generated token after the first
   double decode_steps = out.size() > 1 ? static_cast<double>(out.size() - 1) : 0.0;
@@ -221,6 +413,21 @@ int cmd_run(const Args& a) {
     print_ids(prompt);
     std::printf(",\"tokens\":");
     print_ids(out);
+    if (a.logprobs >= 0) {  // [{"token":id,"logprob":x,"top":[[id,lp],...]},...]
+      std::printf(",\"logprobs\":[");
+      for (size_t k = 0; k < lps.size(); ++k) {
+        std::printf("%s{\"token\":%d,\"logprob\":%.9g,\"top\":[", k ? "," : "", lps[k].token,
+                    static_cast<double>(lps[k].logprob));
+        for (int32_t j = 0; j < lps[k].n_top; ++j)
+          std::printf("%s[%d,%.9g]", j ? "," : "", lps[k].top_tokens[j], static_cast<double>(lps[k].top_logprobs[j]));
+        std::printf("]}");
+      }
+      std::printf("]");
+    }
+    if (text_out.detok != nullptr) {
+      std::printf(",\"text\":");
+      print_json_string(text_out.text);
+    }
     std::printf(",\"stop_reason\":\"%s\",\"timings\":{\"load_ms\":%.3f,\"ttft_ms\":%.3f,"
                 "\"prefill_tokens_per_s\":%.3f,\"decode_tokens_per_s\":%.3f}}\n",
                 reason, load_ms, ttft_ms, prefill_tps, decode_tps);
@@ -229,16 +436,18 @@ int cmd_run(const Args& a) {
   }
   std::fprintf(stderr, "paca: load %.1f ms, time to first token %.1f ms, prefill %.1f tok/s (%zu tokens), decode %.1f tok/s (%.0f steps), stop: %s\n",
                load_ms, ttft_ms, prefill_tps, prompt.size(), decode_tps, decode_steps, reason);
+  paca_sampler_free(smp);
   paca_session_free(s);
   paca_model_free(m);
   return 0;
 }
 
 int cmd_eval(const Args& a) {
-  if (!a.have_prompt) die("eval needs --prompt-tokens");
+  if (!a.have_prompt && !a.have_text) die("eval needs -p TEXT or --prompt-tokens");
   paca_model* m = load(a, nullptr);
+  std::vector<int32_t> prompt = prompt_of(m, a);
   paca_session* s = new_session(m, a.ctx);
-  paca_status st = paca_session_prefill(s, a.prompt.data(), a.prompt.size());
+  paca_status st = paca_session_prefill(s, prompt.data(), prompt.size());
   if (st != PACA_OK) die_status("prefill", st);
   const float* logits = nullptr;
   size_t nv = 0;
@@ -296,6 +505,52 @@ int cmd_info(const Args& a) {
   return 0;
 }
 
+int cmd_tokenize(const Args& a) {
+  if (a.positional.empty()) die("tokenize needs a TEXT (use -- before a text that starts with '-')");
+  paca_model* m = load(a, nullptr);
+  uint32_t flags = (a.no_bos ? 0u : uint32_t{PACA_TOKENIZE_ADD_BOS}) | (a.special ? uint32_t{PACA_TOKENIZE_SPECIAL} : 0u);
+  std::vector<int32_t> ids = tokenize_or_die(m, a.positional[0], flags);
+  if (a.json) {
+    std::printf("{\"ids\":");
+    print_ids(ids);
+    std::printf("}\n");
+  } else {
+    for (size_t i = 0; i < ids.size(); ++i) std::printf(i ? ",%d" : "%d", ids[i]);
+    std::printf("\n");
+  }
+  paca_model_free(m);
+  return 0;
+}
+
+int cmd_detokenize(const Args& a) {
+  if (a.positional.empty()) die("detokenize needs token ids, e.g. 1,15043,3186");
+  std::vector<int32_t> ids;
+  std::string list = a.positional[0];
+  for (char& c : list)
+    if (c == ' ') c = ',';
+  while (!list.empty() && list.back() == ',') list.pop_back();
+  if (!list.empty()) ids = parse_tokens(list);
+  paca_model* m = load(a, nullptr);
+  uint32_t flags = a.special ? uint32_t{PACA_DETOKENIZE_SPECIAL} : 0u;
+  size_t need = 0;
+  paca_status st = paca_detokenize(m, ids.data(), ids.size(), flags, nullptr, 0, &need);
+  if (st != PACA_OK && st != PACA_ERR_BUFFER_TOO_SMALL) die_status("detokenizing", st);
+  std::string text(need, '\0');
+  st = paca_detokenize(m, ids.data(), ids.size(), flags, text.data(), text.size(), &need);
+  if (st != PACA_OK) die_status("detokenizing", st);
+  text.resize(need - 1);
+  if (a.json) {
+    std::printf("{\"text\":");
+    print_json_string(text);
+    std::printf("}\n");
+  } else {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::printf("\n");
+  }
+  paca_model_free(m);
+  return 0;
+}
+
 int cmd_make_test_model(const Args& a) {
   if (a.dir.empty()) die("make-test-model needs a directory");
   paca_status st = paca_make_test_model(a.dir.c_str(), &a.tm);
@@ -312,6 +567,8 @@ int main(int argc, char** argv) {
   if (a.cmd == "run") return cmd_run(a);
   if (a.cmd == "eval") return cmd_eval(a);
   if (a.cmd == "info") return cmd_info(a);
+  if (a.cmd == "tokenize") return cmd_tokenize(a);
+  if (a.cmd == "detokenize") return cmd_detokenize(a);
   if (a.cmd == "make-test-model") return cmd_make_test_model(a);
   if (a.cmd == "--version" || a.cmd == "version") {
     std::printf("paca %s (ABI %u)\n", paca_version(), paca_abi_version());

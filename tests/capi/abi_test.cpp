@@ -12,7 +12,7 @@ namespace {
 
 TEST(Abi, ParamsStructLayoutIsPinned) {
   // x86-64 / aarch64 LP64 layouts.
-  EXPECT_EQ(sizeof(paca_model_params), 64u);
+  EXPECT_EQ(sizeof(paca_model_params), 88u);
   EXPECT_EQ(offsetof(paca_model_params, n_threads), 4u);
   EXPECT_EQ(offsetof(paca_model_params, device), 8u);
   EXPECT_EQ(offsetof(paca_model_params, progress), 16u);
@@ -22,6 +22,10 @@ TEST(Abi, ParamsStructLayoutIsPinned) {
   EXPECT_EQ(offsetof(paca_model_params, log_level), 48u);
   EXPECT_EQ(offsetof(paca_model_params, kv_dtype), 52u);
   EXPECT_EQ(offsetof(paca_model_params, kv_block_tokens), 56u);
+  EXPECT_EQ(offsetof(paca_model_params, tokenizer_path), 64u);
+  EXPECT_EQ(offsetof(paca_model_params, weight_dtype), 72u);
+  EXPECT_EQ(offsetof(paca_model_params, fp8_targets), 76u);
+  EXPECT_EQ(offsetof(paca_model_params, fp8_mode), 80u);
 
   EXPECT_EQ(sizeof(paca_session_params), 8u);
   EXPECT_EQ(offsetof(paca_session_params, n_ctx), 4u);
@@ -36,6 +40,20 @@ TEST(Abi, ParamsStructLayoutIsPinned) {
   EXPECT_EQ(sizeof(paca_test_model_params), 56u);
   EXPECT_EQ(offsetof(paca_test_model_params, seed), 8u);
   EXPECT_EQ(offsetof(paca_test_model_params, tied_embeddings), 48u);
+
+  EXPECT_EQ(sizeof(paca_sampler_params), 72u);
+  EXPECT_EQ(offsetof(paca_sampler_params, temperature), 4u);
+  EXPECT_EQ(offsetof(paca_sampler_params, seed), 8u);
+  EXPECT_EQ(offsetof(paca_sampler_params, top_k), 16u);
+  EXPECT_EQ(offsetof(paca_sampler_params, repeat_last_n), 40u);
+  EXPECT_EQ(offsetof(paca_sampler_params, ignore_eos), 52u);
+  EXPECT_EQ(offsetof(paca_sampler_params, stop_ids), 56u);
+  EXPECT_EQ(offsetof(paca_sampler_params, n_stop_ids), 64u);
+
+  EXPECT_EQ(sizeof(paca_token_logprobs), 176u);
+  EXPECT_EQ(offsetof(paca_token_logprobs, n_top), 12u);
+  EXPECT_EQ(offsetof(paca_token_logprobs, top_tokens), 16u);
+  EXPECT_EQ(offsetof(paca_token_logprobs, top_logprobs), 96u);
 
   EXPECT_EQ(PACA_OK, 0);
   EXPECT_EQ(PACA_ERR_FORMAT, 3);

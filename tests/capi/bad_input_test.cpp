@@ -55,6 +55,15 @@ struct HfDir {
   }
 };
 
+HfDir hf_from(const std::string& dir) {
+  HfDir h;
+  h.dir = dir;
+  h.st = test::read_file(h.dir + "/model.safetensors");
+  auto c = test::read_file(h.dir + "/config.json");
+  h.cfg = nlohmann::json::parse(c.begin(), c.end());
+  return h;
+}
+
 HfDir small_hf() {
   HfDir h;
   h.dir = test::make_small_model(11);
@@ -224,6 +233,66 @@ TEST(BadInput, ShardIndexNamesEscapingFile) {
   test::write_text(d + "/model.safetensors.index.json",
                    R"({"metadata":{},"weight_map":{"model.norm.weight":"../../etc/passwd"}})");
   expect_load_error(d, PACA_ERR_FORMAT, "invalid file");
+}
+
+// ---- FP8 (fbgemm layout, from ../shared/models/tiny-llama31-fp8) -------------
+
+HfDir fp8_model() { return hf_from(test::shared_dir() + "/models/tiny-llama31-fp8"); }
+const char* kScale = "model.layers.1.mlp.up_proj.weight_scale";
+
+TEST(BadInput, Fp8MissingScale) {
+  SKIP_WITHOUT_SHARED();
+  HfDir h = fp8_model();
+  auto j = h.header();
+  j.erase(kScale);
+  h.set_header(j);
+  expect_load_error(h.write(), PACA_ERR_FORMAT, "up_proj.weight has no weight_scale");
+}
+
+TEST(BadInput, Fp8WrongScaleShape) {
+  SKIP_WITHOUT_SHARED();
+  HfDir h = fp8_model();
+  auto j = h.header();
+  auto& t = j[kScale];
+  uint64_t b = t["data_offsets"][0].get<uint64_t>(), e = t["data_offsets"][1].get<uint64_t>();
+  uint64_t n = (e - b) / 4;
+  t["shape"] = {1, n};  // [1, out] instead of [out, 1]
+  h.set_header(j);
+  expect_load_error(h.write(), PACA_ERR_FORMAT, "per row");
+}
+
+TEST(BadInput, Fp8WrongScaleDtype) {
+  SKIP_WITHOUT_SHARED();
+  HfDir h = fp8_model();
+  auto j = h.header();
+  j[kScale]["dtype"] = "I32";
+  h.set_header(j);
+  expect_load_error(h.write(), PACA_ERR_UNSUPPORTED, "I32");
+}
+
+TEST(BadInput, Fp8NonFiniteScale) {
+  SKIP_WITHOUT_SHARED();
+  HfDir h = fp8_model();
+  auto j = h.header();
+  uint64_t b = j[kScale]["data_offsets"][0].get<uint64_t>();
+  size_t at = 8 + h.header_len() + b + 4 * 3;  // the fourth row's scale
+  const uint8_t nan_bits[4] = {0x00, 0x00, 0xc0, 0x7f};
+  std::memcpy(h.st.data() + at, nan_bits, 4);
+  expect_load_error(h.write(), PACA_ERR_FORMAT, "non-finite");
+}
+
+TEST(BadInput, Fp8WithoutQuantizationConfig) {
+  SKIP_WITHOUT_SHARED();
+  HfDir h = fp8_model();
+  h.cfg.erase("quantization_config");
+  expect_load_error(h.write(), PACA_ERR_FORMAT, "no quantization_config");
+}
+
+TEST(BadInput, UnsupportedQuantizationMethod) {
+  SKIP_WITHOUT_SHARED();
+  HfDir h = fp8_model();
+  h.cfg["quantization_config"]["quant_method"] = "gptq";
+  expect_load_error(h.write(), PACA_ERR_UNSUPPORTED, "gptq");
 }
 
 // ---- GGUF -----------------------------------------------------------------

@@ -17,6 +17,8 @@ struct GoldenCase {
   const char* model;   // relative to shared/models
   const char* golden;  // golden.json relative to shared/models
   const char* logits_dir;  // where golden-N.f32 live ("" = no logits files)
+  double max_rel_l2 = 1e-4;
+  size_t greedy_prefix = 0;  // compare only this many greedy tokens (0 = all)
 };
 
 const GoldenCase kCases[] = {
@@ -29,6 +31,12 @@ const GoldenCase kCases[] = {
     {"gguf_llama3_q8_0", "gguf/tiny-llama3.q8_0.gguf", "gguf/tiny-llama3.q8_0.golden.json", ""},
     {"stories260K_llama2c", "stories260K/stories260K.bin", "stories260K/golden.json", ""},
     {"stories260K_gguf", "stories260K/stories260K.gguf", "stories260K/golden.json", ""},
+    // FP8 (fbgemm layout): the golden file was computed with the same FP8
+    // arithmetic (E4M3 weights x per-row scales, activations rounded to E4M3
+    // per token with scale min(max|x|, 1200) / 448, f32 accumulation).
+    // ../shared/models/README.md promises agreement to 1e-3 and 8 greedy
+    // tokens; this implementation holds 1e-4 and all 24.
+    {"hf_llama31_fp8", "tiny-llama31-fp8", "tiny-llama31-fp8/golden.json", "tiny-llama31-fp8", 1e-4, 0},
 };
 
 void PrintTo(const GoldenCase& c, std::ostream* os) { *os << c.name; }
@@ -61,7 +69,7 @@ TEST_P(Golden, LogitsAndGreedyMatchReference) {
       std::vector<float> ref(nv);
       std::memcpy(ref.data(), raw.data(), raw.size());
       double err = test::rel_l2(logits, ref.data(), nv);
-      EXPECT_LE(err, 1e-4) << "relative L2 error of the last-position logits";
+      EXPECT_LE(err, gc.max_rel_l2) << "relative L2 error of the last-position logits";
       RecordProperty("rel_l2_case" + std::to_string(case_index), std::to_string(err));
     }
     // top-5: ids equal, values within 1e-3 relative
@@ -84,6 +92,10 @@ TEST_P(Golden, LogitsAndGreedyMatchReference) {
       if (i + 1 < expect.size()) {
         ASSERT_EQ(paca_session_decode(s, best), PACA_OK) << paca_last_error();
       }
+    }
+    if (gc.greedy_prefix > 0) {
+      expect.resize(gc.greedy_prefix);
+      got.resize(gc.greedy_prefix);
     }
     EXPECT_EQ(got, expect) << "greedy continuation";
     paca_session_free(s);
@@ -126,18 +138,6 @@ TEST(GoldenFormats, SafetensorsAndGgufAgree) {
     }
     EXPECT_EQ(toks[0], toks[1]) << hf << " vs " << gguf;
   }
-}
-
-// FP8 checkpoints are the FP8 issue's work: until then the load must fail
-// cleanly, naming the quantization method.
-TEST(GoldenFormats, Fp8CheckpointIsRefusedClearly) {
-  SKIP_WITHOUT_SHARED();
-  paca_model* m = nullptr;
-  std::string path = test::shared_dir() + "/models/tiny-llama31-fp8";
-  paca_status s = paca_model_load(path.c_str(), nullptr, &m);
-  EXPECT_EQ(s, PACA_ERR_UNSUPPORTED);
-  EXPECT_EQ(m, nullptr);
-  EXPECT_NE(std::string(paca_last_error()).find("fbgemm_fp8"), std::string::npos) << paca_last_error();
 }
 
 }  // namespace

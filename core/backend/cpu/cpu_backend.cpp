@@ -12,6 +12,7 @@
 #include "backend/backend.h"
 #include "backend/cpu/kernels.h"
 #include "util/error.h"
+#include "util/fp8.h"
 #include "util/half.h"
 #include "util/thread_pool.h"
 
@@ -55,13 +56,23 @@ class CpuBackend final : public Backend {
     const size_t n = static_cast<size_t>(w.cols);
     const size_t rb = row_bytes(w.dtype, n);
     const int T = x.rows;
+    const bool fp8 = w.dtype == DType::f8e4m3;
+    const float* xs = x.data;
+    if (fp8 && w.act != ActQuant::none) {
+      quantize_activations(x, w);
+      xs = xq_.data();
+    }
     // ~32 KiB of weights per chunk keeps a chunk in L1/L2 while all tokens pass over it
     size_t grain = std::max<size_t>(1, 32768 / std::max<size_t>(rb, 1));
     pool_.parallel_for(static_cast<size_t>(w.rows), grain, [&](size_t r0, size_t r1) {
       for (int t = 0; t < T; ++t) {
-        const float* xr = x.row(t);
+        const float* xr = xs + static_cast<size_t>(t) * n;
         float* o = out.row(t);
         for (size_t r = r0; r < r1; ++r) o[r] = cpu::dot_row(k_, w.dtype, w.data + r * rb, xr, n);
+        if (fp8) {
+          const float xscale = w.act == ActQuant::none ? 1.0f : xq_scale_[t];
+          for (size_t r = r0; r < r1; ++r) o[r] = o[r] * xscale * w.scales[r];
+        }
       }
     });
   }
@@ -178,8 +189,32 @@ class CpuBackend final : public Backend {
     }
   }
 
+  // FP8 w8a8: rounds each token row of x to E4M3 after dividing by its scale
+  // (per token: min(max|x|, ub) / 448, floored at 1e-12; or the static input
+  // scale). xq_ holds the rounded values as floats, xq_scale_ the scales.
+  void quantize_activations(Act x, const TensorView& w) {
+    xq_.resize(static_cast<size_t>(x.rows) * x.cols);
+    xq_scale_.resize(static_cast<size_t>(x.rows));
+    const float* lut = cpu::e4m3_table();
+    for (int t = 0; t < x.rows; ++t) {
+      const float* xr = x.row(t);
+      float s;
+      if (w.act == ActQuant::static_tensor) {
+        s = w.act_scale;
+      } else {
+        float mx = 0;
+        for (int i = 0; i < x.cols; ++i) mx = std::max(mx, std::fabs(xr[i]));
+        s = std::max(std::min(mx, w.act_ub), 1e-12f) / kE4M3Max;
+      }
+      float* q = xq_.data() + static_cast<size_t>(t) * x.cols;
+      for (int i = 0; i < x.cols; ++i) q[i] = lut[f32_to_e4m3(xr[i] / s)];
+      xq_scale_[t] = s;
+    }
+  }
+
   ThreadPool pool_;
   const cpu::Kernels& k_;
+  std::vector<float> xq_, xq_scale_;  // FP8 activation scratch (ops run under the model's compute lock)
 };
 
 }  // namespace

@@ -18,7 +18,11 @@ struct Kernels {
   float (*dot_f16)(const void* w, const float* x, size_t n);
   float (*dot_bf16)(const void* w, const float* x, size_t n);
   float (*dot_q8_0)(const void* w, const float* x, size_t n);  // n % 32 == 0
+  float (*dot_f8e4m3)(const void* w, const float* x, size_t n);  // unscaled: sum e4m3(w[i]) * x[i]
 };
+
+// E4M3 code -> f32 for all 256 codes.
+const float* e4m3_table();
 
 const Kernels& scalar_kernels();
 const Kernels* avx2_kernels();  // nullptr when not compiled in
@@ -34,11 +38,12 @@ inline float dot_row(const Kernels& k, DType t, const void* w, const float* x, s
     case DType::f16: return k.dot_f16(w, x, n);
     case DType::bf16: return k.dot_bf16(w, x, n);
     case DType::q8_0: return k.dot_q8_0(w, x, n);
+    case DType::f8e4m3: return k.dot_f8e4m3(w, x, n);
   }
   return 0;
 }
 
-// Converts one stored row to f32.
+// Converts one stored row to f32 (FP8: unscaled code values).
 void dequant_row(DType t, const void* src, float* dst, size_t n);
 
 }  // namespace paca::cpu

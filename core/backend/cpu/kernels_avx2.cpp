@@ -100,10 +100,21 @@ PACA_AVX2 float v_dot_q8_0(const void* w, const float* x, size_t n) {
   return hsum8(acc);
 }
 
+PACA_AVX2 float v_dot_f8e4m3(const void* w, const float* x, size_t n) {
+  const uint8_t* p = static_cast<const uint8_t*>(w);
+  const float* lut = e4m3_table();
+  return dot_loop(x, n,
+                  [p, lut](size_t i) PACA_AVX2 {
+                    __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + i));
+                    return _mm256_i32gather_ps(lut, _mm256_cvtepu8_epi32(b), 4);
+                  },
+                  [p, lut](size_t i) { return lut[p[i]]; });
+}
+
 }  // namespace
 
 const Kernels* avx2_kernels() {
-  static const Kernels k{"avx2", v_dot_f32, v_dot_f16, v_dot_bf16, v_dot_q8_0};
+  static const Kernels k{"avx2", v_dot_f32, v_dot_f16, v_dot_bf16, v_dot_q8_0, v_dot_f8e4m3};
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &k;
   return nullptr;

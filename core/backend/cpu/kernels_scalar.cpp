@@ -1,8 +1,10 @@
 // kernels_scalar.cpp - portable reference kernels and the run-time choice.
+#include <array>
 #include <cstdlib>
 #include <cstring>
 
 #include "backend/cpu/kernels.h"
+#include "util/fp8.h"
 #include "util/half.h"
 
 namespace paca::cpu {
@@ -58,10 +60,25 @@ float s_dot_q8_0(const void* w, const float* x, size_t n) {
   return sum;
 }
 
+float s_dot_f8e4m3(const void* w, const float* x, size_t n) {
+  const uint8_t* p = static_cast<const uint8_t*>(w);
+  const float* lut = e4m3_table();
+  return dot8(x, n, [p, lut](size_t i) { return lut[p[i]]; });
+}
+
 }  // namespace
 
+const float* e4m3_table() {
+  static const auto table = [] {
+    std::array<float, 256> t{};
+    for (int c = 0; c < 256; ++c) t[c] = e4m3_to_f32(static_cast<uint8_t>(c));
+    return t;
+  }();
+  return table.data();
+}
+
 const Kernels& scalar_kernels() {
-  static const Kernels k{"scalar", s_dot_f32, s_dot_f16, s_dot_bf16, s_dot_q8_0};
+  static const Kernels k{"scalar", s_dot_f32, s_dot_f16, s_dot_bf16, s_dot_q8_0, s_dot_f8e4m3};
   return k;
 }
 
@@ -94,6 +111,9 @@ void dequant_row(DType t, const void* src, float* dst, size_t n) {
         float d = f16_to_f32(h);
         for (size_t i = 0; i < kQ8Block; ++i) dst[b * kQ8Block + i] = d * static_cast<float>(static_cast<int8_t>(p[2 + i]));
       }
+      return;
+    case DType::f8e4m3:
+      for (size_t i = 0; i < n; ++i) dst[i] = e4m3_table()[p[i]];
       return;
   }
 }

@@ -1,0 +1,195 @@
+// sampler.h - the sampler chain: logits of one position -> one token id, and
+// optionally log-probabilities.
+//
+// The chain, in this order (each stage sees only what the previous one kept):
+//   1. logit bias       l_i += bias_i for the ids given (bias -inf bans a token)
+//   2. penalties        over the last repeat_last_n tokens of the sequence
+//                       (-1: all of it, 0: none). For each distinct token t
+//                       seen c_t times there: repetition (CTRL / llama.cpp
+//                       style) l_t = l_t > 0 ? l_t / r : l_t * r, then
+//                       frequency/presence (OpenAI style)
+//                       l_t -= c_t * frequency_penalty + presence_penalty.
+//   The result l' is "the adjusted logits". The candidates are the tokens
+//   whose l' is finite and > -inf (NaN counts as -inf: never chosen).
+//   3. top-k            keep the k largest l' (0: off; k >= size: no-op).
+//   4. top-p (nucleus)  p_i = softmax(l') over the candidates left; keep the
+//                       shortest run of most probable tokens (ties: lower id
+//                       first) whose mass is >= top_p (1: off). At least one
+//                       token stays.
+//   5. min-p            keep p_i >= min_p * p_max, i.e. l'_i >= l'_max + ln(min_p)
+//                       (0: off).
+//   6. temperature T    q_i = exp((l'_i - l'_max) / T) / sum over the candidates left.
+//   7. draw             u = sampler_uniform(seed, position) in [0, 1); the
+//                       token is the first candidate at which the running sum
+//                       of q passes u, walking in order of decreasing l' after
+//                       top-k, in token id order otherwise. (Any fixed order
+//                       gives the same distribution.)
+//   T = 0 is greedy: the token with the largest l' (ties: the lowest id);
+//   truncation cannot change that token, so stages 3-7 are skipped.
+//
+// Log-probabilities are those of the adjusted logits l' (after bias and
+// penalties, before truncation and temperature): log_softmax(l') over the
+// whole vocabulary. They describe what the model (with the caller's bias and
+// penalties) thinks, not the truncated distribution that was sampled, so a
+// token outside the nucleus still has its finite log-probability.
+//
+// Cost per token, for a vocabulary of n (no stage sorts the vocabulary):
+//   - greedy: one pass (argmax); top-k: one pass with a rising threshold,
+//     then work on k candidates only;
+//   - a bias or a penalty: one memcpy of the logits, then O(window) updates;
+//   - top-p without top-k: one vectorized exp pass, a histogram of the mass
+//     over 2048 logit bins (one pass), one pass collecting the bin that holds
+//     the cut and a weighted quickselect (expected linear) inside it; the cut
+//     becomes a floor on the logits for the draw (one more exp pass);
+//   - temperature without truncation: one vectorized exp pass;
+//   - log-probabilities: one more vectorized exp pass (+ a top-k pass for
+//     the alternatives).
+// Softmax weights use fast_exp (about 2 ulp, float) summed per block in
+// double.
+//
+// A Sampler has no random state: the draw depends only on (seed, position),
+// position being the index the new token will have (history.size()). It
+// keeps scratch buffers, so one Sampler is used by one thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <utility>
+#include <vector>
+
+namespace paca {
+
+struct SamplerParams {
+  float temperature = 0.0f;       // >= 0; 0 = greedy
+  int32_t top_k = 0;              // >= 0; 0 = off
+  float top_p = 1.0f;             // (0, 1]; 1 = off
+  float min_p = 0.0f;             // [0, 1]; 0 = off
+  float repeat_penalty = 1.0f;    // > 0; 1 = off
+  float frequency_penalty = 0.0f; // finite; 0 = off
+  float presence_penalty = 0.0f;  // finite; 0 = off
+  int32_t repeat_last_n = 64;     // >= -1; -1 = the whole sequence, 0 = off
+  uint64_t seed = 0;
+
+  // Throws Error(invalid_argument) naming the first invalid field.
+  void validate() const;
+  bool penalties_active() const {
+    return repeat_last_n != 0 && (repeat_penalty != 1.0f || frequency_penalty != 0.0f || presence_penalty != 0.0f);
+  }
+};
+
+struct TokenLogprob {
+  int32_t token = -1;
+  float logprob = 0.0f;
+};
+
+// What sample() reports beside the token when asked.
+struct Logprobs {
+  float logprob = 0.0f;           // log p(chosen token) under log_softmax(l')
+  std::vector<TokenLogprob> top;  // the most probable tokens, most probable first (ties: lower id)
+};
+
+// A token and its (adjusted) logit, the unit of the candidate list.
+struct Candidate {
+  int32_t id;
+  float logit;
+};
+
+// Orders candidates by decreasing logit, ties by increasing id.
+inline bool candidate_before(const Candidate& a, const Candidate& b) {
+  return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
+}
+
+// ---- the stages, exposed for tests and benchmarks --------------------------
+
+// The index of the largest logit (ties: lowest index), or -1 when none is > -inf.
+int32_t argmax_logit(std::span<const float> logits);
+
+// Replaces `out` by the k best finite logits (fewer when fewer are finite;
+// none for k = 0), sorted by candidate_before. One pass with a rising
+// threshold; no vocabulary sort.
+void select_top_k(std::span<const float> logits, size_t k, std::vector<Candidate>& out);
+
+// Applies bias (sorted by id, ids unique and in range) to `logits` in place.
+void apply_logit_bias(std::span<float> logits, std::span<const std::pair<int32_t, float>> bias);
+
+// Applies the repetition, frequency and presence penalties for the tokens in
+// `window` (ids outside the vocabulary are ignored). `scratch` is reused.
+void apply_penalties(std::span<float> logits, std::span<const int32_t> window, float repeat_penalty,
+                     float frequency_penalty, float presence_penalty, std::vector<int32_t>& scratch);
+
+// Scratch buffers of the stages below, reused across calls.
+struct WeightedCandidate {
+  float logit;
+  int32_t id;
+  float weight;  // exp(logit - max)
+};
+struct SampleScratch {
+  std::vector<float> weights;        // [n] softmax weights
+  std::vector<double> block_sums;    // [n / 256] their sums per block
+  std::vector<float> logits;         // logits of a candidate list, contiguous
+  std::vector<WeightedCandidate> weighted;
+  std::vector<double> bins;          // mass histogram of top-p
+};
+
+// How many of `sorted` (by candidate_before, non-empty) top-p keeps.
+size_t top_p_keep(std::span<const Candidate> sorted, float top_p);
+
+// top-p over a whole vocabulary of logits (not sorted; max_logit is their
+// maximum, finite), as a cut: the nucleus is every token with a logit above
+// `threshold`, and those equal to it except `tied_out` (the ties that come
+// after the last token kept, in id order). No sort of the vocabulary: see the
+// cost notes above.
+struct TopPCut {
+  float threshold = 0.0f;
+  std::vector<int32_t> tied_out;
+};
+void top_p_cut(std::span<const float> logits, float max_logit, float top_p, TopPCut& out, SampleScratch& scratch);
+
+// The smallest float f with f >= max_logit + ln(min_p) computed in double
+// (-inf for min_p 0): min-p keeps exactly the logits >= f.
+float min_p_floor(float max_logit, float min_p);
+
+// Index into `logits` drawn with weights exp((l - max_logit) / temperature)
+// for l >= floor (0 below, and for -inf/NaN) by the uniform u in [0, 1),
+// walking in index order. max_logit is the maximum of logits (finite).
+// Returns -1 when every weight is 0.
+int64_t draw_index(std::span<const float> logits, float max_logit, float temperature, float floor, double u,
+                   SampleScratch& scratch);
+
+// ---- the chain -------------------------------------------------------------
+
+class Sampler {
+ public:
+  // Throws Error(invalid_argument) for invalid params or n_vocab <= 0.
+  Sampler(const SamplerParams& params, int32_t n_vocab);
+
+  const SamplerParams& params() const { return params_; }
+  int32_t n_vocab() const { return n_vocab_; }
+
+  // Replaces the whole bias table (empty clears it). ids in [0, n_vocab);
+  // biases finite or -inf. A repeated id: the last entry wins. Throws
+  // Error(invalid_argument) and leaves the table unchanged on bad input.
+  void set_logit_bias(std::span<const int32_t> ids, std::span<const float> biases);
+
+  // Samples the token at position history.size() of a sequence whose tokens
+  // so far are `history`, from `logits` (n_vocab floats). When `out` is not
+  // null it receives the chosen token's log-probability and the n_top
+  // (clamped to the number of finite logits) most probable tokens. Throws
+  // Error(invalid_argument) when logits.size() != n_vocab or no token is
+  // left with a finite adjusted logit.
+  int32_t sample(std::span<const float> logits, std::span<const int32_t> history, Logprobs* out = nullptr,
+                 size_t n_top = 0);
+
+ private:
+  SamplerParams params_;
+  int32_t n_vocab_;
+  std::vector<std::pair<int32_t, float>> bias_;  // sorted by id, unique
+  // scratch, reused across calls
+  std::vector<float> adjusted_;        // [n_vocab] when a bias or a penalty is active
+  std::vector<int32_t> window_;        // sorted copy of the penalty window
+  std::vector<Candidate> cands_;       // the candidate list of the chain
+  SampleScratch scratch_;
+  TopPCut topp_;
+};
+
+}  // namespace paca
