@@ -226,6 +226,65 @@ TEST(BadInput, ConfigInconsistentHeads) {
   expect_load_error(h.write(), PACA_ERR_FORMAT, "multiple");
 }
 
+// A model split into two shards with model.safetensors.index.json loads and
+// gives the same logits as the single-file original.
+TEST(Sharded, TwoShardsEqualSingleFile) {
+  HfDir h = small_hf();
+  auto j = h.header();
+  const size_t data0 = 8 + h.header_len();
+  nlohmann::json heads[2] = {nlohmann::json::object(), nlohmann::json::object()};
+  std::vector<uint8_t> datas[2];
+  nlohmann::json index = {{"metadata", {{"total_size", h.st.size() - data0}}}, {"weight_map", nlohmann::json::object()}};
+  int k = 0;
+  for (auto it = j.begin(); it != j.end(); ++it, ++k) {
+    if (it.key() == "__metadata__") continue;
+    int f = k % 2;
+    uint64_t b = it.value()["data_offsets"][0].get<uint64_t>(), e = it.value()["data_offsets"][1].get<uint64_t>();
+    uint64_t at = datas[f].size();
+    datas[f].insert(datas[f].end(), h.st.begin() + static_cast<long>(data0 + b), h.st.begin() + static_cast<long>(data0 + e));
+    nlohmann::json t = it.value();
+    t["data_offsets"] = {at, at + (e - b)};
+    heads[f][it.key()] = t;
+    index["weight_map"][it.key()] = f == 0 ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
+  }
+  std::string d = test::temp_dir();
+  test::write_text(d + "/config.json", h.cfg.dump());
+  test::write_text(d + "/model.safetensors.index.json", index.dump());
+  for (int f = 0; f < 2; ++f) {
+    HfDir part;
+    part.st.assign(8, 0);
+    std::string hs = "{}";
+    while (hs.size() % 8) hs.push_back(' ');
+    uint64_t n = hs.size();
+    for (int i = 0; i < 8; ++i) part.st[i] = static_cast<uint8_t>(n >> (8 * i));
+    part.st.insert(part.st.end(), hs.begin(), hs.end());
+    part.st.insert(part.st.end(), datas[f].begin(), datas[f].end());
+    part.set_header(heads[f]);
+    test::write_file(d + (f == 0 ? "/model-00001-of-00002.safetensors" : "/model-00002-of-00002.safetensors"), part.st);
+  }
+  paca_model* single = test::load_or_die(h.dir);
+  paca_model* sharded = test::load_or_die(d);
+  ASSERT_NE(single, nullptr);
+  ASSERT_NE(sharded, nullptr);
+  int32_t toks[4] = {1, 17, 42, 99};
+  const float* la = nullptr;
+  const float* lb = nullptr;
+  size_t na = 0, nb = 0;
+  paca_session *sa = nullptr, *sb = nullptr;
+  ASSERT_EQ(paca_session_create(single, nullptr, &sa), PACA_OK);
+  ASSERT_EQ(paca_session_create(sharded, nullptr, &sb), PACA_OK);
+  ASSERT_EQ(paca_session_prefill(sa, toks, 4), PACA_OK);
+  ASSERT_EQ(paca_session_prefill(sb, toks, 4), PACA_OK) << paca_last_error();
+  ASSERT_EQ(paca_session_logits(sa, &la, &na), PACA_OK);
+  ASSERT_EQ(paca_session_logits(sb, &lb, &nb), PACA_OK);
+  ASSERT_EQ(na, nb);
+  EXPECT_EQ(0, std::memcmp(la, lb, na * sizeof(float)));
+  paca_session_free(sa);
+  paca_session_free(sb);
+  paca_model_free(single);
+  paca_model_free(sharded);
+}
+
 TEST(BadInput, ShardIndexNamesEscapingFile) {
   HfDir h = small_hf();
   std::string d = h.write();
