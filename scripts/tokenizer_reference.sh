@@ -28,6 +28,6 @@ if [ ! -d "$ref/node_modules/@lenml/tokenizers" ] || [ ! -d "$ref/node_modules/t
 fi
 export PACA_TOKENIZER_REFERENCE_DIR="$ref"
 "$build/tests/paca_tokenizer_tests" --gtest_filter='LiveReference.*'
-if [ -x "$build/bench/tokenizer-bench" ]; then
+if [ -x "$build/bench/tokenizer-bench" ] && [ -d "$root/../shared/tokenizers" ]; then
   "$build/bench/tokenizer-bench" --shared "$root/../shared"
 fi
