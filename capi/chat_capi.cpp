@@ -3,6 +3,7 @@
 // and the mapping to core/tokenizer/chat.h and tool_call.h.
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "capi_internal.h"
 #include "model/llama_model.h"
@@ -139,6 +140,32 @@ PACA_API paca_status paca_chat_format(const paca_model* model, const char* messa
 PACA_API paca_status paca_chat_format_json(const paca_model* model, const char* messages_json,
                                            const paca_chat_params* params, char* buf, size_t cap, size_t* out_needed) {
   return format(model, messages_json, params, buf, cap, out_needed, true, "paca_chat_format_json");
+}
+
+PACA_API paca_status paca_chat_tokenize(const paca_model* model, const char* messages_json,
+                                        const paca_chat_params* params, int32_t* buf, size_t cap, size_t* out_needed) {
+  if (out_needed != nullptr) *out_needed = 0;
+  PACA_REQUIRE(model != nullptr, "paca_chat_tokenize: model is NULL");
+  PACA_REQUIRE(messages_json != nullptr, "paca_chat_tokenize: messages_json is NULL");
+  PACA_REQUIRE(buf != nullptr || cap == 0, "paca_chat_tokenize: buf is NULL but cap is not 0");
+  paca_chat_params p = paca_chat_params_default();
+  if (!read_params(params, p, "paca_chat_tokenize")) return PACA_ERR_INVALID_ARGUMENT;
+  const auto& ck = model->model->checkpoint();
+  if (!ck.tokenizer)
+    return set_error(PACA_ERR_STATE, "paca_chat_tokenize: the model has no tokenizer (" +
+                                         (ck.tokenizer_note.empty() ? std::string("none found") : ck.tokenizer_note) + ")");
+  std::vector<int32_t> ids;
+  const paca_status st = guarded([&] {
+    const paca::ChatTemplate t = template_for(model, p);
+    ids = paca::encode_chat(*ck.tokenizer, t.render(request_of(messages_json, p)));
+  });
+  if (st != PACA_OK) return st;
+  if (out_needed != nullptr) *out_needed = ids.size();
+  if (cap < ids.size())
+    return set_error(PACA_ERR_BUFFER_TOO_SMALL, "paca_chat_tokenize: buffer holds " + std::to_string(cap) + " ids, " +
+                                                    std::to_string(ids.size()) + " needed");
+  if (!ids.empty()) std::memcpy(buf, ids.data(), ids.size() * sizeof(int32_t));
+  return PACA_OK;
 }
 
 PACA_API paca_status paca_chat_template_json(const paca_model* model, char* buf, size_t cap, size_t* out_needed) {

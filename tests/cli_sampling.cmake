@@ -3,13 +3,7 @@
 # the field named; with ../shared (stories260K, which has a tokenizer) also
 # --stop on text, with the stop string split across tokens.
 file(REMOVE_RECURSE ${WORK})
-function(paca_ok out_var)
-  execute_process(COMMAND ${PACA} ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "paca ${ARGN} failed (${rc}): ${err}")
-  endif()
-  set(${out_var} "${out}" PARENT_SCOPE)
-endfunction()
+include(${CMAKE_CURRENT_LIST_DIR}/cli_util.cmake)
 
 paca_ok(out make-test-model ${WORK}/model --seed 5)
 set(M ${WORK}/model)

@@ -96,6 +96,18 @@ std::vector<ChatPiece> split_for_encoding(const RenderedChat& chat, const std::v
   return out;
 }
 
+std::vector<int32_t> encode_chat(const Tokenizer& tokenizer, const RenderedChat& chat) {
+  const Vocab& v = tokenizer.vocab();
+  std::vector<std::string> specials;
+  for (int32_t id : v.specials()) {
+    const TokenType t = v.at(id).type;
+    if (t == TokenType::control || t == TokenType::unknown) specials.push_back(v.at(id).text);
+  }
+  std::vector<int32_t> ids;
+  tokenizer.encode_pieces(split_for_encoding(chat, specials), ids);
+  return ids;
+}
+
 // ---- templates -------------------------------------------------------------
 
 struct ChatTemplate::Impl {

@@ -31,6 +31,8 @@
 #include <string_view>
 #include <vector>
 
+#include "tokenizer/tokenizer.h"
+
 namespace paca {
 
 struct Checkpoint;
@@ -66,13 +68,12 @@ struct RenderedChat {
   std::vector<ChatSegment> segments;  // in order, covering text
 };
 
-// A piece of rendered text for the tokenizer: control pieces are exactly one
-// special token's text; plain pieces are encoded with special tokens off.
-struct ChatPiece {
-  std::string_view text;
-  bool control = false;
-};
+using ChatPiece = TextPiece;  // a piece of rendered text for the tokenizer (tokenizer.h)
 std::vector<ChatPiece> split_for_encoding(const RenderedChat& chat, const std::vector<std::string>& special_texts);
+// The ids of a rendered chat: split_for_encoding with the tokenizer's control
+// and unknown tokens as the special texts, then Tokenizer::encode_pieces. No
+// BOS is added (the templates write it).
+std::vector<int32_t> encode_chat(const Tokenizer& tokenizer, const RenderedChat& chat);
 
 enum class ChatStyle { llama2, llama3, llama31 };
 const char* chat_style_name(ChatStyle s);  // "llama2", "llama3", "llama3.1"

@@ -78,21 +78,41 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, const EncodeOption
 }
 
 void Tokenizer::encode(std::string_view input, const EncodeOptions& opt, std::vector<int32_t>& out) const {
+  if (opt.add_special && opt_.add_bos && vocab_.bos >= 0) out.push_back(vocab_.bos);
+  bool after_special = true;  // the text's start counts as "after a special token" for the dummy prefix
+  encode_run(input, opt.parse_special, after_special, out);
+  if (opt.add_special && opt_.add_eos && vocab_.eos >= 0) out.push_back(vocab_.eos);
+}
+
+void Tokenizer::encode_pieces(std::span<const TextPiece> pieces, std::vector<int32_t>& out) const {
+  bool after_special = true;
+  for (const TextPiece& p : pieces) {
+    if (!p.control) {
+      encode_run(p.text, false, after_special, out);
+      continue;
+    }
+    const int32_t id = vocab_.find_text(p.text);
+    if (id < 0) fail(Status::invalid_argument, "'{}' is not the text of a token", p.text);
+    out.push_back(id);
+    after_special = opt_.space_prefix_after_special;
+  }
+}
+
+void Tokenizer::encode_run(std::string_view input, bool parse_special, bool& after_special,
+                           std::vector<int32_t>& out) const {
   std::string clean;
   std::string_view text = input;
   if (!utf8_valid(input)) {
     clean = utf8_sanitize(input);
     text = clean;
   }
-  if (opt.add_special && opt_.add_bos && vocab_.bos >= 0) out.push_back(vocab_.bos);
   size_t start = 0, i = 0;
-  bool after_special = true;  // the text's start counts as "after a special token" for the dummy prefix
   while (i < text.size()) {
     const auto b = static_cast<uint8_t>(text[i]);
     int32_t match = -1;
     for (int32_t id : specials_by_byte_[b]) {
       const Token& t = vocab_.at(id);
-      if (t.type != TokenType::user_defined && !opt.parse_special) continue;
+      if (t.type != TokenType::user_defined && !parse_special) continue;
       if (text.compare(i, t.text.size(), t.text) == 0) {
         match = id;
         break;
@@ -109,8 +129,10 @@ void Tokenizer::encode(std::string_view input, const EncodeOptions& opt, std::ve
     start = i;
     after_special = opt_.space_prefix_after_special;
   }
-  encode_fragment(text.substr(start), after_special, out);
-  if (opt.add_special && opt_.add_eos && vocab_.eos >= 0) out.push_back(vocab_.eos);
+  if (start < text.size()) {
+    encode_fragment(text.substr(start), after_special, out);
+    after_special = false;
+  }
 }
 
 void Tokenizer::encode_fragment(std::string_view text, bool after_special, std::vector<int32_t>& out) const {

@@ -65,6 +65,13 @@ enum TokenAttr : uint32_t {
   kAttrEog = 1u << 7,  // ends generation (EOS, EOT, EOM, ...)
 };
 
+// A piece of text for Tokenizer::encode_pieces: control pieces are exactly
+// one special token's text; plain pieces are encoded with special tokens off.
+struct TextPiece {
+  std::string_view text;
+  bool control = false;
+};
+
 class Tokenizer {
  public:
   // Finalizes vocab (see Vocab::finalize). `source` says where it came from
@@ -85,6 +92,13 @@ class Tokenizer {
   std::vector<int32_t> encode(std::string_view text, const EncodeOptions& opt) const;
   void encode(std::string_view text, const EncodeOptions& opt, std::vector<int32_t>& out) const;
   std::string decode(std::span<const int32_t> ids, const DecodeOptions& opt) const;
+  // Encodes text already split into pieces (a rendered chat, see chat.h):
+  // a control piece is exactly one token's text and becomes that id (throws
+  // Error(invalid_argument) when no token has that text); a plain piece is
+  // encoded with special-token recognition off. The dummy-prefix rules are
+  // those of encode() over the concatenated text, so a text without user
+  // data gives the ids of encode(text, {.parse_special = true}). No BOS/EOS.
+  void encode_pieces(std::span<const TextPiece> pieces, std::vector<int32_t>& out) const;
 
   // The raw bytes of one token (possibly part of a UTF-8 character): byte
   // tokens their byte, SentencePiece pieces with U+2581 as ' ', control and
@@ -108,6 +122,9 @@ class Tokenizer {
   void set_eos(int32_t id);
 
  private:
+  // Encodes text (specials matched when parse_special; user-defined tokens
+  // always); after_special carries the dummy-prefix state across calls.
+  void encode_run(std::string_view text, bool parse_special, bool& after_special, std::vector<int32_t>& out) const;
   void encode_fragment(std::string_view text, bool after_special, std::vector<int32_t>& out) const;
   void encode_chars(std::string_view text, std::vector<int32_t>& out) const;
   void encode_byte_level(std::string_view text, std::vector<int32_t>& out) const;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -46,10 +47,12 @@ void usage() {
                "            [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R]\n"
                "            [--frequency-penalty F] [--presence-penalty P] [--repeat-last-n N] [--seed S]\n"
                "            [--stop TEXT]... [--stop-token ID]... [--logprobs N]\n"
-               "  paca eval -m PATH (-p TEXT | --prompt-tokens 1,2,3) [--top K] [--logits-out FILE] [--threads N] [--json]\n"
+               "            [--chat [--system TEXT] [--tools JSON|@FILE] [--builtin-tools a,b] [--date TEXT]]\n"
+               "  paca eval -m PATH (-p TEXT | --prompt-tokens 1,2,3) [--chat ...] [--top K] [--logits-out FILE] [--threads N] [--json]\n"
                "  paca tokenize   -m PATH [--special] [--no-bos] [--json] [--] TEXT\n"
                "  paca detokenize -m PATH [--special] [--json] [--] 1,2,3\n"
                "  paca info -m PATH [--json]\n"
+               "  paca chat-template -m PATH      (the model's chat format as JSON: origin, style, tokens, source)\n"
                "  paca make-test-model DIR [--seed N] [--dim N] [--layers N] [--heads N] [--kv-heads N]\n"
                "                           [--ffn N] [--vocab N] [--ctx N] [--tied]\n"
                "PATH is a Hugging Face model directory, a .gguf file or a llama2.c .bin checkpoint.\n"
@@ -57,6 +60,8 @@ void usage() {
                "(Meta's recipe: first and last layer kept; --fp8-attention adds attention); --fp8-mode auto|w8a8|w8a16\n"
                "chooses activation rounding (w8a8) or weight-only FP8 (w8a16).\n"
                "-p TEXT is tokenized with BOS; special-token text in it stays text unless --special.\n"
+               "--chat makes -p the user's message in the model's chat format (with --system, tools and the date\n"
+               "of Llama 3.1); run --json then adds \"reply\": the reply's content and tool calls.\n"
                "'--' ends the options, so a TEXT may start with '-'.\n"
                "Sampling (run): temperature 0 (the default) is greedy; --seed S makes sampled runs reproducible;\n"
                "--stop TEXT and --stop-token ID end the generation (repeatable); --logprobs N adds log-probabilities\n"
@@ -111,6 +116,8 @@ struct Args {
   std::vector<std::string> stops;                          // --stop
   long logprobs = -1;                                      // --logprobs N: -1 off, else N alternatives
   paca_test_model_params tm = paca_test_model_params_default();
+  bool chat = false;                    // --chat: -p is a user message in the model's chat format
+  std::string system, tools, builtin_tools, date;  // --system, --tools, --builtin-tools, --date
 };
 
 Args parse_args(int argc, char** argv) {
@@ -130,6 +137,11 @@ Args parse_args(int argc, char** argv) {
     else if (k == "--prompt-tokens") { a.prompt = parse_tokens(val()); a.have_prompt = true; }
     else if (k == "-p" || k == "--prompt") { a.text = val(); a.have_text = true; }
     else if (k == "--special") a.special = true;
+    else if (k == "--chat") a.chat = true;
+    else if (k == "--system") { a.system = val(); a.chat = true; }
+    else if (k == "--tools") { a.tools = val(); a.chat = true; }
+    else if (k == "--builtin-tools") { a.builtin_tools = val(); a.chat = true; }
+    else if (k == "--date") { a.date = val(); a.chat = true; }
     else if (k == "--no-bos") a.no_bos = true;
     else if (k == "--") { while (i + 1 < argc) a.positional.push_back(argv[++i]); }
     else if (k == "-n" || k == "--n-predict") a.n_predict = parse_long(val(), "-n", 0, 1 << 24);
@@ -327,12 +339,109 @@ struct TextOut {
   }
 };
 
+// --tools: a JSON array given inline, or @FILE.
+std::string tools_json(const std::string& arg) {
+  if (arg.empty() || arg[0] != '@') return arg;
+  FILE* f = std::fopen(arg.c_str() + 1, "rb");
+  if (f == nullptr) die("--tools: cannot open '%s'", arg.c_str() + 1);
+  std::string out;
+  char chunk[4096];
+  size_t got;
+  while ((got = std::fread(chunk, 1, sizeof chunk, f)) > 0) out.append(chunk, got);
+  std::fclose(f);
+  return out;
+}
+
+// --builtin-tools a,b -> ["a","b"]
+std::string builtin_tools_json(const std::string& list) {
+  std::string out = "[";
+  size_t i = 0;
+  while (i <= list.size()) {
+    size_t j = list.find(',', i);
+    if (j == std::string::npos) j = list.size();
+    std::string name = list.substr(i, j - i);
+    for (char c : name)
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') die("--builtin-tools: '%s' is not a tool name", name.c_str());
+    if (!name.empty()) out += (out.size() > 1 ? ",\"" : "\"") + name + "\"";
+    i = j + 1;
+  }
+  return out + "]";
+}
+
+// The conversation of --chat: an optional system message and -p as the user's.
+std::string chat_messages_json(const Args& a) {
+  auto quoted = [](const std::string& v) {
+    std::string o = "\"";
+    for (unsigned char c : v) {
+      if (c == '"' || c == '\\') o += '\\', o += static_cast<char>(c);
+      else if (c < 0x20) {
+        char b[8];
+        std::snprintf(b, sizeof b, "\\u%04x", c);
+        o += b;
+      } else o += static_cast<char>(c);
+    }
+    return o + "\"";
+  };
+  std::string j = "[";
+  if (!a.system.empty()) j += "{\"role\":\"system\",\"content\":" + quoted(a.system) + "},";
+  return j + "{\"role\":\"user\",\"content\":" + quoted(a.text) + "}]";
+}
+
+std::vector<int32_t> chat_prompt(paca_model* m, const Args& a) {
+  const std::string messages = chat_messages_json(a);
+  const std::string tools = tools_json(a.tools), builtin = builtin_tools_json(a.builtin_tools);
+  paca_chat_params cp = paca_chat_params_default();
+  if (!a.tools.empty()) cp.tools_json = tools.c_str();
+  if (!a.builtin_tools.empty()) cp.builtin_tools_json = builtin.c_str();
+  if (!a.date.empty()) cp.date = a.date.c_str();
+  size_t n = 0;
+  paca_status st = paca_chat_tokenize(m, messages.c_str(), &cp, nullptr, 0, &n);
+  if (st != PACA_OK && st != PACA_ERR_BUFFER_TOO_SMALL) die_status("formatting the chat", st);
+  std::vector<int32_t> ids(n);
+  st = paca_chat_tokenize(m, messages.c_str(), &cp, ids.data(), ids.size(), &n);
+  if (st != PACA_OK) die_status("formatting the chat", st);
+  return ids;
+}
+
 std::vector<int32_t> prompt_of(paca_model* m, const Args& a) {
+  if (a.chat && !a.have_text) die("--chat needs -p TEXT (the user's message)");
   if (!a.have_text) return a.prompt;
+  if (a.chat) return chat_prompt(m, a);
   std::vector<int32_t> ids =
       tokenize_or_die(m, a.text, (a.no_bos ? 0u : uint32_t{PACA_TOKENIZE_ADD_BOS}) | (a.special ? uint32_t{PACA_TOKENIZE_SPECIAL} : 0u));
   if (ids.empty()) die("the prompt is empty");
   return ids;
+}
+
+// The tool calls in a chat reply (paca_chat_parse_tool_calls' JSON): the
+// reply's ids rendered with special tokens as text, ended by `last` when it
+// stopped generation.
+std::string reply_tool_calls(paca_model* m, const std::vector<int32_t>& ids, bool stopped_on_eog) {
+  std::vector<int32_t> body = ids;
+  int32_t end = PACA_REPLY_END_NONE;
+  if (stopped_on_eog && !body.empty()) {
+    char piece[64];
+    size_t need = 0;
+    if (paca_token_to_piece(m, body.back(), PACA_DETOKENIZE_SPECIAL, piece, sizeof piece, &need) == PACA_OK) {
+      const std::string t = piece;
+      end = t == "<|eom_id|>" ? PACA_REPLY_END_EOM : t == "<|eot_id|>" ? PACA_REPLY_END_EOT : PACA_REPLY_END_EOS;
+    }
+    body.pop_back();
+  }
+  size_t n = 0;
+  paca_status st = paca_detokenize(m, body.data(), body.size(), PACA_DETOKENIZE_SPECIAL, nullptr, 0, &n);
+  if (st != PACA_OK && st != PACA_ERR_BUFFER_TOO_SMALL) die_status("detokenizing the reply", st);
+  std::string text(n, '\0');
+  st = paca_detokenize(m, body.data(), body.size(), PACA_DETOKENIZE_SPECIAL, text.data(), text.size(), &n);
+  if (st != PACA_OK) die_status("detokenizing the reply", st);
+  text.resize(n - 1);
+  st = paca_chat_parse_tool_calls(text.data(), text.size(), end, nullptr, 0, &n);
+  if (st != PACA_OK && st != PACA_ERR_BUFFER_TOO_SMALL) die_status("parsing tool calls", st);
+  std::string out(n, '\0');
+  st = paca_chat_parse_tool_calls(text.data(), text.size(), end, out.data(), out.size(), &n);
+  if (st != PACA_OK) die_status("parsing tool calls", st);
+  out.resize(n - 1);
+  return out;
 }
 
 int cmd_run(const Args& a) {
@@ -344,7 +453,7 @@ int cmd_run(const Args& a) {
     if (info.bos_id < 0) die("the model has no BOS token: give -p TEXT or --prompt-tokens");
     prompt = {info.bos_id};
   }
-  TextOut text_out(m, std::any_of(prompt.begin(), prompt.end(), [&](int32_t t) { return t != info.bos_id; }));
+  TextOut text_out(m, !a.chat && std::any_of(prompt.begin(), prompt.end(), [&](int32_t t) { return t != info.bos_id; }));
   paca_sampler_params sp = a.sp;
   sp.ignore_eos = a.ignore_eos ? 1 : 0;
   sp.stop_ids = a.stop_ids.data();
@@ -428,6 +537,8 @@ int cmd_run(const Args& a) {
       std::printf(",\"text\":");
       print_json_string(text_out.text);
     }
+    if (a.chat && text_out.detok != nullptr)  // {"content":..., "tool_calls":[...], ...}
+      std::printf(",\"reply\":%s", reply_tool_calls(m, out, std::strcmp(reason, "eos") == 0).c_str());
     std::printf(",\"stop_reason\":\"%s\",\"timings\":{\"load_ms\":%.3f,\"ttft_ms\":%.3f,"
                 "\"prefill_tokens_per_s\":%.3f,\"decode_tokens_per_s\":%.3f}}\n",
                 reason, load_ms, ttft_ms, prefill_tps, decode_tps);
@@ -505,6 +616,20 @@ int cmd_info(const Args& a) {
   return 0;
 }
 
+int cmd_chat_template(const Args& a) {
+  paca_model* m = load(a, nullptr);
+  size_t need = 0;
+  paca_status st = paca_chat_template_json(m, nullptr, 0, &need);
+  if (st != PACA_ERR_BUFFER_TOO_SMALL) die_status("reading the chat template", st);
+  std::string buf(need, '\0');
+  st = paca_chat_template_json(m, buf.data(), buf.size(), &need);
+  if (st != PACA_OK) die_status("reading the chat template", st);
+  buf.resize(need - 1);
+  std::printf("%s\n", buf.c_str());  // {"origin", "style", special tokens, "source"}
+  paca_model_free(m);
+  return 0;
+}
+
 int cmd_tokenize(const Args& a) {
   if (a.positional.empty()) die("tokenize needs a TEXT (use -- before a text that starts with '-')");
   paca_model* m = load(a, nullptr);
@@ -569,6 +694,7 @@ int main(int argc, char** argv) {
   if (a.cmd == "info") return cmd_info(a);
   if (a.cmd == "tokenize") return cmd_tokenize(a);
   if (a.cmd == "detokenize") return cmd_detokenize(a);
+  if (a.cmd == "chat-template") return cmd_chat_template(a);
   if (a.cmd == "make-test-model") return cmd_make_test_model(a);
   if (a.cmd == "--version" || a.cmd == "version") {
     std::printf("paca %s (ABI %u)\n", paca_version(), paca_abi_version());

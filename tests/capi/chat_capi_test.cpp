@@ -4,8 +4,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <string>
+#include <vector>
 
 #include "test_util.h"
 
@@ -103,6 +105,93 @@ TEST(ChatCapi, ModelTemplate) {
   EXPECT_EQ(info["style"], "llama3.1");
   EXPECT_EQ(info["bos_token"], "<|begin_of_text|>");
   EXPECT_NE(info["source"].get<std::string>().find("Environment: ipython"), std::string::npos);
+  paca_model_free(m);
+}
+
+namespace {
+
+std::vector<int32_t> chat_ids(paca_model* m, const char* messages, paca_status* status = nullptr) {
+  size_t n = 0;
+  paca_status st = paca_chat_tokenize(m, messages, nullptr, nullptr, 0, &n);
+  if (st == PACA_ERR_BUFFER_TOO_SMALL) {
+    std::vector<int32_t> ids(n);
+    st = paca_chat_tokenize(m, messages, nullptr, ids.data(), ids.size(), &n);
+    if (status) *status = st;
+    EXPECT_EQ(st, PACA_OK) << paca_last_error();
+    ids.resize(n);
+    return ids;
+  }
+  if (status) *status = st;
+  return {};
+}
+
+std::vector<int32_t> text_ids(paca_model* m, const std::string& text, uint32_t flags) {
+  size_t n = 0;
+  EXPECT_EQ(paca_tokenize(m, text.data(), text.size(), flags, nullptr, 0, &n), text.empty() ? PACA_OK : PACA_ERR_BUFFER_TOO_SMALL);
+  std::vector<int32_t> ids(n);
+  EXPECT_EQ(paca_tokenize(m, text.data(), text.size(), flags, ids.data(), ids.size(), &n), PACA_OK) << paca_last_error();
+  return ids;
+}
+
+std::string formatted(paca_model* m, const char* messages) {
+  return call_string([&](char* b, size_t c, size_t* n) { return paca_chat_format(m, messages, nullptr, b, c, n); });
+}
+
+}  // namespace
+
+TEST(ChatCapi, TokenizeEqualsSpecialParsingWithoutUserSpecials) {
+  SKIP_WITHOUT_SHARED();
+  const char* conv = R"([{"role": "system", "content": "Answer in one word."},
+                         {"role": "user", "content": "  Hello, world!\n"},
+                         {"role": "assistant", "content": "Hi."},
+                         {"role": "user", "content": "Again: ünïcödé 123"}])";
+  for (const char* name : {"tiny-llama2", "tiny-llama3", "tiny-llama31", "tiny-llama32", "stories260K/stories260K.bin"}) {
+    SCOPED_TRACE(name);
+    paca_model* m = test::load_or_die(test::shared_dir() + "/models/" + name);
+    const std::string text = formatted(m, conv);
+    ASSERT_FALSE(text.empty());
+    // Without special-token text in the messages, the chat's ids are those of
+    // the whole rendered text with special tokens recognised, no extra BOS.
+    const std::vector<int32_t> ids = chat_ids(m, conv);
+    EXPECT_EQ(ids, text_ids(m, text, PACA_TOKENIZE_SPECIAL));
+    paca_model_info info{};
+    info.struct_size = sizeof info;
+    ASSERT_EQ(paca_model_get_info(m, &info), PACA_OK);
+    ASSERT_FALSE(ids.empty());
+    ASSERT_GE(ids.size(), 2u);
+    EXPECT_EQ(ids[0], info.bos_id);  // the template's BOS, not doubled
+    EXPECT_NE(ids[1], info.bos_id);
+    paca_model_free(m);
+  }
+}
+
+TEST(ChatCapi, TokenizeKeepsUserSpecialTextAsText) {
+  SKIP_WITHOUT_SHARED();
+  paca_model* m = test::load_or_die(test::shared_dir() + "/models/tiny-llama31");
+  const std::vector<int32_t> ids = chat_ids(m, kMessages);
+  const std::string text = formatted(m, kMessages);
+  // Two <|eot_id|> tokens: the template's after each message; the user's copy is text.
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), 128009), 2);
+  const std::vector<int32_t> naive = text_ids(m, text, PACA_TOKENIZE_SPECIAL);
+  EXPECT_EQ(std::count(naive.begin(), naive.end(), 128009), 3);
+  // The ids still decode to the rendered text.
+  size_t n = 0;
+  ASSERT_EQ(paca_detokenize(m, ids.data(), ids.size(), PACA_DETOKENIZE_SPECIAL, nullptr, 0, &n), PACA_ERR_BUFFER_TOO_SMALL);
+  std::string back(n, '\0');
+  ASSERT_EQ(paca_detokenize(m, ids.data(), ids.size(), PACA_DETOKENIZE_SPECIAL, back.data(), back.size(), &n), PACA_OK);
+  back.resize(n - 1);
+  EXPECT_EQ(back, text);
+  // Errors: small buffer, bad JSON, NULLs.
+  int32_t one = -1;
+  size_t needed = 0;
+  EXPECT_EQ(paca_chat_tokenize(m, kMessages, nullptr, &one, 1, &needed), PACA_ERR_BUFFER_TOO_SMALL);
+  EXPECT_EQ(needed, ids.size());
+  EXPECT_EQ(one, -1);
+  EXPECT_EQ(paca_chat_tokenize(m, "{", nullptr, nullptr, 0, &needed), PACA_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(needed, 0u);
+  EXPECT_EQ(paca_chat_tokenize(m, nullptr, nullptr, nullptr, 0, &needed), PACA_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(paca_chat_tokenize(m, kMessages, nullptr, nullptr, 5, &needed), PACA_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(paca_chat_tokenize(nullptr, kMessages, nullptr, nullptr, 0, &needed), PACA_ERR_INVALID_ARGUMENT);
   paca_model_free(m);
 }
 

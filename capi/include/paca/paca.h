@@ -529,6 +529,21 @@ PACA_API paca_status paca_chat_format_json(const paca_model* model, const char* 
                                            size_t* out_needed);
 
 /**
+ * Renders a conversation as paca_chat_format does and tokenizes it for the
+ * model, following the rule in the section comment: special-token text is a
+ * control token only where the template wrote it; the same text inside a
+ * message stays ordinary text. No BOS is added beyond what the template
+ * writes (every Llama template writes it). Writes the ids into buf (cap
+ * entries) and their count into *out_needed (optional); if cap is too small,
+ * returns PACA_ERR_BUFFER_TOO_SMALL and writes nothing (buf NULL with cap 0
+ * queries the count). model is required; PACA_ERR_STATE when it has no
+ * tokenizer. Other errors as paca_chat_format. Since v0.2.
+ */
+PACA_API paca_status paca_chat_tokenize(const paca_model* model, const char* messages_json,
+                                        const paca_chat_params* params, int32_t* buf, size_t cap,
+                                        size_t* out_needed);
+
+/**
  * Describes the model's chat format as JSON: {"origin": as "template" above,
  * "style": "llama2" | "llama3" | "llama3.1" (what the configuration looks
  * like), "bos_token", "eos_token", "unk_token", "pad_token" (strings or null),
