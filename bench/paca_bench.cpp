@@ -1,7 +1,7 @@
 // paca-bench - decode and prefill throughput of a model next to the bound
 // set by this machine's memory bandwidth, measured in the same run.
 //
-//   paca-bench [-m PATH | --shape NAME] [--threads N] [--tokens N] [--prompt N] [--repeats N] [--json]
+//   paca-bench [-m PATH | --shape NAME] [--threads N] [--tokens N] [--prompt N] [--repeats N] [--no-mmap] [--json]
 //
 // Shapes (seeded random weights, written once to a temporary directory):
 //   tiny   dim 128, 4 layers, vocab 4096
@@ -85,7 +85,7 @@ int main(int argc, char** argv) {
   std::string model, shape = "110m";
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   int tokens = 64, prompt = 128, repeats = 3;
-  bool json = false;
+  bool json = false, no_mmap = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -99,6 +99,7 @@ int main(int argc, char** argv) {
     else if (a == "--prompt") prompt = std::max(1, std::atoi(next().c_str()));
     else if (a == "--repeats") repeats = std::max(1, std::atoi(next().c_str()));
     else if (a == "--json") json = true;
+    else if (a == "--no-mmap") no_mmap = true;
     else die("unknown argument " + a);
   }
   std::string tmp;
@@ -125,6 +126,7 @@ int main(int argc, char** argv) {
 
   paca_model_params mp = paca_model_params_default();
   mp.n_threads = threads;
+  mp.load_mode = no_mmap ? PACA_LOAD_READ : PACA_LOAD_MMAP;
   paca_model* m = nullptr;
   auto tl = Clock::now();
   if (paca_model_load(model.c_str(), &mp, &m) != PACA_OK) die(paca_last_error());

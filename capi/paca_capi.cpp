@@ -66,6 +66,7 @@ PACA_API paca_status paca_model_load(const char* path, const paca_model_params* 
   PACA_REQUIRE((p.fp8_targets & ~(PACA_FP8_MLP | PACA_FP8_ATTENTION | PACA_FP8_KEEP_FIRST_LAST)) == 0,
                "paca_model_load: unknown bits in fp8_targets");
   PACA_REQUIRE(p.fp8_mode >= PACA_FP8_AUTO && p.fp8_mode <= PACA_FP8_W8A16, "paca_model_load: unknown fp8_mode");
+  PACA_REQUIRE(p.load_mode == PACA_LOAD_MMAP || p.load_mode == PACA_LOAD_READ, "paca_model_load: unknown load_mode");
   return guarded([&] {
     paca::LoadOptions opt;
     opt.quantize_fp8 = p.weight_dtype == PACA_WEIGHTS_FP8;
@@ -79,6 +80,7 @@ PACA_API paca_status paca_model_load(const char* path, const paca_model_params* 
                                                   : paca::LoadOptions::Fp8Mode::automatic;
     opt.device = p.device != nullptr ? p.device : "cpu";
     opt.tokenizer_path = p.tokenizer_path != nullptr ? p.tokenizer_path : "";
+    opt.read_weights = p.load_mode == PACA_LOAD_READ;
     opt.model.n_threads = p.n_threads;
     opt.model.kv_dtype = p.kv_dtype == PACA_KV_BF16 ? paca::DType::bf16 : paca::DType::f32;
     opt.model.kv_block_tokens = p.kv_block_tokens == 0 ? 16 : p.kv_block_tokens;

@@ -109,7 +109,7 @@ std::pair<std::string, std::string> split_side_tensor(const std::string& n) {
 }
 
 void add_safetensors_file(Checkpoint& ck, const std::string& path, const std::set<std::string>* expect) {
-  ck.files.push_back(std::make_unique<MappedFile>(path));
+  ck.files.push_back(std::make_unique<MappedFile>(path, ck.file_mode));
   const MappedFile& mf = *ck.files.back();
   SafetensorsFile st = parse_safetensors(mf.bytes(), path);
   for (const auto& e : st.tensors) {
@@ -256,16 +256,18 @@ void check_llama_tensors(const Checkpoint& ck) {
           "rope_freqs has {} entries, expected head_dim/2 = {}", ck.rope_divisors.size(), c.head_dim / 2);
 }
 
-std::unique_ptr<Checkpoint> open_checkpoint(const std::string& path, const std::string& tokenizer_path) {
+std::unique_ptr<Checkpoint> open_checkpoint(const std::string& path, const std::string& tokenizer_path,
+                                            MappedFile::Mode file_mode) {
   auto ck = std::make_unique<Checkpoint>();
   ck->path = path;
+  ck->file_mode = file_mode;
   if (is_dir(path)) {
     check(is_file(path + "/config.json"), Status::io, "'{}' is a directory without config.json", path);
     read_hf_directory(path, *ck);
   } else {
     check(is_file(path), Status::io, "model path '{}' does not exist or is not a file or directory", path);
     bool gguf = starts_with_gguf(path);
-    ck->files.push_back(std::make_unique<MappedFile>(path));
+    ck->files.push_back(std::make_unique<MappedFile>(path, file_mode));
     const MappedFile& mf = *ck->files.back();
     if (gguf) read_gguf_checkpoint(mf.bytes(), path, *ck);
     else read_llama2c_checkpoint(mf.bytes(), path, *ck);

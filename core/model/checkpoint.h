@@ -29,6 +29,7 @@ struct Checkpoint {
   ModelConfig config;
   std::unique_ptr<GgufFile> gguf;    // GGUF metadata (offsets into files[0]); null for other formats
   std::vector<std::unique_ptr<MappedFile>> files;
+  MappedFile::Mode file_mode = MappedFile::Mode::map;  // how files are brought into memory
   std::map<std::string, TensorView> tensors;  // canonical name -> view
   // FP8 side tensors: "<canonical>.weight_scale" / "<canonical>.input_scale"
   std::map<std::string, TensorView> aux;
@@ -50,7 +51,9 @@ std::string layer_tensor(int layer, const char* what);  // "L<layer>.<what>"
 // for presence, dtype and shape. Throws Error naming the first problem.
 // tokenizer_path names the tokenizer file to use ("" = the checkpoint's own;
 // llama2.c checkpoints look for tok<vocab>.bin or tokenizer.bin beside them).
-std::unique_ptr<Checkpoint> open_checkpoint(const std::string& path, const std::string& tokenizer_path = "");
+// file_mode: map the weight files (default) or read them into memory.
+std::unique_ptr<Checkpoint> open_checkpoint(const std::string& path, const std::string& tokenizer_path = "",
+                                            MappedFile::Mode file_mode = MappedFile::Mode::map);
 
 // Parsers of each format, on bytes in memory (exposed for tests and fuzzers).
 // Each fills config and tensors (views into `file`) of `out`.

@@ -42,7 +42,7 @@ std::unique_ptr<LlamaModel> load_model(const std::string& path, const LoadOption
     fail(Status::invalid_argument, "unknown device '{}' (expected \"cpu\" or \"cuda:N\")", opt.device);
   }
   if (opt.progress && !opt.progress(0.0f)) fail(Status::cancelled, "model load cancelled by the progress callback");
-  auto ck = open_checkpoint(path, opt.tokenizer_path);
+  auto ck = open_checkpoint(path, opt.tokenizer_path, opt.read_weights ? MappedFile::Mode::read : MappedFile::Mode::map);
   if (!ck->tokenizer) logf(opt.model.log, LogLevel::info, "{}: no tokenizer: {}", path, ck->tokenizer_note);
   if (opt.quantize_fp8) quantize_fp8(*ck, opt.fp8);
   if (opt.fp8_mode == LoadOptions::Fp8Mode::w8a16) set_fp8_activations(*ck, ActQuant::none);

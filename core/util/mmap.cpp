@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -13,7 +14,38 @@
 
 namespace paca {
 
-MappedFile::MappedFile(const std::string& path) : path_(path) {
+namespace {
+
+// Reads size bytes of fd into anonymous memory (huge pages requested), made
+// read-only afterwards; returns the mapping and its length.
+const uint8_t* read_into_memory(int fd, const std::string& path, size_t size, size_t* mapped) {
+  constexpr size_t kHuge = size_t{2} << 20;
+  const size_t len = (size + kHuge - 1) / kHuge * kHuge;
+  void* p = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) fail(Status::out_of_memory, "cannot allocate {} bytes to read '{}': {}", len, path, std::strerror(errno));
+#if defined(MADV_HUGEPAGE)
+  ::madvise(p, len, MADV_HUGEPAGE);  // advice only: without THP the read still works
+#endif
+  auto* dst = static_cast<uint8_t*>(p);
+  size_t done = 0;
+  while (done < size) {
+    const ssize_t got = ::pread(fd, dst + done, std::min<size_t>(size - done, size_t{64} << 20), static_cast<off_t>(done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      const int e = got < 0 ? errno : 0;
+      ::munmap(p, len);
+      fail(Status::io, "cannot read '{}' at byte {} of {}: {}", path, done, size, e ? std::strerror(e) : "unexpected end of file");
+    }
+    done += static_cast<size_t>(got);
+  }
+  ::mprotect(p, len, PROT_READ);
+  *mapped = len;
+  return dst;
+}
+
+}  // namespace
+
+MappedFile::MappedFile(const std::string& path, Mode mode) : path_(path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail(Status::io, "cannot open '{}': {}", path, std::strerror(errno));
   struct stat st {};
@@ -27,7 +59,14 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
     fail(Status::io, "'{}' is not a regular file", path);
   }
   size_ = static_cast<size_t>(st.st_size);
-  if (size_ > 0) {
+  if (size_ > 0 && mode == Mode::read) {
+    try {
+      data_ = read_into_memory(fd, path, size_, &mapped_);
+    } catch (...) {
+      ::close(fd);
+      throw;
+    }
+  } else if (size_ > 0) {
     void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {
       int e = errno;
@@ -35,12 +74,13 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
       fail(Status::io, "cannot map '{}' ({} bytes): {}", path, size_, std::strerror(e));
     }
     data_ = static_cast<const uint8_t*>(p);
+    mapped_ = size_;
   }
   ::close(fd);
 }
 
 MappedFile::~MappedFile() {
-  if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
+  if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), mapped_);
 }
 
 }  // namespace paca

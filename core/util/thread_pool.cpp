@@ -1,6 +1,8 @@
-// thread_pool.cpp - workers spin briefly for the next job, then sleep on a
-// condition variable; decode issues a few hundred short jobs per token, so the
-// spin keeps the hand-off cheap while an idle pool costs no CPU.
+// thread_pool.cpp - workers spin briefly for the next job, then block on a
+// futex (std::atomic::wait); decode issues a few hundred short jobs per token,
+// so the spin keeps the hand-off cheap while the machine is idle, and the
+// blocking wait gives the core back when threads outnumber free cores (a
+// spinning or yielding waiter there can starve the very thread it waits for).
 #include "util/thread_pool.h"
 
 #include <algorithm>
@@ -8,11 +10,26 @@
 namespace paca {
 
 namespace {
+
 inline void cpu_relax() {
 #if defined(__x86_64__)
   __builtin_ia32_pause();
 #endif
 }
+
+// Pause iterations before blocking: a few tens of microseconds, longer than a
+// typical gap between two ops of a decode step, far shorter than a time slice.
+constexpr int kSpins = 2000;
+
+// Waits until `a` no longer holds `old`: spins, then blocks.
+void wait_while_equal(const std::atomic<uint32_t>& a, uint32_t old) {
+  for (int i = 0; i < kSpins; ++i) {
+    if (a.load(std::memory_order_acquire) != old) return;
+    cpu_relax();
+  }
+  while (a.load(std::memory_order_acquire) == old) a.wait(old, std::memory_order_acquire);
+}
+
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) {
@@ -22,12 +39,9 @@ ThreadPool::ThreadPool(int n_threads) {
 }
 
 ThreadPool::~ThreadPool() {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stop_ = true;
-    generation_.fetch_add(1);
-  }
-  wake_.notify_all();
+  stop_.store(true, std::memory_order_release);
+  generation_.fetch_add(1, std::memory_order_acq_rel);
+  generation_.notify_all();
   for (auto& t : threads_) t.join();
 }
 
@@ -45,21 +59,13 @@ void ThreadPool::run_share(int index) {
 }
 
 void ThreadPool::worker(int index) {
-  uint64_t seen = 0;
+  uint32_t seen = 0;
   for (;;) {
-    // spin a little, then yield a while, then sleep
-    for (int spin = 0; spin < 4000 && generation_.load(std::memory_order_acquire) == seen; ++spin) {
-      if (spin < 2000) cpu_relax();
-      else std::this_thread::yield();
-    }
-    if (generation_.load(std::memory_order_acquire) == seen) {
-      std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] { return generation_.load() != seen; });
-    }
+    wait_while_equal(generation_, seen);
     seen = generation_.load(std::memory_order_acquire);
-    if (stop_) return;
+    if (stop_.load(std::memory_order_acquire)) return;
     run_share(index);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
   }
 }
 
@@ -69,20 +75,17 @@ void ThreadPool::parallel_for(size_t n, size_t grain, const std::function<void(s
     fn(0, n);
     return;
   }
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    job_ = &fn;
-    job_n_ = n;
-    job_grain_ = grain;
-    pending_.store(n_threads_ - 1, std::memory_order_release);
-    generation_.fetch_add(1, std::memory_order_acq_rel);
-  }
-  wake_.notify_all();
+  job_ = &fn;
+  job_n_ = n;
+  job_grain_ = grain;
+  pending_.store(static_cast<uint32_t>(n_threads_ - 1), std::memory_order_relaxed);
+  generation_.fetch_add(1, std::memory_order_acq_rel);  // publishes the job
+  generation_.notify_all();
   run_share(0);
-  // when threads outnumber cores, the workers we wait for may need our core
-  for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
-    if (spin < 2000) cpu_relax();
-    else std::this_thread::yield();
+  for (;;) {
+    const uint32_t left = pending_.load(std::memory_order_acquire);
+    if (left == 0) break;
+    wait_while_equal(pending_, left);
   }
 }
 

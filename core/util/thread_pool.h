@@ -5,10 +5,9 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
-#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -35,11 +34,14 @@ class ThreadPool {
 
   int n_threads_;
   std::vector<std::thread> threads_;
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
-  bool stop_ = false;
+  // Hand-off: the caller bumps generation_ and wakes the workers; each worker
+  // runs its share and decrements pending_; the last one wakes the caller.
+  // Both sides spin briefly, then block in the kernel (C++20 atomic
+  // wait/notify, a futex on Linux), so oversubscribed cores are given up
+  // instead of being spun on.
+  std::atomic<uint32_t> generation_{0};
+  std::atomic<uint32_t> pending_{0};
+  std::atomic<bool> stop_{false};
   // the job of the current generation
   const std::function<void(size_t, size_t)>* job_ = nullptr;
   size_t job_n_ = 0;

@@ -26,6 +26,7 @@ TEST(Abi, ParamsStructLayoutIsPinned) {
   EXPECT_EQ(offsetof(paca_model_params, weight_dtype), 72u);
   EXPECT_EQ(offsetof(paca_model_params, fp8_targets), 76u);
   EXPECT_EQ(offsetof(paca_model_params, fp8_mode), 80u);
+  EXPECT_EQ(offsetof(paca_model_params, load_mode), 84u);  // v0.2, in what was tail padding
 
   EXPECT_EQ(sizeof(paca_session_params), 8u);
   EXPECT_EQ(offsetof(paca_session_params, n_ctx), 4u);

@@ -226,3 +226,28 @@ TEST(Session, LogitsBeforeAnyTokenIsAStateError) {
 }
 
 }  // namespace
+
+TEST(Session, ReadIntoMemoryEqualsMapping) {
+  // PACA_LOAD_READ copies the files into (huge-page) memory: same logits, bit
+  // for bit, as the mapped files; a bad load_mode is refused.
+  std::string dir = test::make_small_model(11);
+  auto prompt = some_tokens(24, 300);
+  paca_model* mapped = test::load_or_die(dir, 2);
+  paca_model_params p = paca_model_params_default();
+  EXPECT_EQ(p.load_mode, PACA_LOAD_MMAP);
+  p.n_threads = 2;
+  p.load_mode = PACA_LOAD_READ;
+  paca_model* read = nullptr;
+  ASSERT_EQ(paca_model_load(dir.c_str(), &p, &read), PACA_OK) << paca_last_error();
+  const std::vector<float> a = logits_after(mapped, prompt), b = logits_after(read, prompt);
+  ASSERT_EQ(a.size(), b.size());
+  ASSERT_FALSE(a.empty());
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
+  paca_model_free(read);
+  paca_model_free(mapped);
+  p.load_mode = 7;
+  paca_model* bad = nullptr;
+  EXPECT_EQ(paca_model_load(dir.c_str(), &p, &bad), PACA_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(bad, nullptr);
+  EXPECT_NE(std::string(paca_last_error()).find("load_mode"), std::string::npos);
+}

@@ -133,6 +133,14 @@ typedef enum paca_fp8_mode {
   PACA_FP8_W8A16 = 2  /* weight-only: FP8 weights widened against full-precision activations */
 } paca_fp8_mode;
 
+typedef enum paca_load_mode {
+  PACA_LOAD_MMAP = 0, /* map the weight files (default): quick to load, pages shared with the
+                         page cache and with other processes mapping the same file */
+  PACA_LOAD_READ = 1  /* read them into anonymous memory that asks for transparent huge pages:
+                         the load reads every byte, memory is private to the process, and CPU
+                         decode streams the weights faster (fewer TLB misses) */
+} paca_load_mode;
+
 typedef struct paca_model_params {
   uint32_t struct_size;       /* sizeof(paca_model_params) */
   int32_t n_threads;          /* compute threads; 0 = all hardware threads */
@@ -153,6 +161,8 @@ typedef struct paca_model_params {
   int32_t weight_dtype;       /* paca_weight_dtype: quantize linear weights at load */
   int32_t fp8_targets;        /* PACA_FP8_* flags for quantizing at load; 0 = Meta's recipe */
   int32_t fp8_mode;           /* paca_fp8_mode: how FP8 matmuls treat activations */
+  /* Since v0.2. */
+  int32_t load_mode;          /* paca_load_mode */
 } paca_model_params;
 
 /** Default model parameters. Since v0.1. */
