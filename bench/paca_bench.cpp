@@ -1,20 +1,29 @@
-// paca-bench - decode and prefill throughput of a model next to the bound
-// set by this machine's memory bandwidth, measured in the same run.
+// paca-bench - load time, prefill and decode throughput, time to first token
+// and peak memory of a model, each figure next to the bound this machine sets,
+// measured in the same run: decode against bytes per token over the measured
+// read bandwidth, prefill against flops per token over the measured FMA peak.
 //
-//   paca-bench [-m PATH | --shape NAME] [--threads N] [--tokens N] [--prompt N] [--repeats N] [--no-mmap] [--json]
+//   paca-bench [-m PATH | --shape NAME] [--threads N] [--prompt N[,N...]] [--tokens N]
+//              [--depths N[,N...]] [--repeats N] [--no-mmap] [--json]
 //
-// Shapes (seeded random weights, written once to a temporary directory):
-//   tiny   dim 128, 4 layers, vocab 4096
-//   110m   the llama2.c 110M shape: dim 768, 12 layers, 12 heads, ffn 2048, vocab 32000
-//   llama3.2-1b  dim 2048, 16 layers, 32/8 heads, ffn 8192, vocab 128256 (tied)
+// --shape builds a model of that shape with seeded random BF16 weights in
+// memory (paca_model_load_synthetic: nothing touches the disk); a shape whose
+// weights do not fit in 3/4 of this machine's memory is reported and skipped.
+// --prompt lists prefill lengths (default 128,512); --depths lists the context
+// depths at which decode is measured (default: after the first prompt).
+// --json prints one JSON object (fields documented in bench/README.md).
 #include <paca/paca.h>
+#include <sys/resource.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,9 +34,19 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-double median(std::vector<double> v) {
+struct Stats {
+  double median = 0, min = 0, max = 0;
+};
+
+Stats stats(std::vector<double> v) {
   std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
+  if (v.empty()) return {};
+  return {v[v.size() / 2], v.front(), v.back()};
+}
+
+[[noreturn]] void die(const std::string& msg) {
+  std::fprintf(stderr, "paca-bench: %s\n", msg.c_str());
+  std::exit(1);
 }
 
 // Read bandwidth: `threads` threads each sum their slice of a buffer much
@@ -62,29 +81,119 @@ double measure_read_bandwidth(int threads, size_t bytes) {
   return best;
 }
 
+// Peak f32 multiply-add rate: `threads` threads each run 12 independent chains
+// of 8-wide fused multiply-adds (what an ideal matmul inner loop issues),
+// best of several passes; flops counted as 2 per lane per FMA.
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) double fma_chains(long iters) {
+  __m256 a[12];
+  const __m256 m = _mm256_set1_ps(1.0000001f), c = _mm256_set1_ps(1e-7f);
+  for (int k = 0; k < 12; ++k) a[k] = _mm256_set1_ps(1e-7f * static_cast<float>(k + 1));
+  for (long i = 0; i < iters; ++i)
+    for (int k = 0; k < 12; ++k) a[k] = _mm256_fmadd_ps(a[k], m, c);
+  double s = 0;
+  for (int k = 0; k < 12; ++k) s += _mm256_cvtss_f32(a[k]);
+  return s;
+}
+#endif
+
+double measure_fma_peak(int threads) {
+#if defined(__x86_64__)
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return 0;
+  const long iters = 20'000'000;
+  double best = 0;
+  for (int pass = 0; pass < 3; ++pass) {
+    std::vector<double> sink(static_cast<size_t>(threads));
+    auto t0 = Clock::now();
+    std::vector<std::thread> ts;
+    for (int t = 0; t < threads; ++t) ts.emplace_back([&, t] { sink[t] = fma_chains(iters); });
+    for (auto& th : ts) th.join();
+    double s = seconds_since(t0);
+    best = std::max(best, threads * static_cast<double>(iters) * 12 * 8 * 2 / s);
+  }
+  return best;
+#else
+  (void)threads;
+  return 0;
+#endif
+}
+
 struct Shape {
   const char* name;
   int dim, layers, heads, kv_heads, ffn, vocab, ctx;
   int tied;
+  float rope_theta;
 };
 
 const Shape kShapes[] = {
-    {"tiny", 128, 4, 4, 2, 384, 4096, 2048, 0},
-    {"110m", 768, 12, 12, 12, 2048, 32000, 1024, 0},
-    {"llama3.2-1b", 2048, 16, 32, 8, 8192, 128256, 8192, 1},
+    {"tiny", 128, 4, 4, 2, 384, 4096, 2048, 0, 500000.0f},
+    {"110m", 768, 12, 12, 12, 2048, 32000, 2048, 0, 10000.0f},
+    {"llama3.2-1b", 2048, 16, 32, 8, 8192, 128256, 8192, 1, 500000.0f},
+    {"llama3.2-3b", 3072, 28, 24, 8, 8192, 128256, 8192, 1, 500000.0f},
+    {"llama2-7b", 4096, 32, 32, 32, 11008, 32000, 4096, 0, 10000.0f},
+    {"llama3-8b", 4096, 32, 32, 8, 14336, 128256, 8192, 0, 500000.0f},
+    {"llama3.1-70b", 8192, 80, 64, 8, 28672, 128256, 8192, 0, 500000.0f},
+    {"llama3.1-405b", 16384, 126, 128, 8, 53248, 128256, 8192, 0, 500000.0f},
 };
 
-[[noreturn]] void die(const std::string& msg) {
-  std::fprintf(stderr, "paca-bench: %s\n", msg.c_str());
-  std::exit(1);
+std::vector<int> parse_list(const std::string& s, const char* what) {
+  std::vector<int> out;
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t j = s.find(',', i);
+    if (j == std::string::npos) j = s.size();
+    int v = std::atoi(s.substr(i, j - i).c_str());
+    if (v < 0) die(std::string(what) + ": negative value");
+    out.push_back(v);
+    i = j + 1;
+  }
+  if (out.empty()) die(std::string(what) + " needs a value");
+  return out;
 }
+
+// Peak resident memory since reset_peak_rss() (the probes' buffers excluded).
+void reset_peak_rss() {
+  if (FILE* f = std::fopen("/proc/self/clear_refs", "w")) {  // "5" resets VmHWM (Linux 4.0+)
+    std::fputs("5", f);
+    std::fclose(f);
+  }
+}
+
+double peak_rss_mib() {
+  if (FILE* f = std::fopen("/proc/self/status", "r")) {
+    char line[256];
+    while (std::fgets(line, sizeof line, f))
+      if (std::strncmp(line, "VmHWM:", 6) == 0) {
+        std::fclose(f);
+        return std::atof(line + 6) / 1024.0;  // kB
+      }
+    std::fclose(f);
+  }
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss / 1024.0;  // Linux reports KiB
+}
+
+// Token ids for a prompt of n tokens (deterministic, spread over the vocabulary).
+std::vector<int32_t> prompt_ids(int n, int vocab) {
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) ids[i] = (i * 7919 + 1) % vocab;
+  return ids;
+}
+
+struct DecodeResult {
+  int depth;
+  Stats tps;
+  double bytes_per_token, bound_tps;
+};
 
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string model, shape = "110m";
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  int tokens = 64, prompt = 128, repeats = 3;
+  int tokens = 64, repeats = 3;
+  std::vector<int> prompts = {128, 512}, depths;
   bool json = false, no_mmap = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -96,19 +205,35 @@ int main(int argc, char** argv) {
     else if (a == "--shape") shape = next();
     else if (a == "--threads") threads = std::max(1, std::atoi(next().c_str()));
     else if (a == "--tokens") tokens = std::max(2, std::atoi(next().c_str()));
-    else if (a == "--prompt") prompt = std::max(1, std::atoi(next().c_str()));
+    else if (a == "--prompt") prompts = parse_list(next(), "--prompt");
+    else if (a == "--depths") depths = parse_list(next(), "--depths");
     else if (a == "--repeats") repeats = std::max(1, std::atoi(next().c_str()));
     else if (a == "--json") json = true;
     else if (a == "--no-mmap") no_mmap = true;
     else die("unknown argument " + a);
   }
-  std::string tmp;
+  for (int& p : prompts) p = std::max(1, p);
+  if (depths.empty()) depths = {prompts.front()};
+
+  const double bw = measure_read_bandwidth(threads, size_t{1} << 30);
+  const double peak = measure_fma_peak(threads);
+  reset_peak_rss();
+
+  paca_model_params mp = paca_model_params_default();
+  mp.n_threads = threads;
+  mp.load_mode = no_mmap ? PACA_LOAD_READ : PACA_LOAD_MMAP;
+  paca_model* m = nullptr;
+  auto tl = Clock::now();
+  std::string label = model;
   if (model.empty()) {
     const Shape* s = nullptr;
     for (const auto& k : kShapes)
       if (shape == k.name) s = &k;
-    if (s == nullptr) die("unknown shape " + shape + " (tiny, 110m, llama3.2-1b)");
-    tmp = (std::filesystem::temp_directory_path() / ("paca-bench-" + shape)).string();
+    if (s == nullptr) {
+      std::string names;
+      for (const auto& k : kShapes) names += std::string(names.empty() ? "" : ", ") + k.name;
+      die("unknown shape " + shape + " (" + names + ")");
+    }
     paca_test_model_params p = paca_test_model_params_default();
     p.dim = s->dim;
     p.n_layers = s->layers;
@@ -118,72 +243,137 @@ int main(int argc, char** argv) {
     p.n_vocab = s->vocab;
     p.max_context = s->ctx;
     p.tied_embeddings = s->tied;
-    if (paca_make_test_model(tmp.c_str(), &p) != PACA_OK) die(paca_last_error());
-    model = tmp;
+    p.rope_theta = s->rope_theta;
+    if (paca_model_load_synthetic(&p, &mp, &m) != PACA_OK) {
+      std::fprintf(stderr, "paca-bench: shape %s skipped: %s\n", shape.c_str(), paca_last_error());
+      if (json) std::printf("{\"model\":\"%s\",\"skipped\":true}\n", shape.c_str());
+      return 0;
+    }
+    label = shape + " (synthetic)";
+  } else if (paca_model_load(model.c_str(), &mp, &m) != PACA_OK) {
+    die(paca_last_error());
   }
-
-  double bw = measure_read_bandwidth(threads, size_t{1} << 30);
-
-  paca_model_params mp = paca_model_params_default();
-  mp.n_threads = threads;
-  mp.load_mode = no_mmap ? PACA_LOAD_READ : PACA_LOAD_MMAP;
-  paca_model* m = nullptr;
-  auto tl = Clock::now();
-  if (paca_model_load(model.c_str(), &mp, &m) != PACA_OK) die(paca_last_error());
-  double load_s = seconds_since(tl);
+  const double load_s = seconds_since(tl);
   paca_model_info info{};
   info.struct_size = sizeof info;
   paca_model_get_info(m, &info);
 
-  // bytes one decode step must read: every matrix once (the embedding table
-  // only when it is also the LM head), plus the KV cache so far
+  // Bytes one decode step must read: every matrix once (the embedding table
+  // only when it is also the LM head: otherwise one row), plus the KV cache.
   double matrix_bytes = static_cast<double>(info.weight_bytes);
-  // weight_bytes counts the embedding table; an untied model reads one row of it per token
-  double embed_bytes = static_cast<double>(info.n_vocab) * info.dim *
-                       (static_cast<double>(info.weight_bytes) / static_cast<double>(info.n_params));
-  if (!info.tied_embeddings) matrix_bytes -= embed_bytes;
+  const double bytes_per_param = static_cast<double>(info.weight_bytes) / static_cast<double>(info.n_params);
+  const double embed_params = static_cast<double>(info.n_vocab) * info.dim;
+  if (!info.tied_embeddings) matrix_bytes -= embed_params * bytes_per_param;
+  // Flops per prefill token: 2 per weight of every matrix used (the embedding
+  // lookup is free; the LM head runs for the last position only, ignored here),
+  // plus attention, 4 * layers * dim * (mean context), added per length below.
+  const double matmul_params =
+      static_cast<double>(info.n_params) - embed_params - (info.tied_embeddings ? 0 : embed_params);
+  const int max_ctx = info.max_context;
 
-  std::vector<double> decode_tps, prefill_tps;
-  double ctx_mid = prompt + tokens / 2.0;
-  for (int r = 0; r < repeats; ++r) {
-    paca_session* s = nullptr;
-    if (paca_session_create(m, nullptr, &s) != PACA_OK) die(paca_last_error());
-    std::vector<int32_t> ids(static_cast<size_t>(prompt));
-    for (int i = 0; i < prompt; ++i) ids[i] = (i * 7919 + 1) % info.n_vocab;
-    auto t0 = Clock::now();
-    if (paca_session_prefill(s, ids.data(), ids.size()) != PACA_OK) die(paca_last_error());
-    prefill_tps.push_back(prompt / seconds_since(t0));
-    auto t1 = Clock::now();
-    for (int i = 0; i < tokens; ++i)
-      if (paca_session_decode(s, (i * 31 + 5) % info.n_vocab) != PACA_OK) die(paca_last_error());
-    decode_tps.push_back(tokens / seconds_since(t1));
-    paca_session_free(s);
+  // prefill at each length: median of repeats, plus time to first token
+  struct PrefillResult {
+    int n;
+    Stats tps, ttft_ms;
+    double flops_per_token, bound_tps;
+  };
+  std::vector<PrefillResult> prefill;
+  for (int n : prompts) {
+    if (n + tokens > max_ctx) {
+      std::fprintf(stderr, "paca-bench: prompt %d skipped (context %d)\n", n, max_ctx);
+      continue;
+    }
+    std::vector<double> tps, ttft;
+    const std::vector<int32_t> ids = prompt_ids(n, info.n_vocab);
+    for (int r = 0; r < repeats; ++r) {
+      paca_session* s = nullptr;
+      if (paca_session_create(m, nullptr, &s) != PACA_OK) die(paca_last_error());
+      auto t0 = Clock::now();
+      if (paca_session_prefill(s, ids.data(), ids.size()) != PACA_OK) die(paca_last_error());
+      const double sec = seconds_since(t0);  // the logits of the last position are ready: first token
+      tps.push_back(n / sec);
+      ttft.push_back(sec * 1000);
+      paca_session_free(s);
+    }
+    const double flops = 2 * matmul_params + 4.0 * info.n_layers * info.n_heads * info.head_dim * (n / 2.0);
+    prefill.push_back({n, stats(tps), stats(ttft), flops, peak > 0 ? peak / flops : 0});
   }
-  double kv_bytes = ctx_mid * static_cast<double>(info.kv_bytes_per_token);
-  double bytes_per_token = matrix_bytes + kv_bytes;
-  double bound_tps = bw / bytes_per_token;
-  double dec = median(decode_tps), pre = median(prefill_tps);
-  std::sort(decode_tps.begin(), decode_tps.end());
+
+  // decode at each depth: tokens steps after prefilling `depth` tokens
+  std::vector<DecodeResult> decode;
+  for (int depth : depths) {
+    if (depth + tokens > max_ctx) {
+      std::fprintf(stderr, "paca-bench: depth %d skipped (context %d)\n", depth, max_ctx);
+      continue;
+    }
+    std::vector<double> tps;
+    const std::vector<int32_t> ids = prompt_ids(std::max(depth, 1), info.n_vocab);
+    for (int r = 0; r < repeats; ++r) {
+      paca_session* s = nullptr;
+      if (paca_session_create(m, nullptr, &s) != PACA_OK) die(paca_last_error());
+      if (paca_session_prefill(s, ids.data(), ids.size()) != PACA_OK) die(paca_last_error());
+      auto t1 = Clock::now();
+      for (int i = 0; i < tokens; ++i)
+        if (paca_session_decode(s, (i * 31 + 5) % info.n_vocab) != PACA_OK) die(paca_last_error());
+      tps.push_back(tokens / seconds_since(t1));
+      paca_session_free(s);
+    }
+    const double kv = (std::max(depth, 1) + tokens / 2.0) * static_cast<double>(info.kv_bytes_per_token);
+    decode.push_back({depth, stats(tps), matrix_bytes + kv, bw / (matrix_bytes + kv)});
+  }
+  const double rss = peak_rss_mib();
+
+  const DecodeResult* d0 = decode.empty() ? nullptr : &decode.front();
+  const PrefillResult* p0 = prefill.empty() ? nullptr : &prefill.front();
   if (json) {
-    std::printf(
-        "{\"model\":\"%s\",\"threads\":%d,\"params\":%llu,\"weight_bytes\":%llu,\"load_s\":%.3f,"
-        "\"read_bandwidth_GBps\":%.2f,\"decode_bytes_per_token\":%.0f,\"decode_tokens_per_s\":%.2f,"
-        "\"decode_min\":%.2f,\"decode_max\":%.2f,\"decode_bound_tokens_per_s\":%.2f,\"decode_fraction_of_bound\":%.3f,"
-        "\"prefill_tokens\":%d,\"prefill_tokens_per_s\":%.2f}\n",
-        shape.c_str(), threads, static_cast<unsigned long long>(info.n_params),
-        static_cast<unsigned long long>(info.weight_bytes), load_s, bw / 1e9, bytes_per_token, dec, decode_tps.front(),
-        decode_tps.back(), bound_tps, dec / bound_tps, prompt, pre);
+    std::printf("{\"model\":\"%s\",\"threads\":%d,\"params\":%llu,\"weight_bytes\":%llu,\"load_s\":%.3f,"
+                "\"load_mode\":\"%s\",\"read_bandwidth_GBps\":%.2f,\"fma_peak_GFLOPs\":%.1f,\"peak_rss_MiB\":%.1f",
+                label.c_str(), threads, static_cast<unsigned long long>(info.n_params),
+                static_cast<unsigned long long>(info.weight_bytes), load_s, no_mmap ? "read" : "mmap", bw / 1e9,
+                peak / 1e9, rss);
+    if (d0 != nullptr)
+      std::printf(",\"decode_bytes_per_token\":%.0f,\"decode_tokens_per_s\":%.2f,\"decode_min\":%.2f,\"decode_max\":%.2f,"
+                  "\"decode_bound_tokens_per_s\":%.2f,\"decode_fraction_of_bound\":%.3f",
+                  d0->bytes_per_token, d0->tps.median, d0->tps.min, d0->tps.max, d0->bound_tps,
+                  d0->tps.median / d0->bound_tps);
+    if (p0 != nullptr)
+      std::printf(",\"prefill_tokens\":%d,\"prefill_tokens_per_s\":%.2f,\"ttft_ms\":%.2f", p0->n, p0->tps.median,
+                  p0->ttft_ms.median);
+    std::printf(",\"prefill\":[");
+    for (size_t i = 0; i < prefill.size(); ++i) {
+      const auto& p = prefill[i];
+      std::printf("%s{\"tokens\":%d,\"tokens_per_s\":%.2f,\"min\":%.2f,\"max\":%.2f,\"ttft_ms\":%.2f,"
+                  "\"flops_per_token\":%.4g,\"bound_tokens_per_s\":%.2f,\"fraction_of_bound\":%.3f}",
+                  i ? "," : "", p.n, p.tps.median, p.tps.min, p.tps.max, p.ttft_ms.median, p.flops_per_token, p.bound_tps,
+                  p.bound_tps > 0 ? p.tps.median / p.bound_tps : 0.0);
+    }
+    std::printf("],\"decode\":[");
+    for (size_t i = 0; i < decode.size(); ++i) {
+      const auto& d = decode[i];
+      std::printf("%s{\"depth\":%d,\"tokens\":%d,\"tokens_per_s\":%.2f,\"min\":%.2f,\"max\":%.2f,"
+                  "\"bytes_per_token\":%.0f,\"bound_tokens_per_s\":%.2f,\"fraction_of_bound\":%.3f}",
+                  i ? "," : "", d.depth, tokens, d.tps.median, d.tps.min, d.tps.max, d.bytes_per_token, d.bound_tps,
+                  d.tps.median / d.bound_tps);
+    }
+    std::printf("]}\n");
   } else {
-    std::printf("model            %s (%.1fM params, %.1f MiB weights), %d threads\n", model.c_str(),
-                info.n_params / 1e6, info.weight_bytes / 1048576.0, threads);
-    std::printf("read bandwidth   %.2f GB/s (measured, %d threads, 1 GiB buffer)\n", bw / 1e9, threads);
-    std::printf("decode           %.2f tok/s median of %d (min %.2f, max %.2f), %d tokens after a %d-token prompt\n",
-                dec, repeats, decode_tps.front(), decode_tps.back(), tokens, prompt);
-    std::printf("decode bound     %.2f tok/s = %.1f MB/token (weights %.1f + KV %.1f) / bandwidth -> %.0f%% of bound\n",
-                bound_tps, bytes_per_token / 1e6, matrix_bytes / 1e6, kv_bytes / 1e6, 100 * dec / bound_tps);
-    std::printf("prefill          %.2f tok/s (%d tokens)\n", pre, prompt);
+    std::printf("model            %s (%.1fM params, %.1f MiB weights, %s), %d threads, load %.2f s\n", label.c_str(),
+                info.n_params / 1e6, info.weight_bytes / 1048576.0, no_mmap ? "read into memory" : "mapped", threads,
+                load_s);
+    std::printf("machine          read bandwidth %.2f GB/s (1 GiB buffer), FMA peak %.1f GFLOP/s (%d threads)\n",
+                bw / 1e9, peak / 1e9, threads);
+    for (const auto& p : prefill)
+      std::printf("prefill %5d    %8.2f tok/s (min %.2f, max %.2f), first token %.1f ms; bound %.1f tok/s "
+                  "(%.2f GFLOP/token) -> %.0f%%\n",
+                  p.n, p.tps.median, p.tps.min, p.tps.max, p.ttft_ms.median, p.bound_tps, p.flops_per_token / 1e9,
+                  p.bound_tps > 0 ? 100 * p.tps.median / p.bound_tps : 0.0);
+    for (const auto& d : decode)
+      std::printf("decode @%-6d   %8.2f tok/s (min %.2f, max %.2f) over %d tokens; bound %.1f tok/s "
+                  "(%.1f MB/token) -> %.0f%%\n",
+                  d.depth, d.tps.median, d.tps.min, d.tps.max, tokens, d.bound_tps, d.bytes_per_token / 1e6,
+                  100 * d.tps.median / d.bound_tps);
+    std::printf("peak RSS         %.1f MiB (medians of %d repeats)\n", rss, repeats);
   }
   paca_model_free(m);
-  if (!tmp.empty()) std::filesystem::remove_all(tmp);
   return 0;
 }

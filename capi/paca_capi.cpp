@@ -1,7 +1,10 @@
 // paca_capi.cpp - the C ABI over the core. No logic lives here: validate
 // arguments, translate exceptions into paca_status + paca_last_error, own
 // handle lifetimes.
+#include <unistd.h>
+
 #include <atomic>
+#include <cstdint>
 #include <cstring>
 #include <new>
 #include <string>
@@ -10,6 +13,72 @@
 #include "capi_internal.h"
 
 using namespace paca::capi;
+
+namespace {
+
+// Validates model params (after read_params) into load options; a non-OK
+// status after setting the error.
+paca_status load_options_of(const paca_model_params& p, const char* fn, paca::LoadOptions& opt) {
+  const std::string f = fn;
+  PACA_REQUIRE(p.n_threads >= 0 && p.n_threads <= 4096, f + ": n_threads must be in 0..4096");
+  PACA_REQUIRE(p.kv_dtype == PACA_KV_F32 || p.kv_dtype == PACA_KV_BF16, f + ": unknown kv_dtype");
+  PACA_REQUIRE(p.kv_block_tokens >= 0 && p.kv_block_tokens <= 4096, f + ": kv_block_tokens must be in 0..4096");
+  PACA_REQUIRE(p.weight_dtype == PACA_WEIGHTS_AS_STORED || p.weight_dtype == PACA_WEIGHTS_FP8, f + ": unknown weight_dtype");
+  PACA_REQUIRE((p.fp8_targets & ~(PACA_FP8_MLP | PACA_FP8_ATTENTION | PACA_FP8_KEEP_FIRST_LAST)) == 0,
+               f + ": unknown bits in fp8_targets");
+  PACA_REQUIRE(p.fp8_mode >= PACA_FP8_AUTO && p.fp8_mode <= PACA_FP8_W8A16, f + ": unknown fp8_mode");
+  PACA_REQUIRE(p.load_mode == PACA_LOAD_MMAP || p.load_mode == PACA_LOAD_READ, f + ": unknown load_mode");
+  opt.quantize_fp8 = p.weight_dtype == PACA_WEIGHTS_FP8;
+  if (p.fp8_targets != 0) {
+    opt.fp8.mlp = (p.fp8_targets & PACA_FP8_MLP) != 0;
+    opt.fp8.attention = (p.fp8_targets & PACA_FP8_ATTENTION) != 0;
+    opt.fp8.keep_first_last = (p.fp8_targets & PACA_FP8_KEEP_FIRST_LAST) != 0;
+  }
+  opt.fp8_mode = p.fp8_mode == PACA_FP8_W8A8    ? paca::LoadOptions::Fp8Mode::w8a8
+                 : p.fp8_mode == PACA_FP8_W8A16 ? paca::LoadOptions::Fp8Mode::w8a16
+                                                : paca::LoadOptions::Fp8Mode::automatic;
+  opt.device = p.device != nullptr ? p.device : "cpu";
+  opt.tokenizer_path = p.tokenizer_path != nullptr ? p.tokenizer_path : "";
+  opt.read_weights = p.load_mode == PACA_LOAD_READ;
+  opt.model.n_threads = p.n_threads;
+  opt.model.kv_dtype = p.kv_dtype == PACA_KV_BF16 ? paca::DType::bf16 : paca::DType::f32;
+  opt.model.kv_block_tokens = p.kv_block_tokens == 0 ? 16 : p.kv_block_tokens;
+  opt.model.log = paca::LogSink{p.log, p.log_user, p.log_level};
+  if (p.progress != nullptr) {
+    paca_progress_fn cb = p.progress;
+    void* user = p.progress_user;
+    opt.progress = [cb, user](float x) { return cb(user, x) == 0; };
+  }
+  return PACA_OK;
+}
+
+// The handle of a loaded model.
+paca_model* model_handle(std::unique_ptr<paca::LlamaModel> model) {
+  auto st = std::make_shared<ModelState>();
+  st->model = std::move(model);
+  st->pool = std::make_unique<paca::BlockPool>(st->model->backend(), st->model->kv_layout());
+  auto m = std::make_unique<paca_model>();
+  m->model = st->model.get();
+  m->state = std::move(st);
+  return m.release();
+}
+
+paca::TestModelSpec test_spec_of(const paca_test_model_params& p) {
+  paca::TestModelSpec s;
+  s.seed = p.seed;
+  s.dim = p.dim;
+  s.n_layers = p.n_layers;
+  s.n_heads = p.n_heads;
+  s.n_kv_heads = p.n_kv_heads;
+  s.ffn_dim = p.ffn_dim;
+  s.n_vocab = p.n_vocab;
+  s.max_context = p.max_context;
+  s.rope_theta = p.rope_theta;
+  s.tied_embeddings = p.tied_embeddings != 0;
+  return s;
+}
+
+}  // namespace
 
 extern "C" {
 
@@ -52,51 +121,34 @@ PACA_API paca_model_params paca_model_params_default(void) {
   return p;
 }
 
+
 PACA_API paca_status paca_model_load(const char* path, const paca_model_params* params, paca_model** out_model) {
   PACA_REQUIRE(out_model != nullptr, "paca_model_load: out_model is NULL");
   *out_model = nullptr;
   PACA_REQUIRE(path != nullptr, "paca_model_load: path is NULL");
   paca_model_params p = paca_model_params_default();
   if (!read_params(params, p, "paca_model_load")) return PACA_ERR_INVALID_ARGUMENT;
-  PACA_REQUIRE(p.n_threads >= 0 && p.n_threads <= 4096, "paca_model_load: n_threads must be in 0..4096");
-  PACA_REQUIRE(p.kv_dtype == PACA_KV_F32 || p.kv_dtype == PACA_KV_BF16, "paca_model_load: unknown kv_dtype");
-  PACA_REQUIRE(p.kv_block_tokens >= 0 && p.kv_block_tokens <= 4096, "paca_model_load: kv_block_tokens must be in 0..4096");
-  PACA_REQUIRE(p.weight_dtype == PACA_WEIGHTS_AS_STORED || p.weight_dtype == PACA_WEIGHTS_FP8,
-               "paca_model_load: unknown weight_dtype");
-  PACA_REQUIRE((p.fp8_targets & ~(PACA_FP8_MLP | PACA_FP8_ATTENTION | PACA_FP8_KEEP_FIRST_LAST)) == 0,
-               "paca_model_load: unknown bits in fp8_targets");
-  PACA_REQUIRE(p.fp8_mode >= PACA_FP8_AUTO && p.fp8_mode <= PACA_FP8_W8A16, "paca_model_load: unknown fp8_mode");
-  PACA_REQUIRE(p.load_mode == PACA_LOAD_MMAP || p.load_mode == PACA_LOAD_READ, "paca_model_load: unknown load_mode");
+  paca::LoadOptions opt;
+  if (paca_status st = load_options_of(p, "paca_model_load", opt); st != PACA_OK) return st;
+  return guarded([&] { *out_model = model_handle(paca::load_model(path, opt)); });
+}
+
+PACA_API paca_status paca_model_load_synthetic(const paca_test_model_params* shape, const paca_model_params* params,
+                                               paca_model** out_model) {
+  PACA_REQUIRE(out_model != nullptr, "paca_model_load_synthetic: out_model is NULL");
+  *out_model = nullptr;
+  paca_test_model_params t = paca_test_model_params_default();
+  if (!read_params(shape, t, "paca_model_load_synthetic")) return PACA_ERR_INVALID_ARGUMENT;
+  paca_model_params p = paca_model_params_default();
+  if (!read_params(params, p, "paca_model_load_synthetic")) return PACA_ERR_INVALID_ARGUMENT;
+  paca::LoadOptions opt;
+  if (paca_status st = load_options_of(p, "paca_model_load_synthetic", opt); st != PACA_OK) return st;
+  PACA_REQUIRE(p.tokenizer_path == nullptr, "paca_model_load_synthetic: a synthetic model takes no tokenizer_path");
   return guarded([&] {
-    paca::LoadOptions opt;
-    opt.quantize_fp8 = p.weight_dtype == PACA_WEIGHTS_FP8;
-    if (p.fp8_targets != 0) {
-      opt.fp8.mlp = (p.fp8_targets & PACA_FP8_MLP) != 0;
-      opt.fp8.attention = (p.fp8_targets & PACA_FP8_ATTENTION) != 0;
-      opt.fp8.keep_first_last = (p.fp8_targets & PACA_FP8_KEEP_FIRST_LAST) != 0;
-    }
-    opt.fp8_mode = p.fp8_mode == PACA_FP8_W8A8    ? paca::LoadOptions::Fp8Mode::w8a8
-                   : p.fp8_mode == PACA_FP8_W8A16 ? paca::LoadOptions::Fp8Mode::w8a16
-                                                  : paca::LoadOptions::Fp8Mode::automatic;
-    opt.device = p.device != nullptr ? p.device : "cpu";
-    opt.tokenizer_path = p.tokenizer_path != nullptr ? p.tokenizer_path : "";
-    opt.read_weights = p.load_mode == PACA_LOAD_READ;
-    opt.model.n_threads = p.n_threads;
-    opt.model.kv_dtype = p.kv_dtype == PACA_KV_BF16 ? paca::DType::bf16 : paca::DType::f32;
-    opt.model.kv_block_tokens = p.kv_block_tokens == 0 ? 16 : p.kv_block_tokens;
-    opt.model.log = paca::LogSink{p.log, p.log_user, p.log_level};
-    if (p.progress != nullptr) {
-      paca_progress_fn fn = p.progress;
-      void* user = p.progress_user;
-      opt.progress = [fn, user](float f) { return fn(user, f) == 0; };
-    }
-    auto st = std::make_shared<ModelState>();
-    st->model = paca::load_model(path, opt);
-    st->pool = std::make_unique<paca::BlockPool>(st->model->backend(), st->model->kv_layout());
-    auto m = std::make_unique<paca_model>();
-    m->model = st->model.get();
-    m->state = std::move(st);
-    *out_model = m.release();
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    const uint64_t ram = pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : UINT64_MAX;
+    // weights may take at most 3/4 of physical memory
+    *out_model = model_handle(paca::load_model(paca::synthetic_checkpoint(test_spec_of(t), ram / 4 * 3), opt));
   });
 }
 
@@ -255,20 +307,7 @@ PACA_API paca_status paca_make_test_model(const char* dir, const paca_test_model
   PACA_REQUIRE(dir != nullptr && dir[0] != '\0', "paca_make_test_model: dir is NULL or empty");
   paca_test_model_params p = paca_test_model_params_default();
   if (!read_params(params, p, "paca_make_test_model")) return PACA_ERR_INVALID_ARGUMENT;
-  return guarded([&] {
-    paca::TestModelSpec s;
-    s.seed = p.seed;
-    s.dim = p.dim;
-    s.n_layers = p.n_layers;
-    s.n_heads = p.n_heads;
-    s.n_kv_heads = p.n_kv_heads;
-    s.ffn_dim = p.ffn_dim;
-    s.n_vocab = p.n_vocab;
-    s.max_context = p.max_context;
-    s.rope_theta = p.rope_theta;
-    s.tied_embeddings = p.tied_embeddings != 0;
-    paca::write_test_model(dir, s);
-  });
+  return guarded([&] { paca::write_test_model(dir, test_spec_of(p)); });
 }
 
 }  // extern "C"

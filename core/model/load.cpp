@@ -33,16 +33,26 @@ void page_in(const Checkpoint& ck, const std::function<bool(float)>& progress) {
   (void)sink;
 }
 
-}  // namespace
-
-std::unique_ptr<LlamaModel> load_model(const std::string& path, const LoadOptions& opt) {
+void check_device(const LoadOptions& opt) {
   if (opt.device != "cpu") {
     if (opt.device.rfind("cuda", 0) == 0)
       fail(Status::device, "device '{}' is unavailable: this build of paca has no CUDA backend yet", opt.device);
     fail(Status::invalid_argument, "unknown device '{}' (expected \"cpu\" or \"cuda:N\")", opt.device);
   }
+}
+
+}  // namespace
+
+std::unique_ptr<LlamaModel> load_model(const std::string& path, const LoadOptions& opt) {
+  check_device(opt);
   if (opt.progress && !opt.progress(0.0f)) fail(Status::cancelled, "model load cancelled by the progress callback");
-  auto ck = open_checkpoint(path, opt.tokenizer_path, opt.read_weights ? MappedFile::Mode::read : MappedFile::Mode::map);
+  return load_model(open_checkpoint(path, opt.tokenizer_path, opt.read_weights ? MappedFile::Mode::read : MappedFile::Mode::map),
+                    opt);
+}
+
+std::unique_ptr<LlamaModel> load_model(std::unique_ptr<Checkpoint> ck, const LoadOptions& opt) {
+  check_device(opt);
+  const std::string path = ck->path;
   if (!ck->tokenizer) logf(opt.model.log, LogLevel::info, "{}: no tokenizer: {}", path, ck->tokenizer_note);
   if (opt.quantize_fp8) quantize_fp8(*ck, opt.fp8);
   if (opt.fp8_mode == LoadOptions::Fp8Mode::w8a16) set_fp8_activations(*ck, ActQuant::none);

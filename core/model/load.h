@@ -24,6 +24,8 @@ struct LoadOptions {
 };
 
 std::unique_ptr<LlamaModel> load_model(const std::string& path, const LoadOptions& opt);
+// The same for a checkpoint already in memory (e.g. synthetic_checkpoint).
+std::unique_ptr<LlamaModel> load_model(std::unique_ptr<Checkpoint> ck, const LoadOptions& opt);
 
 // JSON description of a loaded model (format, shapes, dtypes, special
 // tokens, memory), as paca_model_describe_json and `paca info --json` print it.
@@ -43,5 +45,9 @@ struct TestModelSpec {
   bool tied_embeddings = false;
 };
 void write_test_model(const std::string& dir, const TestModelSpec& spec);
+// The same model built in memory, never touching the disk (benchmarks of
+// shapes too big to write): the weights equal the file's bit for bit. Throws
+// Error(out_of_memory) when its weights would exceed max_bytes.
+std::unique_ptr<Checkpoint> synthetic_checkpoint(const TestModelSpec& spec, uint64_t max_bytes);
 
 }  // namespace paca

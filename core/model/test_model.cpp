@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "model/checkpoint.h"
+#include "model/config.h"
 #include "model/load.h"
 #include "util/error.h"
 #include "util/half.h"
@@ -33,87 +35,102 @@ void write_file(const std::string& path, const std::string& data) {
   check(f.good(), Status::io, "cannot write '{}'", path);
 }
 
-}  // namespace
 
-void write_test_model(const std::string& dir, const TestModelSpec& s) {
-  ModelConfig c;
-  c.dim = s.dim;
-  c.n_layers = s.n_layers;
-  c.n_heads = s.n_heads;
-  c.n_kv_heads = s.n_kv_heads;
-  c.head_dim = s.n_heads > 0 ? s.dim / s.n_heads : 0;
-  c.ffn_dim = s.ffn_dim;
-  c.n_vocab = s.n_vocab;
-  c.max_context = s.max_context;
-  c.rope_theta = s.rope_theta;
-  c.bos_id = s.n_vocab > 2 ? 1 : -1;
-  c.eos_ids = {s.n_vocab > 2 ? 2 : 0};
-  check(s.n_heads > 0 && s.dim % s.n_heads == 0, Status::invalid_argument, "dim {} must be a multiple of n_heads {}",
-        s.dim, s.n_heads);
+// The configuration both forms share, as a Hugging Face config.json.
+nlohmann::json test_config_json(const TestModelSpec& s) {
+  check(s.n_heads > 0 && s.dim > 0 && s.dim % s.n_heads == 0, Status::invalid_argument,
+        "dim {} must be a positive multiple of n_heads {}", s.dim, s.n_heads);
+  const int bos = s.n_vocab > 2 ? 1 : -1, eos = s.n_vocab > 2 ? 2 : 0;
+  return {{"architectures", {"LlamaForCausalLM"}},
+          {"model_type", "llama"},
+          {"hidden_size", s.dim},
+          {"intermediate_size", s.ffn_dim},
+          {"num_hidden_layers", s.n_layers},
+          {"num_attention_heads", s.n_heads},
+          {"num_key_value_heads", s.n_kv_heads},
+          {"head_dim", s.dim / s.n_heads},
+          {"vocab_size", s.n_vocab},
+          {"rms_norm_eps", 1e-5},
+          {"rope_theta", s.rope_theta},
+          {"rope_scaling", nullptr},
+          {"max_position_embeddings", s.max_context},
+          {"tie_word_embeddings", s.tied_embeddings},
+          {"bos_token_id", bos},
+          {"eos_token_id", eos},
+          {"hidden_act", "silu"},
+          {"torch_dtype", "bfloat16"},
+          {"paca_test_model_seed", s.seed}};
+}
+
+nlohmann::json test_generation_json(const TestModelSpec& s) {
+  return {{"bos_token_id", s.n_vocab > 2 ? 1 : -1}, {"eos_token_id", s.n_vocab > 2 ? 2 : 0}, {"do_sample", false}};
+}
+
+ModelConfig test_config(const TestModelSpec& s) {
   try {
-    c.validate();
+    return parse_hf_config(test_config_json(s).dump(), test_generation_json(s).dump());
   } catch (const Error& e) {
     throw Error(Status::invalid_argument, e.what());
   }
+}
+
+struct TestTensor {
+  std::string hf_name, canonical;
+  int64_t rows, cols;
+  bool norm;
+};
+
+// Every tensor in file order (the order the random stream fills them).
+std::vector<TestTensor> test_tensors(const TestModelSpec& s, const ModelConfig& c) {
+  std::vector<TestTensor> ts = {{"model.embed_tokens.weight", "embed", s.n_vocab, s.dim, false}};
+  for (int l = 0; l < s.n_layers; ++l) {
+    std::string p = "model.layers." + std::to_string(l) + ".";
+    auto L = [l](const char* w) { return layer_tensor(l, w); };
+    ts.push_back({p + "input_layernorm.weight", L("attn_norm"), 1, s.dim, true});
+    ts.push_back({p + "self_attn.q_proj.weight", L("wq"), c.q_dim(), s.dim, false});
+    ts.push_back({p + "self_attn.k_proj.weight", L("wk"), c.kv_dim(), s.dim, false});
+    ts.push_back({p + "self_attn.v_proj.weight", L("wv"), c.kv_dim(), s.dim, false});
+    ts.push_back({p + "self_attn.o_proj.weight", L("wo"), s.dim, c.q_dim(), false});
+    ts.push_back({p + "post_attention_layernorm.weight", L("ffn_norm"), 1, s.dim, true});
+    ts.push_back({p + "mlp.gate_proj.weight", L("w1"), s.ffn_dim, s.dim, false});
+    ts.push_back({p + "mlp.up_proj.weight", L("w3"), s.ffn_dim, s.dim, false});
+    ts.push_back({p + "mlp.down_proj.weight", L("w2"), s.dim, s.ffn_dim, false});
+  }
+  ts.push_back({"model.norm.weight", "norm", 1, s.dim, true});
+  if (!s.tied_embeddings) ts.push_back({"lm_head.weight", "output", s.n_vocab, s.dim, false});
+  return ts;
+}
+
+// The next tensor's values from the model's random stream, as BF16.
+void fill_bf16(Rng& rng, const TestTensor& t, uint16_t* out) {
+  float scale = t.norm ? 0.1f : 1.0f / std::sqrt(static_cast<float>(t.cols));
+  if (t.canonical == "embed") scale = 1.0f;
+  const size_t n = static_cast<size_t>(t.rows * t.cols);
+  for (size_t i = 0; i < n; ++i) out[i] = f32_to_bf16(t.norm ? 1.0f + scale * rng.uniform() : scale * rng.uniform());
+}
+
+}  // namespace
+
+void write_test_model(const std::string& dir, const TestModelSpec& s) {
+  const ModelConfig c = test_config(s);
   check(static_cast<uint64_t>(s.n_vocab) * s.dim + static_cast<uint64_t>(s.n_layers) * s.dim * (4ull * s.dim + 3ull * s.ffn_dim) <=
             (1ull << 31),
         Status::invalid_argument, "test model would exceed 2^31 parameters");
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) fail(Status::io, "cannot create directory '{}': {}", dir, ec.message());
+  write_file(dir + "/config.json", test_config_json(s).dump(2) + "\n");
+  write_file(dir + "/generation_config.json", test_generation_json(s).dump(2) + "\n");
 
   using nlohmann::json;
-  json cfg = {{"architectures", {"LlamaForCausalLM"}},
-              {"model_type", "llama"},
-              {"hidden_size", s.dim},
-              {"intermediate_size", s.ffn_dim},
-              {"num_hidden_layers", s.n_layers},
-              {"num_attention_heads", s.n_heads},
-              {"num_key_value_heads", s.n_kv_heads},
-              {"head_dim", c.head_dim},
-              {"vocab_size", s.n_vocab},
-              {"rms_norm_eps", 1e-5},
-              {"rope_theta", s.rope_theta},
-              {"rope_scaling", nullptr},
-              {"max_position_embeddings", s.max_context},
-              {"tie_word_embeddings", s.tied_embeddings},
-              {"bos_token_id", c.bos_id},
-              {"eos_token_id", c.eos_ids[0]},
-              {"hidden_act", "silu"},
-              {"torch_dtype", "bfloat16"},
-              {"paca_test_model_seed", s.seed}};
-  write_file(dir + "/config.json", cfg.dump(2) + "\n");
-  json gen = {{"bos_token_id", c.bos_id}, {"eos_token_id", c.eos_ids[0]}, {"do_sample", false}};
-  write_file(dir + "/generation_config.json", gen.dump(2) + "\n");
-
-  struct T {
-    std::string name;
-    int64_t rows, cols;
-    bool norm;
-  };
-  std::vector<T> ts = {{"model.embed_tokens.weight", s.n_vocab, s.dim, false}};
-  for (int l = 0; l < s.n_layers; ++l) {
-    std::string p = "model.layers." + std::to_string(l) + ".";
-    ts.push_back({p + "input_layernorm.weight", 1, s.dim, true});
-    ts.push_back({p + "self_attn.q_proj.weight", c.q_dim(), s.dim, false});
-    ts.push_back({p + "self_attn.k_proj.weight", c.kv_dim(), s.dim, false});
-    ts.push_back({p + "self_attn.v_proj.weight", c.kv_dim(), s.dim, false});
-    ts.push_back({p + "self_attn.o_proj.weight", s.dim, c.q_dim(), false});
-    ts.push_back({p + "post_attention_layernorm.weight", 1, s.dim, true});
-    ts.push_back({p + "mlp.gate_proj.weight", s.ffn_dim, s.dim, false});
-    ts.push_back({p + "mlp.up_proj.weight", s.ffn_dim, s.dim, false});
-    ts.push_back({p + "mlp.down_proj.weight", s.dim, s.ffn_dim, false});
-  }
-  ts.push_back({"model.norm.weight", 1, s.dim, true});
-  if (!s.tied_embeddings) ts.push_back({"lm_head.weight", s.n_vocab, s.dim, false});
-
+  const std::vector<TestTensor> ts = test_tensors(s, c);
   json header = json::object();
   header["__metadata__"] = {{"format", "pt"}};
   uint64_t off = 0;
   for (const auto& t : ts) {
     uint64_t bytes = static_cast<uint64_t>(t.rows * t.cols) * 2;
     json shape = t.rows == 1 && t.norm ? json::array({t.cols}) : json::array({t.rows, t.cols});
-    header[t.name] = {{"dtype", "BF16"}, {"shape", shape}, {"data_offsets", {off, off + bytes}}};
+    header[t.hf_name] = {{"dtype", "BF16"}, {"shape", shape}, {"data_offsets", {off, off + bytes}}};
     off += bytes;
   }
   std::string h = header.dump();
@@ -130,13 +147,39 @@ void write_test_model(const std::string& dir, const TestModelSpec& s) {
   std::vector<uint16_t> buf;
   for (const auto& t : ts) {
     buf.resize(static_cast<size_t>(t.rows * t.cols));
-    float scale = t.norm ? 0.1f : 1.0f / std::sqrt(static_cast<float>(t.cols));
-    if (t.name == "model.embed_tokens.weight") scale = 1.0f;
-    for (auto& v : buf) v = f32_to_bf16(t.norm ? 1.0f + scale * rng.uniform() : scale * rng.uniform());
+    fill_bf16(rng, t, buf.data());
     f.write(reinterpret_cast<const char*>(buf.data()), static_cast<std::streamsize>(buf.size() * 2));
   }
   f.close();
   check(f.good(), Status::io, "cannot write '{}'", path);
+}
+
+std::unique_ptr<Checkpoint> synthetic_checkpoint(const TestModelSpec& s, uint64_t max_bytes) {
+  auto ck = std::make_unique<Checkpoint>();
+  ck->config = test_config(s);
+  ck->config.name = "synthetic";
+  ck->path = "synthetic";
+  const std::vector<TestTensor> ts = test_tensors(s, ck->config);
+  uint64_t total = 0;
+  for (const auto& t : ts) total += static_cast<uint64_t>(t.rows) * static_cast<uint64_t>(t.cols) * 2;
+  check(total <= max_bytes, Status::out_of_memory,
+        "a synthetic model of this shape needs {:.2f} GB of weights; {:.2f} GB of memory is available", total / 1e9,
+        max_bytes / 1e9);
+  Rng rng{s.seed};
+  for (const auto& t : ts) {
+    std::vector<uint8_t>& mem = ck->owned_u8.emplace_back(static_cast<size_t>(t.rows * t.cols) * 2);
+    fill_bf16(rng, t, reinterpret_cast<uint16_t*>(mem.data()));
+    TensorView v;
+    v.name = t.canonical;
+    v.dtype = DType::bf16;
+    v.rows = t.norm ? 1 : t.rows;
+    v.cols = t.cols;
+    v.data = mem.data();
+    ck->tensors.emplace(t.canonical, v);
+  }
+  check_llama_tensors(*ck);
+  ck->tokenizer_note = "a synthetic model has no tokenizer";
+  return ck;
 }
 
 }  // namespace paca

@@ -251,3 +251,58 @@ TEST(Session, ReadIntoMemoryEqualsMapping) {
   EXPECT_EQ(bad, nullptr);
   EXPECT_NE(std::string(paca_last_error()).find("load_mode"), std::string::npos);
 }
+
+TEST(Session, SyntheticModelEqualsWrittenTestModel) {
+  // paca_model_load_synthetic builds in memory the model paca_make_test_model
+  // writes: same logits, bit for bit.
+  paca_test_model_params shape = paca_test_model_params_default();  // the shape of make_small_model
+  shape.seed = 11;
+  shape.dim = 64;
+  shape.n_layers = 2;
+  shape.n_heads = 4;
+  shape.n_kv_heads = 2;
+  shape.ffn_dim = 160;
+  shape.n_vocab = 300;
+  shape.max_context = 64;
+  std::string dir = test::make_small_model(11);
+  paca_model* written = test::load_or_die(dir, 2);
+  paca_model_params p = paca_model_params_default();
+  p.n_threads = 2;
+  paca_model* synthetic = nullptr;
+  ASSERT_EQ(paca_model_load_synthetic(&shape, &p, &synthetic), PACA_OK) << paca_last_error();
+  auto prompt = some_tokens(20, 300);
+  const std::vector<float> a = logits_after(written, prompt), b = logits_after(synthetic, prompt);
+  ASSERT_EQ(a.size(), b.size());
+  ASSERT_FALSE(a.empty());
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
+  paca_model_info wi{}, si{};
+  wi.struct_size = si.struct_size = sizeof wi;
+  ASSERT_EQ(paca_model_get_info(written, &wi), PACA_OK);
+  ASSERT_EQ(paca_model_get_info(synthetic, &si), PACA_OK);
+  EXPECT_EQ(wi.n_params, si.n_params);
+  // No tokenizer: tokenizer calls say so.
+  size_t n = 0;
+  EXPECT_EQ(paca_tokenize(synthetic, "a", 1, 0, nullptr, 0, &n), PACA_ERR_STATE);
+  paca_model_free(synthetic);
+  paca_model_free(written);
+
+  // Too big for this machine: a clear error with the sizes, nothing loaded.
+  paca_test_model_params huge = paca_test_model_params_default();
+  huge.dim = 16384;
+  huge.n_heads = 128;
+  huge.n_kv_heads = 8;
+  huge.ffn_dim = 53248;
+  huge.n_layers = 126;
+  huge.n_vocab = 128256;
+  paca_model* none = nullptr;
+  EXPECT_EQ(paca_model_load_synthetic(&huge, &p, &none), PACA_ERR_OUT_OF_MEMORY);
+  EXPECT_EQ(none, nullptr);
+  EXPECT_NE(std::string(paca_last_error()).find("GB of weights"), std::string::npos) << paca_last_error();
+  // Bad arguments.
+  EXPECT_EQ(paca_model_load_synthetic(&shape, &p, nullptr), PACA_ERR_INVALID_ARGUMENT);
+  paca_test_model_params bad = shape;
+  bad.n_heads = 7;
+  EXPECT_EQ(paca_model_load_synthetic(&bad, &p, &none), PACA_ERR_INVALID_ARGUMENT);
+  p.tokenizer_path = "x";
+  EXPECT_EQ(paca_model_load_synthetic(&shape, &p, &none), PACA_ERR_INVALID_ARGUMENT);
+}

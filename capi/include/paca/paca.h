@@ -335,6 +335,17 @@ PACA_API paca_test_model_params paca_test_model_params_default(void);
  */
 PACA_API paca_status paca_make_test_model(const char* dir, const paca_test_model_params* params);
 
+/**
+ * Builds the model paca_make_test_model would write, in memory only (its
+ * weights equal the written model's bit for bit), and loads it with params
+ * (tokenizer_path must be NULL: it has no tokenizer). Meant for benchmarks of
+ * shapes too large to write to disk: returns PACA_ERR_OUT_OF_MEMORY, naming
+ * the sizes, when its BF16 weights would take more than 3/4 of physical
+ * memory. Since v0.2.
+ */
+PACA_API paca_status paca_model_load_synthetic(const paca_test_model_params* shape, const paca_model_params* params,
+                                               paca_model** out_model);
+
 /* ---- tokenizer ---------------------------------------------------------- */
 /*
  * A model has a tokenizer when its checkpoint has one (Llama 2 SentencePiece
