@@ -62,6 +62,10 @@ class CpuBackend final : public Backend {
       quantize_activations(x, w);
       xs = xq_.data();
     }
+    if (T >= 2 && (w.dtype == DType::f32 || w.dtype == DType::f16 || w.dtype == DType::bf16)) {
+      matmul_blocked(x, w, out);
+      return;
+    }
     // ~32 KiB of weights per chunk keeps a chunk in L1/L2 while all tokens pass over it
     size_t grain = std::max<size_t>(1, 32768 / std::max<size_t>(rb, 1));
     pool_.parallel_for(static_cast<size_t>(w.rows), grain, [&](size_t r0, size_t r1) {
@@ -72,6 +76,36 @@ class CpuBackend final : public Backend {
         if (fp8) {
           const float xscale = w.act == ActQuant::none ? 1.0f : xq_scale_[t];
           for (size_t r = r0; r < r1; ++r) o[r] = o[r] * xscale * w.scales[r];
+        }
+      }
+    });
+  }
+
+  // Prefill: each thread takes chunks of rows, widens them to f32 once
+  // (~64 KiB, L2-resident) and runs the register-blocked kernel over blocks
+  // of tokens, so every weight is read from memory once per call and from
+  // cache once per 3 tokens.
+  void matmul_blocked(Act x, const TensorView& w, Act out) {
+    const size_t n = static_cast<size_t>(w.cols);
+    const size_t T = static_cast<size_t>(x.rows);
+    const size_t rows_per_chunk = std::max<size_t>(4, (65536 / (n * sizeof(float))) / 4 * 4);
+    constexpr size_t kTokenBlock = 48;  // 48 activation rows of a 4096-wide layer: 768 KiB
+    pool_.parallel_for(static_cast<size_t>(w.rows), rows_per_chunk, [&](size_t r0, size_t r1) {
+      thread_local std::vector<float> tile;
+      for (size_t c0 = r0; c0 < r1; c0 += rows_per_chunk) {
+        const size_t c1 = std::min(r1, c0 + rows_per_chunk);
+        const float* wt;
+        if (w.dtype == DType::f32) {
+          wt = reinterpret_cast<const float*>(w.row(static_cast<int64_t>(c0)));
+        } else {
+          tile.resize((c1 - c0) * n);
+          for (size_t r = c0; r < c1; ++r) cpu::dequant_row(w.dtype, w.row(static_cast<int64_t>(r)), tile.data() + (r - c0) * n, n);
+          wt = tile.data();
+        }
+        for (size_t t0 = 0; t0 < T; t0 += kTokenBlock) {
+          const size_t tn = std::min(kTokenBlock, T - t0);
+          k_.gemm_f32(wt, n, x.row(static_cast<int>(t0)), n, out.row(static_cast<int>(t0)) + c0,
+                      static_cast<size_t>(out.cols), c1 - c0, tn, n);
         }
       }
     });
@@ -147,8 +181,7 @@ class CpuBackend final : public Backend {
                               static_cast<size_t>(kvh) * s.head_dim * L.elem_bytes();
           float w = scores[p] * inv;
           if (L.dtype == DType::f32) {
-            const float* vf = reinterpret_cast<const float*>(vp);
-            for (int i = 0; i < s.head_dim; ++i) vacc[i] += w * vf[i];
+            k_.axpy_f32(w, reinterpret_cast<const float*>(vp), vacc.data(), static_cast<size_t>(s.head_dim));
           } else {
             for (int i = 0; i < s.head_dim; ++i) {
               uint16_t b;

@@ -19,6 +19,13 @@ struct Kernels {
   float (*dot_bf16)(const void* w, const float* x, size_t n);
   float (*dot_q8_0)(const void* w, const float* x, size_t n);  // n % 32 == 0
   float (*dot_f8e4m3)(const void* w, const float* x, size_t n);  // unscaled: sum e4m3(w[i]) * x[i]
+  // Blocked f32 matmul for prefill: out[t * ldo + r] = sum_i w[r * ldw + i] *
+  // x[t * ldx + i] for r < rows, t < tokens. Each output is computed with the
+  // same operations in the same order however rows and tokens are grouped.
+  void (*gemm_f32)(const float* w, size_t ldw, const float* x, size_t ldx, float* out, size_t ldo, size_t rows,
+                   size_t tokens, size_t n);
+  // y[i] += a * x[i]
+  void (*axpy_f32)(float a, const float* x, float* y, size_t n);
 };
 
 // E4M3 code -> f32 for all 256 codes.

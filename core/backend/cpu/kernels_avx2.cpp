@@ -111,10 +111,59 @@ PACA_AVX2 float v_dot_f8e4m3(const void* w, const float* x, size_t n) {
                   [p, lut](size_t i) { return lut[p[i]]; });
 }
 
+// R rows x T tokens of outputs at once, one 8-wide accumulator per output
+// (R*T <= 12 keeps them in registers with the T activation vectors and one
+// weight vector). Per output the operations are always the same: acc +=
+// w[i:i+8] * x[i:i+8] over i in steps of 8, hsum8, then the scalar tail in
+// order; so any grouping of rows and tokens gives identical results.
+template <int R, int T>
+PACA_AVX2 inline void gemm_tile(const float* w, size_t ldw, const float* x, size_t ldx, float* out, size_t ldo, size_t n) {
+  __m256 acc[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 xv[T];
+    for (int t = 0; t < T; ++t) xv[t] = _mm256_loadu_ps(x + t * ldx + i);
+    for (int r = 0; r < R; ++r) {
+      const __m256 wv = _mm256_loadu_ps(w + r * ldw + i);
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fmadd_ps(wv, xv[t], acc[r][t]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) {
+      float s = hsum8(acc[r][t]);
+      for (size_t j = i; j < n; ++j) s += w[r * ldw + j] * x[t * ldx + j];
+      out[t * ldo + r] = s;
+    }
+}
+
+template <int T>
+PACA_AVX2 inline void gemm_rows(const float* w, size_t ldw, const float* x, size_t ldx, float* out, size_t ldo,
+                                size_t rows, size_t n) {
+  size_t r = 0;
+  for (; r + 4 <= rows; r += 4) gemm_tile<4, T>(w + r * ldw, ldw, x, ldx, out + r, ldo, n);
+  for (; r < rows; ++r) gemm_tile<1, T>(w + r * ldw, ldw, x, ldx, out + r, ldo, n);
+}
+
+PACA_AVX2 void v_gemm_f32(const float* w, size_t ldw, const float* x, size_t ldx, float* out, size_t ldo, size_t rows,
+                          size_t tokens, size_t n) {
+  size_t t = 0;
+  for (; t + 3 <= tokens; t += 3) gemm_rows<3>(w, ldw, x + t * ldx, ldx, out + t * ldo, ldo, rows, n);
+  for (; t < tokens; ++t) gemm_rows<1>(w, ldw, x + t * ldx, ldx, out + t * ldo, ldo, rows, n);
+}
+
+PACA_AVX2 void v_axpy_f32(float a, const float* x, float* y, size_t n) {
+  const __m256 av = _mm256_set1_ps(a);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+
 }  // namespace
 
 const Kernels* avx2_kernels() {
-  static const Kernels k{"avx2", v_dot_f32, v_dot_f16, v_dot_bf16, v_dot_q8_0, v_dot_f8e4m3};
+  static const Kernels k{"avx2", v_dot_f32, v_dot_f16, v_dot_bf16, v_dot_q8_0, v_dot_f8e4m3, v_gemm_f32, v_axpy_f32};
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &k;
   return nullptr;

@@ -77,8 +77,18 @@ const float* e4m3_table() {
   return table.data();
 }
 
+void s_gemm_f32(const float* w, size_t ldw, const float* x, size_t ldx, float* out, size_t ldo, size_t rows,
+                size_t tokens, size_t n) {
+  for (size_t t = 0; t < tokens; ++t)
+    for (size_t r = 0; r < rows; ++r) out[t * ldo + r] = s_dot_f32(w + r * ldw, x + t * ldx, n);
+}
+
+void s_axpy_f32(float a, const float* x, float* y, size_t n) {
+  for (size_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
 const Kernels& scalar_kernels() {
-  static const Kernels k{"scalar", s_dot_f32, s_dot_f16, s_dot_bf16, s_dot_q8_0, s_dot_f8e4m3};
+  static const Kernels k{"scalar", s_dot_f32, s_dot_f16, s_dot_bf16, s_dot_q8_0, s_dot_f8e4m3, s_gemm_f32, s_axpy_f32};
   return k;
 }
 
