@@ -145,52 +145,46 @@ class CpuBackend final : public Backend {
     }
   }
 
+  // One job per (token, kv head): the query heads that share a kv head walk
+  // the cache together, block by block, so each K/V block is read from
+  // memory once and reused from L1 by every head of the group.
   void attention(Act q, const KvSeq& seq, int layer, std::span<const int32_t> pos, const AttentionShape& s,
                  Act out) override {
     const KvLayout& L = *seq.layout;
     const int n_rep = s.n_heads / s.n_kv_heads;
+    const size_t d = static_cast<size_t>(s.head_dim);
     const float scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
-    const size_t jobs = static_cast<size_t>(q.rows) * s.n_heads;
+    const size_t jobs = static_cast<size_t>(q.rows) * s.n_kv_heads;
     pool_.parallel_for(jobs, 1, [&](size_t j0, size_t j1) {
-      thread_local std::vector<float> scores, krow, vacc;
-      krow.resize(s.head_dim);
-      vacc.resize(s.head_dim);
+      thread_local std::vector<float> scores, vacc, kbuf, vbuf;
       for (size_t j = j0; j < j1; ++j) {
-        int t = static_cast<int>(j / s.n_heads), h = static_cast<int>(j % s.n_heads);
-        int kvh = h / n_rep;
-        const float* qh = q.row(t) + static_cast<size_t>(h) * s.head_dim;
-        int n = pos[t] + 1;
-        if (scores.size() < static_cast<size_t>(n)) scores.resize(n);
-        float mx = -INFINITY;
-        for (int p = 0; p < n; ++p) {
-          const uint8_t* kp = seq.blocks[p / L.block_tokens] + L.offset(layer, 0, p % L.block_tokens) +
-                              static_cast<size_t>(kvh) * s.head_dim * L.elem_bytes();
-          float d = L.dtype == DType::f32 ? k_.dot_f32(kp, qh, s.head_dim) : k_.dot_bf16(kp, qh, s.head_dim);
-          scores[p] = d * scale;
-          mx = std::max(mx, scores[p]);
+        const int t = static_cast<int>(j / s.n_kv_heads), g = static_cast<int>(j % s.n_kv_heads);
+        const size_t n = static_cast<size_t>(pos[t]) + 1;
+        scores.resize(n * n_rep);
+        vacc.assign(d * n_rep, 0.0f);
+        const float* qg = q.row(t) + static_cast<size_t>(g) * n_rep * d;
+        // scores[r * n + p] = q_r . k_p * scale
+        for (size_t p0 = 0; p0 < n; p0 += L.block_tokens) {
+          const size_t cnt = std::min<size_t>(L.block_tokens, n - p0);
+          const float* kb = kv_rows(L, seq.blocks[p0 / L.block_tokens], layer, 0, g, d, cnt, kbuf);
+          for (int r = 0; r < n_rep; ++r) k_.dot_rows_f32(qg + r * d, kb, static_cast<size_t>(L.kv_dim), cnt, d, scores.data() + r * n + p0);
         }
-        double sum = 0;
-        for (int p = 0; p < n; ++p) {
-          scores[p] = std::exp(scores[p] - mx);
-          sum += scores[p];
+        for (int r = 0; r < n_rep; ++r) {
+          float* sc = scores.data() + r * n;
+          float mx = -INFINITY;
+          for (size_t p = 0; p < n; ++p) mx = std::max(mx, sc[p] *= scale);
+          double sum = 0;
+          for (size_t p = 0; p < n; ++p) sum += (sc[p] = std::exp(sc[p] - mx));
+          const float inv = static_cast<float>(1.0 / sum);
+          for (size_t p = 0; p < n; ++p) sc[p] *= inv;
         }
-        float inv = static_cast<float>(1.0 / sum);
-        std::fill(vacc.begin(), vacc.end(), 0.0f);
-        for (int p = 0; p < n; ++p) {
-          const uint8_t* vp = seq.blocks[p / L.block_tokens] + L.offset(layer, 1, p % L.block_tokens) +
-                              static_cast<size_t>(kvh) * s.head_dim * L.elem_bytes();
-          float w = scores[p] * inv;
-          if (L.dtype == DType::f32) {
-            k_.axpy_f32(w, reinterpret_cast<const float*>(vp), vacc.data(), static_cast<size_t>(s.head_dim));
-          } else {
-            for (int i = 0; i < s.head_dim; ++i) {
-              uint16_t b;
-              std::memcpy(&b, vp + 2 * i, 2);
-              vacc[i] += w * bf16_to_f32(b);
-            }
-          }
+        for (size_t p0 = 0; p0 < n; p0 += L.block_tokens) {
+          const size_t cnt = std::min<size_t>(L.block_tokens, n - p0);
+          const float* vb = kv_rows(L, seq.blocks[p0 / L.block_tokens], layer, 1, g, d, cnt, vbuf);
+          for (int r = 0; r < n_rep; ++r)
+            k_.axpy_rows_f32(scores.data() + r * n + p0, vb, static_cast<size_t>(L.kv_dim), cnt, d, vacc.data() + r * d);
         }
-        std::memcpy(out.row(t) + static_cast<size_t>(h) * s.head_dim, vacc.data(), s.head_dim * sizeof(float));
+        std::memcpy(out.row(t) + static_cast<size_t>(g) * n_rep * d, vacc.data(), vacc.size() * sizeof(float));
       }
     });
   }
@@ -220,6 +214,19 @@ class CpuBackend final : public Backend {
         std::memcpy(dst + 2 * i, &b, 2);
       }
     }
+  }
+
+  // The first `cnt` rows of kv head g in one block (K when is_v is 0) as f32
+  // rows kv_dim floats apart: a pointer into the block for an f32 cache, else
+  // the rows widened into buf.
+  static const float* kv_rows(const KvLayout& L, const uint8_t* block, int layer, int is_v, int g, size_t d, size_t cnt,
+                              std::vector<float>& buf) {
+    const uint8_t* base = block + L.offset(layer, is_v, 0) + static_cast<size_t>(g) * d * L.elem_bytes();
+    if (L.dtype == DType::f32) return reinterpret_cast<const float*>(base);
+    buf.resize(cnt * static_cast<size_t>(L.kv_dim));
+    for (size_t p = 0; p < cnt; ++p)
+      cpu::dequant_row(L.dtype, base + p * static_cast<size_t>(L.kv_dim) * 2, buf.data() + p * L.kv_dim, d);
+    return buf.data();
   }
 
   // FP8 w8a8: rounds each token row of x to E4M3 after dividing by its scale

@@ -26,6 +26,10 @@ struct Kernels {
                    size_t tokens, size_t n);
   // y[i] += a * x[i]
   void (*axpy_f32)(float a, const float* x, float* y, size_t n);
+  // Attention over `count` cached rows spaced `stride` floats apart:
+  // out[p] = dot(rows[p], x) and y += sum_p a[p] * rows[p] (in order of p).
+  void (*dot_rows_f32)(const float* x, const float* rows, size_t stride, size_t count, size_t n, float* out);
+  void (*axpy_rows_f32)(const float* a, const float* rows, size_t stride, size_t count, size_t n, float* y);
 };
 
 // E4M3 code -> f32 for all 256 codes.

@@ -160,10 +160,38 @@ PACA_AVX2 void v_axpy_f32(float a, const float* x, float* y, size_t n) {
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
+PACA_AVX2 void v_dot_rows_f32(const float* x, const float* rows, size_t stride, size_t count, size_t n, float* out) {
+  for (size_t p = 0; p < count; ++p) {
+    const float* r = rows + p * stride;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+      a0 = _mm256_fmadd_ps(_mm256_loadu_ps(r + i), _mm256_loadu_ps(x + i), a0);
+      a1 = _mm256_fmadd_ps(_mm256_loadu_ps(r + i + 8), _mm256_loadu_ps(x + i + 8), a1);
+    }
+    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(r + i), _mm256_loadu_ps(x + i), a0);
+    float s = hsum8(_mm256_add_ps(a0, a1));
+    for (; i < n; ++i) s += r[i] * x[i];
+    out[p] = s;
+  }
+}
+
+PACA_AVX2 void v_axpy_rows_f32(const float* a, const float* rows, size_t stride, size_t count, size_t n, float* y) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {  // y[i:i+8] stays in a register across all rows
+    __m256 acc = _mm256_loadu_ps(y + i);
+    for (size_t p = 0; p < count; ++p) acc = _mm256_fmadd_ps(_mm256_set1_ps(a[p]), _mm256_loadu_ps(rows + p * stride + i), acc);
+    _mm256_storeu_ps(y + i, acc);
+  }
+  for (; i < n; ++i)
+    for (size_t p = 0; p < count; ++p) y[i] += a[p] * rows[p * stride + i];
+}
+
 }  // namespace
 
 const Kernels* avx2_kernels() {
-  static const Kernels k{"avx2", v_dot_f32, v_dot_f16, v_dot_bf16, v_dot_q8_0, v_dot_f8e4m3, v_gemm_f32, v_axpy_f32};
+  static const Kernels k{"avx2",       v_dot_f32,  v_dot_f16,  v_dot_bf16,     v_dot_q8_0,
+                         v_dot_f8e4m3, v_gemm_f32, v_axpy_f32, v_dot_rows_f32, v_axpy_rows_f32};
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &k;
   return nullptr;

@@ -87,8 +87,17 @@ void s_axpy_f32(float a, const float* x, float* y, size_t n) {
   for (size_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
+void s_dot_rows_f32(const float* x, const float* rows, size_t stride, size_t count, size_t n, float* out) {
+  for (size_t p = 0; p < count; ++p) out[p] = s_dot_f32(rows + p * stride, x, n);
+}
+
+void s_axpy_rows_f32(const float* a, const float* rows, size_t stride, size_t count, size_t n, float* y) {
+  for (size_t p = 0; p < count; ++p) s_axpy_f32(a[p], rows + p * stride, y, n);
+}
+
 const Kernels& scalar_kernels() {
-  static const Kernels k{"scalar", s_dot_f32, s_dot_f16, s_dot_bf16, s_dot_q8_0, s_dot_f8e4m3, s_gemm_f32, s_axpy_f32};
+  static const Kernels k{"scalar",   s_dot_f32,  s_dot_f16,      s_dot_bf16,     s_dot_q8_0,
+                         s_dot_f8e4m3, s_gemm_f32, s_axpy_f32, s_dot_rows_f32, s_axpy_rows_f32};
   return k;
 }
 
