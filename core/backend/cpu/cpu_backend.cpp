@@ -40,7 +40,8 @@ class CpuBackend final : public Backend {
   }
 
   void rmsnorm(Act x, const TensorView& w, float eps, Act out) override {
-    std::vector<float> g(static_cast<size_t>(w.cols));
+    std::vector<float>& g = norm_scratch_;  // no allocation once it has grown
+    g.resize(static_cast<size_t>(w.cols));
     cpu::dequant_row(w.dtype, w.data, g.data(), g.size());
     for (int t = 0; t < x.rows; ++t) {
       const float* xr = x.row(t);
@@ -114,7 +115,8 @@ class CpuBackend final : public Backend {
   void rope(Act x, int n_heads, int head_dim, std::span<const int32_t> pos, std::span<const float> freqs,
             RopeLayout layout) override {
     const int half = head_dim / 2;
-    std::vector<float> cs(static_cast<size_t>(half) * 2);
+    std::vector<float>& cs = rope_scratch_;
+    cs.resize(static_cast<size_t>(half) * 2);
     for (int t = 0; t < x.rows; ++t) {
       for (int i = 0; i < half; ++i) {
         float a = static_cast<float>(pos[t]) * freqs[i];
@@ -255,6 +257,7 @@ class CpuBackend final : public Backend {
   ThreadPool pool_;
   const cpu::Kernels& k_;
   std::vector<float> xq_, xq_scale_;  // FP8 activation scratch (ops run under the model's compute lock)
+  std::vector<float> norm_scratch_, rope_scratch_;
 };
 
 }  // namespace
