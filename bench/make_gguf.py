@@ -17,10 +17,10 @@ import sys
 import numpy as np
 
 SHAPES = {
-    # name: dim, layers, heads, kv heads, ffn, vocab, context
-    "tiny": (128, 4, 4, 2, 384, 32000, 2048),
-    "110m": (768, 12, 12, 12, 2048, 32000, 2048),
-    "llama3.2-1b": (2048, 16, 32, 8, 8192, 128256, 131072),
+    # name: dim, layers, heads, kv heads, ffn, vocab, context, tied embeddings, rope theta
+    "tiny": (128, 4, 4, 2, 384, 32000, 2048, False, 10000.0),
+    "110m": (768, 12, 12, 12, 2048, 32000, 2048, False, 10000.0),
+    "llama3.2-1b": (2048, 16, 32, 8, 8192, 128256, 8192, True, 500000.0),
 }
 GGML_F32, GGML_F16, GGML_BF16 = 0, 1, 30
 T_UINT32, T_FLOAT32, T_STRING, T_ARRAY, T_UINT64 = 4, 6, 8, 9, 10
@@ -80,13 +80,17 @@ def main():
     ap.add_argument("--dtype", choices=["f16", "f32", "bf16"], default="f16")
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
-    dim, layers, heads, kv_heads, ffn, vocab, ctx = SHAPES[a.shape]
+    dim, layers, heads, kv_heads, ffn, vocab, ctx, tied, theta = SHAPES[a.shape]
     tok = {k: v for k, v in read_kv_raw(a.tokenizer_from).items() if k.startswith("tokenizer.")}
+    n_tok = struct.unpack_from("<Q", tok.get("tokenizer.ggml.tokens", b"\0" * 16), 8)[0]
+    if n_tok != vocab:
+        sys.exit("%s has %d tokens; shape %s needs %d" % (a.tokenizer_from, n_tok, a.shape, vocab))
     head_dim = dim // heads
     wtype = {"f16": GGML_F16, "f32": GGML_F32, "bf16": GGML_BF16}[a.dtype]
 
-    tensors = [("token_embd.weight", (vocab, dim), wtype), ("output_norm.weight", (dim,), GGML_F32),
-               ("output.weight", (vocab, dim), wtype)]
+    tensors = [("token_embd.weight", (vocab, dim), wtype), ("output_norm.weight", (dim,), GGML_F32)]
+    if not tied:  # a tied model's LM head is token_embd
+        tensors.append(("output.weight", (vocab, dim), wtype))
     for i in range(layers):
         b = "blk.%d." % i
         tensors += [(b + "attn_norm.weight", (dim,), GGML_F32), (b + "attn_q.weight", (dim, dim), wtype),
@@ -103,7 +107,7 @@ def main():
             kv("llama.rope.dimension_count", T_UINT32, head_dim), kv("llama.attention.head_count", T_UINT32, heads),
             kv("llama.attention.head_count_kv", T_UINT32, kv_heads),
             kv("llama.attention.layer_norm_rms_epsilon", T_FLOAT32, 1e-5),
-            kv("llama.rope.freq_base", T_FLOAT32, 10000.0), kv("llama.vocab_size", T_UINT32, vocab)]
+            kv("llama.rope.freq_base", T_FLOAT32, theta), kv("llama.vocab_size", T_UINT32, vocab)]
     meta += [gguf_string(k) + v for k, v in tok.items()]
 
     rng = np.random.default_rng(a.seed)

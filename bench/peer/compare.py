@@ -8,7 +8,7 @@ same threads, prompt length and number of generated tokens, in one run.
 Steps: installs node-llama-cpp (pinned in bench/peer/package.json; llama.cpp's
 prebuilt linux-x64 CPU binary) into WORK with npm; writes a seeded random GGUF
 of the shape with bench/make_gguf.py (tokenizer from ../shared's
-tiny-llama2.gguf, or $PACA_SHARED_DIR); then for each round and thread count
+tiny-llama2.gguf or, for Llama 3 shapes, tiny-llama31.gguf; or $PACA_SHARED_DIR); then for each round and thread count
 runs, one after the other, paca-bench (mapped and --no-mmap) and
 llamacpp_bench.mjs, and prints the median tokens/s of each, the ratio
 paca/llama.cpp, and paca's fraction of the bandwidth bound paca-bench
@@ -45,7 +45,8 @@ def main():
     a = ap.parse_args()
 
     shared = os.environ.get("PACA_SHARED_DIR", os.path.join(ROOT, "..", "shared"))
-    tok_src = os.path.join(shared, "models", "gguf", "tiny-llama2.gguf")
+    # a GGUF whose tokenizer has the shape's vocabulary (Llama 2: 32000, Llama 3: 128256)
+    tok_src = os.path.join(shared, "models", "gguf", "tiny-llama31.gguf" if a.shape.startswith("llama3") else "tiny-llama2.gguf")
     if not os.path.exists(tok_src):
         sys.exit("compare.py: %s not found (set PACA_SHARED_DIR)" % tok_src)
     bench = os.path.join(a.build, "bench", "paca-bench")
