@@ -6,7 +6,8 @@
 //   paca-bench [-m PATH | --shape NAME] [--threads N] [--prompt N[,N...]] [--tokens N]
 //              [--depths N[,N...]] [--repeats N] [--no-mmap] [--json]
 //
-// --shape builds a model of that shape with seeded random BF16 weights in
+// --shape (paca_test_model_params_for_shape: tiny, 110m, llama2-7b/13b/70b,
+// llama3-8b/70b, llama3.1-8b/70b/405b, llama3.2-1b/3b) builds a model of that shape with seeded random BF16 weights in
 // memory (paca_model_load_synthetic: nothing touches the disk); a shape whose
 // weights do not fit in 3/4 of this machine's memory is reported and skipped.
 // --prompt lists prefill lengths (default 128,512); --depths lists the context
@@ -118,24 +119,6 @@ double measure_fma_peak(int threads) {
 #endif
 }
 
-struct Shape {
-  const char* name;
-  int dim, layers, heads, kv_heads, ffn, vocab, ctx;
-  int tied;
-  float rope_theta;
-};
-
-const Shape kShapes[] = {
-    {"tiny", 128, 4, 4, 2, 384, 4096, 2048, 0, 500000.0f},
-    {"110m", 768, 12, 12, 12, 2048, 32000, 2048, 0, 10000.0f},
-    {"llama3.2-1b", 2048, 16, 32, 8, 8192, 128256, 8192, 1, 500000.0f},
-    {"llama3.2-3b", 3072, 28, 24, 8, 8192, 128256, 8192, 1, 500000.0f},
-    {"llama2-7b", 4096, 32, 32, 32, 11008, 32000, 4096, 0, 10000.0f},
-    {"llama3-8b", 4096, 32, 32, 8, 14336, 128256, 8192, 0, 500000.0f},
-    {"llama3.1-70b", 8192, 80, 64, 8, 28672, 128256, 8192, 0, 500000.0f},
-    {"llama3.1-405b", 16384, 126, 128, 8, 53248, 128256, 8192, 0, 500000.0f},
-};
-
 std::vector<int> parse_list(const std::string& s, const char* what) {
   std::vector<int> out;
   size_t i = 0;
@@ -226,24 +209,8 @@ int main(int argc, char** argv) {
   auto tl = Clock::now();
   std::string label = model;
   if (model.empty()) {
-    const Shape* s = nullptr;
-    for (const auto& k : kShapes)
-      if (shape == k.name) s = &k;
-    if (s == nullptr) {
-      std::string names;
-      for (const auto& k : kShapes) names += std::string(names.empty() ? "" : ", ") + k.name;
-      die("unknown shape " + shape + " (" + names + ")");
-    }
-    paca_test_model_params p = paca_test_model_params_default();
-    p.dim = s->dim;
-    p.n_layers = s->layers;
-    p.n_heads = s->heads;
-    p.n_kv_heads = s->kv_heads;
-    p.ffn_dim = s->ffn;
-    p.n_vocab = s->vocab;
-    p.max_context = s->ctx;
-    p.tied_embeddings = s->tied;
-    p.rope_theta = s->rope_theta;
+    paca_test_model_params p;
+    if (paca_test_model_params_for_shape(shape.c_str(), &p) != PACA_OK) die(paca_last_error());
     if (paca_model_load_synthetic(&p, &mp, &m) != PACA_OK) {
       std::fprintf(stderr, "paca-bench: shape %s skipped: %s\n", shape.c_str(), paca_last_error());
       if (json) std::printf("{\"model\":\"%s\",\"skipped\":true}\n", shape.c_str());

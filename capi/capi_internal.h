@@ -74,4 +74,20 @@ bool read_params(const P* in, P& out, const char* what) {
   return true;
 }
 
+// Copies s and a NUL into buf under paca.h's buffer rules: *out_needed gets
+// s.size() + 1; a buffer too small (or NULL with cap 0, a size query) gives
+// PACA_ERR_BUFFER_TOO_SMALL and writes nothing.
+inline paca_status write_string(const std::string& s, char* buf, size_t cap, size_t* out_needed, const char* fn) {
+  if (out_needed != nullptr) *out_needed = s.size() + 1;
+  if (buf == nullptr || cap < s.size() + 1) {
+    if (buf == nullptr && cap == 0 && out_needed != nullptr)
+      return set_error(PACA_ERR_BUFFER_TOO_SMALL, std::string(fn) + ": size query (" + std::to_string(s.size() + 1) + " bytes needed)");
+    return set_error(PACA_ERR_BUFFER_TOO_SMALL, std::string(fn) + ": buffer holds " + std::to_string(cap) + " bytes, " +
+                                                    std::to_string(s.size() + 1) + " needed");
+  }
+  std::memcpy(buf, s.data(), s.size());
+  buf[s.size()] = 0;
+  return PACA_OK;
+}
+
 }  // namespace paca::capi

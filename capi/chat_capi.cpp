@@ -15,21 +15,6 @@ using ojson = nlohmann::ordered_json;
 
 namespace {
 
-// Copies s and a NUL into buf, or answers the size (see paca.h).
-paca_status write_out(const std::string& s, char* buf, size_t cap, size_t* out_needed, const char* fn) {
-  if (out_needed != nullptr) *out_needed = s.size() + 1;
-  if (buf == nullptr || cap < s.size() + 1) {
-    if (buf == nullptr && cap == 0 && out_needed != nullptr) {
-      return set_error(PACA_ERR_BUFFER_TOO_SMALL, std::string(fn) + ": size query (" + std::to_string(s.size() + 1) + " bytes needed)");
-    }
-    return set_error(PACA_ERR_BUFFER_TOO_SMALL, std::string(fn) + ": buffer holds " + std::to_string(cap) + " bytes, " +
-                                                    std::to_string(s.size() + 1) + " needed");
-  }
-  std::memcpy(buf, s.data(), s.size());
-  buf[s.size()] = 0;
-  return PACA_OK;
-}
-
 ojson parse_json_arg(const char* text, const char* what, bool (ojson::*kind)() const noexcept, const char* kind_name) {
   ojson j = ojson::parse(text, nullptr, false);
   if (j.is_discarded()) paca::fail(paca::Status::invalid_argument, "{} is not valid JSON", what);
@@ -119,7 +104,7 @@ paca_status format(const paca_model* model, const char* messages_json, const pac
     out = dump(j);
   });
   if (st != PACA_OK) return st;
-  return write_out(out, buf, cap, out_needed, fn);
+  return write_string(out, buf, cap, out_needed, fn);
 }
 
 }  // namespace
@@ -185,7 +170,7 @@ PACA_API paca_status paca_chat_template_json(const paca_model* model, char* buf,
     out = dump(j);
   });
   if (st != PACA_OK) return st;
-  return write_out(out, buf, cap, out_needed, "paca_chat_template_json");
+  return write_string(out, buf, cap, out_needed, "paca_chat_template_json");
 }
 
 PACA_API paca_status paca_chat_parse_tool_calls(const char* text, size_t len, int32_t stop, char* buf, size_t cap,
@@ -200,5 +185,5 @@ PACA_API paca_status paca_chat_parse_tool_calls(const char* text, size_t len, in
     out = dump(paca::reply_to_json(paca::parse_tool_calls(std::string_view(text ? text : "", len), o)));
   });
   if (st != PACA_OK) return st;
-  return write_out(out, buf, cap, out_needed, "paca_chat_parse_tool_calls");
+  return write_string(out, buf, cap, out_needed, "paca_chat_parse_tool_calls");
 }

@@ -8,6 +8,7 @@
 //   paca detokenize -m PATH [--special] [--json] [--] 1,2,3
 //   paca info -m PATH [--json]
 //   paca make-test-model DIR [--seed N] [--dim N] [--layers N] [--heads N] [--kv-heads N] [--ffn N] [--vocab N]
+#include <nlohmann/json.hpp>
 #include <paca/paca.h>
 #include <unistd.h>
 
@@ -53,6 +54,9 @@ void usage() {
                "  paca detokenize -m PATH [--special] [--json] [--] 1,2,3\n"
                "  paca info -m PATH [--json]\n"
                "  paca chat-template -m PATH      (the model's chat format as JSON: origin, style, tokens, source)\n"
+               "  paca plan --shape NAME [--tp N] [--pp N] [--weight-dtype bf16|fp8] [--fp8-attention]\n"
+               "            [--kv-dtype bf16|f32|fp8] [--ctx N] [--batch N] [--device-memory GB] [--json]\n"
+               "            (bytes per rank of a sharded layout; exit 3 when it does not fit)\n"
                "  paca make-test-model DIR [--seed N] [--dim N] [--layers N] [--heads N] [--kv-heads N]\n"
                "                           [--ffn N] [--vocab N] [--ctx N] [--tied]\n"
                "PATH is a Hugging Face model directory, a .gguf file or a llama2.c .bin checkpoint.\n"
@@ -118,6 +122,11 @@ struct Args {
   long logprobs = -1;                                      // --logprobs N: -1 off, else N alternatives
   paca_test_model_params tm = paca_test_model_params_default();
   bool chat = false;                    // --chat: -p is a user message in the model's chat format
+  // plan: the request (see paca_plan_json)
+  std::string shape;
+  long tp = 1, pp = 1, batch = 1;
+  double device_memory = 80;
+  std::string kv_dtype = "bf16";
   std::string system, tools, builtin_tools, date;  // --system, --tools, --builtin-tools, --date
 };
 
@@ -139,6 +148,12 @@ Args parse_args(int argc, char** argv) {
     else if (k == "-p" || k == "--prompt") { a.text = val(); a.have_text = true; }
     else if (k == "--special") a.special = true;
     else if (k == "--chat") a.chat = true;
+    else if (k == "--shape") a.shape = val();
+    else if (k == "--tp" || k == "--tensor-parallel") a.tp = parse_long(val(), "--tp", 1, 4096);
+    else if (k == "--pp" || k == "--pipeline-parallel") a.pp = parse_long(val(), "--pp", 1, 4096);
+    else if (k == "--batch") a.batch = parse_long(val(), "--batch", 1, 1 << 20);
+    else if (k == "--device-memory") a.device_memory = parse_float(val(), "--device-memory");
+    else if (k == "--kv-dtype") a.kv_dtype = val();
     else if (k == "--system") { a.system = val(); a.chat = true; }
     else if (k == "--tools") { a.tools = val(); a.chat = true; }
     else if (k == "--builtin-tools") { a.builtin_tools = val(); a.chat = true; }
@@ -157,7 +172,7 @@ Args parse_args(int argc, char** argv) {
     else if (k == "--weight-dtype") {
       std::string v = val();
       if (v == "fp8") a.weight_dtype = PACA_WEIGHTS_FP8;
-      else if (v != "auto" && v != "stored") die("--weight-dtype: '%s' is not fp8 or auto", v.c_str());
+      else if (v != "auto" && v != "stored" && v != "bf16") die("--weight-dtype: '%s' is not fp8, bf16 or auto", v.c_str());
     } else if (k == "--fp8-mode") {
       std::string v = val();
       if (v == "w8a8") a.fp8_mode = PACA_FP8_W8A8;
@@ -619,6 +634,54 @@ int cmd_info(const Args& a) {
   return 0;
 }
 
+// paca plan: the per-rank memory of a sharded layout (paca_plan_json), as a table.
+int cmd_plan(const Args& a) {
+  if (a.shape.empty()) die("plan needs --shape NAME (llama3.1-8b, llama3.1-70b, llama3.1-405b, ...)");
+  const long ctx = a.ctx > 0 ? a.ctx : 8192;
+  nlohmann::json req = {{"shape", a.shape},
+                        {"tp", a.tp},
+                        {"pp", a.pp},
+                        {"weights", a.weight_dtype == PACA_WEIGHTS_FP8 ? "fp8" : "bf16"},
+                        {"fp8_attention", (a.fp8_targets & PACA_FP8_ATTENTION) != 0},
+                        {"kv_dtype", a.kv_dtype},
+                        {"context", ctx},
+                        {"batch", a.batch},
+                        {"device_memory_gb", a.device_memory}};
+  const std::string rq = req.dump();
+  size_t need = 0;
+  paca_status st = paca_plan_json(rq.c_str(), nullptr, 0, &need);
+  if (st != PACA_ERR_BUFFER_TOO_SMALL) die_status("planning", st);
+  std::string buf(need, '\0');
+  st = paca_plan_json(rq.c_str(), buf.data(), buf.size(), &need);
+  if (st != PACA_OK) die_status("planning", st);
+  buf.resize(need - 1);
+  if (a.json) {
+    std::printf("%s\n", buf.c_str());
+    return 0;
+  }
+  const nlohmann::json p = nlohmann::json::parse(buf);
+  const auto gb = [](const nlohmann::json& v) { return v.get<double>() / 1e9; };
+  std::printf("%s: tp %ld x pp %ld, %s weights, %s KV, context %ld x batch %ld, %.0f GB devices\n", a.shape.c_str(), a.tp,
+              a.pp, p["weights"].get<std::string>().c_str(), a.kv_dtype.c_str(), ctx, a.batch, a.device_memory);
+  std::printf("kv heads per rank %d, KV %.1f KiB per token per rank\n", p["kv_heads_per_rank"].get<int>(),
+              p["kv_bytes_per_token_per_rank"].get<double>() / 1024);
+  std::printf("%-6s %-4s %-9s %12s %12s %12s %12s\n", "stage", "tp", "layers", "weights GB", "KV GB", "work GB", "total GB");
+  int last_stage = -1;
+  for (const auto& r : p["ranks"]) {
+    const int stage = r["stage"].get<int>();
+    if (stage == last_stage && r["tp_rank"].get<int>() != 0) continue;  // TP ranks of a stage hold the same
+    last_stage = stage;
+    char layers[32];
+    std::snprintf(layers, sizeof layers, "%d-%d", r["layers"][0].get<int>(),
+                  r["layers"][0].get<int>() + r["layers"][1].get<int>() - 1);
+    std::printf("%-6d %-4s %-9s %12.2f %12.2f %12.2f %12.2f\n", stage, a.tp > 1 ? "each" : "0", layers,
+                gb(r["weight_bytes"]), gb(r["kv_bytes"]), gb(r["workspace_bytes"]), gb(r["total_bytes"]));
+  }
+  std::printf("largest rank %.2f GB: %s a %.0f GB device (%.2f GB kept free)\n", gb(p["max_rank_bytes"]),
+              p["fits"].get<bool>() ? "fits" : "does NOT fit", a.device_memory, gb(p["reserve_bytes"]));
+  return p["fits"].get<bool>() ? 0 : 3;
+}
+
 int cmd_chat_template(const Args& a) {
   paca_model* m = load(a, nullptr);
   size_t need = 0;
@@ -698,6 +761,7 @@ int main(int argc, char** argv) {
   if (a.cmd == "tokenize") return cmd_tokenize(a);
   if (a.cmd == "detokenize") return cmd_detokenize(a);
   if (a.cmd == "chat-template") return cmd_chat_template(a);
+  if (a.cmd == "plan") return cmd_plan(a);
   if (a.cmd == "make-test-model") return cmd_make_test_model(a);
   if (a.cmd == "--version" || a.cmd == "version") {
     std::printf("paca %s (ABI %u)\n", paca_version(), paca_abi_version());
