@@ -239,7 +239,13 @@ void check_llama_tensors(const Checkpoint& ck) {
   };
   want("embed", c.n_vocab, c.dim, true);
   want("norm", 1, c.dim, false);
-  if (!c.tied_embeddings) want("output", c.n_vocab, c.dim, true);
+  if (ck.lm_head_rows > 0) {
+    const TensorView* t = ck.find("output");
+    check(t != nullptr && t->cols == c.dim && t->rows <= ck.lm_head_rows, Status::format,
+          "tensor-parallel shard: LM-head slice missing or larger than {} rows", ck.lm_head_rows);
+  } else if (!c.tied_embeddings) {
+    want("output", c.n_vocab, c.dim, true);
+  }
   for (int l = 0; l < c.n_layers; ++l) {
     want(layer_tensor(l, "attn_norm"), 1, c.dim, false);
     want(layer_tensor(l, "ffn_norm"), 1, c.dim, false);

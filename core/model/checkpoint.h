@@ -39,6 +39,8 @@ struct Checkpoint {
   std::deque<std::vector<uint8_t>> owned_u8;
   std::vector<float> rope_divisors;           // GGUF rope_freqs.weight (empty when absent)
   std::shared_ptr<Tokenizer> tokenizer;       // null when the checkpoint has none (see tokenizer_note)
+  int lm_head_rows = 0;  // 0: "output" has n_vocab rows; a tensor-parallel shard (parallel/shard.h):
+                         // its LM-head slice holds at most this many (the last may hold fewer)
   std::string tokenizer_note;                 // why there is no tokenizer, or "" when there is one
 
   const TensorView* find(const std::string& name) const;

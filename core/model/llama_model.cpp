@@ -2,6 +2,8 @@
 // RoPE, SwiGLU FFN, final norm, LM head), written over Backend ops.
 #include "model/llama_model.h"
 
+#include <algorithm>
+
 #include "util/error.h"
 
 namespace paca {
@@ -93,6 +95,7 @@ void LlamaModel::forward(Workspace& ws, std::span<const int32_t> tokens, int pos
     be.kv_write(seq, l, k, v, pos_);
     be.attention(q, seq, l, pos_, shape, att);
     be.matmul(att, *w.wo, o);
+    if (comm_ != nullptr) comm_->all_reduce_sum(o.data, static_cast<size_t>(T) * c.dim);
     be.add(x, o);
     // feed-forward block
     be.rmsnorm(x, *w.ffn_norm, c.norm_eps, xn);
@@ -100,13 +103,25 @@ void LlamaModel::forward(Workspace& ws, std::span<const int32_t> tokens, int pos
     be.matmul(xn, *w.w3, u);
     be.swiglu(g, u, g);
     be.matmul(g, *w.w2, o);
+    if (comm_ != nullptr) comm_->all_reduce_sum(o.data, static_cast<size_t>(T) * c.dim);
     be.add(x, o);
   }
   // only the last position's logits are needed
   Act last{x.row(T - 1), 1, c.dim};
   Act last_n{xn.data, 1, c.dim};
   be.rmsnorm(last, *norm_, c.norm_eps, last_n);
-  be.matmul(last_n, *output_, ws.logits);
+  if (ckpt_->lm_head_rows == 0) {
+    be.matmul(last_n, *output_, ws.logits);
+    return;
+  }
+  // tensor parallel: this rank's vocabulary rows (zero-padded), gathered in rank order
+  const size_t head_rows = static_cast<size_t>(ckpt_->lm_head_rows);
+  check(comm_ != nullptr, Status::internal, "a tensor-parallel shard runs without a communicator");
+  shard_logits_.assign(head_rows, 0.0f);
+  gathered_logits_.resize(head_rows * static_cast<size_t>(comm_->size()));
+  if (output_->rows > 0) be.matmul(last_n, *output_, Act{shard_logits_.data(), 1, static_cast<int>(output_->rows)});
+  comm_->all_gather(shard_logits_.data(), head_rows, gathered_logits_.data());
+  std::copy(gathered_logits_.begin(), gathered_logits_.begin() + c.n_vocab, ws.logits.data);
 }
 
 }  // namespace paca

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "parallel/comm.h"
 #include "model/checkpoint.h"
 #include "util/log.h"
 
@@ -73,6 +74,11 @@ class LlamaModel {
   void forward(Workspace& ws, std::span<const int32_t> tokens, int pos0, const KvSeq& seq,
                const std::atomic<bool>* cancel);
 
+  // A tensor-parallel rank (its checkpoint from shard_checkpoint): forward
+  // all-reduces the o and down projections' partial sums and all-gathers the
+  // LM head's vocabulary slices through comm, which must outlive the model.
+  void set_communicator(Communicator* comm) { comm_ = comm; }
+
  private:
   std::unique_ptr<Checkpoint> ckpt_;
   std::unique_ptr<Backend> backend_;
@@ -84,6 +90,8 @@ class LlamaModel {
   const TensorView* output_ = nullptr;
   std::vector<float> rope_freqs_;
   std::vector<int32_t> pos_;  // scratch: positions of the current step
+  Communicator* comm_ = nullptr;
+  std::vector<float> shard_logits_, gathered_logits_;  // tensor parallel: this rank's and all ranks' LM-head rows
   uint64_t n_params_ = 0;
   uint64_t weight_bytes_ = 0;
   std::mutex compute_mutex_;

@@ -1,0 +1,103 @@
+// shard.cpp - tensor-parallel shards of a checkpoint (see shard.h).
+#include "parallel/shard.h"
+
+#include <cstring>
+
+#include "util/error.h"
+
+namespace paca {
+
+namespace {
+
+TensorView row_slice(const TensorView& t, int64_t r0, int64_t rows) {
+  TensorView v = t;
+  v.data = t.row(r0);
+  v.rows = rows;
+  if (t.scales != nullptr) v.scales = t.scales + r0;
+  return v;
+}
+
+TensorView col_slice(Checkpoint& ck, const TensorView& t, int64_t c0, int64_t cols) {
+  check(t.dtype != DType::q8_0 || (c0 % kQ8Block == 0 && cols % kQ8Block == 0), Status::invalid_argument,
+        "tensor {}: a column split at {} would cut a Q8_0 block", t.name, c0);
+  const size_t full_rb = row_bytes(t.dtype, static_cast<size_t>(t.cols));
+  const size_t rb = row_bytes(t.dtype, static_cast<size_t>(cols));
+  const size_t off = row_bytes(t.dtype, static_cast<size_t>(c0));
+  std::vector<uint8_t>& mem = ck.owned_u8.emplace_back(rb * static_cast<size_t>(t.rows));
+  for (int64_t r = 0; r < t.rows; ++r) std::memcpy(mem.data() + r * rb, t.data + r * full_rb + off, rb);
+  TensorView v = t;
+  v.data = mem.data();
+  v.cols = cols;
+  return v;  // FP8 scales are per output row: unchanged
+}
+
+}  // namespace
+
+TpLayout tp_layout(const ModelConfig& c, int n) {
+  check(n >= 1 && n <= 1024, Status::invalid_argument, "tensor parallel size {} is outside 1..1024", n);
+  check(c.n_heads % n == 0, Status::invalid_argument, "tensor parallel {} does not divide {} attention heads", n, c.n_heads);
+  check(c.ffn_dim % n == 0, Status::invalid_argument, "tensor parallel {} does not divide the FFN width {}", n, c.ffn_dim);
+  TpLayout L;
+  L.size = n;
+  L.q_heads = c.n_heads / n;
+  if (n <= c.n_kv_heads) {
+    check(c.n_kv_heads % n == 0, Status::invalid_argument, "tensor parallel {} does not divide {} kv heads", n, c.n_kv_heads);
+    L.kv_heads = c.n_kv_heads / n;
+  } else {
+    check(n % c.n_kv_heads == 0, Status::invalid_argument,
+          "tensor parallel {} is not a multiple of {} kv heads (each kv head is replicated on tp / kv_heads ranks)", n,
+          c.n_kv_heads);
+    L.kv_heads = 1;
+  }
+  L.ffn = c.ffn_dim / n;
+  L.vocab_rows = (c.n_vocab + n - 1) / n;
+  return L;
+}
+
+std::unique_ptr<Checkpoint> shard_checkpoint(const Checkpoint& full, const TpLayout& L, int r) {
+  const ModelConfig& c = full.config;
+  check(r >= 0 && r < L.size, Status::invalid_argument, "rank {} outside tensor parallel {}", r, L.size);
+  auto ck = std::make_unique<Checkpoint>();
+  ck->path = full.path;
+  ck->config = c;
+  ck->config.n_heads = L.q_heads;
+  ck->config.n_kv_heads = L.kv_heads;
+  ck->config.ffn_dim = L.ffn;
+  ck->config.tied_embeddings = false;  // every rank gets its own LM-head slice, a view of the embedding when tied
+  ck->rope_divisors = full.rope_divisors;
+  ck->tokenizer = full.tokenizer;
+  ck->tokenizer_note = full.tokenizer_note;
+  ck->lm_head_rows = L.vocab_rows;
+
+  const int64_t d = c.head_dim;
+  const int64_t q0 = static_cast<int64_t>(r) * L.q_heads * d, qn = static_cast<int64_t>(L.q_heads) * d;
+  const int n_rep = c.n_heads / c.n_kv_heads;
+  const int64_t kv_head0 = L.size <= c.n_kv_heads ? static_cast<int64_t>(r) * L.kv_heads : (static_cast<int64_t>(r) * L.q_heads) / n_rep;
+  const int64_t k0 = kv_head0 * d, kn = static_cast<int64_t>(L.kv_heads) * d;
+  const int64_t f0 = static_cast<int64_t>(r) * L.ffn;
+  auto get = [&](const std::string& n) -> const TensorView& {
+    const TensorView* t = full.find(n);
+    check(t != nullptr, Status::format, "checkpoint is missing tensor {}", n);
+    return *t;
+  };
+  ck->tensors["embed"] = get("embed");
+  ck->tensors["norm"] = get("norm");
+  const TensorView& head = c.tied_embeddings ? get("embed") : get("output");
+  const int64_t v0 = static_cast<int64_t>(r) * L.vocab_rows;
+  ck->tensors["output"] = row_slice(head, std::min<int64_t>(v0, c.n_vocab), std::max<int64_t>(0, std::min<int64_t>(L.vocab_rows, c.n_vocab - v0)));
+  for (int l = 0; l < c.n_layers; ++l) {
+    auto name = [l](const char* w) { return layer_tensor(l, w); };
+    ck->tensors[name("attn_norm")] = get(name("attn_norm"));
+    ck->tensors[name("ffn_norm")] = get(name("ffn_norm"));
+    ck->tensors[name("wq")] = row_slice(get(name("wq")), q0, qn);
+    ck->tensors[name("wk")] = row_slice(get(name("wk")), k0, kn);
+    ck->tensors[name("wv")] = row_slice(get(name("wv")), k0, kn);
+    ck->tensors[name("wo")] = col_slice(*ck, get(name("wo")), q0, qn);
+    ck->tensors[name("w1")] = row_slice(get(name("w1")), f0, L.ffn);
+    ck->tensors[name("w3")] = row_slice(get(name("w3")), f0, L.ffn);
+    ck->tensors[name("w2")] = col_slice(*ck, get(name("w2")), f0, L.ffn);
+  }
+  return ck;
+}
+
+}  // namespace paca

@@ -1,0 +1,32 @@
+// shard.h - tensor-parallel shards of a checkpoint (the ShardPlan of
+// design.md): rank r of N holds q/k/v/gate/up by output rows (whole heads;
+// when N exceeds the kv heads each kv head is replicated on N / Hkv ranks),
+// o/down by input columns (their outputs are partial sums, all-reduced), the
+// LM head by vocabulary rows (its logits all-gathered), and the embedding and
+// norms whole. Row slices are views into the full checkpoint's memory; column
+// slices are copied once (reading only those columns).
+#pragma once
+
+#include <memory>
+
+#include "model/checkpoint.h"
+
+namespace paca {
+
+struct TpLayout {
+  int size = 1;
+  int q_heads = 0;      // query heads per rank
+  int kv_heads = 0;     // kv heads per rank
+  int ffn = 0;          // FFN width per rank
+  int vocab_rows = 0;   // LM-head rows per rank (the last rank's slice is zero-padded to this)
+};
+
+// Throws Error(invalid_argument) when N does not divide the heads or the FFN,
+// or (N > kv heads) is not a multiple of the kv heads, or a column split would
+// cut a Q8_0 block.
+TpLayout tp_layout(const ModelConfig& c, int n);
+
+// Rank r's checkpoint. `full` must outlive it (views point into it).
+std::unique_ptr<Checkpoint> shard_checkpoint(const Checkpoint& full, const TpLayout& layout, int rank);
+
+}  // namespace paca
