@@ -11,6 +11,7 @@ pkgs=(
   python3 python3-jinja2                         # reference renderer of the chat-template tests
   unicode-data                                   # scripts/gen_unicode_tables.py (tables are committed)
   python3-sentencepiece                          # live Llama 2 tokenizer reference (tests)
+  python3-dev pybind11-dev python3-numpy python3-pytest python3-venv  # Python binding + tests
 )
 missing=()
 for p in "${pkgs[@]}"; do
