@@ -12,6 +12,7 @@ pkgs=(
   unicode-data                                   # scripts/gen_unicode_tables.py (tables are committed)
   python3-sentencepiece                          # live Llama 2 tokenizer reference (tests)
   python3-dev pybind11-dev python3-numpy python3-pytest python3-venv  # Python binding + tests
+  swig default-jdk-headless junit5               # Java binding (SWIG -> JNI) + JUnit 5 tests
 )
 missing=()
 for p in "${pkgs[@]}"; do
