@@ -10,6 +10,8 @@
 #include "paca/paca.h"
 #include "runtime/kv_cache.h"
 #include "runtime/session.h"
+#include "sample/sampler.h"
+#include "sample/stop.h"
 #include "util/error.h"
 
 // A model's state is shared by its handle and its sessions, so freeing the
@@ -29,6 +31,15 @@ struct paca_model {
 struct paca_session {
   std::shared_ptr<paca::capi::ModelState> state;
   std::unique_ptr<paca::Session> session;  // destroyed before state
+};
+
+// The sampler chain plus the token-level stop conditions (sampler_capi.cpp;
+// a paca_generator owns one too).
+struct paca_sampler {
+  paca::Sampler sampler;
+  paca::StopConditions stop;
+  int32_t n_top_logprobs = 0;
+  paca::Logprobs logprobs;  // scratch for the output
 };
 
 namespace paca::capi {
@@ -89,5 +100,12 @@ inline paca_status write_string(const std::string& s, char* buf, size_t cap, siz
   buf[s.size()] = 0;
   return PACA_OK;
 }
+// Validates sampler params (NULL: defaults) against a model's configuration
+// and builds the sampler; fn names the calling function in messages.
+// (sampler_capi.cpp)
+paca_status new_sampler(const paca::ModelConfig& c, const paca_sampler_params* params, const std::string& fn,
+                        std::unique_ptr<paca_sampler>& out);
+// Copies a Logprobs into the caller's struct, up to its struct_size. (sampler_capi.cpp)
+void write_logprobs(const paca::Logprobs& lp, int32_t token, paca_token_logprobs* out);
 
 }  // namespace paca::capi

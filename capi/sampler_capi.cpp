@@ -7,25 +7,15 @@
 #include <vector>
 
 #include "capi_internal.h"
-#include "sample/sampler.h"
-#include "sample/stop.h"
 
 using namespace paca::capi;
-
-struct paca_sampler {
-  paca::Sampler sampler;
-  paca::StopConditions stop;
-  int32_t n_top_logprobs = 0;
-  paca::Logprobs logprobs;  // scratch for the output
-};
 
 struct paca_stop_matcher {
   paca::StopStringMatcher matcher;
 };
 
-namespace {
+namespace paca::capi {
 
-// Copies a Logprobs into the caller's struct, up to its struct_size.
 void write_logprobs(const paca::Logprobs& lp, int32_t token, paca_token_logprobs* out) {
   paca_token_logprobs r;
   std::memset(&r, 0, sizeof r);
@@ -42,6 +32,10 @@ void write_logprobs(const paca::Logprobs& lp, int32_t token, paca_token_logprobs
   out->struct_size = caller_size;
 }
 
+}  // namespace paca::capi
+
+namespace {
+
 paca_status sample_common(paca_sampler* s, std::span<const float> logits, std::span<const int32_t> history,
                           int32_t* out_token, paca_token_logprobs* out_logprobs) {
   return guarded([&] {
@@ -53,6 +47,44 @@ paca_status sample_common(paca_sampler* s, std::span<const float> logits, std::s
 }
 
 }  // namespace
+
+namespace paca::capi {
+
+paca_status new_sampler(const paca::ModelConfig& c, const paca_sampler_params* params, const std::string& fn,
+                        std::unique_ptr<paca_sampler>& out) {
+  paca_sampler_params p = paca_sampler_params_default();
+  if (!read_params(params, p, fn.c_str())) return PACA_ERR_INVALID_ARGUMENT;
+  PACA_REQUIRE(p.n_top_logprobs >= 0 && p.n_top_logprobs <= PACA_MAX_TOP_LOGPROBS,
+               fn + ": n_top_logprobs must be in 0..PACA_MAX_TOP_LOGPROBS (20)");
+  PACA_REQUIRE(p.max_new_tokens >= 0, fn + ": max_new_tokens must be >= 0 (0 = no limit)");
+  PACA_REQUIRE(p.ignore_eos == 0 || p.ignore_eos == 1, fn + ": ignore_eos must be 0 or 1");
+  PACA_REQUIRE(p.n_stop_ids >= 0, fn + ": n_stop_ids must be >= 0");
+  PACA_REQUIRE(p.stop_ids != nullptr || p.n_stop_ids == 0, fn + ": stop_ids is NULL but n_stop_ids is not 0");
+  for (int32_t i = 0; i < p.n_stop_ids; ++i)
+    PACA_REQUIRE(p.stop_ids[i] >= 0 && p.stop_ids[i] < c.n_vocab,
+                 fn + ": stop_ids[" + std::to_string(i) + "] = " + std::to_string(p.stop_ids[i]) +
+                     " is outside the vocabulary [0, " + std::to_string(c.n_vocab) + ")");
+  return guarded([&] {
+    paca::SamplerParams sp;
+    sp.temperature = p.temperature;
+    sp.seed = p.seed;
+    sp.top_k = p.top_k;
+    sp.top_p = p.top_p;
+    sp.min_p = p.min_p;
+    sp.repeat_penalty = p.repeat_penalty;
+    sp.frequency_penalty = p.frequency_penalty;
+    sp.presence_penalty = p.presence_penalty;
+    sp.repeat_last_n = p.repeat_last_n;
+    auto s = std::make_unique<paca_sampler>(paca_sampler{paca::Sampler(sp, c.n_vocab), {}, p.n_top_logprobs, {}});
+    s->stop.eos_ids.assign(c.eos_ids.begin(), c.eos_ids.end());
+    s->stop.ignore_eos = p.ignore_eos != 0;
+    if (p.n_stop_ids > 0) s->stop.stop_ids.assign(p.stop_ids, p.stop_ids + p.n_stop_ids);
+    s->stop.max_new_tokens = static_cast<uint64_t>(p.max_new_tokens);
+    out = std::move(s);
+  });
+}
+
+}  // namespace paca::capi
 
 extern "C" {
 
@@ -83,37 +115,10 @@ PACA_API paca_status paca_sampler_create(const paca_model* model, const paca_sam
   PACA_REQUIRE(out_sampler != nullptr, "paca_sampler_create: out_sampler is NULL");
   *out_sampler = nullptr;
   PACA_REQUIRE(model != nullptr, "paca_sampler_create: model is NULL");
-  paca_sampler_params p = paca_sampler_params_default();
-  if (!read_params(params, p, "paca_sampler_create")) return PACA_ERR_INVALID_ARGUMENT;
-  PACA_REQUIRE(p.n_top_logprobs >= 0 && p.n_top_logprobs <= PACA_MAX_TOP_LOGPROBS,
-               "paca_sampler_create: n_top_logprobs must be in 0..PACA_MAX_TOP_LOGPROBS (20)");
-  PACA_REQUIRE(p.max_new_tokens >= 0, "paca_sampler_create: max_new_tokens must be >= 0 (0 = no limit)");
-  PACA_REQUIRE(p.ignore_eos == 0 || p.ignore_eos == 1, "paca_sampler_create: ignore_eos must be 0 or 1");
-  PACA_REQUIRE(p.n_stop_ids >= 0, "paca_sampler_create: n_stop_ids must be >= 0");
-  PACA_REQUIRE(p.stop_ids != nullptr || p.n_stop_ids == 0, "paca_sampler_create: stop_ids is NULL but n_stop_ids is not 0");
-  const paca::ModelConfig& c = model->model->config();
-  for (int32_t i = 0; i < p.n_stop_ids; ++i)
-    PACA_REQUIRE(p.stop_ids[i] >= 0 && p.stop_ids[i] < c.n_vocab,
-                 "paca_sampler_create: stop_ids[" + std::to_string(i) + "] = " + std::to_string(p.stop_ids[i]) +
-                     " is outside the vocabulary [0, " + std::to_string(c.n_vocab) + ")");
-  return guarded([&] {
-    paca::SamplerParams sp;
-    sp.temperature = p.temperature;
-    sp.seed = p.seed;
-    sp.top_k = p.top_k;
-    sp.top_p = p.top_p;
-    sp.min_p = p.min_p;
-    sp.repeat_penalty = p.repeat_penalty;
-    sp.frequency_penalty = p.frequency_penalty;
-    sp.presence_penalty = p.presence_penalty;
-    sp.repeat_last_n = p.repeat_last_n;
-    auto s = std::make_unique<paca_sampler>(paca_sampler{paca::Sampler(sp, c.n_vocab), {}, p.n_top_logprobs, {}});
-    s->stop.eos_ids.assign(c.eos_ids.begin(), c.eos_ids.end());
-    s->stop.ignore_eos = p.ignore_eos != 0;
-    if (p.n_stop_ids > 0) s->stop.stop_ids.assign(p.stop_ids, p.stop_ids + p.n_stop_ids);
-    s->stop.max_new_tokens = static_cast<uint64_t>(p.max_new_tokens);
-    *out_sampler = s.release();
-  });
+  std::unique_ptr<paca_sampler> s;
+  const paca_status st = new_sampler(model->model->config(), params, "paca_sampler_create", s);
+  if (st == PACA_OK) *out_sampler = s.release();
+  return st;
 }
 
 PACA_API void paca_sampler_free(paca_sampler* sampler) { delete sampler; }

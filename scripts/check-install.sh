@@ -31,11 +31,17 @@ add_executable(use_static main.cpp)
 target_link_libraries(use_static PRIVATE paca::paca_static)
 CM
 cat > "$prefix/consumer/main.cpp" <<'CPP'
-#include <paca/paca.h>
+#include <paca/paca.hpp>
 #include <cstdio>
 #include <cstring>
 int main() {
   std::printf("paca %s\n", paca_version());
+  try {
+    paca::Model m("/nonexistent");
+    return 1;
+  } catch (const paca::Error& e) {
+    if (e.status() != PACA_ERR_IO) return 1;
+  }
   return std::strcmp(paca_version(), "0.1.0") == 0 && paca_abi_version() == PACA_ABI_VERSION ? 0 : 1;
 }
 CPP
@@ -43,4 +49,21 @@ cmake -S "$prefix/consumer" -B "$prefix/consumer/build" -DCMAKE_PREFIX_PATH="$pr
 cmake --build "$prefix/consumer/build" >/dev/null
 LD_LIBRARY_PATH="$prefix/lib" "$prefix/consumer/build/use_shared"
 "$prefix/consumer/build/use_static"
-echo "install check: pkg-config and find_package consumers build and run"
+
+# 3. the Python package, installed into a virtual environment of Debian's python3
+if [ -d "$build/bindings/python/paca" ] && /usr/bin/python3 -c "import venv" 2>/dev/null; then
+  venv="$prefix/venv"
+  /usr/bin/python3 -m venv --system-site-packages --without-pip "$venv"
+  cmake --install "$build" --prefix "$venv" >/dev/null
+  (cd / && "$venv/bin/python" - <<'PY'
+import paca
+try:
+    paca.Model("/nonexistent")
+    raise SystemExit("no error")
+except paca.FileError as e:
+    assert e.status == 2 and "/nonexistent" in e.message, e
+print("python: paca", paca.version(), "from", paca.__file__)
+PY
+  )
+fi
+echo "install check: pkg-config, find_package (paca.h, paca.hpp) and Python consumers build and run"

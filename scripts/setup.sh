@@ -11,6 +11,9 @@ pkgs=(
   python3 python3-jinja2                         # reference renderer of the chat-template tests
   unicode-data                                   # scripts/gen_unicode_tables.py (tables are committed)
   python3-sentencepiece                          # live Llama 2 tokenizer reference (tests)
+  python3-dev pybind11-dev python3-numpy python3-pytest python3-venv  # Python binding + tests
+  swig default-jdk-headless junit5               # Java binding (SWIG -> JNI) + JUnit 5 tests
+  mono-mcs mono-runtime libmono-system4.0-cil libmono-system-core4.0-cil  # C# binding (SWIG -> P/Invoke)
 )
 missing=()
 for p in "${pkgs[@]}"; do

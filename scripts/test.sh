@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: the Release build (CUDA compiled when nvcc is present) with
 # warnings as errors, the ASan/UBSan build, a short run of each fuzzer, and
-# the installed-package check (pkg-config and find_package consumers).
+# the installed-package check (pkg-config and find_package consumers, the
+# Python package in a venv). The binding suites (ctest labels python, java,
+# csharp) run in the release build; the Python one also in the ASan build.
 # Tests that need ../shared (or $PACA_SHARED_DIR) skip cleanly without it.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -56,6 +56,13 @@ TEST(Abi, ParamsStructLayoutIsPinned) {
   EXPECT_EQ(offsetof(paca_token_logprobs, top_tokens), 16u);
   EXPECT_EQ(offsetof(paca_token_logprobs, top_logprobs), 96u);
 
+  EXPECT_EQ(sizeof(paca_generator_params), 40u);
+  EXPECT_EQ(offsetof(paca_generator_params, stop_strings), 8u);
+  EXPECT_EQ(offsetof(paca_generator_params, stop_lengths), 16u);
+  EXPECT_EQ(offsetof(paca_generator_params, n_stop_strings), 24u);
+  EXPECT_EQ(offsetof(paca_generator_params, logprobs), 28u);
+  EXPECT_EQ(offsetof(paca_generator_params, detokenize_flags), 32u);
+
   EXPECT_EQ(PACA_OK, 0);
   EXPECT_EQ(PACA_ERR_FORMAT, 3);
   EXPECT_EQ(PACA_ERR_STATE, 10);

@@ -828,6 +828,92 @@ PACA_API paca_status paca_stop_matcher_flush(paca_stop_matcher* matcher, const c
 /** Forgets held text and any match, for a new generation. NULL is a no-op. Since v0.1. */
 PACA_API void paca_stop_matcher_reset(paca_stop_matcher* matcher);
 
+/* ---- generation ------------------------------------------------------------ */
+/*
+ * A paca_generator runs the generation loop of `paca run` on a session, one
+ * token per call, so that every program and binding gets the same tokens and
+ * text for the same request:
+ *
+ *   logits -> sampler -> token -> stop conditions (EOS, stop ids, max tokens)
+ *                              -> streaming detokenizer -> stop strings -> text
+ *
+ * Each paca_generator_next samples one token from the session's last logits
+ * and returns it with the text it completes (UTF-8, never ending inside a
+ * character, possibly empty). When the generation goes on, the token is run
+ * through the model (appended to the session); the token that ends it is
+ * returned but not appended. The step that ends the generation also returns
+ * all text still held back, and a stop string and what follows it are never
+ * returned. Then paca_generator_stop_reason says why it ended.
+ *
+ *   while (paca_generator_stop_reason(gen) == PACA_STOP_NONE) {
+ *     if (paca_generator_next(gen, &token, &text, &len) != PACA_OK) break;
+ *     fwrite(text, 1, len, stdout);
+ *   }
+ *
+ * A generator borrows its session: the session must outlive it, and neither
+ * may be used by another thread meanwhile (paca_session_cancel excepted). A
+ * model without a tokenizer generates tokens with empty text.
+ */
+typedef struct paca_generator paca_generator;
+
+typedef struct paca_generator_params {
+  uint32_t struct_size;              /* sizeof(paca_generator_params) */
+  const char* const* stop_strings;   /* n_stop_strings stop strings (copied at create); need a tokenizer */
+  const size_t* stop_lengths;        /* NULL: the stop strings are NUL-terminated; else their byte lengths */
+  int32_t n_stop_strings;            /* >= 0 (default 0) */
+  int32_t logprobs;                  /* 1: compute each token's log-probabilities (default 0) */
+  uint32_t detokenize_flags;         /* PACA_DETOKENIZE_SPECIAL: control tokens appear as their text
+                                        (default 0). The leading space of the first word is kept
+                                        when the session holds text (any token but BOS). */
+} paca_generator_params;
+
+/** Default generator parameters: no stop strings, no log-probabilities. Since v0.1. */
+PACA_API paca_generator_params paca_generator_params_default(void);
+
+/**
+ * Starts a generation on session: prefills the n_prompt tokens of prompt
+ * (n_prompt may be 0 to continue from logits the session already holds),
+ * and sets up the sampler (sampling: as paca_sampler_create, NULL = greedy;
+ * its max_new_tokens, stop_ids and ignore_eos are the token-level stop
+ * conditions, its n_top_logprobs the alternatives of
+ * paca_generator_logprobs) and the stop strings (params, NULL = defaults).
+ * Returns PACA_ERR_INVALID_ARGUMENT for a bad parameter (naming it), the
+ * errors of paca_session_prefill (the session is then unchanged),
+ * PACA_ERR_STATE for stop strings on a model without a tokenizer or for
+ * n_prompt 0 on a session without logits. On failure *out_generator is NULL.
+ * Since v0.1.
+ */
+PACA_API paca_status paca_generator_create(paca_session* session, const int32_t* prompt, size_t n_prompt,
+                                           const paca_sampler_params* sampling, const paca_generator_params* params,
+                                           paca_generator** out_generator);
+
+/** Frees a generator (not its session). NULL is a no-op. Since v0.1. */
+PACA_API void paca_generator_free(paca_generator* generator);
+
+/**
+ * Generates the next token. *out_token receives it, or -1 when the
+ * generation has already ended (then the text is empty). *out_text /
+ * *out_len (both optional) receive its text, owned by the generator and valid
+ * until its next call, not NUL-terminated. On an error of the decode step
+ * (e.g. PACA_ERR_CANCELLED) the generation cannot go on: later calls return
+ * PACA_ERR_STATE. Since v0.1.
+ */
+PACA_API paca_status paca_generator_next(paca_generator* generator, int32_t* out_token, const char** out_text,
+                                         size_t* out_len);
+
+/** Why the generation ended, or PACA_STOP_NONE while it goes on (also for NULL). Since v0.1. */
+PACA_API paca_stop_reason paca_generator_stop_reason(const paca_generator* generator);
+
+/** Number of tokens generated so far (0 for NULL). Since v0.1. */
+PACA_API size_t paca_generator_n_generated(const paca_generator* generator);
+
+/**
+ * Log-probabilities of the last token generated (see paca_token_logprobs).
+ * Set out_logprobs->struct_size first. PACA_ERR_STATE unless the generator
+ * was created with params->logprobs 1 and has generated a token. Since v0.1.
+ */
+PACA_API paca_status paca_generator_logprobs(const paca_generator* generator, paca_token_logprobs* out_logprobs);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,114 @@
+package ai.paca;
+
+import ai.paca.jni.GenerateParams;
+import ai.paca.jni.Generator;
+import ai.paca.jni.IntVector;
+import ai.paca.jni.paca_native;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.NoSuchElementException;
+import java.util.Spliterator;
+import java.util.Spliterators;
+import java.util.stream.Stream;
+import java.util.stream.StreamSupport;
+
+/**
+ * One generation (paca_generator): an Iterator of the text pieces as they are generated. The
+ * native generation is freed when the iterator reaches its end or on close().
+ */
+public final class Generation implements Iterator<String>, AutoCloseable {
+  private static final String[] REASONS = {null, "eos", "stop_token", "stop_string", "length", "context_full"};
+
+  private Generator handle;
+  private final Session session;
+  private final boolean ownsSession;
+  private final List<Integer> tokens = new ArrayList<>();
+  private String next;  // the next non-empty piece, or null
+  private String stopReason;
+
+  Generation(Session session, int[] prompt, GenerateOptions o, boolean ownsSession) {
+    GenerateParams p = new GenerateParams();
+    p.setTemperature(o.temperature);
+    p.setSeed(o.seed);
+    p.setTop_k(o.topK);
+    p.setTop_p(o.topP);
+    p.setMax_new_tokens(o.maxTokens);
+    p.setIgnore_eos(o.ignoreEos);
+    for (String s : o.stop) p.add_stop(Native.bytes(s));
+    Generator h = paca_native.generator_create(session.handle(), new IntVector(prompt), p);
+    p.delete();
+    Native.check();
+    handle = h;
+    this.session = session;
+    this.ownsSession = ownsSession;
+    Native.opened();
+  }
+
+  private void advance() {
+    while (next == null && handle != null) {
+      int tok = paca_native.generator_next(handle);
+      Native.check();
+      if (tok >= 0) {
+        tokens.add(tok);
+        String piece = Native.string(paca_native.generator_text(handle));
+        if (!piece.isEmpty()) next = piece;
+      }
+      int reason = paca_native.generator_stop_reason(handle);
+      if (reason != 0) {
+        stopReason = REASONS[reason];
+        close();
+      }
+    }
+  }
+
+  @Override
+  public boolean hasNext() {
+    advance();
+    return next != null;
+  }
+
+  @Override
+  public String next() {
+    advance();
+    if (next == null) throw new NoSuchElementException();
+    String s = next;
+    next = null;
+    return s;
+  }
+
+  /** The pieces as a Stream; closing the stream closes the generation. */
+  public Stream<String> stream() {
+    return StreamSupport.stream(Spliterators.spliteratorUnknownSize(this, Spliterator.ORDERED), false)
+        .onClose(this::close);
+  }
+
+  /** Reads the rest of the generation. */
+  public Completion complete() {
+    StringBuilder sb = new StringBuilder();
+    while (hasNext()) sb.append(next());
+    int[] t = new int[tokens.size()];
+    for (int i = 0; i < t.length; ++i) t[i] = tokens.get(i);
+    return new Completion(sb.toString(), t, stopReason);
+  }
+
+  /** Ids generated so far. */
+  public int[] tokens() {
+    return tokens.stream().mapToInt(Integer::intValue).toArray();
+  }
+
+  /** Why the generation ended (null while it goes on). */
+  public String stopReason() {
+    return stopReason;
+  }
+
+  @Override
+  public void close() {
+    if (handle != null) {
+      paca_native.generator_free(handle);
+      handle = null;
+      Native.closed();
+      if (ownsSession) session.close();
+    }
+  }
+}

@@ -1,0 +1,305 @@
+"""paca: Llama models from Python, over paca's C ABI (paca.h).
+
+    import paca
+    with paca.Model("stories260K.bin") as m:
+        for piece in m.generate("Once upon a time", max_tokens=64):
+            print(piece, end="", flush=True)
+
+Model: load a checkpoint (Hugging Face directory, .gguf, llama2.c .bin);
+tokenize / detokenize; generate (streaming text), complete (text, tokens,
+logprobs, stop reason), chat (chat template, tool calls as objects).
+Session: one sequence you drive yourself (prefill, step, rewind, logits as a
+NumPy array). Errors are paca.Error subclasses carrying status and message.
+Compute releases the GIL, so other Python threads run meanwhile; a Model may be
+shared by threads, a Session is used by one thread at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, List, Optional, Sequence, Union
+
+from . import _paca
+from ._errors import (CancelledError, ContextFullError, DeviceError, Error, FileError, FormatError,
+                      InternalError, InvalidArgumentError, OutOfMemoryError, StateError, UnsupportedError)
+
+__all__ = [
+    "Model", "Session", "Completion", "parse_reply", "ChatResponse", "ToolCall", "TokenLogprob", "version",
+    "Error", "InvalidArgumentError", "FileError", "FormatError", "UnsupportedError", "OutOfMemoryError",
+    "ContextFullError", "CancelledError", "DeviceError", "StateError", "InternalError",
+]
+
+_STOP_REASONS = {0: None, 1: "eos", 2: "stop_token", 3: "stop_string", 4: "length", 5: "context_full"}
+
+Prompt = Union[str, Sequence[int]]
+
+
+def version() -> str:
+    """The library version, "MAJOR.MINOR.PATCH"."""
+    return _paca.version()
+
+
+@dataclass
+class TokenLogprob:
+    """A generated token's log-probability and the most probable alternatives."""
+    token: int
+    logprob: float
+    top: List[tuple] = field(default_factory=list)  # [(token, logprob), ...]
+
+
+@dataclass
+class Completion:
+    """A finished generation: its text, token ids, log-probabilities (when asked) and stop reason
+    ("eos", "stop_token", "stop_string", "length" or "context_full")."""
+    text: str
+    tokens: List[int]
+    stop_reason: str
+    logprobs: Optional[List[TokenLogprob]] = None
+
+
+@dataclass
+class ToolCall:
+    """A tool call recovered from a reply: type is "function", "builtin" or "code_interpreter"."""
+    name: str
+    arguments: Any
+    type: str = "function"
+
+
+@dataclass
+class ChatResponse:
+    """An assistant reply: content (text that is not a call), tool_calls, the raw text and stop reason."""
+    content: str
+    tool_calls: List[ToolCall]
+    stop_reason: str
+    text: str
+    awaiting_tool_result: bool = False
+
+    def message(self) -> dict:
+        """The reply as a message to append to the conversation."""
+        m: dict = {"role": "assistant", "content": self.content}
+        if self.tool_calls:
+            m["tool_calls"] = [{"type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                               for c in self.tool_calls]
+        return m
+
+
+def _sampling(max_tokens: int, temperature: float, top_p: float, top_k: int, min_p: float,
+              repeat_penalty: float, seed: int, stop_tokens: Iterable[int], logprobs: int,
+              ignore_eos: bool) -> dict:
+    return {"max_new_tokens": max_tokens, "temperature": temperature, "top_p": top_p, "top_k": top_k,
+            "min_p": min_p, "repeat_penalty": repeat_penalty, "seed": seed, "stop_ids": list(stop_tokens),
+            "n_top_logprobs": max(logprobs, 0), "ignore_eos": ignore_eos}
+
+
+class Model:
+    """A loaded model. ``device`` is "cpu"; ``threads`` None uses every hardware thread.
+
+    Raises FileError for a missing path, FormatError / UnsupportedError for files paca cannot run.
+    Use as a context manager or call close(); closing twice is harmless. Sessions keep the
+    model's memory alive, so closing the model while they run is safe.
+    """
+
+    def __init__(self, path: Union[str, os.PathLike], device: str = "cpu", threads: Optional[int] = None):
+        self._m = _paca.Model(os.fspath(path), device, int(threads or 0))
+
+    def close(self) -> None:
+        """Frees the model handle (idempotent)."""
+        self._m.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._m.closed
+
+    def __enter__(self) -> "Model":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @property
+    def info(self) -> dict:
+        """Architecture and sizes: n_vocab, dim, n_layers, bos_id, eos_ids, max_context, ..."""
+        return self._m.info()
+
+    def tokenize(self, text: str, bos: bool = True, special: bool = False) -> List[int]:
+        """Token ids of text; bos adds the start-of-text token(s), special recognises control-token text."""
+        return self._m.tokenize(text, (1 if bos else 0) | (2 if special else 0))
+
+    def detokenize(self, ids: Sequence[int], special: bool = False) -> str:
+        """The text of token ids (control tokens as text when special)."""
+        return self._m.detokenize(list(ids), 1 if special else 0)
+
+    def session(self, n_ctx: int = 0) -> "Session":
+        """A new Session on this model (n_ctx 0: the model's context length)."""
+        return Session(self, n_ctx)
+
+    def _prompt(self, prompt: Prompt) -> List[int]:
+        return self.tokenize(prompt) if isinstance(prompt, str) else list(prompt)
+
+    def generate(self, prompt: Prompt, max_tokens: int = 128, temperature: float = 0.0, top_p: float = 1.0,
+                 top_k: int = 0, min_p: float = 0.0, repeat_penalty: float = 1.0, seed: int = 0,
+                 stop: Sequence[str] = (), stop_tokens: Sequence[int] = (), ignore_eos: bool = False,
+                 n_ctx: int = 0) -> Iterator[str]:
+        """Streams the continuation of prompt (text, tokenized with BOS, or token ids) as text pieces.
+
+        temperature 0 is greedy; seed makes sampling reproducible (the same tokens as paca's C API,
+        `paca run` and the other bindings for the same request). Generation ends at the model's end
+        token, a stop token id, a stop string (not included in the text) or after max_tokens.
+        """
+        with self.session(n_ctx) as s:
+            yield from s.generate(self._prompt(prompt), max_tokens=max_tokens, temperature=temperature,
+                                  top_p=top_p, top_k=top_k, min_p=min_p, repeat_penalty=repeat_penalty,
+                                  seed=seed, stop=stop, stop_tokens=stop_tokens, ignore_eos=ignore_eos)
+
+    def complete(self, prompt: Prompt, max_tokens: int = 128, temperature: float = 0.0, top_p: float = 1.0,
+                 top_k: int = 0, min_p: float = 0.0, repeat_penalty: float = 1.0, seed: int = 0,
+                 stop: Sequence[str] = (), stop_tokens: Sequence[int] = (), ignore_eos: bool = False,
+                 logprobs: Optional[int] = None, n_ctx: int = 0) -> Completion:
+        """As generate, but returns the whole Completion; logprobs=N adds each token's
+        log-probability and N alternatives (0..20)."""
+        with self.session(n_ctx) as s:
+            return s.complete(self._prompt(prompt), max_tokens=max_tokens, temperature=temperature,
+                              top_p=top_p, top_k=top_k, min_p=min_p, repeat_penalty=repeat_penalty, seed=seed,
+                              stop=stop, stop_tokens=stop_tokens, ignore_eos=ignore_eos, logprobs=logprobs)
+
+    def chat_prompt(self, messages: Sequence[dict], tools: Optional[Sequence[dict]] = None,
+                    add_generation_prompt: bool = True, date: Optional[str] = None) -> str:
+        """The conversation rendered by the model's chat template (as transformers renders it)."""
+        return self._m.chat_format(json.dumps(list(messages)), json.dumps(list(tools)) if tools else None,
+                                   add_generation_prompt, date)
+
+    def chat(self, messages: Sequence[dict], tools: Optional[Sequence[dict]] = None, max_tokens: int = 256,
+             temperature: float = 0.0, top_p: float = 1.0, seed: int = 0, date: Optional[str] = None,
+             n_ctx: int = 0) -> ChatResponse:
+        """Generates the assistant's reply to messages ([{"role": ..., "content": ...}, ...]) with
+        the model's chat template; tools are JSON-schema function definitions. Tool calls in the
+        reply come back as ToolCall objects; run them, append response.message() and one
+        {"role": "tool", "content": ...} per result, and call chat again."""
+        text = self.chat_prompt(messages, tools, True, date)
+        ids = self.tokenize(text, bos=False, special=True)
+        with self.session(n_ctx) as s:
+            g = _paca.Generator(s._s, ids, _sampling(max_tokens, temperature, top_p, 0, 0.0, 1.0, seed, (), 0,
+                                                     False), [], False, True)
+            try:
+                pieces = []
+                while (step := g.next()) is not None:
+                    pieces.append(step[1])
+                reason = _STOP_REASONS[g.stop_reason()]
+            finally:
+                g.close()
+        return parse_reply("".join(pieces), reason)
+
+
+def parse_reply(text: str, stop_reason: str = "eos") -> ChatResponse:
+    """Splits a generated reply (with special tokens as text, e.g. "<|python_tag|>...<|eom_id|>")
+    into content and ToolCall objects (built-in calls, code_interpreter, JSON, <function=...>,
+    pythonic lists). A call that does not parse stays in content."""
+    parsed = json.loads(_paca.parse_tool_calls(text, 0))
+    calls = [ToolCall(c.get("name", ""), c.get("arguments"), c.get("type", "function"))
+             for c in parsed.get("tool_calls", [])]
+    return ChatResponse(parsed.get("content", ""), calls, stop_reason, text,
+                        bool(parsed.get("awaiting_tool_result", False)))
+
+
+class Session:
+    """One sequence on a model: its tokens, KV cache and last logits. Used by one thread at a time.
+
+    prefill(tokens) runs a prompt, step(token) appends one token, rewind(n) truncates, logits is
+    a read-only NumPy view of the last position's logits (no copy; it changes with the session,
+    so copy it to keep it). Context manager; close() twice is harmless.
+    """
+
+    def __init__(self, model: Model, n_ctx: int = 0):
+        self._s = _paca.Session(model._m, int(n_ctx))
+
+    def close(self) -> None:
+        """Frees the session (idempotent)."""
+        self._s.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._s.closed
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        return self._s.length()
+
+    @property
+    def context_size(self) -> int:
+        return self._s.context_size()
+
+    @property
+    def tokens(self) -> List[int]:
+        return self._s.tokens()
+
+    def prefill(self, tokens: Sequence[int]) -> None:
+        """Appends tokens and computes the logits of the last one (ContextFullError if they do not fit)."""
+        self._s.prefill(list(tokens))
+
+    def step(self, token: int) -> None:
+        """Appends one token and computes its logits."""
+        self._s.decode(int(token))
+
+    def rewind(self, n_tokens: int) -> None:
+        """Keeps the first n_tokens tokens; the logits are unavailable until the next prefill/step."""
+        self._s.rewind(int(n_tokens))
+
+    def cancel(self) -> None:
+        """Asks a running prefill/step on this session (in another thread) to stop: it raises CancelledError."""
+        self._s.cancel()
+
+    @property
+    def logits(self):
+        """The last position's logits, a read-only float32 NumPy array of n_vocab (no copy)."""
+        return self._s.logits()
+
+    def _generator(self, prompt: Sequence[int], max_tokens: int, temperature: float, top_p: float, top_k: int,
+                   min_p: float, repeat_penalty: float, seed: int, stop: Sequence[str], stop_tokens: Sequence[int],
+                   ignore_eos: bool, logprobs: Optional[int]):
+        return _paca.Generator(self._s, list(prompt),
+                               _sampling(max_tokens, temperature, top_p, top_k, min_p, repeat_penalty, seed,
+                                         stop_tokens, logprobs or 0, ignore_eos),
+                               list(stop), logprobs is not None, False)
+
+    def generate(self, prompt: Sequence[int] = (), max_tokens: int = 128, temperature: float = 0.0,
+                 top_p: float = 1.0, top_k: int = 0, min_p: float = 0.0, repeat_penalty: float = 1.0,
+                 seed: int = 0, stop: Sequence[str] = (), stop_tokens: Sequence[int] = (),
+                 ignore_eos: bool = False) -> Iterator[str]:
+        """Prefills prompt (token ids; empty: continue from the current logits) and streams the
+        generated text pieces. See Model.generate."""
+        g = self._generator(prompt, max_tokens, temperature, top_p, top_k, min_p, repeat_penalty, seed, stop,
+                            stop_tokens, ignore_eos, None)
+        try:
+            while (step := g.next()) is not None:
+                if step[1]:
+                    yield step[1]
+        finally:
+            g.close()
+
+    def complete(self, prompt: Sequence[int] = (), max_tokens: int = 128, temperature: float = 0.0,
+                 top_p: float = 1.0, top_k: int = 0, min_p: float = 0.0, repeat_penalty: float = 1.0,
+                 seed: int = 0, stop: Sequence[str] = (), stop_tokens: Sequence[int] = (),
+                 ignore_eos: bool = False, logprobs: Optional[int] = None) -> Completion:
+        """As generate, but returns the whole Completion (see Model.complete)."""
+        g = self._generator(prompt, max_tokens, temperature, top_p, top_k, min_p, repeat_penalty, seed, stop,
+                            stop_tokens, ignore_eos, logprobs)
+        try:
+            pieces: List[str] = []
+            tokens: List[int] = []
+            lps: Optional[List[TokenLogprob]] = [] if logprobs is not None else None
+            while (step := g.next()) is not None:
+                tokens.append(step[0])
+                pieces.append(step[1])
+                if lps is not None:
+                    tok, lp, top = g.logprobs()
+                    lps.append(TokenLogprob(tok, lp, list(top)))
+            return Completion("".join(pieces), tokens, _STOP_REASONS[g.stop_reason()], lps)
+        finally:
+            g.close()

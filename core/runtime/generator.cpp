@@ -1,0 +1,72 @@
+// generator.cpp - the pull-based generation loop (see generator.h).
+#include "runtime/generator.h"
+
+#include <algorithm>
+
+#include "util/error.h"
+
+namespace paca {
+
+namespace {
+
+DecodeOptions decode_options(const Session& s, int32_t bos_id, bool render_special) {
+  DecodeOptions o;
+  o.render_special = render_special;
+  const auto& t = s.tokens();
+  o.keep_leading_space = std::any_of(t.begin(), t.end(), [&](int32_t id) { return id != bos_id; });
+  return o;
+}
+
+}  // namespace
+
+Generator::Generator(Session& session, Sampler& sampler, const StopConditions& stop, const Tokenizer* tok,
+                     int32_t bos_id, GenerateOptions opt)
+    : session_(session), sampler_(sampler), stop_(stop), opt_(std::move(opt)), matcher_(opt_.stop_strings) {
+  if (tok == nullptr && !opt_.stop_strings.empty())
+    fail(Status::state, "stop strings need a model with a tokenizer (stop token ids work without)");
+  if (tok != nullptr) detok_ = std::make_unique<TextStream>(*tok, decode_options(session, bos_id, opt_.render_special));
+}
+
+void Generator::emit(std::string_view piece) {
+  const auto r = matcher_.feed(piece);
+  text_.append(r.text);
+}
+
+void Generator::finish(StopReason why) {
+  reason_ = why;
+  if (detok_ == nullptr) return;
+  scratch_.clear();
+  detok_->flush(scratch_);
+  emit(scratch_);
+  text_.append(matcher_.flush());  // held back for a stop string that never came
+}
+
+Generator::Step Generator::next() {
+  text_.clear();
+  if (done()) return {-1, text_};
+  if (failed_) fail(Status::state, "the generation failed at an earlier step");
+  if (!session_.has_logits()) fail(Status::state, "the session has no logits (prefill a prompt first)");
+  const int32_t tok = sampler_.sample(session_.logits(), session_.tokens(), opt_.logprobs ? &logprobs_ : nullptr,
+                                      opt_.n_top_logprobs);
+  ++n_generated_;
+  if (detok_ != nullptr) {
+    scratch_.clear();
+    detok_->push(tok, scratch_);
+    emit(scratch_);
+  }
+  StopReason why = matcher_.stop_index() >= 0 ? StopReason::stop_string : stop_.check(tok, n_generated_);
+  if (why == StopReason::none && session_.length() >= session_.context_size()) why = StopReason::context_full;
+  if (why != StopReason::none) {
+    finish(why);
+    return {tok, text_};
+  }
+  try {
+    session_.prefill(std::span<const int32_t>(&tok, 1));
+  } catch (...) {
+    failed_ = true;
+    throw;
+  }
+  return {tok, text_};
+}
+
+}  // namespace paca
