@@ -49,6 +49,54 @@ Row make_row(DType t, size_t n, std::mt19937& rng) {
   return r;
 }
 
+// gemm_f32, dot_rows_f32 and axpy_rows_f32 against double references; gemm's
+// results must not depend on how rows and tokens are grouped.
+void check_blocked(const cpu::Kernels& k) {
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (size_t n : {5, 8, 37, 128, 771}) {
+    const size_t rows = 11, tokens = 7, ldw = n + 3, ldx = n + 1, ldo = rows + 2;
+    std::vector<float> w(rows * ldw), x(tokens * ldx), out(tokens * ldo, -1.0f), part(tokens * ldo, -2.0f);
+    for (auto& v : w) v = u(rng);
+    for (auto& v : x) v = u(rng);
+    k.gemm_f32(w.data(), ldw, x.data(), ldx, out.data(), ldo, rows, tokens, n);
+    for (size_t t = 0; t < tokens; ++t)
+      for (size_t r = 0; r < rows; ++r) {
+        double ref = 0, mag = 0;
+        for (size_t i = 0; i < n; ++i) {
+          ref += static_cast<double>(w[r * ldw + i]) * x[t * ldx + i];
+          mag += std::fabs(static_cast<double>(w[r * ldw + i]) * x[t * ldx + i]);
+        }
+        EXPECT_NEAR(out[t * ldo + r], ref, 1e-6 * mag + 1e-7) << k.isa << " gemm n=" << n;
+      }
+    // the same outputs computed in pieces (rows 0-2 | 3-10, tokens one at a time)
+    for (size_t t = 0; t < tokens; ++t) {
+      k.gemm_f32(w.data(), ldw, x.data() + t * ldx, ldx, part.data() + t * ldo, ldo, 3, 1, n);
+      k.gemm_f32(w.data() + 3 * ldw, ldw, x.data() + t * ldx, ldx, part.data() + t * ldo + 3, ldo, rows - 3, 1, n);
+    }
+    for (size_t t = 0; t < tokens; ++t)
+      for (size_t r = 0; r < rows; ++r) ASSERT_EQ(part[t * ldo + r], out[t * ldo + r]) << k.isa << " grouping, n=" << n;
+    // attention helpers over rows `ldw` apart
+    std::vector<float> dots(rows), a(rows), y(n, 0.5f);
+    k.dot_rows_f32(x.data(), w.data(), ldw, rows, n, dots.data());
+    for (size_t r = 0; r < rows; ++r) {
+      double ref = 0, mag = 0;
+      for (size_t i = 0; i < n; ++i) {
+        ref += static_cast<double>(w[r * ldw + i]) * x[i];
+        mag += std::fabs(static_cast<double>(w[r * ldw + i]) * x[i]);
+      }
+      EXPECT_NEAR(dots[r], ref, 1e-6 * mag + 1e-7) << k.isa << " dot_rows n=" << n;
+      a[r] = u(rng);
+    }
+    k.axpy_rows_f32(a.data(), w.data(), ldw, rows, n, y.data());
+    for (size_t i = 0; i < n; ++i) {
+      double ref = 0.5;
+      for (size_t r = 0; r < rows; ++r) ref += static_cast<double>(a[r]) * w[r * ldw + i];
+      EXPECT_NEAR(y[i], ref, 1e-5) << k.isa << " axpy_rows n=" << n;
+    }
+  }
+}
+
 void check_kernels(const cpu::Kernels& k) {
   std::mt19937 rng(42);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
@@ -69,8 +117,14 @@ void check_kernels(const cpu::Kernels& k) {
       std::vector<float> dq(n);
       cpu::dequant_row(t, r.bytes.data(), dq.data(), n);
       for (size_t i = 0; i < n; ++i) ASSERT_FLOAT_EQ(dq[i], static_cast<float>(r.values[i])) << dtype_name(t);
+      if (t == DType::f16 || t == DType::bf16) {  // the widening kernels are exact
+        std::vector<float> w(n);
+        (t == DType::f16 ? k.widen_f16 : k.widen_bf16)(r.bytes.data(), w.data(), n);
+        for (size_t i = 0; i < n; ++i) ASSERT_EQ(w[i], static_cast<float>(r.values[i])) << k.isa << " widen " << dtype_name(t);
+      }
     }
   }
+  check_blocked(k);
 }
 
 }  // namespace

@@ -100,7 +100,8 @@ class CpuBackend final : public Backend {
           wt = reinterpret_cast<const float*>(w.row(static_cast<int64_t>(c0)));
         } else {
           tile.resize((c1 - c0) * n);
-          for (size_t r = c0; r < c1; ++r) cpu::dequant_row(w.dtype, w.row(static_cast<int64_t>(r)), tile.data() + (r - c0) * n, n);
+          const auto widen = w.dtype == DType::f16 ? k_.widen_f16 : k_.widen_bf16;
+          for (size_t r = c0; r < c1; ++r) widen(w.row(static_cast<int64_t>(r)), tile.data() + (r - c0) * n, n);
           wt = tile.data();
         }
         for (size_t t0 = 0; t0 < T; t0 += kTokenBlock) {

@@ -30,6 +30,9 @@ struct Kernels {
   // out[p] = dot(rows[p], x) and y += sum_p a[p] * rows[p] (in order of p).
   void (*dot_rows_f32)(const float* x, const float* rows, size_t stride, size_t count, size_t n, float* out);
   void (*axpy_rows_f32)(const float* a, const float* rows, size_t stride, size_t count, size_t n, float* y);
+  // dst[i] = src[i] widened to f32 for F16/BF16 rows (exact)
+  void (*widen_f16)(const void* src, float* dst, size_t n);
+  void (*widen_bf16)(const void* src, float* dst, size_t n);
 };
 
 // E4M3 code -> f32 for all 256 codes.

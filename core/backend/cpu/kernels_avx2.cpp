@@ -187,11 +187,33 @@ PACA_AVX2 void v_axpy_rows_f32(const float* a, const float* rows, size_t stride,
     for (size_t p = 0; p < count; ++p) y[i] += a[p] * rows[p * stride + i];
 }
 
+PACA_AVX2 void v_widen_f16(const void* src, float* dst, size_t n) {
+  const uint8_t* p = static_cast<const uint8_t*>(src);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, load_f16(p + 2 * i));
+  for (; i < n; ++i) {
+    uint16_t h;
+    std::memcpy(&h, p + 2 * i, 2);
+    dst[i] = f16_to_f32(h);
+  }
+}
+
+PACA_AVX2 void v_widen_bf16(const void* src, float* dst, size_t n) {
+  const uint8_t* p = static_cast<const uint8_t*>(src);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, load_bf16(p + 2 * i));
+  for (; i < n; ++i) {
+    uint16_t h;
+    std::memcpy(&h, p + 2 * i, 2);
+    dst[i] = bf16_to_f32(h);
+  }
+}
+
 }  // namespace
 
 const Kernels* avx2_kernels() {
-  static const Kernels k{"avx2",       v_dot_f32,  v_dot_f16,  v_dot_bf16,     v_dot_q8_0,
-                         v_dot_f8e4m3, v_gemm_f32, v_axpy_f32, v_dot_rows_f32, v_axpy_rows_f32};
+  static const Kernels k{"avx2",         v_dot_f32,  v_dot_f16,  v_dot_bf16,     v_dot_q8_0,      v_dot_f8e4m3,
+                         v_gemm_f32,     v_axpy_f32, v_dot_rows_f32, v_axpy_rows_f32, v_widen_f16, v_widen_bf16};
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &k;
   return nullptr;

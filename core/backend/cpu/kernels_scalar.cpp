@@ -95,9 +95,12 @@ void s_axpy_rows_f32(const float* a, const float* rows, size_t stride, size_t co
   for (size_t p = 0; p < count; ++p) s_axpy_f32(a[p], rows + p * stride, y, n);
 }
 
+void s_widen_f16(const void* src, float* dst, size_t n) { dequant_row(DType::f16, src, dst, n); }
+void s_widen_bf16(const void* src, float* dst, size_t n) { dequant_row(DType::bf16, src, dst, n); }
+
 const Kernels& scalar_kernels() {
-  static const Kernels k{"scalar",   s_dot_f32,  s_dot_f16,      s_dot_bf16,     s_dot_q8_0,
-                         s_dot_f8e4m3, s_gemm_f32, s_axpy_f32, s_dot_rows_f32, s_axpy_rows_f32};
+  static const Kernels k{"scalar",       s_dot_f32,  s_dot_f16,  s_dot_bf16,     s_dot_q8_0,      s_dot_f8e4m3,
+                         s_gemm_f32,     s_axpy_f32, s_dot_rows_f32, s_axpy_rows_f32, s_widen_f16, s_widen_bf16};
   return k;
 }
 
