@@ -82,7 +82,7 @@ paca::TestModelSpec test_spec_of(const paca_test_model_params& p) {
 
 extern "C" {
 
-PACA_API const char* paca_version(void) { return "0.1.0"; }
+PACA_API const char* paca_version(void) { return "0.2.0"; }
 PACA_API uint32_t paca_abi_version(void) { return PACA_ABI_VERSION; }
 
 PACA_API const char* paca_status_name(paca_status s) {

@@ -42,7 +42,7 @@ int main() {
   } catch (const paca::Error& e) {
     if (e.status() != PACA_ERR_IO) return 1;
   }
-  return std::strcmp(paca_version(), "0.1.0") == 0 && paca_abi_version() == PACA_ABI_VERSION ? 0 : 1;
+  return std::strcmp(paca_version(), "0.2.0") == 0 && paca_abi_version() == PACA_ABI_VERSION ? 0 : 1;
 }
 CPP
 cmake -S "$prefix/consumer" -B "$prefix/consumer/build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null

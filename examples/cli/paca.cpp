@@ -295,68 +295,6 @@ std::vector<int32_t> tokenize_or_die(paca_model* m, const std::string& text, uin
   return ids;
 }
 
-// Generated ids out as text, streamed through the model's detokenizer (as
-// ids when the model has no tokenizer), then through the stop-string matcher
-// when --stop was given. `text` collects what was printed.
-struct TextOut {
-  paca_detokenizer* detok = nullptr;
-  paca_stop_matcher* stops = nullptr;  // holds back what could start a stop string
-  int32_t stop_index = -1;             // the stop string that ended the text, or -1
-  std::string text;
-  size_t n = 0;
-  TextOut(paca_model* m, bool continues_prompt) {
-    if (paca_detokenizer_create(m, continues_prompt ? uint32_t{PACA_DETOKENIZE_KEEP_LEADING_SPACE} : 0u, &detok) != PACA_OK)
-      detok = nullptr;
-  }
-  ~TextOut() {
-    paca_detokenizer_free(detok);
-    paca_stop_matcher_free(stops);
-  }
-  TextOut(const TextOut&) = delete;
-  TextOut& operator=(const TextOut&) = delete;
-  void emit(const char* s, size_t len, bool print) {
-    if (stops != nullptr) {
-      const char* shown = nullptr;
-      paca_status st = paca_stop_matcher_feed(stops, s, len, &shown, &len, &stop_index);
-      if (st != PACA_OK) die_status("matching stop strings", st);
-      s = shown;
-    }
-    write(s, len, print);
-  }
-  void write(const char* s, size_t len, bool print) {
-    text.append(s, len);
-    if (print && len > 0) {
-      std::fwrite(s, 1, len, stdout);
-      std::fflush(stdout);
-    }
-  }
-  void push(int32_t id, bool print) {
-    if (detok == nullptr) {
-      if (print) std::printf(n++ ? " %d" : "%d", id);
-      std::fflush(stdout);
-      return;
-    }
-    const char* s = nullptr;
-    size_t len = 0;
-    paca_status st = paca_detokenizer_push(detok, id, &s, &len);
-    if (st != PACA_OK) die_status("detokenizing", st);
-    emit(s, len, print);
-  }
-  void flush(bool print) {
-    if (detok == nullptr) return;
-    const char* s = nullptr;
-    size_t len = 0;
-    paca_status st = paca_detokenizer_flush(detok, &s, &len);
-    if (st != PACA_OK) die_status("detokenizing", st);
-    emit(s, len, print);
-    if (stops != nullptr) {  // the text held back for a stop string that never came
-      st = paca_stop_matcher_flush(stops, &s, &len);
-      if (st != PACA_OK) die_status("matching stop strings", st);
-      write(s, len, print);
-    }
-  }
-};
-
 // --tools: a JSON array given inline, or @FILE.
 std::string tools_json(const std::string& arg) {
   if (arg.empty() || arg[0] != '@') return arg;
@@ -462,6 +400,18 @@ std::string reply_tool_calls(paca_model* m, const std::vector<int32_t>& ids, boo
   return out;
 }
 
+const char* stop_reason_name(paca_stop_reason r) {
+  switch (r) {
+    case PACA_STOP_EOS: return "eos";
+    case PACA_STOP_TOKEN: return "stop_token";
+    case PACA_STOP_STRING: return "stop_string";
+    case PACA_STOP_CONTEXT_FULL: return "context_full";
+    default: return "length";
+  }
+}
+
+// paca run: the generation loop is paca_generator's (the same tokens and text
+// every binding gets); this prints it, with timings and --json.
 int cmd_run(const Args& a) {
   double load_ms = 0;
   paca_model* m = load(a, &load_ms);
@@ -471,70 +421,68 @@ int cmd_run(const Args& a) {
     if (info.bos_id < 0) die("the model has no BOS token: give -p TEXT or --prompt-tokens");
     prompt = {info.bos_id};
   }
-  TextOut text_out(m, !a.chat && std::any_of(prompt.begin(), prompt.end(), [&](int32_t t) { return t != info.bos_id; }));
+  uint32_t attrs = 0;
+  const bool has_tokenizer = paca_token_attributes(m, 0, &attrs) == PACA_OK;
+  if (!a.stops.empty() && !has_tokenizer) die("--stop needs a model with a tokenizer (--stop-token works without)");
   paca_sampler_params sp = a.sp;
   sp.ignore_eos = a.ignore_eos ? 1 : 0;
   sp.stop_ids = a.stop_ids.data();
   sp.n_stop_ids = static_cast<int32_t>(a.stop_ids.size());
   sp.n_top_logprobs = a.logprobs > 0 ? static_cast<int32_t>(a.logprobs) : 0;
-  paca_sampler* smp = nullptr;
-  paca_status sst = paca_sampler_create(m, &sp, &smp);
-  if (sst != PACA_OK) die_status("setting up the sampler", sst);
-  if (!a.stops.empty()) {
-    if (text_out.detok == nullptr) die("--stop needs a model with a tokenizer (--stop-token works without)");
-    std::vector<const char*> ptrs;
-    std::vector<size_t> lens;
-    for (const std::string& x : a.stops) {
-      ptrs.push_back(x.data());
-      lens.push_back(x.size());
-    }
-    sst = paca_stop_matcher_create(ptrs.data(), lens.data(), ptrs.size(), &text_out.stops);
-    if (sst != PACA_OK) die_status("--stop", sst);
+  sp.max_new_tokens = static_cast<int32_t>(a.n_predict);
+  std::vector<const char*> stop_ptrs;
+  std::vector<size_t> stop_lens;
+  for (const std::string& x : a.stops) {
+    stop_ptrs.push_back(x.data());
+    stop_lens.push_back(x.size());
   }
-  std::vector<paca_token_logprobs> lps;  // --logprobs
+  paca_generator_params gp = paca_generator_params_default();
+  gp.stop_strings = stop_ptrs.data();
+  gp.stop_lengths = stop_lens.data();
+  gp.n_stop_strings = static_cast<int32_t>(stop_ptrs.size());
+  gp.logprobs = a.logprobs >= 0 ? 1 : 0;
+
   paca_session* s = new_session(m, a.ctx);
   auto t0 = Clock::now();
-  paca_status st = paca_session_prefill(s, prompt.data(), prompt.size());
-  if (st != PACA_OK) die_status("prefill", st);
-  double prefill_ms = ms_since(t0);
+  paca_generator* gen = nullptr;
+  paca_status st = paca_generator_create(s, prompt.data(), prompt.size(), &sp, &gp, &gen);
+  if (st != PACA_OK) die_status("starting the generation", st);
+  const double prefill_ms = ms_since(t0);
   std::vector<int32_t> out;
-  const char* reason = "length";
-  auto t1 = Clock::now();
+  std::vector<paca_token_logprobs> lps;  // --logprobs
+  std::string text;
   double ttft_ms = 0;
-  for (long i = 0; i < a.n_predict; ++i) {
+  auto t1 = Clock::now();
+  while (a.n_predict > 0 && paca_generator_stop_reason(gen) == PACA_STOP_NONE) {
     int32_t tok = -1;
-    paca_token_logprobs lp;
-    std::memset(&lp, 0, sizeof lp);
-    lp.struct_size = sizeof lp;
-    st = paca_sampler_sample(smp, s, &tok, a.logprobs >= 0 ? &lp : nullptr);
-    if (st != PACA_OK) die_status("sampling", st);
+    const char* piece = nullptr;
+    size_t len = 0;
+    st = paca_generator_next(gen, &tok, &piece, &len);
+    if (st != PACA_OK) die_status("generating", st);
+    if (tok < 0) break;
+    if (out.empty()) ttft_ms = ms_since(t0);
     out.push_back(tok);
-    if (a.logprobs >= 0) lps.push_back(lp);
-    if (i == 0) ttft_ms = ms_since(t0);
-    text_out.push(tok, !a.json);
-    if (text_out.stop_index >= 0) {
-      reason = "stop_string";
-      break;
+    if (a.logprobs >= 0) {
+      paca_token_logprobs lp;
+      std::memset(&lp, 0, sizeof lp);
+      lp.struct_size = sizeof lp;
+      st = paca_generator_logprobs(gen, &lp);
+      if (st != PACA_OK) die_status("reading log-probabilities", st);
+      lps.push_back(lp);
     }
-    const paca_stop_reason why = paca_sampler_stop_reason(smp, tok, out.size());
-    if (why == PACA_STOP_EOS || why == PACA_STOP_TOKEN) {
-      reason = why == PACA_STOP_EOS ? "eos" : "stop_token";
-      break;
+    text.append(piece, len);
+    if (!a.json) {
+      if (has_tokenizer) std::fwrite(piece, 1, len, stdout);
+      else std::printf(out.size() > 1 ? " %d" : "%d", tok);
+      std::fflush(stdout);
     }
-    if (i + 1 == a.n_predict) break;
-    if (paca_session_length(s) >= paca_session_context_size(s)) {
-      reason = "context_full";
-      break;
-    }
-    st = paca_session_decode(s, tok);
-    if (st != PACA_OK) die_status("decode", st);
   }
-  text_out.flush(!a.json);
-  double decode_ms = ms_since(t1);
+  const char* reason = stop_reason_name(paca_generator_stop_reason(gen));
+  const double decode_ms = ms_since(t1);
   // decode steps actually run: one per generated token after the first
-  double decode_steps = out.size() > 1 ? static_cast<double>(out.size() - 1) : 0.0;
-  double prefill_tps = prefill_ms > 0 ? prompt.size() / (prefill_ms / 1000) : 0;
-  double decode_tps = decode_ms > 0 && decode_steps > 0 ? decode_steps / (decode_ms / 1000) : 0;
+  const double decode_steps = out.size() > 1 ? static_cast<double>(out.size() - 1) : 0.0;
+  const double prefill_tps = prefill_ms > 0 ? prompt.size() / (prefill_ms / 1000) : 0;
+  const double decode_tps = decode_ms > 0 && decode_steps > 0 ? decode_steps / (decode_ms / 1000) : 0;
   if (a.json) {
     std::printf("{\"prompt_tokens\":");
     print_ids(prompt);
@@ -551,11 +499,11 @@ int cmd_run(const Args& a) {
       }
       std::printf("]");
     }
-    if (text_out.detok != nullptr) {
+    if (has_tokenizer) {
       std::printf(",\"text\":");
-      print_json_string(text_out.text);
+      print_json_string(text);
     }
-    if (a.chat && text_out.detok != nullptr)  // {"content":..., "tool_calls":[...], ...}
+    if (a.chat && has_tokenizer)  // {"content":..., "tool_calls":[...], ...}
       std::printf(",\"reply\":%s", reply_tool_calls(m, out, std::strcmp(reason, "eos") == 0).c_str());
     std::printf(",\"stop_reason\":\"%s\",\"timings\":{\"load_ms\":%.3f,\"ttft_ms\":%.3f,"
                 "\"prefill_tokens_per_s\":%.3f,\"decode_tokens_per_s\":%.3f}}\n",
@@ -565,7 +513,7 @@ int cmd_run(const Args& a) {
   }
   std::fprintf(stderr, "paca: load %.1f ms, time to first token %.1f ms, prefill %.1f tok/s (%zu tokens), decode %.1f tok/s (%.0f steps), stop: %s\n",
                load_ms, ttft_ms, prefill_tps, prompt.size(), decode_tps, decode_steps, reason);
-  paca_sampler_free(smp);
+  paca_generator_free(gen);
   paca_session_free(s);
   paca_model_free(m);
   return 0;

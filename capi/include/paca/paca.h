@@ -47,7 +47,7 @@ extern "C" {
 
 /* ---- versions ------------------------------------------------------------ */
 #define PACA_VERSION_MAJOR 0
-#define PACA_VERSION_MINOR 1
+#define PACA_VERSION_MINOR 2
 #define PACA_VERSION_PATCH 0
 /* Bumped on any incompatible ABI change; equals the shared library SOVERSION. */
 #define PACA_ABI_VERSION 0
@@ -867,7 +867,7 @@ typedef struct paca_generator_params {
                                         when the session holds text (any token but BOS). */
 } paca_generator_params;
 
-/** Default generator parameters: no stop strings, no log-probabilities. Since v0.1. */
+/** Default generator parameters: no stop strings, no log-probabilities. Since v0.2. */
 PACA_API paca_generator_params paca_generator_params_default(void);
 
 /**
@@ -881,13 +881,13 @@ PACA_API paca_generator_params paca_generator_params_default(void);
  * errors of paca_session_prefill (the session is then unchanged),
  * PACA_ERR_STATE for stop strings on a model without a tokenizer or for
  * n_prompt 0 on a session without logits. On failure *out_generator is NULL.
- * Since v0.1.
+ * Since v0.2.
  */
 PACA_API paca_status paca_generator_create(paca_session* session, const int32_t* prompt, size_t n_prompt,
                                            const paca_sampler_params* sampling, const paca_generator_params* params,
                                            paca_generator** out_generator);
 
-/** Frees a generator (not its session). NULL is a no-op. Since v0.1. */
+/** Frees a generator (not its session). NULL is a no-op. Since v0.2. */
 PACA_API void paca_generator_free(paca_generator* generator);
 
 /**
@@ -896,21 +896,21 @@ PACA_API void paca_generator_free(paca_generator* generator);
  * *out_len (both optional) receive its text, owned by the generator and valid
  * until its next call, not NUL-terminated. On an error of the decode step
  * (e.g. PACA_ERR_CANCELLED) the generation cannot go on: later calls return
- * PACA_ERR_STATE. Since v0.1.
+ * PACA_ERR_STATE. Since v0.2.
  */
 PACA_API paca_status paca_generator_next(paca_generator* generator, int32_t* out_token, const char** out_text,
                                          size_t* out_len);
 
-/** Why the generation ended, or PACA_STOP_NONE while it goes on (also for NULL). Since v0.1. */
+/** Why the generation ended, or PACA_STOP_NONE while it goes on (also for NULL). Since v0.2. */
 PACA_API paca_stop_reason paca_generator_stop_reason(const paca_generator* generator);
 
-/** Number of tokens generated so far (0 for NULL). Since v0.1. */
+/** Number of tokens generated so far (0 for NULL). Since v0.2. */
 PACA_API size_t paca_generator_n_generated(const paca_generator* generator);
 
 /**
  * Log-probabilities of the last token generated (see paca_token_logprobs).
  * Set out_logprobs->struct_size first. PACA_ERR_STATE unless the generator
- * was created with params->logprobs 1 and has generated a token. Since v0.1.
+ * was created with params->logprobs 1 and has generated a token. Since v0.2.
  */
 PACA_API paca_status paca_generator_logprobs(const paca_generator* generator, paca_token_logprobs* out_logprobs);
 
