@@ -3,6 +3,7 @@
 //   paca run  -m PATH [-p TEXT | --prompt-tokens 1,2,3] [-n N] [--threads N] [--ctx N] [--ignore-eos] [--json]
 //             [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--frequency-penalty F]
 //             [--presence-penalty P] [--repeat-last-n N] [--seed S] [--stop TEXT]... [--stop-token ID]... [--logprobs N]
+//             [--prompt-cache FILE]
 //   paca eval -m PATH (-p TEXT | --prompt-tokens 1,2,3) [--top K] [--logits-out FILE] [--json]
 //   paca tokenize   -m PATH [--special] [--no-bos] [--json] [--] TEXT
 //   paca detokenize -m PATH [--special] [--json] [--] 1,2,3
@@ -45,7 +46,7 @@ void usage() {
                "  paca run  -m PATH [-p TEXT | --prompt-tokens 1,2,3] [-n N] [--threads N] [--ctx N] [--ignore-eos] [--json]\n"
                "            [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R]\n"
                "            [--frequency-penalty F] [--presence-penalty P] [--repeat-last-n N] [--seed S]\n"
-               "            [--stop TEXT]... [--stop-token ID]... [--logprobs N]\n"
+               "            [--stop TEXT]... [--stop-token ID]... [--logprobs N] [--prompt-cache FILE]\n"
                "  paca eval -m PATH (-p TEXT | --prompt-tokens 1,2,3) [--top K] [--logits-out FILE] [--threads N] [--json]\n"
                "  paca tokenize   -m PATH [--special] [--no-bos] [--json] [--] TEXT\n"
                "  paca detokenize -m PATH [--special] [--json] [--] 1,2,3\n"
@@ -60,7 +61,9 @@ void usage() {
                "'--' ends the options, so a TEXT may start with '-'.\n"
                "Sampling (run): temperature 0 (the default) is greedy; --seed S makes sampled runs reproducible;\n"
                "--stop TEXT and --stop-token ID end the generation (repeatable); --logprobs N adds log-probabilities\n"
-               "(and N alternatives, up to 20) to --json output.\n");
+               "(and N alternatives, up to 20) to --json output.\n"
+               "--prompt-cache FILE (run): reuse the longest prefix of the prompt that FILE holds (a session snapshot),\n"
+               "prefill only the rest, then save the prompt's state to FILE.\n");
 }
 
 long parse_long(const std::string& s, const char* what, long lo, long hi) {
@@ -99,6 +102,7 @@ std::vector<int32_t> parse_tokens(const std::string& s) {
 
 struct Args {
   std::string cmd, model, dir, logits_out;
+  std::string prompt_cache;  // run --prompt-cache FILE
   std::vector<int32_t> prompt;
   bool have_prompt = false, json = false, ignore_eos = false, tied = false, progress = false;
   int32_t weight_dtype = PACA_WEIGHTS_AS_STORED, fp8_mode = PACA_FP8_AUTO, fp8_targets = 0;
@@ -137,6 +141,7 @@ Args parse_args(int argc, char** argv) {
     else if (k == "--ctx") a.ctx = parse_long(val(), "--ctx", 0, 1 << 24);
     else if (k == "--top") a.top = parse_long(val(), "--top", 1, 1 << 21);
     else if (k == "--logits-out") a.logits_out = val();
+    else if (k == "--prompt-cache") a.prompt_cache = val();
     else if (k == "--json") a.json = true;
     else if (k == "--ignore-eos") a.ignore_eos = true;
     else if (k == "--progress") a.progress = true;
@@ -367,9 +372,18 @@ int cmd_run(const Args& a) {
   std::vector<paca_token_logprobs> lps;  // --logprobs
   paca_session* s = new_session(m, a.ctx);
   auto t0 = Clock::now();
-  paca_status st = paca_session_prefill(s, prompt.data(), prompt.size());
+  size_t cached = 0;  // prompt tokens restored from --prompt-cache
+  paca_status st = a.prompt_cache.empty()
+                       ? paca_session_prefill(s, prompt.data(), prompt.size())
+                       : paca_session_prefill_cached(s, a.prompt_cache.c_str(), prompt.data(), prompt.size(), &cached);
   if (st != PACA_OK) die_status("prefill", st);
   double prefill_ms = ms_since(t0);
+  if (!a.prompt_cache.empty()) {
+    if (cached < prompt.size()) st = paca_session_save(s, a.prompt_cache.c_str());
+    if (st != PACA_OK) die_status("saving the prompt cache", st);
+    std::fprintf(stderr, "paca: prompt cache %s: %zu of %zu prompt tokens reused\n", a.prompt_cache.c_str(), cached,
+                 prompt.size());
+  }
   std::vector<int32_t> out;
   const char* reason = "length";
   auto t1 = Clock::now();
