@@ -36,7 +36,9 @@ cat > "$prefix/consumer/main.cpp" <<'CPP'
 #include <cstring>
 int main() {
   std::printf("paca %s\n", paca_version());
-  return std::strcmp(paca_version(), "0.1.0") == 0 && paca_abi_version() == PACA_ABI_VERSION ? 0 : 1;
+  // pulls the snapshot code (and so libzstd) into the static consumer
+  const bool snapshots = paca_session_save(nullptr, nullptr) == PACA_ERR_INVALID_ARGUMENT;
+  return std::strcmp(paca_version(), "0.1.0") == 0 && paca_abi_version() == PACA_ABI_VERSION && snapshots ? 0 : 1;
 }
 CPP
 cmake -S "$prefix/consumer" -B "$prefix/consumer/build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null

@@ -7,6 +7,7 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cerrno>
 #include <cmath>
@@ -155,7 +156,10 @@ void join_planes(const uint8_t* in, uint8_t* out, size_t n, size_t e) {
 // A file written under a temporary name and renamed into place by commit().
 class AtomicFile {
  public:
-  explicit AtomicFile(const std::string& path) : path_(path), tmp_(path + ".tmp." + std::to_string(::getpid())) {
+  // The temporary name is unique per process and call, so threads saving to
+  // one path do not write into each other's file (the last rename wins).
+  explicit AtomicFile(const std::string& path)
+      : path_(path), tmp_(path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(next_id())) {
     fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd_ < 0) fail(Status::io, "cannot create '{}': {}", tmp_, std::strerror(errno));
     try {
@@ -217,6 +221,10 @@ class AtomicFile {
   }
 
  private:
+  static uint64_t next_id() {
+    static std::atomic<uint64_t> id{0};
+    return id.fetch_add(1);
+  }
   std::string path_, tmp_;
   int fd_ = -1;
   uint64_t offset_ = 0;

@@ -58,7 +58,7 @@ struct SnapshotContents {
   PlaneSource kv;                       // fills each plane on request
 };
 
-// Writes a snapshot to path crash-safely: to "<path>.tmp.<pid>" in the same
+// Writes a snapshot to path crash-safely: to "<path>.tmp.<pid>.<n>" in the same
 // folder, flushed (fsync), renamed over path, then the folder flushed. A crash
 // at any point leaves path as it was or complete. Throws Error(io) naming the
 // step that failed; the temporary file is removed on failure.

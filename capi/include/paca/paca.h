@@ -770,7 +770,7 @@ PACA_API void paca_stop_matcher_reset(paca_stop_matcher* matcher);
  * the configuration, the tokenizer and the tensor table). Loading it gives a
  * session equal to the saved one: the next logits and tokens are bit for bit
  * those the saved session would have produced. Writing is crash-safe: the file
- * is written to "<path>.tmp.<pid>" in the same folder, flushed, and renamed
+ * is written to "<path>.tmp.<pid>.<n>" in the same folder, flushed, and renamed
  * over path, so path always holds the old snapshot or the complete new one
  * (a crash can leave the temporary file behind). A snapshot loads only into a
  * model with the same fingerprint and KV dtype; any KV block size will do.
