@@ -136,6 +136,7 @@ void step(const char* name) {
 
 // in: n elements of e bytes; out: e planes of n bytes, most significant first.
 void split_planes(const uint8_t* in, uint8_t* out, size_t n, size_t e) {
+  if (n == 0) return;  // the buffers may be null
   for (size_t b = 0; b < e; ++b) {
     const uint8_t* src = in + (e - 1 - b);
     uint8_t* dst = out + b * n;
@@ -144,6 +145,7 @@ void split_planes(const uint8_t* in, uint8_t* out, size_t n, size_t e) {
 }
 
 void join_planes(const uint8_t* in, uint8_t* out, size_t n, size_t e) {
+  if (n == 0) return;  // the buffers may be null
   for (size_t b = 0; b < e; ++b) {
     const uint8_t* src = in + b * n;
     uint8_t* dst = out + (e - 1 - b);
