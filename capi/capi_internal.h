@@ -12,6 +12,7 @@
 #include "runtime/session.h"
 #include "sample/sampler.h"
 #include "sample/stop.h"
+#include "runtime/snapshot_format.h"
 #include "util/error.h"
 
 // A model's state is shared by its handle and its sessions, so freeing the
@@ -68,6 +69,12 @@ paca_status guarded(Fn&& fn) {
     return set_error(PACA_ERR_INTERNAL, "internal error: unknown exception");
   }
 }
+
+// The settings of a sampler as a snapshot stores them, and a new sampler
+// made from them for model (sampler_capi.cpp). sampler_from_record throws
+// paca::Error(format) when the record does not fit the model.
+SamplerRecord sampler_record(const paca_sampler& sampler);
+paca_sampler* sampler_from_record(const paca_model& model, const SamplerRecord& record);
 
 #define PACA_REQUIRE(cond, msg) \
   if (!(cond)) return set_error(PACA_ERR_INVALID_ARGUMENT, msg)

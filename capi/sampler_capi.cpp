@@ -84,6 +84,38 @@ paca_status new_sampler(const paca::ModelConfig& c, const paca_sampler_params* p
   });
 }
 
+SamplerRecord sampler_record(const paca_sampler& s) {
+  SamplerRecord r;
+  r.params = s.sampler.params();
+  r.n_top_logprobs = s.n_top_logprobs;
+  r.max_new_tokens = s.stop.max_new_tokens;
+  r.ignore_eos = s.stop.ignore_eos;
+  r.stop_ids = s.stop.stop_ids;
+  r.logit_bias = s.sampler.logit_bias();
+  return r;
+}
+
+paca_sampler* sampler_from_record(const paca_model& model, const SamplerRecord& r) {
+  const paca::ModelConfig& c = model.model->config();
+  try {
+    auto s = std::make_unique<paca_sampler>(paca_sampler{paca::Sampler(r.params, c.n_vocab), {}, r.n_top_logprobs, {}});
+    std::vector<int32_t> ids;
+    std::vector<float> biases;
+    for (const auto& [id, b] : r.logit_bias) {
+      ids.push_back(id);
+      biases.push_back(b);
+    }
+    s->sampler.set_logit_bias(ids, biases);
+    s->stop.eos_ids.assign(c.eos_ids.begin(), c.eos_ids.end());
+    s->stop.ignore_eos = r.ignore_eos;
+    s->stop.stop_ids = r.stop_ids;
+    s->stop.max_new_tokens = r.max_new_tokens;
+    return s.release();
+  } catch (const paca::Error& e) {
+    throw paca::Error(paca::Status::format, std::string("the snapshot's sampler record is invalid: ") + e.what());
+  }
+}
+
 }  // namespace paca::capi
 
 extern "C" {

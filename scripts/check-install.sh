@@ -42,7 +42,9 @@ int main() {
   } catch (const paca::Error& e) {
     if (e.status() != PACA_ERR_IO) return 1;
   }
-  return std::strcmp(paca_version(), "0.2.0") == 0 && paca_abi_version() == PACA_ABI_VERSION ? 0 : 1;
+  // pulls the snapshot code (and so libzstd) into the static consumer
+  const bool snapshots = paca_session_save(nullptr, nullptr) == PACA_ERR_INVALID_ARGUMENT;
+  return std::strcmp(paca_version(), "0.2.0") == 0 && paca_abi_version() == PACA_ABI_VERSION && snapshots ? 0 : 1;
 }
 CPP
 cmake -S "$prefix/consumer" -B "$prefix/consumer/build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null

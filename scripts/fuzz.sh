@@ -9,7 +9,8 @@
 # fuzz_safetensors, fuzz_gguf, fuzz_hf_config, fuzz_llama2c and the tokenizer
 # targets (fuzz_tokenize, fuzz_tokenizer_json, fuzz_spm_model, fuzz_tiktoken,
 # fuzz_gguf_vocab, fuzz_llama2c_tokenizer) and the chat targets (fuzz_jinja:
-# templates, fuzz_tool_call: generated replies; seeds in tests/fuzz/seeds/) in
+# templates, fuzz_tool_call: generated replies; seeds in tests/fuzz/seeds/) and
+# fuzz_snapshot (session snapshot files) in
 # turn, each for SECONDS_PER_TARGET with ASan + UBSan. The small model and
 # tokenizer files and the chat templates of ../shared are added as extra seeds
 # when they exist.
@@ -56,7 +57,7 @@ extra="$build/seeds-extra"
 rm -rf "$extra"
 mkdir -p "$extra/gguf" "$extra/hf_config" "$extra/llama2c" "$extra/safetensors" \
   "$extra/tokenize" "$extra/tokenizer_json" "$extra/spm_model" "$extra/tiktoken" "$extra/gguf_vocab" \
-  "$extra/llama2c_tokenizer" "$extra/jinja" "$extra/tool_call"
+  "$extra/llama2c_tokenizer" "$extra/jinja" "$extra/tool_call" "$extra/snapshot"
 for t in "$root"/../shared/templates/*.jinja; do  # the real chat templates
   [ -f "$t" ] && ln -s "$t" "$extra/jinja/"
 done
@@ -88,7 +89,7 @@ mkdir -p "$build/logs"
 failed=()
 for kind in safetensors gguf hf_config llama2c \
             tokenize tokenizer_json spm_model tiktoken gguf_vocab llama2c_tokenizer \
-            jinja tool_call; do
+            jinja tool_call snapshot; do
   target="fuzz_$kind"
   corpus="$build/corpus/$target"
   artifacts="$build/artifacts/$target"

@@ -5,6 +5,7 @@ set -euo pipefail
 pkgs=(
   build-essential cmake ninja-build pkg-config   # toolchain
   nlohmann-json3-dev libfmt-dev                  # JSON, formatting (header-only use)
+  libzstd-dev                                    # session snapshots (zstd)
   libgtest-dev libgmock-dev libbenchmark-dev     # tests and micro-benchmarks
   clang libclang-rt-14-dev                       # libFuzzer targets
   binutils                                       # nm for the exported-symbols test

@@ -62,6 +62,9 @@ class Backend {
   // Memory for activations and KV blocks (zero-filled).
   virtual void* alloc(size_t bytes) = 0;
   virtual void release(void* p) = 0;
+  // Copies bytes; dst and src may each be host memory or memory from alloc()
+  // (KV blocks are copied on write and read/written by snapshots this way).
+  virtual void copy(void* dst, const void* src, size_t bytes) = 0;
 
   // out[t] = table[tokens[t]]
   virtual void embed(const TensorView& table, std::span<const int32_t> tokens, Act out) = 0;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "model/fingerprint.h"
 #include "util/error.h"
 
 namespace paca {
@@ -67,6 +68,7 @@ LlamaModel::LlamaModel(std::unique_ptr<Checkpoint> ckpt, std::unique_ptr<Backend
   check(opt.kv_block_tokens > 0 && opt.kv_block_tokens <= 4096, Status::invalid_argument,
         "KV block size {} must be in 1..4096 tokens", opt.kv_block_tokens);
   kv_layout_ = KvLayout{c.n_layers, opt.kv_block_tokens, c.kv_dim(), opt.kv_dtype};
+  fingerprint_ = model_fingerprint(*ckpt_);
 }
 
 void LlamaModel::forward(Workspace& ws, std::span<const int32_t> tokens, int pos0, const KvSeq& seq,

@@ -66,6 +66,7 @@ class LlamaModel {
   std::mutex& compute_mutex() { return compute_mutex_; }
   uint64_t n_params() const { return n_params_; }
   uint64_t weight_bytes() const { return weight_bytes_; }
+  uint64_t fingerprint() const { return fingerprint_; }  // see model/fingerprint.h
 
   // Runs tokens (at positions pos0, pos0 + 1, ...) through the model, writing
   // their K/V into seq, and leaves the last token's logits in ws.logits.
@@ -94,6 +95,7 @@ class LlamaModel {
   std::vector<float> shard_logits_, gathered_logits_;  // tensor parallel: this rank's and all ranks' LM-head rows
   uint64_t n_params_ = 0;
   uint64_t weight_bytes_ = 0;
+  uint64_t fingerprint_ = 0;
   std::mutex compute_mutex_;
 };
 

@@ -111,6 +111,7 @@ std::string describe_model_json(const LlamaModel& m) {
   j["n_params"] = m.n_params();
   j["weight_bytes"] = m.weight_bytes();
   j["kv_dtype"] = dtype_name(m.kv_layout().dtype);
+  j["fingerprint"] = fmt::format("{:016x}", m.fingerprint());
   j["kv_bytes_per_token"] = kv_per_token;
   j["memory_full_context_bytes"] = m.weight_bytes() + kv_per_token * static_cast<uint64_t>(c.max_context);
   j["backend"] = const_cast<LlamaModel&>(m).backend().name();

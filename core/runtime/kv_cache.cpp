@@ -1,6 +1,10 @@
 // kv_cache.cpp - see kv_cache.h.
 #include "runtime/kv_cache.h"
 
+#include <utility>
+
+#include "util/error.h"
+
 namespace paca {
 
 BlockPool::~BlockPool() {
@@ -9,25 +13,50 @@ BlockPool::~BlockPool() {
 
 uint8_t* BlockPool::acquire() {
   std::lock_guard<std::mutex> lock(mutex_);
+  uint8_t* b = nullptr;
   if (!free_.empty()) {
-    uint8_t* b = free_.back();
+    b = free_.back();
     free_.pop_back();
-    return b;
+  } else {
+    all_.reserve(all_.size() + 1);
+    b = static_cast<uint8_t*>(backend_.alloc(layout_.block_bytes()));
+    all_.push_back(b);
   }
-  all_.reserve(all_.size() + 1);
-  uint8_t* b = static_cast<uint8_t*>(backend_.alloc(layout_.block_bytes()));
-  all_.push_back(b);
+  refs_[b] = 1;
   return b;
+}
+
+void BlockPool::retain(uint8_t* block) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = refs_.find(block);
+  check(it != refs_.end(), Status::internal, "retain of a KV block that is not in use");
+  ++it->second;
 }
 
 void BlockPool::release(uint8_t* block) {
   std::lock_guard<std::mutex> lock(mutex_);
-  free_.push_back(block);
+  auto it = refs_.find(block);
+  if (it == refs_.end()) return;  // not ours or already free: never double-free
+  if (--it->second == 0) {
+    refs_.erase(it);
+    free_.push_back(block);
+  }
+}
+
+uint32_t BlockPool::ref_count(const uint8_t* block) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = refs_.find(block);
+  return it == refs_.end() ? 0 : it->second;
 }
 
 size_t BlockPool::blocks_in_use() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return all_.size() - free_.size();
+  return refs_.size();
+}
+
+size_t BlockPool::blocks_allocated() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return all_.size();
 }
 
 void KvBlocks::resize_for(size_t tokens) {
@@ -39,6 +68,34 @@ void KvBlocks::resize_for(size_t tokens) {
   }
   blocks_.reserve(need);
   while (blocks_.size() < need) blocks_.push_back(pool_.acquire());
+}
+
+void KvBlocks::share_prefix(const KvBlocks& other, size_t tokens) {
+  check(&other.pool_ == &pool_, Status::internal, "KV blocks of different pools cannot be shared");
+  const size_t bt = static_cast<size_t>(pool_.layout().block_tokens);
+  const size_t need = (tokens + bt - 1) / bt;
+  check(need <= other.blocks_.size(), Status::internal, "sharing {} tokens of a sequence holding {} blocks", tokens,
+        other.blocks_.size());
+  resize_for(0);
+  blocks_.reserve(need);
+  for (size_t i = 0; i < need; ++i) {
+    pool_.retain(other.blocks_[i]);
+    blocks_.push_back(other.blocks_[i]);
+  }
+}
+
+void KvBlocks::make_writable(size_t pos) {
+  const size_t b = pos / static_cast<size_t>(pool_.layout().block_tokens);
+  if (b >= blocks_.size() || pool_.ref_count(blocks_[b]) <= 1) return;
+  uint8_t* copy = pool_.acquire();
+  pool_.backend().copy(copy, blocks_[b], pool_.layout().block_bytes());
+  pool_.release(blocks_[b]);
+  blocks_[b] = copy;
+}
+
+void KvBlocks::swap(KvBlocks& other) {
+  check(&other.pool_ == &pool_, Status::internal, "KV blocks of different pools cannot be swapped");
+  blocks_.swap(other.blocks_);
 }
 
 }  // namespace paca

@@ -3,11 +3,17 @@
 // Blocks are allocated on demand as a sequence grows and returned to the
 // pool's free list when it shrinks, so a session with a 128K context costs
 // only the blocks it uses.
+//
+// Blocks are reference counted: a forked sequence shares its parent's blocks
+// (copy-on-write). A sequence only ever writes at positions >= its length,
+// so only the block holding its length can be written while shared; it is
+// copied first (KvBlocks::make_writable), every block below stays shared.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
+#include <unordered_map>
 #include <vector>
 
 #include "backend/backend.h"
@@ -22,9 +28,13 @@ class BlockPool {
   BlockPool& operator=(const BlockPool&) = delete;
 
   const KvLayout& layout() const { return layout_; }
-  uint8_t* acquire();           // thread-safe; throws Error(out_of_memory)
-  void release(uint8_t* block);  // thread-safe
-  size_t blocks_in_use() const;
+  Backend& backend() const { return backend_; }
+  uint8_t* acquire();                  // a block with one reference; thread-safe; throws Error(out_of_memory)
+  void retain(uint8_t* block);         // one more reference; thread-safe
+  void release(uint8_t* block);        // drops a reference; the last one frees the block; thread-safe
+  uint32_t ref_count(const uint8_t* block) const;  // 0 for a free block
+  size_t blocks_in_use() const;        // distinct blocks with a reference
+  size_t blocks_allocated() const;     // in use + on the free list
 
  private:
   Backend& backend_;
@@ -32,6 +42,7 @@ class BlockPool {
   mutable std::mutex mutex_;
   std::vector<uint8_t*> all_;
   std::vector<uint8_t*> free_;
+  std::unordered_map<const uint8_t*, uint32_t> refs_;  // blocks in use -> references
 };
 
 // Block table of one sequence.
@@ -44,8 +55,17 @@ class KvBlocks {
 
   // Holds exactly the blocks needed for `tokens` positions.
   void resize_for(size_t tokens);
+  // Drops every block, then shares the blocks `other` uses for its first
+  // `tokens` positions (tokens <= what other holds).
+  void share_prefix(const KvBlocks& other, size_t tokens);
+  // Before positions >= pos are written: copies the block holding pos when
+  // another sequence shares it.
+  void make_writable(size_t pos);
+  void swap(KvBlocks& other);  // both must come from the same pool
   KvSeq view() const { return KvSeq{&pool_.layout(), blocks_}; }
   size_t n_blocks() const { return blocks_.size(); }
+  const std::vector<uint8_t*>& blocks() const { return blocks_; }
+  BlockPool& pool() const { return pool_; }
 
  private:
   BlockPool& pool_;

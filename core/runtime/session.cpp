@@ -27,6 +27,7 @@ void Session::prefill(std::span<const int32_t> tokens) {
 
   std::lock_guard<std::mutex> lock(model_.compute_mutex());
   try {
+    kv_.make_writable(old_len);  // a block shared with a fork is copied before it is written
     kv_.resize_for(old_len + tokens.size());
     ws_->reserve(static_cast<int>(std::min<size_t>(tokens.size(), kMaxStepTokens)));
     for (size_t done = 0; done < tokens.size();) {
@@ -50,6 +51,30 @@ void Session::rewind(size_t n_tokens) {
   tokens_.resize(n_tokens);
   kv_.resize_for(n_tokens);
   has_logits_ = false;
+}
+
+std::unique_ptr<Session> Session::fork(size_t n_tokens) const {
+  check(n_tokens <= tokens_.size(), Status::invalid_argument, "cannot fork at {} tokens: the session holds {}", n_tokens,
+        tokens_.size());
+  auto child = std::make_unique<Session>(model_, kv_.pool(), n_ctx_);
+  child->kv_.share_prefix(kv_, n_tokens);
+  child->tokens_.assign(tokens_.begin(), tokens_.begin() + static_cast<std::ptrdiff_t>(n_tokens));
+  if (n_tokens == tokens_.size() && has_logits_) {
+    child->logits_ = logits_;
+    child->has_logits_ = true;
+  }
+  return child;
+}
+
+void Session::adopt(std::vector<int32_t> tokens, KvBlocks& kv, std::vector<float> logits) {
+  const size_t bt = static_cast<size_t>(kv.pool().layout().block_tokens);
+  check(tokens.size() <= static_cast<size_t>(n_ctx_) && kv.n_blocks() == (tokens.size() + bt - 1) / bt &&
+            (logits.empty() || logits.size() == static_cast<size_t>(model_.config().n_vocab)),
+        Status::internal, "adopt: inconsistent session state");
+  kv_.swap(kv);
+  tokens_ = std::move(tokens);
+  has_logits_ = !logits.empty();
+  logits_ = std::move(logits);
 }
 
 }  // namespace paca

@@ -24,6 +24,24 @@ class Session {
   void rewind(size_t n_tokens);
   void cancel() { cancel_.store(true); }
 
+  // A new session with the same context size, holding the first n_tokens
+  // tokens (all of them when n_tokens == length()). Its KV blocks are this
+  // session's, shared copy-on-write: nothing is copied until one of the two
+  // writes into the block both hold. The logits come along when the whole
+  // sequence is taken. Thread-safe against other sessions of the pool; this
+  // session must not be running a prefill meanwhile.
+  std::unique_ptr<Session> fork(size_t n_tokens) const;
+
+  // Replaces this session's state with `tokens`, the KV blocks in `kv` (from
+  // the same pool, holding exactly the blocks of those positions; taken over, `kv` is left
+  // with this session's old blocks) and the last logits (empty: none). Used by
+  // snapshot loading once everything has been read and checked; cannot fail
+  // except on a size mismatch (Error(internal)), which changes nothing.
+  void adopt(std::vector<int32_t> tokens, KvBlocks& kv, std::vector<float> logits);
+
+  const KvBlocks& kv() const { return kv_; }
+  LlamaModel& model() const { return model_; }
+
   bool has_logits() const { return has_logits_; }
   const std::vector<float>& logits() const { return logits_; }
   const std::vector<int32_t>& tokens() const { return tokens_; }

@@ -164,6 +164,8 @@ class Sampler {
   Sampler(const SamplerParams& params, int32_t n_vocab);
 
   const SamplerParams& params() const { return params_; }
+  // The bias table: (id, bias) sorted by id, unique.
+  const std::vector<std::pair<int32_t, float>>& logit_bias() const { return bias_; }
   int32_t n_vocab() const { return n_vocab_; }
 
   // Replaces the whole bias table (empty clears it). ids in [0, n_vocab);

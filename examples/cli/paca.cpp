@@ -3,6 +3,7 @@
 //   paca run  -m PATH [-p TEXT | --prompt-tokens 1,2,3] [-n N] [--threads N] [--ctx N] [--ignore-eos] [--json]
 //             [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--frequency-penalty F]
 //             [--presence-penalty P] [--repeat-last-n N] [--seed S] [--stop TEXT]... [--stop-token ID]... [--logprobs N]
+//             [--prompt-cache FILE]
 //   paca eval -m PATH (-p TEXT | --prompt-tokens 1,2,3) [--top K] [--logits-out FILE] [--json]
 //   paca tokenize   -m PATH [--special] [--no-bos] [--json] [--] TEXT
 //   paca detokenize -m PATH [--special] [--json] [--] 1,2,3
@@ -47,7 +48,7 @@ void usage() {
                "  paca run  -m PATH [-p TEXT | --prompt-tokens 1,2,3] [-n N] [--threads N] [--ctx N] [--ignore-eos] [--json]\n"
                "            [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R]\n"
                "            [--frequency-penalty F] [--presence-penalty P] [--repeat-last-n N] [--seed S]\n"
-               "            [--stop TEXT]... [--stop-token ID]... [--logprobs N]\n"
+               "            [--stop TEXT]... [--stop-token ID]... [--logprobs N] [--prompt-cache FILE]\n"
                "            [--chat [--system TEXT] [--tools JSON|@FILE] [--builtin-tools a,b] [--date TEXT]]\n"
                "  paca eval -m PATH (-p TEXT | --prompt-tokens 1,2,3) [--chat ...] [--top K] [--logits-out FILE] [--threads N] [--json]\n"
                "  paca tokenize   -m PATH [--special] [--no-bos] [--json] [--] TEXT\n"
@@ -70,7 +71,9 @@ void usage() {
                "'--' ends the options, so a TEXT may start with '-'.\n"
                "Sampling (run): temperature 0 (the default) is greedy; --seed S makes sampled runs reproducible;\n"
                "--stop TEXT and --stop-token ID end the generation (repeatable); --logprobs N adds log-probabilities\n"
-               "(and N alternatives, up to 20) to --json output.\n");
+               "(and N alternatives, up to 20) to --json output.\n"
+               "--prompt-cache FILE (run): reuse the longest prefix of the prompt that FILE holds (a session snapshot),\n"
+               "prefill only the rest, then save the prompt's state to FILE.\n");
 }
 
 long parse_long(const std::string& s, const char* what, long lo, long hi) {
@@ -109,6 +112,7 @@ std::vector<int32_t> parse_tokens(const std::string& s) {
 
 struct Args {
   std::string cmd, model, dir, logits_out;
+  std::string prompt_cache;  // run --prompt-cache FILE
   std::vector<int32_t> prompt;
   bool have_prompt = false, json = false, ignore_eos = false, tied = false, progress = false, no_mmap = false;
   int32_t weight_dtype = PACA_WEIGHTS_AS_STORED, fp8_mode = PACA_FP8_AUTO, fp8_targets = 0;
@@ -165,6 +169,7 @@ Args parse_args(int argc, char** argv) {
     else if (k == "--ctx") a.ctx = parse_long(val(), "--ctx", 0, 1 << 24);
     else if (k == "--top") a.top = parse_long(val(), "--top", 1, 1 << 21);
     else if (k == "--logits-out") a.logits_out = val();
+    else if (k == "--prompt-cache") a.prompt_cache = val();
     else if (k == "--json") a.json = true;
     else if (k == "--ignore-eos") a.ignore_eos = true;
     else if (k == "--progress") a.progress = true;
@@ -444,10 +449,21 @@ int cmd_run(const Args& a) {
 
   paca_session* s = new_session(m, a.ctx);
   auto t0 = Clock::now();
-  paca_generator* gen = nullptr;
-  paca_status st = paca_generator_create(s, prompt.data(), prompt.size(), &sp, &gp, &gen);
-  if (st != PACA_OK) die_status("starting the generation", st);
+  size_t cached = 0;  // prompt tokens restored from --prompt-cache
+  paca_status st = a.prompt_cache.empty()
+                       ? paca_session_prefill(s, prompt.data(), prompt.size())
+                       : paca_session_prefill_cached(s, a.prompt_cache.c_str(), prompt.data(), prompt.size(), &cached);
+  if (st != PACA_OK) die_status("prefill", st);
   const double prefill_ms = ms_since(t0);
+  if (!a.prompt_cache.empty()) {
+    if (cached < prompt.size()) st = paca_session_save(s, a.prompt_cache.c_str());
+    if (st != PACA_OK) die_status("saving the prompt cache", st);
+    std::fprintf(stderr, "paca: prompt cache %s: %zu of %zu prompt tokens reused\n", a.prompt_cache.c_str(), cached,
+                 prompt.size());
+  }
+  paca_generator* gen = nullptr;  // continues from the prompt's logits
+  st = paca_generator_create(s, nullptr, 0, &sp, &gp, &gen);
+  if (st != PACA_OK) die_status("starting the generation", st);
   std::vector<int32_t> out;
   std::vector<paca_token_logprobs> lps;  // --logprobs
   std::string text;

@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <functional>
 #include <span>
 #include <string>
@@ -27,6 +28,7 @@
 #include "model/config.h"
 #include "model/gguf.h"
 #include "model/safetensors.h"
+#include "snapshot_fuzz_common.h"
 #include "util/error.h"
 
 namespace {
@@ -390,6 +392,31 @@ void llama2c_seeds(const std::string& dir) {
   emit(dir, "v1_unshared.bin", llama2c_file(1, 8, 24, 1, 2, 1, 32, 32, false), check);
 }
 
+void snapshot_seeds(const std::string& dir) {
+  const paca::SnapshotShape shape = paca::fuzz::snapshot_fuzz_shape();
+  auto check = [&](std::span<const uint8_t> f) {
+    paca::SnapshotReader r(f, shape, "seed");
+    r.tokens();
+    r.logits();
+    r.sampler();
+    r.read_kv([](int, int, const uint8_t*) {});
+  };
+  const struct {
+    const char* name;
+    size_t n;
+    bool logits, sampler, split;
+  } seeds[] = {{"empty.snap", 0, false, false, true},
+               {"tokens_logits.snap", 5, true, false, true},
+               {"with_sampler.snap", 9, true, true, true},
+               {"no_split.snap", 3, true, true, false}};
+  for (const auto& sd : seeds) {
+    const std::string path = dir + "/" + sd.name;
+    paca::fuzz::write_fuzz_snapshot(path, sd.n, sd.logits, sd.sampler, sd.split);
+    std::ifstream f(path, std::ios::binary);
+    emit(dir, sd.name, Bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>()), check);
+  }
+}
+
 bool make_dir(const std::string& path) { return ::mkdir(path.c_str(), 0755) == 0 || errno == EEXIST; }
 
 }  // namespace
@@ -410,7 +437,8 @@ int main(int argc, char** argv) {
   } kinds[] = {{"safetensors", safetensors_seeds},
                {"gguf", gguf_seeds},
                {"hf_config", hf_config_seeds},
-               {"llama2c", llama2c_seeds}};
+               {"llama2c", llama2c_seeds},
+               {"snapshot", snapshot_seeds}};
   if (!make_dir(out)) {
     std::fprintf(stderr, "paca_fuzz_seeds: cannot create %s\n", out.c_str());
     return 1;

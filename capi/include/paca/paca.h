@@ -913,6 +913,81 @@ PACA_API size_t paca_generator_n_generated(const paca_generator* generator);
  * was created with params->logprobs 1 and has generated a token. Since v0.2.
  */
 PACA_API paca_status paca_generator_logprobs(const paca_generator* generator, paca_token_logprobs* out_logprobs);
+/* ---- session fork, snapshots and prompt cache ------------------------------ */
+/*
+ * A fork is a new session that continues from another's state. It shares the
+ * parent's KV-cache blocks copy-on-write: forking costs no copy of the cache,
+ * and the one block that both would write next (the block holding the
+ * sequence's end) is copied only when one of them writes it. Parent and child
+ * are independent afterwards (rewind either, free either first).
+ *
+ * A snapshot file holds a session's tokens, its last logits, its KV cache for
+ * those tokens and optionally the settings of a sampler, compressed with zstd,
+ * with a checksum over the header and one per section, and the fingerprint of
+ * the model it came from (paca_model_describe_json's "fingerprint": a hash of
+ * the configuration, the tokenizer and the tensor table). Loading it gives a
+ * session equal to the saved one: the next logits and tokens are bit for bit
+ * those the saved session would have produced. Writing is crash-safe: the file
+ * is written to "<path>.tmp.<pid>.<n>" in the same folder, flushed, and renamed
+ * over path, so path always holds the old snapshot or the complete new one
+ * (a crash can leave the temporary file behind). A snapshot loads only into a
+ * model with the same fingerprint and KV dtype; any KV block size will do.
+ *
+ * Errors of the loaders: PACA_ERR_IO (the file cannot be read),
+ * PACA_ERR_FORMAT (not a snapshot, truncated, corrupt: a checksum failed,
+ * absurd or inconsistent sizes), PACA_ERR_UNSUPPORTED (written by a newer
+ * library, or with another KV dtype), PACA_ERR_INVALID_ARGUMENT (saved from a
+ * different model); paca_last_error() names the problem.
+ */
+
+/**
+ * Creates *out_child, a fork of session holding all of its tokens, its KV
+ * cache (shared, see above) and its logits. Since v0.2.
+ */
+PACA_API paca_status paca_session_fork(const paca_session* session, paca_session** out_child);
+
+/** Saves session to a snapshot file at path (replacing it). Since v0.2. */
+PACA_API paca_status paca_session_save(const paca_session* session, const char* path);
+
+/**
+ * As paca_session_save, and also stores the settings of sampler (NULL: none):
+ * its parameters, stop ids and logit bias. A sampler keeps no random state
+ * (draws are keyed by seed and position), so a sampler made from them
+ * continues a seeded generation exactly. Since v0.2.
+ */
+PACA_API paca_status paca_session_save_with_sampler(const paca_session* session, const paca_sampler* sampler,
+                                                    const char* path);
+
+/**
+ * Loads a snapshot into a new session of model (with the context size it was
+ * saved with). On failure *out_session is NULL. Since v0.2.
+ */
+PACA_API paca_status paca_session_load(paca_model* model, const char* path, paca_session** out_session);
+
+/**
+ * As paca_session_load, and *out_sampler receives a new sampler with the
+ * stored settings, or NULL when the snapshot has none. On failure both are
+ * NULL. Since v0.2.
+ */
+PACA_API paca_status paca_session_load_with_sampler(paca_model* model, const char* path,
+                                                    paca_session** out_session, paca_sampler** out_sampler);
+
+/**
+ * Prompt cache. session must be empty (else PACA_ERR_STATE). Restores from
+ * the snapshot at cache_path the longest prefix it shares with tokens[0, n),
+ * then prefills the rest, so that the logits of tokens[n - 1] are available
+ * (all n tokens come from the cache only when it holds exactly these tokens
+ * and their logits; otherwise at least the last token is prefilled). A
+ * missing, unreadable, corrupt or foreign cache file is a miss, not an error
+ * (a warning goes to the model's log). *out_n_reused (may be NULL) receives
+ * the number of tokens taken from the cache. Save the extended state with
+ * paca_session_save(session, cache_path) afterwards. Logits after a partial
+ * hit equal those of a full prefill within float rounding (~1e-6 relative),
+ * as chunked prefill does; after a full hit they are identical. On failure
+ * the session is left empty. Since v0.2.
+ */
+PACA_API paca_status paca_session_prefill_cached(paca_session* session, const char* cache_path, const int32_t* tokens,
+                                                 size_t n, size_t* out_n_reused);
 
 #ifdef __cplusplus
 }

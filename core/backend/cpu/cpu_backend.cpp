@@ -33,6 +33,9 @@ class CpuBackend final : public Backend {
     return p;
   }
   void release(void* p) override { std::free(p); }
+  void copy(void* dst, const void* src, size_t bytes) override {
+    if (bytes > 0) std::memcpy(dst, src, bytes);
+  }
 
   void embed(const TensorView& table, std::span<const int32_t> tokens, Act out) override {
     for (size_t t = 0; t < tokens.size(); ++t)
