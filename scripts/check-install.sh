@@ -24,7 +24,7 @@ mkdir -p "$prefix/consumer"
 cat > "$prefix/consumer/CMakeLists.txt" <<'CM'
 cmake_minimum_required(VERSION 3.25)
 project(consumer C CXX)
-find_package(paca 0.1 REQUIRED)
+find_package(paca 0.1 REQUIRED)  # written for 0.1: a later 0.y must satisfy it
 add_executable(use_shared main.cpp)
 target_link_libraries(use_shared PRIVATE paca::paca)
 add_executable(use_static main.cpp)
