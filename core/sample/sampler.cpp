@@ -6,7 +6,7 @@
 #include <cstring>
 #include <limits>
 
-#include "sample/fast_exp.h"
+#include "util/fast_exp.h"
 #include "sample/rng.h"
 #include "util/error.h"
 

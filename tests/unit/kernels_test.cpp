@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <algorithm>
 #include <cstring>
 #include <random>
 
@@ -97,6 +98,70 @@ void check_blocked(const cpu::Kernels& k) {
   }
 }
 
+// gemv on stored f32/f16/bf16 rows gives exactly gemm_f32's bits on the
+// widened rows (decode == prefill); dot_rows_f32 gives each score the same
+// bits however many rows it is called with.
+void check_same_bits(const cpu::Kernels& k) {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (DType t : {DType::f32, DType::f16, DType::bf16}) {
+    for (size_t n : {1, 5, 8, 13, 64, 67, 771}) {
+      const size_t rows = 19;
+      std::vector<uint8_t> w;
+      std::vector<float> wide(rows * n), x(n);
+      for (size_t r = 0; r < rows; ++r) {
+        Row row = make_row(t, n, rng);
+        w.insert(w.end(), row.bytes.begin(), row.bytes.end());
+        for (size_t i = 0; i < n; ++i) wide[r * n + i] = static_cast<float>(row.values[i]);
+      }
+      for (auto& v : x) v = u(rng);
+      std::vector<float> a(rows, -1.0f), b(rows, -2.0f);
+      const auto gemv = t == DType::f32 ? k.gemv_f32 : t == DType::f16 ? k.gemv_f16 : k.gemv_bf16;
+      const size_t rb = row_bytes(t, n);
+      gemv(w.data(), rb, x.data(), a.data(), 11, n);  // a group of 8 and 3 single rows
+      gemv(w.data() + 11 * rb, rb, x.data(), a.data() + 11, rows - 11, n);
+      k.gemm_f32(wide.data(), n, x.data(), n, b.data(), rows, rows, 1, n);
+      for (size_t r = 0; r < rows; ++r) ASSERT_EQ(a[r], b[r]) << k.isa << " gemv vs gemm " << dtype_name(t) << " n=" << n << " row " << r;
+    }
+  }
+  for (size_t n : {8, 64, 70}) {
+    const size_t count = 21, stride = n + 5;
+    std::vector<float> rows(count * stride), x(n), all(count), one(count);
+    for (auto& v : rows) v = u(rng);
+    for (auto& v : x) v = u(rng);
+    k.dot_rows_f32(x.data(), rows.data(), stride, count, n, all.data());
+    for (size_t c = 1; c <= count; ++c) {
+      k.dot_rows_f32(x.data(), rows.data(), stride, c, n, one.data());
+      for (size_t p = 0; p < c; ++p) ASSERT_EQ(one[p], all[p]) << k.isa << " dot_rows count " << c << " row " << p;
+    }
+  }
+}
+
+// softmax_f32 against a double reference, including one element, a large
+// spread (exp underflows to 0) and equal values.
+void check_softmax(const cpu::Kernels& k) {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(-30.0f, 30.0f);
+  for (size_t n : {1, 3, 8, 9, 16, 100, 1027}) {
+    for (int kind = 0; kind < 3; ++kind) {
+      std::vector<float> x(n);
+      for (size_t i = 0; i < n; ++i) x[i] = kind == 0 ? u(rng) : kind == 1 ? (i % 2 == 0 ? -5000.0f : 3.0f) : 0.25f;
+      const float scale = kind == 0 ? 0.125f : 1.0f;
+      std::vector<double> ref(n);
+      double mx = -1e300, sum = 0;
+      for (float v : x) mx = std::max(mx, static_cast<double>(v) * scale);
+      for (size_t i = 0; i < n; ++i) sum += (ref[i] = std::exp(static_cast<double>(x[i]) * scale - mx));
+      k.softmax_f32(x.data(), n, scale);
+      double total = 0;
+      for (size_t i = 0; i < n; ++i) {
+        EXPECT_NEAR(x[i], ref[i] / sum, 2e-6 * ref[i] / sum + 1e-9) << k.isa << " softmax n=" << n << " kind " << kind;
+        total += x[i];
+      }
+      EXPECT_NEAR(total, 1.0, 1e-5) << k.isa << " n=" << n;
+    }
+  }
+}
+
 void check_kernels(const cpu::Kernels& k) {
   std::mt19937 rng(42);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
@@ -125,6 +190,8 @@ void check_kernels(const cpu::Kernels& k) {
     }
   }
   check_blocked(k);
+  check_same_bits(k);
+  check_softmax(k);
 }
 
 }  // namespace

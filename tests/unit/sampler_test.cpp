@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "sample/fast_exp.h"
+#include "util/fast_exp.h"
 #include "sample/rng.h"
 #include "sample/sampler.h"
 #include "sample/stop.h"

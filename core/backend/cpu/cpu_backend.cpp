@@ -66,12 +66,19 @@ class CpuBackend final : public Backend {
       quantize_activations(x, w);
       xs = xq_.data();
     }
-    if (T >= 2 && (w.dtype == DType::f32 || w.dtype == DType::f16 || w.dtype == DType::bf16)) {
-      matmul_blocked(x, w, out);
+    // ~32 KiB of weights per chunk keeps a chunk in L1/L2 while all tokens pass over it
+    const size_t grain = std::max<size_t>(1, 32768 / std::max<size_t>(rb, 1));
+    if (w.dtype == DType::f32 || w.dtype == DType::f16 || w.dtype == DType::bf16) {
+      if (T >= 2) {
+        matmul_blocked(x, w, out);
+        return;
+      }
+      // decode: the same per-output operations as the blocked path
+      const auto gemv = w.dtype == DType::f32 ? k_.gemv_f32 : w.dtype == DType::f16 ? k_.gemv_f16 : k_.gemv_bf16;
+      pool_.parallel_for(static_cast<size_t>(w.rows), grain,
+                         [&](size_t r0, size_t r1) { gemv(w.data + r0 * rb, rb, xs, out.data + r0, r1 - r0, n); });
       return;
     }
-    // ~32 KiB of weights per chunk keeps a chunk in L1/L2 while all tokens pass over it
-    size_t grain = std::max<size_t>(1, 32768 / std::max<size_t>(rb, 1));
     pool_.parallel_for(static_cast<size_t>(w.rows), grain, [&](size_t r0, size_t r1) {
       for (int t = 0; t < T; ++t) {
         const float* xr = xs + static_cast<size_t>(t) * n;
@@ -169,21 +176,13 @@ class CpuBackend final : public Backend {
         scores.resize(n * n_rep);
         vacc.assign(d * n_rep, 0.0f);
         const float* qg = q.row(t) + static_cast<size_t>(g) * n_rep * d;
-        // scores[r * n + p] = q_r . k_p * scale
+        // scores[r * n + p] = q_r . k_p, then the softmax of scores * scale per head
         for (size_t p0 = 0; p0 < n; p0 += L.block_tokens) {
           const size_t cnt = std::min<size_t>(L.block_tokens, n - p0);
           const float* kb = kv_rows(L, seq.blocks[p0 / L.block_tokens], layer, 0, g, d, cnt, kbuf);
           for (int r = 0; r < n_rep; ++r) k_.dot_rows_f32(qg + r * d, kb, static_cast<size_t>(L.kv_dim), cnt, d, scores.data() + r * n + p0);
         }
-        for (int r = 0; r < n_rep; ++r) {
-          float* sc = scores.data() + r * n;
-          float mx = -INFINITY;
-          for (size_t p = 0; p < n; ++p) mx = std::max(mx, sc[p] *= scale);
-          double sum = 0;
-          for (size_t p = 0; p < n; ++p) sum += (sc[p] = std::exp(sc[p] - mx));
-          const float inv = static_cast<float>(1.0 / sum);
-          for (size_t p = 0; p < n; ++p) sc[p] *= inv;
-        }
+        for (int r = 0; r < n_rep; ++r) k_.softmax_f32(scores.data() + r * n, n, scale);
         for (size_t p0 = 0; p0 < n; p0 += L.block_tokens) {
           const size_t cnt = std::min<size_t>(L.block_tokens, n - p0);
           const float* vb = kv_rows(L, seq.blocks[p0 / L.block_tokens], layer, 1, g, d, cnt, vbuf);

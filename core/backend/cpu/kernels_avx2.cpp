@@ -6,6 +6,8 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "util/half.h"
@@ -111,6 +113,14 @@ PACA_AVX2 float v_dot_f8e4m3(const void* w, const float* x, size_t n) {
                   [p, lut](size_t i) { return lut[p[i]]; });
 }
 
+// The end of one gemm/gemv output: the 8 lanes summed, then the `count`
+// elements past the last full vector, in order, one fused multiply-add each.
+PACA_AVX2 inline float finish_dot(__m256 acc, const float* w, const float* x, size_t count) {
+  float s = hsum8(acc);
+  for (size_t j = 0; j < count; ++j) s = std::fma(w[j], x[j], s);
+  return s;
+}
+
 // R rows x T tokens of outputs at once, one 8-wide accumulator per output
 // (R*T <= 12 keeps them in registers with the T activation vectors and one
 // weight vector). Per output the operations are always the same: acc +=
@@ -131,11 +141,7 @@ PACA_AVX2 inline void gemm_tile(const float* w, size_t ldw, const float* x, size
     }
   }
   for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) {
-      float s = hsum8(acc[r][t]);
-      for (size_t j = i; j < n; ++j) s += w[r * ldw + j] * x[t * ldx + j];
-      out[t * ldo + r] = s;
-    }
+    for (int t = 0; t < T; ++t) out[t * ldo + r] = finish_dot(acc[r][t], w + r * ldw + i, x + t * ldx + i, n - i);
 }
 
 template <int T>
@@ -153,6 +159,107 @@ PACA_AVX2 void v_gemm_f32(const float* w, size_t ldw, const float* x, size_t ldx
   for (; t < tokens; ++t) gemm_rows<1>(w, ldw, x + t * ldx, ldx, out + t * ldo, ldo, rows, n);
 }
 
+// Weight loaders for gemv: 8 stored elements, or one, widened to f32.
+struct LoadF32 {
+  PACA_AVX2 static __m256 vec(const uint8_t* row, size_t i) { return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + i); }
+  static float one(const uint8_t* row, size_t i) {
+    float v;
+    std::memcpy(&v, row + 4 * i, 4);
+    return v;
+  }
+};
+struct LoadF16 {
+  PACA_AVX2 static __m256 vec(const uint8_t* row, size_t i) { return load_f16(row + 2 * i); }
+  static float one(const uint8_t* row, size_t i) {
+    uint16_t h;
+    std::memcpy(&h, row + 2 * i, 2);
+    return f16_to_f32(h);
+  }
+};
+struct LoadBF16 {
+  PACA_AVX2 static __m256 vec(const uint8_t* row, size_t i) { return load_bf16(row + 2 * i); }
+  static float one(const uint8_t* row, size_t i) {
+    uint16_t h;
+    std::memcpy(&h, row + 2 * i, 2);
+    return bf16_to_f32(h);
+  }
+};
+
+// Decode: R weight rows against one activation row, one 8-wide accumulator
+// per row as in gemm_tile (R independent FMA chains hide the latency), and
+// the same tail on the widened values.
+template <int R, typename L>
+PACA_AVX2 inline void gemv_tile(const uint8_t* w, size_t rb, const float* x, float* out, size_t n) {
+  __m256 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 xv = _mm256_loadu_ps(x + i);
+    for (int r = 0; r < R; ++r) acc[r] = _mm256_fmadd_ps(L::vec(w + r * rb, i), xv, acc[r]);
+  }
+  for (int r = 0; r < R; ++r) {
+    float tail[8];
+    for (size_t j = i; j < n; ++j) tail[j - i] = L::one(w + r * rb, j);
+    out[r] = finish_dot(acc[r], tail, x + i, n - i);
+  }
+}
+
+template <typename L>
+PACA_AVX2 void v_gemv(const void* w, size_t rb, const float* x, float* out, size_t rows, size_t n) {
+  const uint8_t* p = static_cast<const uint8_t*>(w);
+  size_t r = 0;
+  for (; r + 8 <= rows; r += 8) gemv_tile<8, L>(p + r * rb, rb, x, out + r, n);
+  for (; r < rows; ++r) gemv_tile<1, L>(p + r * rb, rb, x, out + r, n);
+}
+
+// exp(x) 8 wide: fast_exp's range reduction and polynomial (util/fast_exp.h).
+PACA_AVX2 inline __m256 exp8(__m256 x) {
+  const __m256 lo = _mm256_set1_ps(-87.0f);
+  const __m256 zero = _mm256_cmp_ps(x, lo, _CMP_NGE_UQ);  // x < -87 or NaN: the result is 0
+  x = _mm256_min_ps(_mm256_max_ps(x, lo), _mm256_set1_ps(88.0f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_andnot_ps(zero, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+}
+
+PACA_AVX2 void v_softmax_f32(float* x, size_t n, float scale) {
+  __m256 mv = _mm256_set1_ps(x[0]);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + i));
+  float m8[8];
+  _mm256_storeu_ps(m8, mv);
+  float mx = m8[0];
+  for (int l = 1; l < 8; ++l) mx = m8[l] > mx ? m8[l] : mx;
+  for (; i < n; ++i) mx = x[i] > mx ? x[i] : mx;
+  const __m256 sv = _mm256_set1_ps(scale), shift = _mm256_set1_ps(mx * scale);
+  __m256 acc = _mm256_setzero_ps();
+  for (i = 0; i + 8 <= n; i += 8) {
+    const __m256 e = exp8(_mm256_fmsub_ps(_mm256_loadu_ps(x + i), sv, shift));
+    _mm256_storeu_ps(x + i, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  float sum = hsum8(acc);
+  for (; i < n; ++i) {
+    float tail[8] = {};
+    tail[0] = x[i];
+    __m256 e = exp8(_mm256_fmsub_ps(_mm256_loadu_ps(tail), sv, shift));
+    sum += (x[i] = _mm256_cvtss_f32(e));
+  }
+  const __m256 inv = _mm256_set1_ps(1.0f / sum);
+  for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
+  for (; i < n; ++i) x[i] *= 1.0f / sum;
+}
+
 PACA_AVX2 void v_axpy_f32(float a, const float* x, float* y, size_t n) {
   const __m256 av = _mm256_set1_ps(a);
   size_t i = 0;
@@ -160,31 +267,61 @@ PACA_AVX2 void v_axpy_f32(float a, const float* x, float* y, size_t n) {
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
+// Lane j of the result = the sum of the 8 lanes of a[j]:
+// ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)).
+PACA_AVX2 inline __m256 hsum8x8(const __m256 a[8]) {
+  const __m256 h01 = _mm256_hadd_ps(a[0], a[1]), h23 = _mm256_hadd_ps(a[2], a[3]);
+  const __m256 h45 = _mm256_hadd_ps(a[4], a[5]), h67 = _mm256_hadd_ps(a[6], a[7]);
+  const __m256 q0 = _mm256_hadd_ps(h01, h23), q1 = _mm256_hadd_ps(h45, h67);  // [low halves | high halves]
+  return _mm256_add_ps(_mm256_permute2f128_ps(q0, q1, 0x20), _mm256_permute2f128_ps(q0, q1, 0x31));
+}
+
+// Eight rows at a time, one accumulator per row. A last group of fewer rows
+// repeats its final row in the missing slots, so every score is computed by
+// the same operations whatever the number of rows.
 PACA_AVX2 void v_dot_rows_f32(const float* x, const float* rows, size_t stride, size_t count, size_t n, float* out) {
-  for (size_t p = 0; p < count; ++p) {
-    const float* r = rows + p * stride;
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+  for (size_t p0 = 0; p0 < count; p0 += 8) {
+    const float* r[8];
+    for (size_t j = 0; j < 8; ++j) r[j] = rows + std::min(p0 + j, count - 1) * stride;
+    __m256 acc[8];
+    for (int j = 0; j < 8; ++j) acc[j] = _mm256_setzero_ps();
     size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-      a0 = _mm256_fmadd_ps(_mm256_loadu_ps(r + i), _mm256_loadu_ps(x + i), a0);
-      a1 = _mm256_fmadd_ps(_mm256_loadu_ps(r + i + 8), _mm256_loadu_ps(x + i + 8), a1);
+    for (; i + 8 <= n; i += 8) {
+      const __m256 xv = _mm256_loadu_ps(x + i);
+      for (int j = 0; j < 8; ++j) acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(r[j] + i), xv, acc[j]);
     }
-    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(r + i), _mm256_loadu_ps(x + i), a0);
-    float s = hsum8(_mm256_add_ps(a0, a1));
-    for (; i < n; ++i) s += r[i] * x[i];
-    out[p] = s;
+    float s[8];
+    _mm256_storeu_ps(s, hsum8x8(acc));
+    const size_t m = std::min<size_t>(8, count - p0);
+    for (size_t j = 0; j < m; ++j) {
+      for (size_t k = i; k < n; ++k) s[j] = std::fma(r[j][k], x[k], s[j]);
+      out[p0 + j] = s[j];
+    }
   }
 }
 
+// y[i] accumulates a[p] * rows[p][i] over p in order (the same order for
+// every i); two vectors of y per pass share each broadcast of a[p].
 PACA_AVX2 void v_axpy_rows_f32(const float* a, const float* rows, size_t stride, size_t count, size_t n, float* y) {
   size_t i = 0;
-  for (; i + 8 <= n; i += 8) {  // y[i:i+8] stays in a register across all rows
+  for (; i + 16 <= n; i += 16) {
+    __m256 y0 = _mm256_loadu_ps(y + i), y1 = _mm256_loadu_ps(y + i + 8);
+    for (size_t p = 0; p < count; ++p) {
+      const __m256 ap = _mm256_set1_ps(a[p]);
+      const float* r = rows + p * stride + i;
+      y0 = _mm256_fmadd_ps(ap, _mm256_loadu_ps(r), y0);
+      y1 = _mm256_fmadd_ps(ap, _mm256_loadu_ps(r + 8), y1);
+    }
+    _mm256_storeu_ps(y + i, y0);
+    _mm256_storeu_ps(y + i + 8, y1);
+  }
+  for (; i + 8 <= n; i += 8) {
     __m256 acc = _mm256_loadu_ps(y + i);
     for (size_t p = 0; p < count; ++p) acc = _mm256_fmadd_ps(_mm256_set1_ps(a[p]), _mm256_loadu_ps(rows + p * stride + i), acc);
     _mm256_storeu_ps(y + i, acc);
   }
   for (; i < n; ++i)
-    for (size_t p = 0; p < count; ++p) y[i] += a[p] * rows[p * stride + i];
+    for (size_t p = 0; p < count; ++p) y[i] = std::fma(a[p], rows[p * stride + i], y[i]);
 }
 
 PACA_AVX2 void v_widen_f16(const void* src, float* dst, size_t n) {
@@ -212,8 +349,22 @@ PACA_AVX2 void v_widen_bf16(const void* src, float* dst, size_t n) {
 }  // namespace
 
 const Kernels* avx2_kernels() {
-  static const Kernels k{"avx2",         v_dot_f32,  v_dot_f16,  v_dot_bf16,     v_dot_q8_0,      v_dot_f8e4m3,
-                         v_gemm_f32,     v_axpy_f32, v_dot_rows_f32, v_axpy_rows_f32, v_widen_f16, v_widen_bf16};
+  static const Kernels k{.isa = "avx2",
+                         .dot_f32 = v_dot_f32,
+                         .dot_f16 = v_dot_f16,
+                         .dot_bf16 = v_dot_bf16,
+                         .dot_q8_0 = v_dot_q8_0,
+                         .dot_f8e4m3 = v_dot_f8e4m3,
+                         .gemm_f32 = v_gemm_f32,
+                         .gemv_f32 = v_gemv<LoadF32>,
+                         .gemv_f16 = v_gemv<LoadF16>,
+                         .gemv_bf16 = v_gemv<LoadBF16>,
+                         .softmax_f32 = v_softmax_f32,
+                         .axpy_f32 = v_axpy_f32,
+                         .dot_rows_f32 = v_dot_rows_f32,
+                         .axpy_rows_f32 = v_axpy_rows_f32,
+                         .widen_f16 = v_widen_f16,
+                         .widen_bf16 = v_widen_bf16};
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &k;
   return nullptr;

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "backend/cpu/kernels.h"
+#include "util/fast_exp.h"
 #include "util/fp8.h"
 #include "util/half.h"
 
@@ -83,6 +84,28 @@ void s_gemm_f32(const float* w, size_t ldw, const float* x, size_t ldx, float* o
     for (size_t r = 0; r < rows; ++r) out[t * ldo + r] = s_dot_f32(w + r * ldw, x + t * ldx, n);
 }
 
+// gemm_f32 computes every output with s_dot_f32 on the (exactly) widened
+// row, which is what the dot kernels do on the stored row.
+template <float (*Dot)(const void*, const float*, size_t)>
+void s_gemv(const void* w, size_t row_bytes, const float* x, float* out, size_t rows, size_t n) {
+  const uint8_t* p = static_cast<const uint8_t*>(w);
+  for (size_t r = 0; r < rows; ++r) out[r] = Dot(p + r * row_bytes, x, n);
+}
+
+void s_softmax_f32(float* x, size_t n, float scale) {
+  float mx = x[0];
+  for (size_t i = 1; i < n; ++i) mx = x[i] > mx ? x[i] : mx;
+  const float shift = mx * scale;
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; ++l) acc[l] += (x[i + l] = fast_exp(x[i + l] * scale - shift));
+  float sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+  for (; i < n; ++i) sum += (x[i] = fast_exp(x[i] * scale - shift));
+  const float inv = 1.0f / sum;
+  for (i = 0; i < n; ++i) x[i] *= inv;
+}
+
 void s_axpy_f32(float a, const float* x, float* y, size_t n) {
   for (size_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
@@ -99,8 +122,22 @@ void s_widen_f16(const void* src, float* dst, size_t n) { dequant_row(DType::f16
 void s_widen_bf16(const void* src, float* dst, size_t n) { dequant_row(DType::bf16, src, dst, n); }
 
 const Kernels& scalar_kernels() {
-  static const Kernels k{"scalar",       s_dot_f32,  s_dot_f16,  s_dot_bf16,     s_dot_q8_0,      s_dot_f8e4m3,
-                         s_gemm_f32,     s_axpy_f32, s_dot_rows_f32, s_axpy_rows_f32, s_widen_f16, s_widen_bf16};
+  static const Kernels k{.isa = "scalar",
+                         .dot_f32 = s_dot_f32,
+                         .dot_f16 = s_dot_f16,
+                         .dot_bf16 = s_dot_bf16,
+                         .dot_q8_0 = s_dot_q8_0,
+                         .dot_f8e4m3 = s_dot_f8e4m3,
+                         .gemm_f32 = s_gemm_f32,
+                         .gemv_f32 = s_gemv<s_dot_f32>,
+                         .gemv_f16 = s_gemv<s_dot_f16>,
+                         .gemv_bf16 = s_gemv<s_dot_bf16>,
+                         .softmax_f32 = s_softmax_f32,
+                         .axpy_f32 = s_axpy_f32,
+                         .dot_rows_f32 = s_dot_rows_f32,
+                         .axpy_rows_f32 = s_axpy_rows_f32,
+                         .widen_f16 = s_widen_f16,
+                         .widen_bf16 = s_widen_bf16};
   return k;
 }
 

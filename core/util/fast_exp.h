@@ -1,5 +1,6 @@
 // fast_exp.h - a branch-free expf the compiler vectorizes, for the sampler's
-// passes over a whole vocabulary (softmax weights, log-sum-exp).
+// passes over a whole vocabulary (softmax weights, log-sum-exp) and the CPU
+// attention's softmax (the AVX2 kernels evaluate the same polynomial 8 wide).
 //
 // Cephes' expf: x = n ln2 + r with |r| <= ln2/2, e^r by a degree-7 minimax
 // polynomial, 2^n put into the exponent bits. Relative error about 2 ulp over
