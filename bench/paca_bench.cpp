@@ -4,7 +4,7 @@
 // read bandwidth, prefill against flops per token over the measured FMA peak.
 //
 //   paca-bench [-m PATH | --shape NAME] [--threads N] [--prompt N[,N...]] [--tokens N]
-//              [--depths N[,N...]] [--repeats N] [--no-mmap] [--json]
+//              [--depths N[,N...]] [--repeats N] [--mmap | --no-mmap] [--json]
 //
 // --shape (paca_test_model_params_for_shape: tiny, 110m, llama2-7b/13b/70b,
 // llama3-8b/70b, llama3.1-8b/70b/405b, llama3.2-1b/3b) builds a model of that shape with seeded random BF16 weights in
@@ -177,7 +177,8 @@ int main(int argc, char** argv) {
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   int tokens = 64, repeats = 3;
   std::vector<int> prompts = {128, 512}, depths;
-  bool json = false, no_mmap = false;
+  bool json = false;
+  int load_mode = PACA_LOAD_AUTO;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -192,7 +193,8 @@ int main(int argc, char** argv) {
     else if (a == "--depths") depths = parse_list(next(), "--depths");
     else if (a == "--repeats") repeats = std::max(1, std::atoi(next().c_str()));
     else if (a == "--json") json = true;
-    else if (a == "--no-mmap") no_mmap = true;
+    else if (a == "--no-mmap") load_mode = PACA_LOAD_READ;
+    else if (a == "--mmap") load_mode = PACA_LOAD_MMAP;
     else die("unknown argument " + a);
   }
   for (int& p : prompts) p = std::max(1, p);
@@ -204,7 +206,7 @@ int main(int argc, char** argv) {
 
   paca_model_params mp = paca_model_params_default();
   mp.n_threads = threads;
-  mp.load_mode = no_mmap ? PACA_LOAD_READ : PACA_LOAD_MMAP;
+  mp.load_mode = load_mode;
   paca_model* m = nullptr;
   auto tl = Clock::now();
   std::string label = model;
@@ -290,13 +292,14 @@ int main(int argc, char** argv) {
   }
   const double rss = peak_rss_mib();
 
+  const bool read = info.load_mode == PACA_LOAD_READ;
   const DecodeResult* d0 = decode.empty() ? nullptr : &decode.front();
   const PrefillResult* p0 = prefill.empty() ? nullptr : &prefill.front();
   if (json) {
     std::printf("{\"model\":\"%s\",\"threads\":%d,\"params\":%llu,\"weight_bytes\":%llu,\"load_s\":%.3f,"
                 "\"load_mode\":\"%s\",\"read_bandwidth_GBps\":%.2f,\"fma_peak_GFLOPs\":%.1f,\"peak_rss_MiB\":%.1f",
                 label.c_str(), threads, static_cast<unsigned long long>(info.n_params),
-                static_cast<unsigned long long>(info.weight_bytes), load_s, no_mmap ? "read" : "mmap", bw / 1e9,
+                static_cast<unsigned long long>(info.weight_bytes), load_s, read ? "read" : "mmap", bw / 1e9,
                 peak / 1e9, rss);
     if (d0 != nullptr)
       std::printf(",\"decode_bytes_per_token\":%.0f,\"decode_tokens_per_s\":%.2f,\"decode_min\":%.2f,\"decode_max\":%.2f,"
@@ -325,7 +328,7 @@ int main(int argc, char** argv) {
     std::printf("]}\n");
   } else {
     std::printf("model            %s (%.1fM params, %.1f MiB weights, %s), %d threads, load %.2f s\n", label.c_str(),
-                info.n_params / 1e6, info.weight_bytes / 1048576.0, no_mmap ? "read into memory" : "mapped", threads,
+                info.n_params / 1e6, info.weight_bytes / 1048576.0, read ? "read into memory" : "mapped", threads,
                 load_s);
     std::printf("machine          read bandwidth %.2f GB/s (1 GiB buffer), FMA peak %.1f GFLOP/s (%d threads)\n",
                 bw / 1e9, peak / 1e9, threads);

@@ -27,7 +27,8 @@ paca_status load_options_of(const paca_model_params& p, const char* fn, paca::Lo
   PACA_REQUIRE((p.fp8_targets & ~(PACA_FP8_MLP | PACA_FP8_ATTENTION | PACA_FP8_KEEP_FIRST_LAST)) == 0,
                f + ": unknown bits in fp8_targets");
   PACA_REQUIRE(p.fp8_mode >= PACA_FP8_AUTO && p.fp8_mode <= PACA_FP8_W8A16, f + ": unknown fp8_mode");
-  PACA_REQUIRE(p.load_mode == PACA_LOAD_MMAP || p.load_mode == PACA_LOAD_READ, f + ": unknown load_mode");
+  PACA_REQUIRE(p.load_mode == PACA_LOAD_MMAP || p.load_mode == PACA_LOAD_READ || p.load_mode == PACA_LOAD_AUTO,
+               f + ": unknown load_mode");
   opt.quantize_fp8 = p.weight_dtype == PACA_WEIGHTS_FP8;
   if (p.fp8_targets != 0) {
     opt.fp8.mlp = (p.fp8_targets & PACA_FP8_MLP) != 0;
@@ -39,7 +40,9 @@ paca_status load_options_of(const paca_model_params& p, const char* fn, paca::Lo
                                                 : paca::LoadOptions::Fp8Mode::automatic;
   opt.device = p.device != nullptr ? p.device : "cpu";
   opt.tokenizer_path = p.tokenizer_path != nullptr ? p.tokenizer_path : "";
-  opt.read_weights = p.load_mode == PACA_LOAD_READ;
+  opt.weights = p.load_mode == PACA_LOAD_READ   ? paca::MappedFile::Mode::read
+                : p.load_mode == PACA_LOAD_AUTO ? paca::MappedFile::Mode::automatic
+                                                : paca::MappedFile::Mode::map;
   opt.model.n_threads = p.n_threads;
   opt.model.kv_dtype = p.kv_dtype == PACA_KV_BF16 ? paca::DType::bf16 : paca::DType::f32;
   opt.model.kv_block_tokens = p.kv_block_tokens == 0 ? 16 : p.kv_block_tokens;
@@ -118,6 +121,7 @@ PACA_API paca_model_params paca_model_params_default(void) {
   p.log_level = PACA_LOG_WARN;
   p.kv_dtype = PACA_KV_F32;
   p.kv_block_tokens = 16;
+  p.load_mode = PACA_LOAD_AUTO;
   return p;
 }
 
@@ -182,6 +186,7 @@ PACA_API paca_status paca_model_get_info(const paca_model* model, paca_model_inf
   i.n_params = model->model->n_params();
   i.weight_bytes = model->model->weight_bytes();
   i.kv_bytes_per_token = model->model->kv_layout().block_bytes() / model->model->kv_layout().block_tokens;
+  i.load_mode = model->model->checkpoint().weights_read() ? PACA_LOAD_READ : PACA_LOAD_MMAP;
   size_t n = std::min<size_t>(out_info->struct_size, sizeof i);
   uint32_t caller_size = out_info->struct_size;
   std::memcpy(out_info, &i, n);

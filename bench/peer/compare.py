@@ -9,7 +9,7 @@ Steps: installs node-llama-cpp (pinned in bench/peer/package.json; llama.cpp's
 prebuilt linux-x64 CPU binary) into WORK with npm; writes a seeded random GGUF
 of the shape with bench/make_gguf.py (tokenizer from ../shared's
 tiny-llama2.gguf or, for Llama 3 shapes, tiny-llama31.gguf; or $PACA_SHARED_DIR); then for each round and thread count
-runs, one after the other, paca-bench (mapped and --no-mmap) and
+runs, one after the other, paca-bench (--mmap and --no-mmap) and
 llamacpp_bench.mjs, and prints the median tokens/s of each, the ratio
 paca/llama.cpp, and paca's fraction of the bandwidth bound paca-bench
 measured in the same run. The whole table is also written as JSON to
@@ -64,11 +64,11 @@ def main():
 
     results = []
     for threads in [int(t) for t in a.threads.split(",")]:
-        runs = {"paca": [], "paca --no-mmap": [], "llama.cpp": []}
+        runs = {"paca --mmap": [], "paca --no-mmap": [], "llama.cpp": []}
         for r in range(a.rounds):
             common = [bench, "-m", model, "--threads", str(threads), "--prompt", str(a.prompt), "--tokens", str(a.tokens),
                       "--repeats", "1", "--json"]
-            runs["paca"] += run_json(common)
+            runs["paca --mmap"] += run_json(common + ["--mmap"])
             runs["paca --no-mmap"] += run_json(common + ["--no-mmap"])
             runs["llama.cpp"] += run_json(["node", "llamacpp_bench.mjs", model, str(threads), str(a.prompt), str(a.tokens), "1"],
                                           cwd=a.work)

@@ -30,6 +30,13 @@ struct Checkpoint {
   std::unique_ptr<GgufFile> gguf;    // GGUF metadata (offsets into files[0]); null for other formats
   std::vector<std::unique_ptr<MappedFile>> files;
   MappedFile::Mode file_mode = MappedFile::Mode::map;  // how files are brought into memory
+  // true when no weight lives in a file mapping: every file was read into
+  // memory (a synthetic checkpoint has no files)
+  bool weights_read() const {
+    for (const auto& f : files)
+      if (!f->was_read()) return false;
+    return true;
+  }
   std::map<std::string, TensorView> tensors;  // canonical name -> view
   // FP8 side tensors: "<canonical>.weight_scale" / "<canonical>.input_scale"
   std::map<std::string, TensorView> aux;

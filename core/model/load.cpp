@@ -46,8 +46,9 @@ void check_device(const LoadOptions& opt) {
 std::unique_ptr<LlamaModel> load_model(const std::string& path, const LoadOptions& opt) {
   check_device(opt);
   if (opt.progress && !opt.progress(0.0f)) fail(Status::cancelled, "model load cancelled by the progress callback");
-  return load_model(open_checkpoint(path, opt.tokenizer_path, opt.read_weights ? MappedFile::Mode::read : MappedFile::Mode::map),
-                    opt);
+  MappedFile::Mode mode = opt.weights;
+  if (mode == MappedFile::Mode::automatic && opt.device != "cpu") mode = MappedFile::Mode::map;
+  return load_model(open_checkpoint(path, opt.tokenizer_path, mode), opt);
 }
 
 std::unique_ptr<LlamaModel> load_model(std::unique_ptr<Checkpoint> ck, const LoadOptions& opt) {
@@ -111,6 +112,7 @@ std::string describe_model_json(const LlamaModel& m) {
   j["n_params"] = m.n_params();
   j["weight_bytes"] = m.weight_bytes();
   j["kv_dtype"] = dtype_name(m.kv_layout().dtype);
+  j["load_mode"] = m.checkpoint().weights_read() ? "read" : "mmap";
   j["fingerprint"] = fmt::format("{:016x}", m.fingerprint());
   j["kv_bytes_per_token"] = kv_per_token;
   j["memory_full_context_bytes"] = m.weight_bytes() + kv_per_token * static_cast<uint64_t>(c.max_context);

@@ -15,7 +15,9 @@ struct LoadOptions {
   ModelOptions model;
   std::string device = "cpu";
   std::string tokenizer_path;  // "" = the checkpoint's own tokenizer (see attach_tokenizer)
-  bool read_weights = false;   // read the files into (huge-page) memory instead of mapping them
+  // how the weight files come into memory (see MappedFile); automatic maps
+  // them for a GPU device, whose weights are copied to the device anyway
+  MappedFile::Mode weights = MappedFile::Mode::map;
   bool quantize_fp8 = false;   // quantize linear weights to FP8 at load (see quantize.h)
   Fp8Options fp8;
   enum class Fp8Mode { automatic, w8a8, w8a16 } fp8_mode = Fp8Mode::automatic;

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "util/error.h"
@@ -43,6 +44,22 @@ const uint8_t* read_into_memory(int fd, const std::string& path, size_t size, si
   return dst;
 }
 
+// MemAvailable of /proc/meminfo in bytes; 0 when it cannot be read.
+uint64_t available_memory() {
+  int fd = ::open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[4096];
+  const ssize_t got = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (got <= 0) return 0;
+  buf[got] = '\0';
+  const char* p = std::strstr(buf, "MemAvailable:");
+  if (p == nullptr) return 0;
+  unsigned long long kib = 0;
+  if (std::sscanf(p, "MemAvailable: %llu kB", &kib) != 1) return 0;
+  return static_cast<uint64_t>(kib) * 1024;
+}
+
 }  // namespace
 
 MappedFile::MappedFile(const std::string& path, Mode mode) : path_(path) {
@@ -59,7 +76,9 @@ MappedFile::MappedFile(const std::string& path, Mode mode) : path_(path) {
     fail(Status::io, "'{}' is not a regular file", path);
   }
   size_ = static_cast<size_t>(st.st_size);
+  if (mode == Mode::automatic) mode = size_ <= available_memory() / 2 ? Mode::read : Mode::map;
   if (size_ > 0 && mode == Mode::read) {
+    read_ = true;
     try {
       data_ = read_into_memory(fd, path, size_, &mapped_);
     } catch (...) {

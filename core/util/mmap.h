@@ -1,8 +1,9 @@
-// mmap.h - read-only files in memory. By default a model's weights are read
-// straight from a mapping of the file (never copied); Mode::read instead reads
-// the file once into anonymous memory that asks for transparent huge pages,
-// which the CPU streams faster (fewer TLB misses) at the cost of resident
-// memory the page cache cannot share.
+// mmap.h - read-only files in memory. Mode::map reads a model's weights
+// straight from a mapping of the file (never copied); Mode::read reads the
+// file once into anonymous memory that asks for transparent huge pages, which
+// the CPU streams faster (fewer TLB misses) at the cost of resident memory
+// the page cache cannot share. Mode::automatic reads a file that takes at
+// most half of the memory available now and maps a larger one.
 #pragma once
 
 #include <cstddef>
@@ -14,7 +15,7 @@ namespace paca {
 
 class MappedFile {
  public:
-  enum class Mode { map, read };
+  enum class Mode { map, read, automatic };
   // Maps (or reads) the whole file, read-only. Throws Error(io) when it cannot.
   explicit MappedFile(const std::string& path, Mode mode = Mode::map);
   ~MappedFile();
@@ -25,12 +26,14 @@ class MappedFile {
   size_t size() const { return size_; }
   std::span<const uint8_t> bytes() const { return {data_, size_}; }
   const std::string& path() const { return path_; }
+  bool was_read() const { return read_; }  // read into memory (else mapped)
 
  private:
   std::string path_;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
   size_t mapped_ = 0;  // length of the mapping (read mode rounds up to huge pages)
+  bool read_ = false;
 };
 
 }  // namespace paca

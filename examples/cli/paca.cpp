@@ -63,8 +63,9 @@ void usage() {
                "PATH is a Hugging Face model directory, a .gguf file or a llama2.c .bin checkpoint.\n"
                "Model options (run, eval, info): --weight-dtype fp8 quantizes the MLP weights to FP8 at load\n"
                "(Meta's recipe: first and last layer kept; --fp8-attention adds attention); --fp8-mode auto|w8a8|w8a16\n"
-               "chooses activation rounding (w8a8) or weight-only FP8 (w8a16). --no-mmap reads the weights into\n"
-               "huge-page memory instead of mapping the file (slower load, faster CPU decode).\n"
+               "chooses activation rounding (w8a8) or weight-only FP8 (w8a16). The weights are read into huge-page\n"
+               "memory when a file takes at most half the available memory (faster CPU decode), else mapped;\n"
+               "--no-mmap always reads them, --mmap always maps them (quick load, pages shared with the page cache).\n"
                "-p TEXT is tokenized with BOS; special-token text in it stays text unless --special.\n"
                "--chat makes -p the user's message in the model's chat format (with --system, tools and the date\n"
                "of Llama 3.1); run --json then adds \"reply\": the reply's content and tool calls.\n"
@@ -114,7 +115,8 @@ struct Args {
   std::string cmd, model, dir, logits_out;
   std::string prompt_cache;  // run --prompt-cache FILE
   std::vector<int32_t> prompt;
-  bool have_prompt = false, json = false, ignore_eos = false, tied = false, progress = false, no_mmap = false;
+  bool have_prompt = false, json = false, ignore_eos = false, tied = false, progress = false;
+  int load_mode = PACA_LOAD_AUTO;
   int32_t weight_dtype = PACA_WEIGHTS_AS_STORED, fp8_mode = PACA_FP8_AUTO, fp8_targets = 0;
   std::string text;                     // -p TEXT
   bool have_text = false, special = false, no_bos = false;
@@ -173,7 +175,8 @@ Args parse_args(int argc, char** argv) {
     else if (k == "--json") a.json = true;
     else if (k == "--ignore-eos") a.ignore_eos = true;
     else if (k == "--progress") a.progress = true;
-    else if (k == "--no-mmap") a.no_mmap = true;
+    else if (k == "--no-mmap") a.load_mode = PACA_LOAD_READ;
+    else if (k == "--mmap") a.load_mode = PACA_LOAD_MMAP;
     else if (k == "--weight-dtype") {
       std::string v = val();
       if (v == "fp8") a.weight_dtype = PACA_WEIGHTS_FP8;
@@ -231,7 +234,7 @@ paca_model* load(const Args& a, double* load_ms) {
   mp.weight_dtype = a.weight_dtype;
   mp.fp8_mode = a.fp8_mode;
   mp.fp8_targets = a.fp8_targets;
-  mp.load_mode = a.no_mmap ? PACA_LOAD_READ : PACA_LOAD_MMAP;
+  mp.load_mode = a.load_mode;
   if (a.progress || isatty(2)) mp.progress = progress_bar;
   paca_model* m = nullptr;
   auto t0 = Clock::now();

@@ -31,7 +31,8 @@ TEST(Abi, ParamsStructLayoutIsPinned) {
   EXPECT_EQ(sizeof(paca_session_params), 8u);
   EXPECT_EQ(offsetof(paca_session_params, n_ctx), 4u);
 
-  EXPECT_EQ(sizeof(paca_model_info), 128u);
+  EXPECT_EQ(sizeof(paca_model_info), 136u);
+  EXPECT_EQ(offsetof(paca_model_info, load_mode), 128u);  // v0.2, appended
   EXPECT_EQ(offsetof(paca_model_info, format), 4u);
   EXPECT_EQ(offsetof(paca_model_info, rope_theta), 40u);
   EXPECT_EQ(offsetof(paca_model_info, eos_ids), 68u);

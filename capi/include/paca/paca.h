@@ -134,11 +134,15 @@ typedef enum paca_fp8_mode {
 } paca_fp8_mode;
 
 typedef enum paca_load_mode {
-  PACA_LOAD_MMAP = 0, /* map the weight files (default): quick to load, pages shared with the
-                         page cache and with other processes mapping the same file */
-  PACA_LOAD_READ = 1  /* read them into anonymous memory that asks for transparent huge pages:
+  PACA_LOAD_MMAP = 0, /* map the weight files: quick to load, pages shared with the page cache
+                         and with other processes mapping the same file */
+  PACA_LOAD_READ = 1, /* read them into anonymous memory that asks for transparent huge pages:
                          the load reads every byte, memory is private to the process, and CPU
                          decode streams the weights faster (fewer TLB misses) */
+  PACA_LOAD_AUTO = 2  /* the default of paca_model_params_default (since v0.2): on the CPU, read
+                         each weight file that takes at most half of the memory available
+                         (MemAvailable) at load time and map larger ones; map for a GPU device.
+                         paca_model_info.load_mode tells what was done. */
 } paca_load_mode;
 
 typedef struct paca_model_params {
@@ -221,6 +225,9 @@ typedef struct paca_model_info {
   uint64_t n_params;        /* parameter count */
   uint64_t weight_bytes;    /* bytes of weights as stored */
   uint64_t kv_bytes_per_token; /* KV-cache bytes per token of context */
+  /* Since v0.2. */
+  int32_t load_mode;        /* PACA_LOAD_READ when every weight file was read into memory, else
+                               PACA_LOAD_MMAP */
 } paca_model_info;
 
 /**
