@@ -4,7 +4,7 @@
 // read bandwidth, prefill against flops per token over the measured FMA peak.
 //
 //   paca-bench [-m PATH | --shape NAME] [--threads N] [--prompt N[,N...]] [--tokens N]
-//              [--depths N[,N...]] [--repeats N] [--mmap | --no-mmap] [--json]
+//              [--depths N[,N...]] [--batch N[,N...]] [--repeats N] [--mmap | --no-mmap] [--json]
 //
 // --shape (paca_test_model_params_for_shape: tiny, 110m, llama2-7b/13b/70b,
 // llama3-8b/70b, llama3.1-8b/70b/405b, llama3.2-1b/3b) builds a model of that shape with seeded random BF16 weights in
@@ -176,7 +176,7 @@ int main(int argc, char** argv) {
   std::string model, shape = "110m";
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   int tokens = 64, repeats = 3;
-  std::vector<int> prompts = {128, 512}, depths;
+  std::vector<int> prompts = {128, 512}, depths, batches;
   bool json = false;
   int load_mode = PACA_LOAD_AUTO;
   for (int i = 1; i < argc; ++i) {
@@ -191,6 +191,7 @@ int main(int argc, char** argv) {
     else if (a == "--tokens") tokens = std::max(2, std::atoi(next().c_str()));
     else if (a == "--prompt") prompts = parse_list(next(), "--prompt");
     else if (a == "--depths") depths = parse_list(next(), "--depths");
+    else if (a == "--batch") batches = parse_list(next(), "--batch");
     else if (a == "--repeats") repeats = std::max(1, std::atoi(next().c_str()));
     else if (a == "--json") json = true;
     else if (a == "--no-mmap") load_mode = PACA_LOAD_READ;
@@ -290,6 +291,47 @@ int main(int argc, char** argv) {
     const double kv = (std::max(depth, 1) + tokens / 2.0) * static_cast<double>(info.kv_bytes_per_token);
     decode.push_back({depth, stats(tps), matrix_bytes + kv, bw / (matrix_bytes + kv)});
   }
+  // batched decode: B sequences (prompts of the first depth, each its own)
+  // stepped together with paca_generator_next_batch; tokens/s counts all of
+  // them. Bound per step: every matrix once plus B caches over the bandwidth,
+  // or B tokens' flops over the FMA peak, whichever is slower.
+  struct BatchResult {
+    int batch;
+    Stats tps;
+    double bound_tps;
+  };
+  std::vector<BatchResult> batched;
+  const int bdepth = std::max(depths.front(), 1);
+  for (int B : batches) {
+    if (B < 1 || bdepth + tokens + 1 > max_ctx) continue;
+    std::vector<double> tps;
+    for (int r = 0; r < repeats; ++r) {
+      std::vector<paca_session*> ss(static_cast<size_t>(B), nullptr);
+      std::vector<paca_generator*> gs(static_cast<size_t>(B), nullptr);
+      paca_sampler_params sp = paca_sampler_params_default();
+      sp.ignore_eos = 1;
+      sp.max_new_tokens = tokens + 1;
+      for (int b = 0; b < B; ++b) {
+        std::vector<int32_t> ids = prompt_ids(bdepth, info.n_vocab);
+        ids[0] = (b * 104729 + 3) % info.n_vocab;  // a different sequence each
+        if (paca_session_create(m, nullptr, &ss[b]) != PACA_OK) die(paca_last_error());
+        if (paca_generator_create(ss[b], ids.data(), ids.size(), &sp, nullptr, &gs[b]) != PACA_OK) die(paca_last_error());
+      }
+      std::vector<int32_t> out(static_cast<size_t>(B));
+      auto t1 = Clock::now();
+      for (int i = 0; i < tokens; ++i)
+        if (paca_generator_next_batch(gs.data(), gs.size(), out.data(), nullptr, nullptr) != PACA_OK) die(paca_last_error());
+      tps.push_back(static_cast<double>(B) * tokens / seconds_since(t1));
+      for (int b = 0; b < B; ++b) {
+        paca_generator_free(gs[b]);
+        paca_session_free(ss[b]);
+      }
+    }
+    const double kv = (bdepth + tokens / 2.0) * static_cast<double>(info.kv_bytes_per_token);
+    const double mem_steps = bw / (matrix_bytes + B * kv);
+    const double flop_steps = peak > 0 ? peak / (B * 2 * matmul_params) : mem_steps;
+    batched.push_back({B, stats(tps), B * std::min(mem_steps, flop_steps)});
+  }
   const double rss = peak_rss_mib();
 
   const bool read = info.load_mode == PACA_LOAD_READ;
@@ -325,6 +367,13 @@ int main(int argc, char** argv) {
                   i ? "," : "", d.depth, tokens, d.tps.median, d.tps.min, d.tps.max, d.bytes_per_token, d.bound_tps,
                   d.tps.median / d.bound_tps);
     }
+    std::printf("],\"batch\":[");
+    for (size_t i = 0; i < batched.size(); ++i) {
+      const auto& b = batched[i];
+      std::printf("%s{\"batch\":%d,\"depth\":%d,\"tokens_per_s\":%.2f,\"min\":%.2f,\"max\":%.2f,"
+                  "\"bound_tokens_per_s\":%.2f,\"fraction_of_bound\":%.3f}",
+                  i ? "," : "", b.batch, bdepth, b.tps.median, b.tps.min, b.tps.max, b.bound_tps, b.tps.median / b.bound_tps);
+    }
     std::printf("]}\n");
   } else {
     std::printf("model            %s (%.1fM params, %.1f MiB weights, %s), %d threads, load %.2f s\n", label.c_str(),
@@ -342,6 +391,9 @@ int main(int argc, char** argv) {
                   "(%.1f MB/token) -> %.0f%%\n",
                   d.depth, d.tps.median, d.tps.min, d.tps.max, tokens, d.bound_tps, d.bytes_per_token / 1e6,
                   100 * d.tps.median / d.bound_tps);
+    for (const auto& b : batched)
+      std::printf("batch %-3d @%-5d %8.2f tok/s in all (min %.2f, max %.2f); bound %.1f tok/s -> %.0f%%\n", b.batch,
+                  bdepth, b.tps.median, b.tps.min, b.tps.max, b.bound_tps, 100 * b.tps.median / b.bound_tps);
     std::printf("peak RSS         %.1f MiB (medians of %d repeats)\n", rss, repeats);
   }
   paca_model_free(m);

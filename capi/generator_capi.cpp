@@ -94,6 +94,31 @@ PACA_API paca_status paca_generator_next(paca_generator* generator, int32_t* out
   });
 }
 
+PACA_API paca_status paca_generator_next_batch(paca_generator* const* generators, size_t n, int32_t* out_tokens,
+                                               const char** out_texts, size_t* out_lens) {
+  PACA_REQUIRE(n == 0 || (generators != nullptr && out_tokens != nullptr),
+               "paca_generator_next_batch: generators or out_tokens is NULL");
+  PACA_REQUIRE(n <= 65536, "paca_generator_next_batch: more than 65536 generators");
+  for (size_t i = 0; i < n; ++i) {
+    out_tokens[i] = -1;
+    if (out_texts != nullptr) out_texts[i] = "";
+    if (out_lens != nullptr) out_lens[i] = 0;
+    PACA_REQUIRE(generators[i] != nullptr, "paca_generator_next_batch: generator " + std::to_string(i) + " is NULL");
+  }
+  return guarded([&] {
+    std::vector<paca::Generator*> gens(n);
+    for (size_t i = 0; i < n; ++i) gens[i] = generators[i]->gen.get();
+    std::vector<paca::Generator::Step> steps(n, paca::Generator::Step{-1, {}});
+    paca::Generator::next_batch(gens, steps);
+    for (size_t i = 0; i < n; ++i) {
+      out_tokens[i] = steps[i].token;
+      if (steps[i].token >= 0) generators[i]->last_token = steps[i].token;
+      if (out_texts != nullptr) out_texts[i] = steps[i].text.data();
+      if (out_lens != nullptr) out_lens[i] = steps[i].text.size();
+    }
+  });
+}
+
 PACA_API paca_stop_reason paca_generator_stop_reason(const paca_generator* generator) {
   if (generator == nullptr) return PACA_STOP_NONE;
   return static_cast<paca_stop_reason>(static_cast<int>(generator->gen->stop_reason()));

@@ -13,11 +13,13 @@ Workspace::Workspace(Backend& backend, const ModelConfig& c) : backend_(backend)
 
 Workspace::~Workspace() { backend_.release(mem_); }
 
-void Workspace::reserve(int tokens) {
-  if (tokens <= capacity_) return;
-  const size_t T = static_cast<size_t>(tokens);
+void Workspace::reserve(int tokens, int logit_rows) {
+  if (tokens <= capacity_ && logit_rows <= logit_rows_) return;
+  tokens = std::max(tokens, capacity_);
+  logit_rows = std::max(logit_rows, logit_rows_);
+  const size_t T = static_cast<size_t>(tokens), L = static_cast<size_t>(logit_rows);
   const size_t D = c_.dim, Q = c_.q_dim(), KV = c_.kv_dim(), F = c_.ffn_dim, V = c_.n_vocab;
-  size_t floats = T * (3 * D + 2 * Q + 2 * KV + 2 * F) + V;
+  size_t floats = T * (3 * D + 2 * Q + 2 * KV + 2 * F) + L * V;
   void* mem = backend_.alloc(floats * sizeof(float));
   backend_.release(mem_);
   mem_ = mem;
@@ -35,8 +37,9 @@ void Workspace::reserve(int tokens) {
   take(v, T, KV);
   take(g, T, F);
   take(u, T, F);
-  take(logits, 1, V);
+  take(logits, L, V);
   capacity_ = tokens;
+  logit_rows_ = logit_rows;
 }
 
 LlamaModel::LlamaModel(std::unique_ptr<Checkpoint> ckpt, std::unique_ptr<Backend> backend, const ModelOptions& opt)
@@ -71,19 +74,41 @@ LlamaModel::LlamaModel(std::unique_ptr<Checkpoint> ckpt, std::unique_ptr<Backend
   fingerprint_ = model_fingerprint(*ckpt_);
 }
 
+Workspace& LlamaModel::batch_workspace() {
+  if (!batch_ws_) batch_ws_ = std::make_unique<Workspace>(*backend_, ckpt_->config);
+  return *batch_ws_;
+}
+
 void LlamaModel::forward(Workspace& ws, std::span<const int32_t> tokens, int pos0, const KvSeq& seq,
                          const std::atomic<bool>* cancel) {
+  const SeqStep one{tokens, pos0, seq, true};
+  forward_batch(ws, std::span<const SeqStep>(&one, 1), cancel);
+}
+
+void LlamaModel::forward_batch(Workspace& ws, std::span<const SeqStep> seqs, const std::atomic<bool>* cancel) {
   const ModelConfig& c = ckpt_->config;
-  const int T = static_cast<int>(tokens.size());
+  tokens_.clear();
+  pos_.clear();
+  int n_logits = 0;
+  for (const SeqStep& s : seqs) {
+    check(!s.tokens.empty(), Status::internal, "forward: a sequence without tokens");
+    tokens_.insert(tokens_.end(), s.tokens.begin(), s.tokens.end());
+    for (size_t t = 0; t < s.tokens.size(); ++t) pos_.push_back(s.pos0 + static_cast<int>(t));
+    n_logits += s.logits ? 1 : 0;
+  }
+  const int T = static_cast<int>(tokens_.size());
+  check(T <= ws.capacity() && n_logits <= ws.logit_capacity(), Status::internal,
+        "forward: {} tokens / {} logit rows exceed the workspace", T, n_logits);
   Backend& be = *backend_;
   auto rows = [T](Act a) { return Act{a.data, T, a.cols}; };
   Act x = rows(ws.x), xn = rows(ws.xn), q = rows(ws.q), k = rows(ws.k), v = rows(ws.v), att = rows(ws.att),
       o = rows(ws.o), g = rows(ws.g), u = rows(ws.u);
-  pos_.resize(T);
-  for (int t = 0; t < T; ++t) pos_[t] = pos0 + t;
+  // rows [r0, r0 + n) of an activation
+  auto part = [](Act a, int r0, int n) { return Act{a.row(r0), n, a.cols}; };
   const AttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim};
+  const std::span<const int32_t> pos(pos_);
 
-  be.embed(*embed_, tokens, x);
+  be.embed(*embed_, tokens_, x);
   for (int l = 0; l < c.n_layers; ++l) {
     if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) fail(Status::cancelled, "cancelled");
     const LayerWeights& w = layers_[l];
@@ -92,10 +117,16 @@ void LlamaModel::forward(Workspace& ws, std::span<const int32_t> tokens, int pos
     be.matmul(xn, *w.wq, q);
     be.matmul(xn, *w.wk, k);
     be.matmul(xn, *w.wv, v);
-    be.rope(q, c.n_heads, c.head_dim, pos_, rope_freqs_, c.rope_layout);
-    be.rope(k, c.n_kv_heads, c.head_dim, pos_, rope_freqs_, c.rope_layout);
-    be.kv_write(seq, l, k, v, pos_);
-    be.attention(q, seq, l, pos_, shape, att);
+    be.rope(q, c.n_heads, c.head_dim, pos, rope_freqs_, c.rope_layout);
+    be.rope(k, c.n_kv_heads, c.head_dim, pos, rope_freqs_, c.rope_layout);
+    int r0 = 0;
+    for (const SeqStep& s : seqs) {
+      const int n = static_cast<int>(s.tokens.size());
+      const auto sp = pos.subspan(static_cast<size_t>(r0), static_cast<size_t>(n));
+      be.kv_write(s.kv, l, part(k, r0, n), part(v, r0, n), sp);
+      be.attention(part(q, r0, n), s.kv, l, sp, shape, part(att, r0, n));
+      r0 += n;
+    }
     be.matmul(att, *w.wo, o);
     if (comm_ != nullptr) comm_->all_reduce_sum(o.data, static_cast<size_t>(T) * c.dim);
     be.add(x, o);
@@ -108,22 +139,31 @@ void LlamaModel::forward(Workspace& ws, std::span<const int32_t> tokens, int pos
     if (comm_ != nullptr) comm_->all_reduce_sum(o.data, static_cast<size_t>(T) * c.dim);
     be.add(x, o);
   }
-  // only the last position's logits are needed
-  Act last{x.row(T - 1), 1, c.dim};
-  Act last_n{xn.data, 1, c.dim};
+  // only the last position of each sequence that wants logits: gather those
+  // rows (into o, free now), normalize them into xn, one LM-head matmul
+  int r0 = 0, L = 0;
+  for (const SeqStep& s : seqs) {
+    r0 += static_cast<int>(s.tokens.size());
+    if (s.logits) be.copy(o.row(L++), x.row(r0 - 1), static_cast<size_t>(c.dim) * sizeof(float));
+  }
+  if (L == 0) return;
+  Act last{o.data, L, c.dim}, last_n{xn.data, L, c.dim};
   be.rmsnorm(last, *norm_, c.norm_eps, last_n);
   if (ckpt_->lm_head_rows == 0) {
-    be.matmul(last_n, *output_, ws.logits);
+    be.matmul(last_n, *output_, Act{ws.logits.data, L, ws.logits.cols});
     return;
   }
   // tensor parallel: this rank's vocabulary rows (zero-padded), gathered in rank order
   const size_t head_rows = static_cast<size_t>(ckpt_->lm_head_rows);
   check(comm_ != nullptr, Status::internal, "a tensor-parallel shard runs without a communicator");
-  shard_logits_.assign(head_rows, 0.0f);
-  gathered_logits_.resize(head_rows * static_cast<size_t>(comm_->size()));
-  if (output_->rows > 0) be.matmul(last_n, *output_, Act{shard_logits_.data(), 1, static_cast<int>(output_->rows)});
-  comm_->all_gather(shard_logits_.data(), head_rows, gathered_logits_.data());
-  std::copy(gathered_logits_.begin(), gathered_logits_.begin() + c.n_vocab, ws.logits.data);
+  for (int i = 0; i < L; ++i) {
+    shard_logits_.assign(head_rows, 0.0f);
+    gathered_logits_.resize(head_rows * static_cast<size_t>(comm_->size()));
+    if (output_->rows > 0)
+      be.matmul(Act{last_n.row(i), 1, c.dim}, *output_, Act{shard_logits_.data(), 1, static_cast<int>(output_->rows)});
+    comm_->all_gather(shard_logits_.data(), head_rows, gathered_logits_.data());
+    std::copy(gathered_logits_.begin(), gathered_logits_.begin() + c.n_vocab, ws.logits.row(i));
+  }
 }
 
 }  // namespace paca

@@ -28,23 +28,37 @@ struct LayerWeights {
   const TensorView* w3;         // up [F, D]
 };
 
-// Scratch activations of one sequence for up to `capacity` tokens per step.
+// Scratch activations of one step for up to `capacity` tokens and
+// `logit_rows` sequences that want logits.
 class Workspace {
  public:
   Workspace(Backend& backend, const ModelConfig& c);
   ~Workspace();
   Workspace(const Workspace&) = delete;
   Workspace& operator=(const Workspace&) = delete;
-  void reserve(int tokens);  // grows the buffers to hold `tokens` rows
+  // grows the buffers to hold `tokens` rows and `logit_rows` rows of logits
+  void reserve(int tokens, int logit_rows = 1);
   int capacity() const { return capacity_; }
+  int logit_capacity() const { return logit_rows_; }
 
-  Act x, xn, q, k, v, att, o, g, u, logits;
+  Act x, xn, q, k, v, att, o, g, u, logits;  // logits: [logit_rows, vocab]
 
  private:
   Backend& backend_;
   const ModelConfig& c_;
   int capacity_ = 0;
+  int logit_rows_ = 0;
   void* mem_ = nullptr;
+};
+
+// One sequence's part of a batched step: its new tokens at positions pos0,
+// pos0 + 1, ..., the KV blocks they are written into, and whether the last
+// token's logits are wanted.
+struct SeqStep {
+  std::span<const int32_t> tokens;
+  int pos0 = 0;
+  KvSeq kv;
+  bool logits = true;
 };
 
 struct ModelOptions {
@@ -64,6 +78,9 @@ class LlamaModel {
   const KvLayout& kv_layout() const { return kv_layout_; }
   const LogSink& log() const { return opt_.log; }
   std::mutex& compute_mutex() { return compute_mutex_; }
+  // Scratch for batched steps of several sequences; only while holding
+  // compute_mutex().
+  Workspace& batch_workspace();
   uint64_t n_params() const { return n_params_; }
   uint64_t weight_bytes() const { return weight_bytes_; }
   uint64_t fingerprint() const { return fingerprint_; }  // see model/fingerprint.h
@@ -74,6 +91,14 @@ class LlamaModel {
   // Error(cancelled) between layers when *cancel becomes true.
   void forward(Workspace& ws, std::span<const int32_t> tokens, int pos0, const KvSeq& seq,
                const std::atomic<bool>* cancel);
+
+  // Several sequences in one step: their tokens go through every matmul
+  // together (each weight is read once for all of them); attention runs per
+  // sequence over its own KV blocks. The last-token logits of the i-th
+  // sequence that wants them land in row i of ws.logits. Total tokens <=
+  // ws.capacity(), sequences wanting logits <= ws.logit_capacity(). Each
+  // sequence's results are the same bits as when it runs alone.
+  void forward_batch(Workspace& ws, std::span<const SeqStep> seqs, const std::atomic<bool>* cancel);
 
   // A tensor-parallel rank (its checkpoint from shard_checkpoint): forward
   // all-reduces the o and down projections' partial sums and all-gathers the
@@ -90,13 +115,14 @@ class LlamaModel {
   const TensorView* norm_ = nullptr;
   const TensorView* output_ = nullptr;
   std::vector<float> rope_freqs_;
-  std::vector<int32_t> pos_;  // scratch: positions of the current step
+  std::vector<int32_t> pos_, tokens_;  // scratch: positions and tokens of the current step
   Communicator* comm_ = nullptr;
   std::vector<float> shard_logits_, gathered_logits_;  // tensor parallel: this rank's and all ranks' LM-head rows
   uint64_t n_params_ = 0;
   uint64_t weight_bytes_ = 0;
   uint64_t fingerprint_ = 0;
   std::mutex compute_mutex_;
+  std::unique_ptr<Workspace> batch_ws_;
 };
 
 }  // namespace paca

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -54,6 +55,19 @@ class Generator {
   // generation then ends with the session as it was before that step).
   Step next();
 
+  // The same without the decode step: when the generation goes on, the
+  // caller must append the returned token to the session (e.g. in a batched
+  // step with other sessions, Session::step_batch) before the next call.
+  Step next_deferred();
+
+  // next() for several generators (on distinct sessions of one model) at
+  // once: each samples its token, and those that go on are appended to their
+  // sessions in one batched forward step (Session::step_batch). A token gets
+  // the same logits, so the same draw, as with next(). out[i] is gens[i]'s
+  // step. If the batched step fails, every generator that was to take a
+  // token fails as next() would.
+  static void next_batch(std::span<Generator* const> gens, std::span<Step> out);
+
   StopReason stop_reason() const { return reason_; }
   bool done() const { return reason_ != StopReason::none; }
   size_t n_generated() const { return n_generated_; }
@@ -62,6 +76,7 @@ class Generator {
   bool logprobs_enabled() const { return opt_.logprobs; }
 
  private:
+  Step step(bool feed);
   void emit(std::string_view piece);
   void finish(StopReason why);
 
@@ -76,6 +91,8 @@ class Generator {
   Logprobs logprobs_;
   size_t n_generated_ = 0;
   bool failed_ = false;  // a decode step threw: the generation cannot go on
+  size_t fed_length_ = 0;  // after next_deferred: the session length once the token is appended
+  int32_t pending_ = -1;   // next_batch: the token being appended
   StopReason reason_ = StopReason::none;
 };
 

@@ -45,6 +45,57 @@ void Session::prefill(std::span<const int32_t> tokens) {
   has_logits_ = true;
 }
 
+void Session::step_batch(std::span<const BatchItem> items) {
+  if (items.empty()) return;
+  LlamaModel& model = items.front().session->model_;
+  const int vocab = model.config().n_vocab;
+  size_t total = 0;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const BatchItem& it = items[i];
+    check(it.session != nullptr && &it.session->model_ == &model, Status::invalid_argument,
+          "batch item {}: no session, or a session of another model", i);
+    for (size_t j = 0; j < i; ++j)
+      check(items[j].session != it.session, Status::invalid_argument, "batch items {} and {} are the same session", j, i);
+    check(!it.tokens.empty(), Status::invalid_argument, "batch item {}: no tokens given", i);
+    for (size_t t = 0; t < it.tokens.size(); ++t)
+      check(it.tokens[t] >= 0 && it.tokens[t] < vocab, Status::invalid_argument,
+            "batch item {}: token id {} at index {} is outside the vocabulary [0, {})", i, it.tokens[t], t, vocab);
+    const size_t len = it.session->tokens_.size(), n_ctx = static_cast<size_t>(it.session->n_ctx_);
+    check(it.tokens.size() <= n_ctx - len, Status::context_full,
+          "batch item {}: {} tokens do not fit: the session holds {} of its {}-token context", i, it.tokens.size(), len,
+          n_ctx);
+    total += it.tokens.size();
+  }
+  std::lock_guard<std::mutex> lock(model.compute_mutex());
+  Workspace& ws = model.batch_workspace();
+  std::vector<SeqStep> steps;
+  steps.reserve(items.size());
+  size_t grown = 0;
+  try {
+    for (const BatchItem& it : items) {
+      Session& s = *it.session;
+      s.cancel_.store(false);
+      const size_t len = s.tokens_.size();
+      s.kv_.make_writable(len);
+      s.kv_.resize_for(len + it.tokens.size());
+      ++grown;
+      steps.push_back(SeqStep{it.tokens, static_cast<int>(len), s.kv_.view(), true});
+    }
+    ws.reserve(static_cast<int>(total), static_cast<int>(items.size()));
+    model.forward_batch(ws, steps, nullptr);
+  } catch (...) {
+    for (size_t i = 0; i < grown; ++i) items[i].session->kv_.resize_for(items[i].session->tokens_.size());
+    throw;
+  }
+  for (size_t i = 0; i < items.size(); ++i) {
+    Session& s = *items[i].session;
+    s.logits_.resize(static_cast<size_t>(vocab));
+    model.backend().to_host(ws.logits.row(static_cast<int>(i)), s.logits_.data(), s.logits_.size());
+    s.tokens_.insert(s.tokens_.end(), items[i].tokens.begin(), items[i].tokens.end());
+    s.has_logits_ = true;
+  }
+}
+
 void Session::rewind(size_t n_tokens) {
   check(n_tokens <= tokens_.size(), Status::invalid_argument, "cannot rewind to {} tokens: the session holds {}",
         n_tokens, tokens_.size());

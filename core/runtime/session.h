@@ -21,6 +21,18 @@ class Session {
   // Appends tokens and computes the logits of the last one. On any error
   // (bad id, context full, cancellation) the session is left unchanged.
   void prefill(std::span<const int32_t> tokens);
+
+  // One forward step for several sessions of one model (batching): appends
+  // each item's tokens to its session and computes that session's last
+  // logits, all in one pass, with the same bits as separate prefills. All or
+  // nothing: on any error (bad id, context full, a session twice, sessions of
+  // different models) every session is left unchanged. The step's scratch is
+  // the model's batch workspace.
+  struct BatchItem {
+    Session* session;
+    std::span<const int32_t> tokens;
+  };
+  static void step_batch(std::span<const BatchItem> items);
   void rewind(size_t n_tokens);
   void cancel() { cancel_.store(true); }
 

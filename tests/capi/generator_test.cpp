@@ -341,3 +341,207 @@ TEST(Generator, BadInput) {
 }
 
 }  // namespace
+
+// ---- batching (paca_generator_next_batch) ----------------------------------
+
+namespace {
+
+struct Request {
+  std::string prompt;
+  paca_sampler_params sp;
+  std::vector<std::string> stops;
+  size_t join_at;  // the batch step at which the request joins
+};
+
+// One request alone: paca_generator_next until the end.
+Result run_alone(paca_model* m, const Request& q) {
+  Result r;
+  paca_session* s = new_session(m, 0);
+  const auto prompt = tokenize(m, q.prompt);
+  paca_generator_params gp = paca_generator_params_default();
+  const auto ptrs = c_strings(q.stops);
+  gp.stop_strings = ptrs.data();
+  gp.n_stop_strings = static_cast<int32_t>(ptrs.size());
+  gp.logprobs = 1;
+  paca_generator* g = nullptr;
+  EXPECT_EQ(paca_generator_create(s, prompt.data(), prompt.size(), &q.sp, &gp, &g), PACA_OK) << paca_last_error();
+  for (;;) {
+    int32_t tok = -1;
+    const char* text = nullptr;
+    size_t len = 0;
+    EXPECT_EQ(paca_generator_next(g, &tok, &text, &len), PACA_OK) << paca_last_error();
+    if (tok < 0) break;
+    r.tokens.push_back(tok);
+    r.text.append(text, len);
+    paca_token_logprobs lp{};
+    lp.struct_size = sizeof lp;
+    EXPECT_EQ(paca_generator_logprobs(g, &lp), PACA_OK);
+    r.logprobs.push_back(lp.logprob);
+    for (int k = 0; k < lp.n_top; ++k) r.logprobs.push_back(lp.top_logprobs[k]);
+  }
+  r.stop = paca_generator_stop_reason(g);
+  paca_generator_free(g);
+  paca_session_free(s);
+  return r;
+}
+
+// All requests stepped together; each joins at its step and leaves when done.
+std::vector<Result> run_batched(paca_model* m, const std::vector<Request>& qs, size_t* max_batch) {
+  const size_t n = qs.size();
+  std::vector<Result> out(n);
+  std::vector<paca_session*> sessions(n, nullptr);
+  std::vector<paca_generator*> gens(n, nullptr);
+  std::vector<std::vector<const char*>> ptrs(n);
+  std::vector<bool> finished(n, false);
+  *max_batch = 0;
+  for (size_t step = 0;; ++step) {
+    for (size_t i = 0; i < n; ++i)
+      if (qs[i].join_at == step) {
+        sessions[i] = new_session(m, 0);
+        const auto prompt = tokenize(m, qs[i].prompt);
+        paca_generator_params gp = paca_generator_params_default();
+        ptrs[i] = c_strings(qs[i].stops);
+        gp.stop_strings = ptrs[i].data();
+        gp.n_stop_strings = static_cast<int32_t>(ptrs[i].size());
+        gp.logprobs = 1;
+        EXPECT_EQ(paca_generator_create(sessions[i], prompt.data(), prompt.size(), &qs[i].sp, &gp, &gens[i]), PACA_OK);
+      }
+    std::vector<paca_generator*> active;
+    std::vector<size_t> which;
+    for (size_t i = 0; i < n; ++i)
+      if (gens[i] != nullptr && !finished[i]) {
+        active.push_back(gens[i]);
+        which.push_back(i);
+      }
+    bool waiting = false;
+    for (size_t i = 0; i < n; ++i) waiting = waiting || qs[i].join_at > step;
+    if (active.empty() && !waiting) break;
+    *max_batch = std::max(*max_batch, active.size());
+    std::vector<int32_t> toks(active.size());
+    std::vector<const char*> texts(active.size());
+    std::vector<size_t> lens(active.size());
+    EXPECT_EQ(paca_generator_next_batch(active.data(), active.size(), toks.data(), texts.data(), lens.data()), PACA_OK)
+        << paca_last_error();
+    for (size_t a = 0; a < active.size(); ++a) {
+      Result& r = out[which[a]];
+      if (toks[a] < 0) {
+        finished[which[a]] = true;
+        r.stop = paca_generator_stop_reason(active[a]);
+        continue;
+      }
+      r.tokens.push_back(toks[a]);
+      r.text.append(texts[a], lens[a]);
+      paca_token_logprobs lp{};
+      lp.struct_size = sizeof lp;
+      EXPECT_EQ(paca_generator_logprobs(active[a], &lp), PACA_OK);
+      r.logprobs.push_back(lp.logprob);
+      for (int k = 0; k < lp.n_top; ++k) r.logprobs.push_back(lp.top_logprobs[k]);
+    }
+  }
+  for (size_t i = 0; i < n; ++i) {
+    paca_generator_free(gens[i]);
+    paca_session_free(sessions[i]);
+  }
+  return out;
+}
+
+paca_sampler_params sampled(uint64_t seed, float temperature, int top_k, float top_p, int max_new) {
+  paca_sampler_params sp = paca_sampler_params_default();
+  sp.seed = seed;
+  sp.temperature = temperature;
+  sp.top_k = top_k;
+  sp.top_p = top_p;
+  sp.max_new_tokens = max_new;
+  sp.n_top_logprobs = 3;
+  return sp;
+}
+
+}  // namespace
+
+// Issue 4's reproducibility: a request gives the same tokens, text, stop
+// reason and log-probabilities (bit for bit) alone on a 1-thread model and
+// inside a batch on a 2-thread model, whatever else is in the batch and
+// whenever requests join and leave.
+TEST(Generator, BatchedRequestsEqualRequestsAlone) {
+  SKIP_WITHOUT_SHARED();
+  const std::string path = test::shared_dir() + "/models/stories260K/stories260K.gguf";
+  std::vector<Request> qs = {
+      {"Once upon a time", sampled(0, 0.0f, 0, 1.0f, 40), {}, 0},                  // greedy
+      {"The little dog", sampled(7, 0.9f, 40, 0.95f, 48), {}, 0},                  // sampled
+      {"Lily liked to", sampled(123, 1.2f, 0, 0.9f, 30), {"."}, 0},                // stop string
+      {"One day", sampled(7, 0.9f, 40, 0.95f, 25), {}, 5},                        // joins late, same seed as #1
+      {"Tom and Sue", sampled(99, 0.7f, 10, 1.0f, 12), {}, 9},                     // joins later, leaves early
+  };
+  paca_model* one = test::load_or_die(path, 1);
+  paca_model* two = test::load_or_die(path, 2);
+  ASSERT_NE(one, nullptr);
+  ASSERT_NE(two, nullptr);
+  std::vector<Result> alone;
+  for (const Request& q : qs) alone.push_back(run_alone(one, q));
+  size_t max_batch = 0;
+  const std::vector<Result> batched = run_batched(two, qs, &max_batch);
+  EXPECT_GE(max_batch, 4u) << "the requests should overlap";
+  for (size_t i = 0; i < qs.size(); ++i) {
+    SCOPED_TRACE("request " + std::to_string(i) + ": " + qs[i].prompt);
+    EXPECT_FALSE(alone[i].tokens.empty());
+    EXPECT_EQ(batched[i].tokens, alone[i].tokens);
+    EXPECT_EQ(batched[i].text, alone[i].text);
+    EXPECT_EQ(batched[i].stop, alone[i].stop);
+    ASSERT_EQ(batched[i].logprobs.size(), alone[i].logprobs.size());
+    EXPECT_EQ(0, std::memcmp(batched[i].logprobs.data(), alone[i].logprobs.data(), alone[i].logprobs.size() * sizeof(float)));
+  }
+  EXPECT_EQ(alone[2].stop, PACA_STOP_STRING) << "request 2 should end on its stop string";
+  // the seeded requests really sample: request 1 differs from greedy decoding of its prompt
+  Request greedy1 = qs[1];
+  greedy1.sp = sampled(0, 0.0f, 0, 1.0f, 48);
+  EXPECT_NE(run_alone(one, greedy1).tokens, alone[1].tokens);
+  paca_model_free(one);
+  paca_model_free(two);
+}
+
+TEST(Generator, BatchBadInput) {
+  paca_model* m = test::load_or_die(test::make_small_model());
+  paca_model* other = test::load_or_die(test::make_small_model(9));
+  const int32_t prompt[] = {1, 5, 9};
+  paca_session* s1 = new_session(m, 0);
+  paca_session* s2 = new_session(m, 0);
+  paca_session* s3 = new_session(other, 0);
+  paca_generator *g1 = nullptr, *g2 = nullptr, *g1b = nullptr, *g3 = nullptr;
+  ASSERT_EQ(paca_generator_create(s1, prompt, 3, nullptr, nullptr, &g1), PACA_OK);
+  ASSERT_EQ(paca_generator_create(s2, prompt, 3, nullptr, nullptr, &g2), PACA_OK);
+  ASSERT_EQ(paca_generator_create(s1, nullptr, 0, nullptr, nullptr, &g1b), PACA_OK);  // a second generator on s1
+  ASSERT_EQ(paca_generator_create(s3, prompt, 3, nullptr, nullptr, &g3), PACA_OK);
+  int32_t toks[3] = {7, 7, 7};
+  EXPECT_EQ(paca_generator_next_batch(nullptr, 2, toks, nullptr, nullptr), PACA_ERR_INVALID_ARGUMENT);
+  paca_generator* pair[] = {g1, g2};
+  EXPECT_EQ(paca_generator_next_batch(pair, 2, nullptr, nullptr, nullptr), PACA_ERR_INVALID_ARGUMENT);
+  paca_generator* with_null[] = {g1, nullptr};
+  EXPECT_EQ(paca_generator_next_batch(with_null, 2, toks, nullptr, nullptr), PACA_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(toks[0], -1);
+  paca_generator* twice[] = {g1, g1};
+  EXPECT_EQ(paca_generator_next_batch(twice, 2, toks, nullptr, nullptr), PACA_ERR_INVALID_ARGUMENT);
+  paca_generator* shared[] = {g1, g1b};
+  EXPECT_EQ(paca_generator_next_batch(shared, 2, toks, nullptr, nullptr), PACA_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(paca_last_error()).find("share a session"), std::string::npos) << paca_last_error();
+  paca_generator* models[] = {g1, g3};
+  EXPECT_EQ(paca_generator_next_batch(models, 2, toks, nullptr, nullptr), PACA_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(paca_last_error()).find("another model"), std::string::npos) << paca_last_error();
+  // nothing above moved a session
+  EXPECT_EQ(paca_session_length(s1), 3u);
+  EXPECT_EQ(paca_session_length(s2), 3u);
+  EXPECT_EQ(paca_generator_n_generated(g1), 0u);
+  EXPECT_EQ(paca_generator_next_batch(pair, 0, nullptr, nullptr, nullptr), PACA_OK);  // an empty batch
+  EXPECT_EQ(paca_generator_next_batch(pair, 2, toks, nullptr, nullptr), PACA_OK) << paca_last_error();
+  EXPECT_EQ(paca_session_length(s1), 4u);
+  EXPECT_EQ(paca_session_length(s2), 4u);
+  EXPECT_EQ(toks[0], toks[1]) << "same prompt, greedy: same token";
+  paca_generator_free(g1);
+  paca_generator_free(g2);
+  paca_generator_free(g1b);
+  paca_generator_free(g3);
+  paca_session_free(s1);
+  paca_session_free(s2);
+  paca_session_free(s3);
+  paca_model_free(m);
+  paca_model_free(other);
+}

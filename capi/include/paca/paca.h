@@ -908,6 +908,26 @@ PACA_API void paca_generator_free(paca_generator* generator);
 PACA_API paca_status paca_generator_next(paca_generator* generator, int32_t* out_token, const char** out_text,
                                          size_t* out_len);
 
+/**
+ * paca_generator_next for n generators at once (batching): each samples its
+ * next token, and those whose generation goes on are appended to their
+ * sessions in ONE forward step of the model, which reads every weight once
+ * for all of them instead of once per generator. The generators' sessions
+ * must be distinct sessions of the same model. out_tokens (n entries) receives
+ * each generator's token (-1 for one that had already ended); out_texts and
+ * out_lens (both optional, n entries) its text, as paca_generator_next gives
+ * it. A token gets exactly the logits, hence the same draw, it would get from
+ * paca_generator_next: a request generates the same tokens alone or inside
+ * any batch. Generators may join or leave between calls (continuous
+ * batching). PACA_ERR_INVALID_ARGUMENT (NULL pointers, a generator twice,
+ * shared sessions, different models) or PACA_ERR_STATE (a generator that
+ * failed before) change nothing; if the forward step itself fails, the
+ * generators that were to take a token fail as paca_generator_next would.
+ * Session cancellation is not checked inside a batched step. Since v0.2.
+ */
+PACA_API paca_status paca_generator_next_batch(paca_generator* const* generators, size_t n, int32_t* out_tokens,
+                                               const char** out_texts, size_t* out_lens);
+
 /** Why the generation ended, or PACA_STOP_NONE while it goes on (also for NULL). Since v0.2. */
 PACA_API paca_stop_reason paca_generator_stop_reason(const paca_generator* generator);
 
