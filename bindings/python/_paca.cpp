@@ -295,4 +295,22 @@ PYBIND11_MODULE(_paca, m) {
         for (int32_t i = 0; i < lp.n_top; ++i) top.append(py::make_tuple(lp.top_tokens[i], lp.top_logprobs[i]));
         return py::make_tuple(lp.token, lp.logprob, top);
       });
+  m.def("next_batch", [](const std::vector<Generator*>& gens) {
+    // paca_generator_next_batch: one (token, text) or None per generator
+    std::vector<paca_generator*> hs;
+    for (const Generator* g : gens) {
+      if (g == nullptr) throw py::value_error("a generator is None");
+      hs.push_back(g->get());
+    }
+    std::vector<int32_t> toks(hs.size(), -1);
+    std::vector<const char*> texts(hs.size(), nullptr);
+    std::vector<size_t> lens(hs.size(), 0);
+    nogil([&] { return paca_generator_next_batch(hs.data(), hs.size(), toks.data(), texts.data(), lens.data()); });
+    py::list out;
+    for (size_t i = 0; i < hs.size(); ++i) {
+      if (toks[i] < 0) out.append(py::none());
+      else out.append(py::make_tuple(toks[i], py::str(texts[i], lens[i])));
+    }
+    return out;
+  });
 }

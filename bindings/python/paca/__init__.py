@@ -164,6 +164,49 @@ class Model:
                               top_p=top_p, top_k=top_k, min_p=min_p, repeat_penalty=repeat_penalty, seed=seed,
                               stop=stop, stop_tokens=stop_tokens, ignore_eos=ignore_eos, logprobs=logprobs)
 
+    def complete_batch(self, prompts: Sequence[Prompt], max_tokens: int = 128, temperature: float = 0.0,
+                       top_p: float = 1.0, top_k: int = 0, min_p: float = 0.0, repeat_penalty: float = 1.0,
+                       seed: Union[int, Sequence[int]] = 0, stop: Sequence[str] = (),
+                       stop_tokens: Sequence[int] = (), ignore_eos: bool = False,
+                       logprobs: Optional[int] = None, n_ctx: int = 0) -> List[Completion]:
+        """complete() for several prompts at once: each decode step runs every unfinished prompt
+        through the model together (each weight is read once per step for all of them), and each
+        prompt gets exactly the Completion complete() gives it alone. seed is one seed for all
+        prompts or one per prompt."""
+        seeds = [seed] * len(prompts) if isinstance(seed, int) else list(seed)
+        if len(seeds) != len(prompts):
+            raise ValueError("seed: %d seeds for %d prompts" % (len(seeds), len(prompts)))
+        sessions = [self.session(n_ctx) for _ in prompts]
+        gens: List[Any] = []
+        try:
+            for s, p, sd in zip(sessions, prompts, seeds):
+                gens.append(s._generator(self._prompt(p), max_tokens, temperature, top_p, top_k, min_p,
+                                         repeat_penalty, sd, stop, stop_tokens, ignore_eos, logprobs))
+            pieces: List[List[str]] = [[] for _ in prompts]
+            tokens: List[List[int]] = [[] for _ in prompts]
+            lps: List[Optional[List[TokenLogprob]]] = [[] if logprobs is not None else None for _ in prompts]
+            active = list(range(len(prompts)))
+            while active:
+                steps = _paca.next_batch([gens[i] for i in active])
+                still = []
+                for i, step in zip(active, steps):
+                    if step is None:
+                        continue
+                    still.append(i)
+                    tokens[i].append(step[0])
+                    pieces[i].append(step[1])
+                    if lps[i] is not None:
+                        tok, lp, top = gens[i].logprobs()
+                        lps[i].append(TokenLogprob(tok, lp, list(top)))
+                active = still
+            return [Completion("".join(pieces[i]), tokens[i], _STOP_REASONS[gens[i].stop_reason()], lps[i])
+                    for i in range(len(prompts))]
+        finally:
+            for g in gens:
+                g.close()
+            for s in sessions:
+                s.close()
+
     def chat_prompt(self, messages: Sequence[dict], tools: Optional[Sequence[dict]] = None,
                     add_generation_prompt: bool = True, date: Optional[str] = None) -> str:
         """The conversation rendered by the model's chat template (as transformers renders it)."""

@@ -66,6 +66,11 @@ class Model:
                  top_k: int = ..., min_p: float = ..., repeat_penalty: float = ..., seed: int = ...,
                  stop: Sequence[str] = ..., stop_tokens: Sequence[int] = ..., ignore_eos: bool = ...,
                  logprobs: Optional[int] = ..., n_ctx: int = ...) -> Completion: ...
+    def complete_batch(self, prompts: Sequence[Prompt], max_tokens: int = ..., temperature: float = ...,
+                       top_p: float = ..., top_k: int = ..., min_p: float = ..., repeat_penalty: float = ...,
+                       seed: Union[int, Sequence[int]] = ..., stop: Sequence[str] = ...,
+                       stop_tokens: Sequence[int] = ..., ignore_eos: bool = ...,
+                       logprobs: Optional[int] = ..., n_ctx: int = ...) -> List[Completion]: ...
     def chat_prompt(self, messages: Sequence[dict], tools: Optional[Sequence[dict]] = ...,
                     add_generation_prompt: bool = ..., date: Optional[str] = ...) -> str: ...
     def chat(self, messages: Sequence[dict], tools: Optional[Sequence[dict]] = ..., max_tokens: int = ...,

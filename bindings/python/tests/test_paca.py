@@ -96,6 +96,23 @@ def test_seeded_sampling_equals_c(stories, run_c, temperature, seed):
         assert other.tokens != r.tokens
 
 
+def test_complete_batch_equals_complete_alone(stories):
+    prompts = ["Once upon a time", "The little dog", "Lily liked to", "One day"]
+    seeds = [3, 4, 5, 6]
+    with paca.Model(stories) as m:
+        alone = [m.complete(p, max_tokens=40, temperature=0.9, top_p=0.95, seed=s, stop=["."], logprobs=2)
+                 for p, s in zip(prompts, seeds)]
+        batch = m.complete_batch(prompts, max_tokens=40, temperature=0.9, top_p=0.95, seed=seeds, stop=["."],
+                                 logprobs=2)
+        assert [b.tokens for b in batch] == [a.tokens for a in alone]
+        assert [b.text for b in batch] == [a.text for a in alone]
+        assert [b.stop_reason for b in batch] == [a.stop_reason for a in alone]
+        assert [b.logprobs for b in batch] == [a.logprobs for a in alone]  # exact floats
+        assert len({tuple(a.tokens) for a in alone}) == len(prompts)
+        with pytest.raises(ValueError):
+            m.complete_batch(prompts, seed=[1, 2])
+
+
 def test_stop_string_equals_c(stories, run_c):
     c_tokens, c_text, err, rc = run_c(stories, "Once upon a time", 60, 0, 0, "Lily")
     assert rc == 0 and "stop: 3" in err
