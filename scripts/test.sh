@@ -8,26 +8,27 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
+stage() { echo "== [$((SECONDS / 60))m$((SECONDS % 60))s] $*"; }
 scripts/setup.sh
 
-echo "== release build + tests"
+stage "release build + tests"
 scripts/build.sh
 ctest --test-dir build -j"$jobs" --output-on-failure --timeout 900
 
-echo "== tokenizers against live references (sentencepiece, tiktoken, transformers.js)"
+stage "tokenizers against live references (sentencepiece, tiktoken, transformers.js)"
 scripts/tokenizer_reference.sh build
 
-echo "== address/undefined sanitizer build + tests"
+stage "address/undefined sanitizer build + tests"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPACA_CUDA=OFF -DPACA_WERROR=ON \
   -DPACA_BUILD_BENCH=OFF "-DPACA_SANITIZE=address;undefined" >/dev/null
 cmake --build build-asan
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build-asan -j"$jobs" --output-on-failure --timeout 900
 
-echo "== fuzzers (short run)"
+stage "fuzzers (short run)"
 scripts/fuzz.sh "${PACA_FUZZ_SECONDS:-15}"
 
-echo "== install check"
+stage "install check"
 scripts/check-install.sh build
 
-echo "all tests passed"
+stage "all tests passed"

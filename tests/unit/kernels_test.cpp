@@ -98,30 +98,30 @@ void check_blocked(const cpu::Kernels& k) {
   }
 }
 
-// gemv on stored f32/f16/bf16 rows gives exactly gemm_f32's bits on the
-// widened rows (decode == prefill); dot_rows_f32 gives each score the same
-// bits however many rows it is called with.
+// The dot kernels on stored f32/f16/bf16 rows (decode) give exactly gemm_f32's
+// bits on the widened rows (prefill, batches); dot_rows_f32 gives each score
+// the same bits however many rows it is called with.
 void check_same_bits(const cpu::Kernels& k) {
   std::mt19937 rng(11);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   for (DType t : {DType::f32, DType::f16, DType::bf16}) {
-    for (size_t n : {1, 5, 8, 13, 64, 67, 771}) {
-      const size_t rows = 19;
+    for (size_t n : {1, 5, 8, 13, 31, 32, 40, 64, 67, 96, 771}) {
+      const size_t rows = 19, tokens = 5;
       std::vector<uint8_t> w;
-      std::vector<float> wide(rows * n), x(n);
+      std::vector<float> wide(rows * n), x(tokens * n);
       for (size_t r = 0; r < rows; ++r) {
         Row row = make_row(t, n, rng);
         w.insert(w.end(), row.bytes.begin(), row.bytes.end());
         for (size_t i = 0; i < n; ++i) wide[r * n + i] = static_cast<float>(row.values[i]);
       }
       for (auto& v : x) v = u(rng);
-      std::vector<float> a(rows, -1.0f), b(rows, -2.0f);
-      const auto gemv = t == DType::f32 ? k.gemv_f32 : t == DType::f16 ? k.gemv_f16 : k.gemv_bf16;
+      std::vector<float> b(tokens * rows, -2.0f);
+      k.gemm_f32(wide.data(), n, x.data(), n, b.data(), rows, rows, tokens, n);
       const size_t rb = row_bytes(t, n);
-      gemv(w.data(), rb, x.data(), a.data(), 11, n);  // a group of 8 and 3 single rows
-      gemv(w.data() + 11 * rb, rb, x.data(), a.data() + 11, rows - 11, n);
-      k.gemm_f32(wide.data(), n, x.data(), n, b.data(), rows, rows, 1, n);
-      for (size_t r = 0; r < rows; ++r) ASSERT_EQ(a[r], b[r]) << k.isa << " gemv vs gemm " << dtype_name(t) << " n=" << n << " row " << r;
+      for (size_t tk = 0; tk < tokens; ++tk)
+        for (size_t r = 0; r < rows; ++r)
+          ASSERT_EQ(cpu::dot_row(k, t, w.data() + r * rb, x.data() + tk * n, n), b[tk * rows + r])
+              << k.isa << " dot vs gemm " << dtype_name(t) << " n=" << n << " row " << r << " token " << tk;
     }
   }
   for (size_t n : {8, 64, 70}) {

@@ -68,15 +68,8 @@ class CpuBackend final : public Backend {
     }
     // ~32 KiB of weights per chunk keeps a chunk in L1/L2 while all tokens pass over it
     const size_t grain = std::max<size_t>(1, 32768 / std::max<size_t>(rb, 1));
-    if (w.dtype == DType::f32 || w.dtype == DType::f16 || w.dtype == DType::bf16) {
-      if (T >= 2) {
-        matmul_blocked(x, w, out);
-        return;
-      }
-      // decode: the same per-output operations as the blocked path
-      const auto gemv = w.dtype == DType::f32 ? k_.gemv_f32 : w.dtype == DType::f16 ? k_.gemv_f16 : k_.gemv_bf16;
-      pool_.parallel_for(static_cast<size_t>(w.rows), grain,
-                         [&](size_t r0, size_t r1) { gemv(w.data + r0 * rb, rb, xs, out.data + r0, r1 - r0, n); });
+    if (T >= 2 && (w.dtype == DType::f32 || w.dtype == DType::f16 || w.dtype == DType::bf16)) {
+      matmul_blocked(x, w, out);  // the same bits per output as the dot below
       return;
     }
     pool_.parallel_for(static_cast<size_t>(w.rows), grain, [&](size_t r0, size_t r1) {

@@ -21,16 +21,11 @@ struct Kernels {
   float (*dot_f8e4m3)(const void* w, const float* x, size_t n);  // unscaled: sum e4m3(w[i]) * x[i]
   // Blocked f32 matmul for prefill: out[t * ldo + r] = sum_i w[r * ldw + i] *
   // x[t * ldx + i] for r < rows, t < tokens. Each output is computed with the
-  // same operations in the same order however rows and tokens are grouped.
+  // same operations in the same order however rows and tokens are grouped,
+  // and the same as the dot kernels compute it on the stored row: a token
+  // gives the same bits alone (decode), inside a prefill or inside a batch.
   void (*gemm_f32)(const float* w, size_t ldw, const float* x, size_t ldx, float* out, size_t ldo, size_t rows,
                    size_t tokens, size_t n);
-  // Decode matmul of one activation row: out[r] = sum_i w_r[i] * x[i] over
-  // `rows` weight rows `row_bytes` apart. Each output is computed with exactly
-  // the operations gemm_f32 applies to the widened row, so one token gives the
-  // same bits whether it runs alone (decode) or inside a prefill or a batch.
-  void (*gemv_f32)(const void* w, size_t row_bytes, const float* x, float* out, size_t rows, size_t n);
-  void (*gemv_f16)(const void* w, size_t row_bytes, const float* x, float* out, size_t rows, size_t n);
-  void (*gemv_bf16)(const void* w, size_t row_bytes, const float* x, float* out, size_t rows, size_t n);
   // In place: x[i] = exp(x[i] * scale - max_j x[j] * scale) / sum (scale > 0, n >= 1).
   void (*softmax_f32)(float* x, size_t n, float scale);
   // y[i] += a * x[i]

@@ -40,6 +40,12 @@ PACA_AVX2 inline __m256 load_f16(const uint8_t* p) {
   return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
 
+// The summation order of every matmul output, decode and prefill alike: four
+// 8-wide partial sums over the 8-element blocks of the row (block b into
+// partial b % 4) while whole groups of four blocks remain, the remaining whole
+// blocks into partial 0, then hsum8((p0 + p1) + (p2 + p3)), then the last
+// n % 8 elements one fused multiply-add each. One row is read front to back
+// with four independent FMA chains: the decode GEMV streams at memory speed.
 template <typename Load, typename Tail>
 PACA_AVX2 inline float dot_loop(const float* x, size_t n, Load load, Tail tail) {
   __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
@@ -51,9 +57,9 @@ PACA_AVX2 inline float dot_loop(const float* x, size_t n, Load load, Tail tail) 
     a3 = _mm256_fmadd_ps(load(i + 24), _mm256_loadu_ps(x + i + 24), a3);
   }
   for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(load(i), _mm256_loadu_ps(x + i), a0);
-  float t = 0;
-  for (; i < n; ++i) t += tail(i) * x[i];
-  return hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3))) + t;
+  float s = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+  for (; i < n; ++i) s = std::fma(tail(i), x[i], s);
+  return s;
 }
 
 PACA_AVX2 float v_dot_f32(const void* w, const float* x, size_t n) {
@@ -113,26 +119,15 @@ PACA_AVX2 float v_dot_f8e4m3(const void* w, const float* x, size_t n) {
                   [p, lut](size_t i) { return lut[p[i]]; });
 }
 
-// The end of one gemm/gemv output: the 8 lanes summed, then the `count`
-// elements past the last full vector, in order, one fused multiply-add each.
-PACA_AVX2 inline float finish_dot(__m256 acc, const float* w, const float* x, size_t count) {
-  float s = hsum8(acc);
-  for (size_t j = 0; j < count; ++j) s = std::fma(w[j], x[j], s);
-  return s;
-}
-
-// R rows x T tokens of outputs at once, one 8-wide accumulator per output
-// (R*T <= 12 keeps them in registers with the T activation vectors and one
-// weight vector). Per output the operations are always the same: acc +=
-// w[i:i+8] * x[i:i+8] over i in steps of 8, hsum8, then the scalar tail in
-// order; so any grouping of rows and tokens gives identical results.
+// One partial sum for R rows x T tokens: blocks i0, i0 + step, ... below
+// end (8 floats each), one accumulator per output, stored to part.
 template <int R, int T>
-PACA_AVX2 inline void gemm_tile(const float* w, size_t ldw, const float* x, size_t ldx, float* out, size_t ldo, size_t n) {
+PACA_AVX2 inline void gemm_pass(const float* w, size_t ldw, const float* x, size_t ldx, size_t i0, size_t end, size_t step,
+                                __m256 (*part)[T]) {
   __m256 acc[R][T];
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
+  for (size_t i = i0; i < end; i += step) {
     __m256 xv[T];
     for (int t = 0; t < T; ++t) xv[t] = _mm256_loadu_ps(x + t * ldx + i);
     for (int r = 0; r < R; ++r) {
@@ -141,7 +136,27 @@ PACA_AVX2 inline void gemm_tile(const float* w, size_t ldw, const float* x, size
     }
   }
   for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) out[t * ldo + r] = finish_dot(acc[r][t], w + r * ldw + i, x + t * ldx + i, n - i);
+    for (int t = 0; t < T; ++t) part[r][t] = acc[r][t];
+}
+
+// R rows x T tokens of outputs (R*T <= 12 accumulators in registers), in
+// dot_loop's order: the four partial sums are four strided passes over the
+// (L1-resident) rows, each with the register tile, so every output gets
+// exactly the operations the decode dot gives it.
+template <int R, int T>
+PACA_AVX2 inline void gemm_tile(const float* w, size_t ldw, const float* x, size_t ldx, float* out, size_t ldo, size_t n) {
+  const size_t n32 = n / 32 * 32, n8 = n / 8 * 8;
+  __m256 p[4][R][T];
+  for (int a = 0; a < 4; ++a) gemm_pass<R, T>(w, ldw, x, ldx, 8 * static_cast<size_t>(a), n32, 32, p[a]);
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) {
+      __m256 p0 = p[0][r][t];
+      for (size_t i = n32; i < n8; i += 8)  // whole blocks past the groups of four go on in partial 0
+        p0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + r * ldw + i), _mm256_loadu_ps(x + t * ldx + i), p0);
+      float s = hsum8(_mm256_add_ps(_mm256_add_ps(p0, p[1][r][t]), _mm256_add_ps(p[2][r][t], p[3][r][t])));
+      for (size_t j = n8; j < n; ++j) s = std::fma(w[r * ldw + j], x[t * ldx + j], s);
+      out[t * ldo + r] = s;
+    }
 }
 
 template <int T>
@@ -157,59 +172,6 @@ PACA_AVX2 void v_gemm_f32(const float* w, size_t ldw, const float* x, size_t ldx
   size_t t = 0;
   for (; t + 3 <= tokens; t += 3) gemm_rows<3>(w, ldw, x + t * ldx, ldx, out + t * ldo, ldo, rows, n);
   for (; t < tokens; ++t) gemm_rows<1>(w, ldw, x + t * ldx, ldx, out + t * ldo, ldo, rows, n);
-}
-
-// Weight loaders for gemv: 8 stored elements, or one, widened to f32.
-struct LoadF32 {
-  PACA_AVX2 static __m256 vec(const uint8_t* row, size_t i) { return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + i); }
-  static float one(const uint8_t* row, size_t i) {
-    float v;
-    std::memcpy(&v, row + 4 * i, 4);
-    return v;
-  }
-};
-struct LoadF16 {
-  PACA_AVX2 static __m256 vec(const uint8_t* row, size_t i) { return load_f16(row + 2 * i); }
-  static float one(const uint8_t* row, size_t i) {
-    uint16_t h;
-    std::memcpy(&h, row + 2 * i, 2);
-    return f16_to_f32(h);
-  }
-};
-struct LoadBF16 {
-  PACA_AVX2 static __m256 vec(const uint8_t* row, size_t i) { return load_bf16(row + 2 * i); }
-  static float one(const uint8_t* row, size_t i) {
-    uint16_t h;
-    std::memcpy(&h, row + 2 * i, 2);
-    return bf16_to_f32(h);
-  }
-};
-
-// Decode: R weight rows against one activation row, one 8-wide accumulator
-// per row as in gemm_tile (R independent FMA chains hide the latency), and
-// the same tail on the widened values.
-template <int R, typename L>
-PACA_AVX2 inline void gemv_tile(const uint8_t* w, size_t rb, const float* x, float* out, size_t n) {
-  __m256 acc[R];
-  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 xv = _mm256_loadu_ps(x + i);
-    for (int r = 0; r < R; ++r) acc[r] = _mm256_fmadd_ps(L::vec(w + r * rb, i), xv, acc[r]);
-  }
-  for (int r = 0; r < R; ++r) {
-    float tail[8];
-    for (size_t j = i; j < n; ++j) tail[j - i] = L::one(w + r * rb, j);
-    out[r] = finish_dot(acc[r], tail, x + i, n - i);
-  }
-}
-
-template <typename L>
-PACA_AVX2 void v_gemv(const void* w, size_t rb, const float* x, float* out, size_t rows, size_t n) {
-  const uint8_t* p = static_cast<const uint8_t*>(w);
-  size_t r = 0;
-  for (; r + 8 <= rows; r += 8) gemv_tile<8, L>(p + r * rb, rb, x, out + r, n);
-  for (; r < rows; ++r) gemv_tile<1, L>(p + r * rb, rb, x, out + r, n);
 }
 
 // exp(x) 8 wide: fast_exp's range reduction and polynomial (util/fast_exp.h).
@@ -356,9 +318,6 @@ const Kernels* avx2_kernels() {
                          .dot_q8_0 = v_dot_q8_0,
                          .dot_f8e4m3 = v_dot_f8e4m3,
                          .gemm_f32 = v_gemm_f32,
-                         .gemv_f32 = v_gemv<LoadF32>,
-                         .gemv_f16 = v_gemv<LoadF16>,
-                         .gemv_bf16 = v_gemv<LoadBF16>,
                          .softmax_f32 = v_softmax_f32,
                          .axpy_f32 = v_axpy_f32,
                          .dot_rows_f32 = v_dot_rows_f32,

@@ -84,14 +84,6 @@ void s_gemm_f32(const float* w, size_t ldw, const float* x, size_t ldx, float* o
     for (size_t r = 0; r < rows; ++r) out[t * ldo + r] = s_dot_f32(w + r * ldw, x + t * ldx, n);
 }
 
-// gemm_f32 computes every output with s_dot_f32 on the (exactly) widened
-// row, which is what the dot kernels do on the stored row.
-template <float (*Dot)(const void*, const float*, size_t)>
-void s_gemv(const void* w, size_t row_bytes, const float* x, float* out, size_t rows, size_t n) {
-  const uint8_t* p = static_cast<const uint8_t*>(w);
-  for (size_t r = 0; r < rows; ++r) out[r] = Dot(p + r * row_bytes, x, n);
-}
-
 void s_softmax_f32(float* x, size_t n, float scale) {
   float mx = x[0];
   for (size_t i = 1; i < n; ++i) mx = x[i] > mx ? x[i] : mx;
@@ -129,9 +121,6 @@ const Kernels& scalar_kernels() {
                          .dot_q8_0 = s_dot_q8_0,
                          .dot_f8e4m3 = s_dot_f8e4m3,
                          .gemm_f32 = s_gemm_f32,
-                         .gemv_f32 = s_gemv<s_dot_f32>,
-                         .gemv_f16 = s_gemv<s_dot_f16>,
-                         .gemv_bf16 = s_gemv<s_dot_bf16>,
                          .softmax_f32 = s_softmax_f32,
                          .axpy_f32 = s_axpy_f32,
                          .dot_rows_f32 = s_dot_rows_f32,
