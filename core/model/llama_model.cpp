@@ -53,7 +53,10 @@ LlamaModel::LlamaModel(std::unique_ptr<Checkpoint> ckpt, std::unique_ptr<Backend
                        get(layer_tensor(l, "w1")), get(layer_tensor(l, "w2")), get(layer_tensor(l, "w3"))});
   for (const auto& [name, t] : ckpt_->tensors) {
     n_params_ += static_cast<uint64_t>(t.rows) * static_cast<uint64_t>(t.cols);
-    weight_bytes_ += t.bytes();
+    // a tensor-parallel LM-head slice of tied embeddings is a view into the embedding held here
+    const bool aliases_embed = name == "output" && embed_ != nullptr && t.data >= embed_->data &&
+                               t.data < embed_->data + embed_->bytes();
+    if (!aliases_embed) weight_bytes_ += t.bytes();
   }
   if (ckpt_->rope_divisors.empty()) {
     rope_freqs_ = rope_frequencies(c);
@@ -71,10 +74,43 @@ LlamaModel::LlamaModel(std::unique_ptr<Checkpoint> ckpt, std::unique_ptr<Backend
   fingerprint_ = model_fingerprint(*ckpt_);
 }
 
+namespace {
+struct LlamaScratch final : ModelRunner::Scratch {
+  LlamaScratch(Backend& be, const ModelConfig& c) : ws(be, c) {}
+  Workspace ws;
+};
+}  // namespace
+
+std::unique_ptr<ModelRunner::Scratch> LlamaModel::new_scratch() {
+  return std::make_unique<LlamaScratch>(*backend_, ckpt_->config);
+}
+
+void LlamaModel::step(Scratch& scratch, std::span<const int32_t> tokens, int pos0, const KvSeq& seq,
+                      const std::atomic<bool>* cancel, std::span<float> logits) {
+  check(!tokens.empty() && tokens.size() <= static_cast<size_t>(kMaxStepTokens) &&
+            logits.size() == static_cast<size_t>(ckpt_->config.n_vocab),
+        Status::internal, "LlamaModel::step: {} tokens, {} logits", tokens.size(), logits.size());
+  Workspace& ws = static_cast<LlamaScratch&>(scratch).ws;
+  ws.reserve(static_cast<int>(tokens.size()));
+  forward(ws, tokens, pos0, seq, cancel);
+  backend_->to_host(ws.logits.data, logits.data(), logits.size());
+}
+
 void LlamaModel::forward(Workspace& ws, std::span<const int32_t> tokens, int pos0, const KvSeq& seq,
                          const std::atomic<bool>* cancel) {
-  const ModelConfig& c = ckpt_->config;
   const int T = static_cast<int>(tokens.size());
+  embed_tokens(ws, tokens);
+  run_layers(ws, T, pos0, seq, cancel);
+  final_logits(ws, T);
+}
+
+void LlamaModel::embed_tokens(Workspace& ws, std::span<const int32_t> tokens) {
+  check(embed_ != nullptr, Status::internal, "a pipeline stage without the embedding was asked to embed tokens");
+  backend_->embed(*embed_, tokens, Act{ws.x.data, static_cast<int>(tokens.size()), ws.x.cols});
+}
+
+void LlamaModel::run_layers(Workspace& ws, int T, int pos0, const KvSeq& seq, const std::atomic<bool>* cancel) {
+  const ModelConfig& c = ckpt_->config;
   Backend& be = *backend_;
   auto rows = [T](Act a) { return Act{a.data, T, a.cols}; };
   Act x = rows(ws.x), xn = rows(ws.xn), q = rows(ws.q), k = rows(ws.k), v = rows(ws.v), att = rows(ws.att),
@@ -83,7 +119,6 @@ void LlamaModel::forward(Workspace& ws, std::span<const int32_t> tokens, int pos
   for (int t = 0; t < T; ++t) pos_[t] = pos0 + t;
   const AttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim};
 
-  be.embed(*embed_, tokens, x);
   for (int l = 0; l < c.n_layers; ++l) {
     if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) fail(Status::cancelled, "cancelled");
     const LayerWeights& w = layers_[l];
@@ -108,6 +143,13 @@ void LlamaModel::forward(Workspace& ws, std::span<const int32_t> tokens, int pos
     if (comm_ != nullptr) comm_->all_reduce_sum(o.data, static_cast<size_t>(T) * c.dim);
     be.add(x, o);
   }
+}
+
+void LlamaModel::final_logits(Workspace& ws, int T) {
+  const ModelConfig& c = ckpt_->config;
+  Backend& be = *backend_;
+  check(norm_ != nullptr, Status::internal, "a pipeline stage without the LM head was asked for logits");
+  const Act x = ws.x, xn = ws.xn;
   // only the last position's logits are needed
   Act last{x.row(T - 1), 1, c.dim};
   Act last_n{xn.data, 1, c.dim};

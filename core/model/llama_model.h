@@ -12,6 +12,7 @@
 #include "backend/backend.h"
 #include "parallel/comm.h"
 #include "model/checkpoint.h"
+#include "model/runner.h"
 #include "util/log.h"
 
 namespace paca {
@@ -54,19 +55,24 @@ struct ModelOptions {
   LogSink log;
 };
 
-class LlamaModel {
+class LlamaModel final : public ModelRunner {
  public:
   LlamaModel(std::unique_ptr<Checkpoint> ckpt, std::unique_ptr<Backend> backend, const ModelOptions& opt);
 
-  const ModelConfig& config() const { return ckpt_->config; }
-  const Checkpoint& checkpoint() const { return *ckpt_; }
+  const ModelConfig& config() const override { return ckpt_->config; }
+  const Checkpoint& checkpoint() const override { return *ckpt_; }
   Backend& backend() { return *backend_; }
-  const KvLayout& kv_layout() const { return kv_layout_; }
-  const LogSink& log() const { return opt_.log; }
-  std::mutex& compute_mutex() { return compute_mutex_; }
-  uint64_t n_params() const { return n_params_; }
-  uint64_t weight_bytes() const { return weight_bytes_; }
-  uint64_t fingerprint() const { return fingerprint_; }  // see model/fingerprint.h
+  const KvLayout& kv_layout() const override { return kv_layout_; }
+  const LogSink& log() const override { return opt_.log; }
+  std::mutex& compute_mutex() override { return compute_mutex_; }
+  uint64_t n_params() const override { return n_params_; }
+  uint64_t weight_bytes() const override { return weight_bytes_; }
+  uint64_t fingerprint() const override { return fingerprint_; }  // see model/fingerprint.h
+  std::string backend_name() const override { return backend_->name(); }
+  Backend& kv_backend() override { return *backend_; }
+  std::unique_ptr<Scratch> new_scratch() override;
+  void step(Scratch& scratch, std::span<const int32_t> tokens, int pos0, const KvSeq& seq,
+            const std::atomic<bool>* cancel, std::span<float> logits) override;
 
   // Runs tokens (at positions pos0, pos0 + 1, ...) through the model, writing
   // their K/V into seq, and leaves the last token's logits in ws.logits.
@@ -74,6 +80,18 @@ class LlamaModel {
   // Error(cancelled) between layers when *cancel becomes true.
   void forward(Workspace& ws, std::span<const int32_t> tokens, int pos0, const KvSeq& seq,
                const std::atomic<bool>* cancel);
+
+  // The pieces of forward, for pipeline stages (parallel/sharded_model.cpp),
+  // which replace embed_tokens with the activations the previous stage sent
+  // and final_logits with sending theirs on:
+  //   embed_tokens: ws.x[0, T) = the tokens' embeddings (has_embedding());
+  //   run_layers: ws.x[0, T) through this model's layers (a stage's own);
+  //   final_logits: ws.logits = LM head of the final norm of ws.x[T - 1] (has_head()).
+  bool has_embedding() const { return ckpt_->has_embedding; }
+  bool has_head() const { return ckpt_->has_head; }
+  void embed_tokens(Workspace& ws, std::span<const int32_t> tokens);
+  void run_layers(Workspace& ws, int T, int pos0, const KvSeq& seq, const std::atomic<bool>* cancel);
+  void final_logits(Workspace& ws, int T);
 
   // A tensor-parallel rank (its checkpoint from shard_checkpoint): forward
   // all-reduces the o and down projections' partial sums and all-gathers the

@@ -7,11 +7,11 @@
 
 namespace paca {
 
-Session::Session(LlamaModel& model, BlockPool& pool, int n_ctx)
+Session::Session(ModelRunner& model, BlockPool& pool, int n_ctx)
     : model_(model), n_ctx_(n_ctx <= 0 ? model.config().max_context : n_ctx), kv_(pool) {
   check(n_ctx_ <= ConfigLimits::max_context, Status::invalid_argument, "context of {} tokens exceeds the limit {}",
         n_ctx_, ConfigLimits::max_context);
-  ws_ = std::make_unique<Workspace>(model.backend(), model.config());
+  scratch_ = model.new_scratch();
 }
 
 void Session::prefill(std::span<const int32_t> tokens) {
@@ -29,18 +29,17 @@ void Session::prefill(std::span<const int32_t> tokens) {
   try {
     kv_.make_writable(old_len);  // a block shared with a fork is copied before it is written
     kv_.resize_for(old_len + tokens.size());
-    ws_->reserve(static_cast<int>(std::min<size_t>(tokens.size(), kMaxStepTokens)));
+    next_logits_.resize(static_cast<size_t>(vocab));
     for (size_t done = 0; done < tokens.size();) {
-      size_t n = std::min<size_t>(tokens.size() - done, static_cast<size_t>(ws_->capacity()));
-      model_.forward(*ws_, tokens.subspan(done, n), static_cast<int>(old_len + done), kv_.view(), &cancel_);
+      size_t n = std::min<size_t>(tokens.size() - done, static_cast<size_t>(kMaxStepTokens));
+      model_.step(*scratch_, tokens.subspan(done, n), static_cast<int>(old_len + done), kv_.view(), &cancel_, next_logits_);
       done += n;
     }
   } catch (...) {
     kv_.resize_for(old_len);
     throw;
   }
-  logits_.resize(static_cast<size_t>(vocab));
-  model_.backend().to_host(ws_->logits.data, logits_.data(), logits_.size());
+  logits_.assign(next_logits_.begin(), next_logits_.end());  // same size: the buffer callers may view stays put
   tokens_.insert(tokens_.end(), tokens.begin(), tokens.end());
   has_logits_ = true;
 }
