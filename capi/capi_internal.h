@@ -19,14 +19,14 @@
 // model handle before its sessions is safe.
 namespace paca::capi {
 struct ModelState {
-  std::unique_ptr<paca::LlamaModel> model;
+  std::unique_ptr<paca::ModelRunner> model;  // whole, or sharded (parallel/sharded_model.h)
   std::unique_ptr<paca::BlockPool> pool;  // destroyed before model
 };
 }  // namespace paca::capi
 
 struct paca_model {
   std::shared_ptr<paca::capi::ModelState> state;
-  paca::LlamaModel* model = nullptr;
+  paca::ModelRunner* model = nullptr;
 };
 
 struct paca_session {

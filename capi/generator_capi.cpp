@@ -42,7 +42,7 @@ PACA_API paca_status paca_generator_create(paca_session* session, const int32_t*
   PACA_REQUIRE(p.logprobs == 0 || p.logprobs == 1, "paca_generator_create: logprobs must be 0 or 1");
   PACA_REQUIRE((p.detokenize_flags & ~uint32_t{PACA_DETOKENIZE_SPECIAL | PACA_DETOKENIZE_KEEP_LEADING_SPACE}) == 0,
                "paca_generator_create: detokenize_flags has unknown bits");
-  const paca::LlamaModel& model = *session->state->model;
+  const paca::ModelRunner& model = *session->state->model;
   auto g = std::make_unique<paca_generator>();
   const paca_status st = new_sampler(model.config(), sampling, "paca_generator_create", g->sampler);
   if (st != PACA_OK) return st;

@@ -3,11 +3,14 @@
 // handle lifetimes.
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <new>
 #include <string>
+#include <vector>
 
 #include "model/load.h"
 #include "capi_internal.h"
@@ -15,6 +18,58 @@
 using namespace paca::capi;
 
 namespace {
+
+// A caller's C string, at most max bytes: false when it has no NUL within them.
+bool bounded_string(const char* s, size_t max, std::string& out) {
+  const size_t n = strnlen(s, max + 1);
+  if (n > max) return false;
+  out.assign(s, n);
+  return true;
+}
+
+// The sharding fields of model params into load options (the layout itself
+// is checked against the model by the core).
+paca_status parallel_options_of(const paca_model_params& p, const std::string& f, paca::LoadOptions& opt) {
+  PACA_REQUIRE(p.tensor_parallel >= 0 && p.tensor_parallel <= 1024, f + ": tensor_parallel must be in 0..1024");
+  PACA_REQUIRE(p.pipeline_parallel >= 0 && p.pipeline_parallel <= 1024, f + ": pipeline_parallel must be in 0..1024");
+  PACA_REQUIRE(p.world_size >= 0 && p.world_size <= 1024, f + ": world_size must be in 0..1024");
+  PACA_REQUIRE(p.rank >= -1 && p.rank < 1024, f + ": rank must be -1 (from mpirun) or in 0..1023");
+  PACA_REQUIRE(p.comm_timeout_ms >= 0 && p.comm_timeout_ms <= 86400000, f + ": comm_timeout_ms must be in 0..86400000");
+  opt.tensor_parallel = std::max(1, p.tensor_parallel);
+  opt.pipeline_parallel = std::max(1, p.pipeline_parallel);
+  opt.world.size = std::max(1, p.world_size);
+  opt.world.rank = p.rank;
+  opt.world.timeout = std::chrono::milliseconds(p.comm_timeout_ms == 0 ? 60000 : p.comm_timeout_ms);
+  if (p.rendezvous != nullptr)
+    PACA_REQUIRE(bounded_string(p.rendezvous, 300, opt.world.rendezvous), f + ": rendezvous is longer than 300 bytes");
+  if (p.devices != nullptr) {
+    std::string list;
+    PACA_REQUIRE(bounded_string(p.devices, 4096, list), f + ": devices is longer than 4096 bytes");
+    std::vector<std::string> devs;
+    for (size_t at = 0;;) {
+      const size_t comma = std::min(list.find(',', at), list.size());
+      std::string d = list.substr(at, comma - at);
+      while (!d.empty() && d.front() == ' ') d.erase(d.begin());
+      while (!d.empty() && d.back() == ' ') d.pop_back();
+      PACA_REQUIRE(!d.empty(), f + ": devices '" + list + "' has an empty entry");
+      devs.push_back(d);
+      if (comma == list.size()) break;
+      at = comma + 1;
+    }
+    const size_t local = opt.world.size > 1 ? 1 : static_cast<size_t>(opt.tensor_parallel) * opt.pipeline_parallel;
+    PACA_REQUIRE(devs.size() == 1 || devs.size() == local,
+                 f + ": devices lists " + std::to_string(devs.size()) + " devices for " + std::to_string(local) +
+                     " rank(s) in this process (give one for all, or one per rank)");
+    for (const std::string& d : devs)
+      if (d != devs[0])
+        return set_error(PACA_ERR_UNSUPPORTED, f + ": ranks on different devices ('" + devs[0] + "', '" + d +
+                                                   "') are not supported yet");
+    PACA_REQUIRE(p.device == nullptr || devs[0] == p.device,
+                 f + ": device '" + std::string(p.device != nullptr ? p.device : "") + "' and devices '" + list + "' disagree");
+    opt.device = devs[0];
+  }
+  return PACA_OK;
+}
 
 // Validates model params (after read_params) into load options; a non-OK
 // status after setting the error.
@@ -39,6 +94,7 @@ paca_status load_options_of(const paca_model_params& p, const char* fn, paca::Lo
                  : p.fp8_mode == PACA_FP8_W8A16 ? paca::LoadOptions::Fp8Mode::w8a16
                                                 : paca::LoadOptions::Fp8Mode::automatic;
   opt.device = p.device != nullptr ? p.device : "cpu";
+  if (paca_status st = parallel_options_of(p, f, opt); st != PACA_OK) return st;
   opt.tokenizer_path = p.tokenizer_path != nullptr ? p.tokenizer_path : "";
   opt.weights = p.load_mode == PACA_LOAD_READ   ? paca::MappedFile::Mode::read
                 : p.load_mode == PACA_LOAD_AUTO ? paca::MappedFile::Mode::automatic
@@ -56,10 +112,10 @@ paca_status load_options_of(const paca_model_params& p, const char* fn, paca::Lo
 }
 
 // The handle of a loaded model.
-paca_model* model_handle(std::unique_ptr<paca::LlamaModel> model) {
+paca_model* model_handle(std::unique_ptr<paca::ModelRunner> model) {
   auto st = std::make_shared<ModelState>();
   st->model = std::move(model);
-  st->pool = std::make_unique<paca::BlockPool>(st->model->backend(), st->model->kv_layout());
+  st->pool = std::make_unique<paca::BlockPool>(st->model->kv_backend(), st->model->kv_layout());
   auto m = std::make_unique<paca_model>();
   m->model = st->model.get();
   m->state = std::move(st);
@@ -122,6 +178,11 @@ PACA_API paca_model_params paca_model_params_default(void) {
   p.kv_dtype = PACA_KV_F32;
   p.kv_block_tokens = 16;
   p.load_mode = PACA_LOAD_AUTO;
+  p.tensor_parallel = 1;
+  p.pipeline_parallel = 1;
+  p.rank = -1;
+  p.world_size = 1;
+  p.comm_timeout_ms = 60000;
   return p;
 }
 
@@ -134,7 +195,7 @@ PACA_API paca_status paca_model_load(const char* path, const paca_model_params* 
   if (!read_params(params, p, "paca_model_load")) return PACA_ERR_INVALID_ARGUMENT;
   paca::LoadOptions opt;
   if (paca_status st = load_options_of(p, "paca_model_load", opt); st != PACA_OK) return st;
-  return guarded([&] { *out_model = model_handle(paca::load_model(path, opt)); });
+  return guarded([&] { *out_model = model_handle(paca::load_runner(path, opt)); });
 }
 
 PACA_API paca_status paca_model_load_synthetic(const paca_test_model_params* shape, const paca_model_params* params,
@@ -152,7 +213,7 @@ PACA_API paca_status paca_model_load_synthetic(const paca_test_model_params* sha
     const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     const uint64_t ram = pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : UINT64_MAX;
     // weights may take at most 3/4 of physical memory
-    *out_model = model_handle(paca::load_model(paca::synthetic_checkpoint(test_spec_of(t), ram / 4 * 3), opt));
+    *out_model = model_handle(paca::load_runner(paca::synthetic_checkpoint(test_spec_of(t), ram / 4 * 3), opt));
   });
 }
 

@@ -15,6 +15,7 @@ pkgs=(
   python3-dev pybind11-dev python3-numpy python3-pytest python3-venv  # Python binding + tests
   swig default-jdk-headless junit5               # Java binding (SWIG -> JNI) + JUnit 5 tests
   mono-mcs mono-runtime libmono-system4.0-cil libmono-system-core4.0-cil  # C# binding (SWIG -> P/Invoke)
+  libopenmpi-dev openmpi-bin                     # MpiComm (multi-process ranks) and the mpirun tests
 )
 missing=()
 for p in "${pkgs[@]}"; do

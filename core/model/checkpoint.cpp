@@ -237,14 +237,16 @@ void check_llama_tensors(const Checkpoint& ck) {
     if (t->dtype == DType::f8e4m3)
       check(t->scales != nullptr, Status::format, "FP8 tensor {} has no resolved scales", t->name);
   };
-  want("embed", c.n_vocab, c.dim, true);
-  want("norm", 1, c.dim, false);
-  if (ck.lm_head_rows > 0) {
-    const TensorView* t = ck.find("output");
-    check(t != nullptr && t->cols == c.dim && t->rows <= ck.lm_head_rows, Status::format,
-          "tensor-parallel shard: LM-head slice missing or larger than {} rows", ck.lm_head_rows);
-  } else if (!c.tied_embeddings) {
-    want("output", c.n_vocab, c.dim, true);
+  if (ck.has_embedding) want("embed", c.n_vocab, c.dim, true);
+  if (ck.has_head) {
+    want("norm", 1, c.dim, false);
+    if (ck.lm_head_rows > 0) {
+      const TensorView* t = ck.find("output");
+      check(t != nullptr && t->cols == c.dim && t->rows <= ck.lm_head_rows, Status::format,
+            "tensor-parallel shard: LM-head slice missing or larger than {} rows", ck.lm_head_rows);
+    } else if (!c.tied_embeddings) {
+      want("output", c.n_vocab, c.dim, true);
+    }
   }
   for (int l = 0; l < c.n_layers; ++l) {
     want(layer_tensor(l, "attn_norm"), 1, c.dim, false);

@@ -49,6 +49,10 @@ struct Checkpoint {
   int lm_head_rows = 0;  // 0: "output" has n_vocab rows; a tensor-parallel shard (parallel/shard.h):
                          // its LM-head slice holds at most this many (the last may hold fewer)
   std::string tokenizer_note;                 // why there is no tokenizer, or "" when there is one
+  // A pipeline stage (parallel/shard.h) holds the embedding only on the
+  // first stage and the final norm and LM head only on the last.
+  bool has_embedding = true;
+  bool has_head = true;
 
   const TensorView* find(const std::string& name) const;
 };

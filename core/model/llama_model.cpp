@@ -56,7 +56,10 @@ LlamaModel::LlamaModel(std::unique_ptr<Checkpoint> ckpt, std::unique_ptr<Backend
                        get(layer_tensor(l, "w1")), get(layer_tensor(l, "w2")), get(layer_tensor(l, "w3"))});
   for (const auto& [name, t] : ckpt_->tensors) {
     n_params_ += static_cast<uint64_t>(t.rows) * static_cast<uint64_t>(t.cols);
-    weight_bytes_ += t.bytes();
+    // a tensor-parallel LM-head slice of tied embeddings is a view into the embedding held here
+    const bool aliases_embed = name == "output" && embed_ != nullptr && t.data >= embed_->data &&
+                               t.data < embed_->data + embed_->bytes();
+    if (!aliases_embed) weight_bytes_ += t.bytes();
   }
   if (ckpt_->rope_divisors.empty()) {
     rope_freqs_ = rope_frequencies(c);
@@ -74,9 +77,44 @@ LlamaModel::LlamaModel(std::unique_ptr<Checkpoint> ckpt, std::unique_ptr<Backend
   fingerprint_ = model_fingerprint(*ckpt_);
 }
 
-Workspace& LlamaModel::batch_workspace() {
+namespace {
+struct LlamaScratch final : ModelRunner::Scratch {
+  LlamaScratch(Backend& be, const ModelConfig& c) : ws(be, c) {}
+  Workspace ws;
+};
+}  // namespace
+
+std::unique_ptr<ModelRunner::Scratch> LlamaModel::new_scratch() {
+  return std::make_unique<LlamaScratch>(*backend_, ckpt_->config);
+}
+
+void LlamaModel::step(Scratch& scratch, std::span<const int32_t> tokens, int pos0, const KvSeq& seq,
+                      const std::atomic<bool>* cancel, std::span<float> logits) {
+  check(!tokens.empty() && tokens.size() <= static_cast<size_t>(kMaxStepTokens) &&
+            logits.size() == static_cast<size_t>(ckpt_->config.n_vocab),
+        Status::internal, "LlamaModel::step: {} tokens, {} logits", tokens.size(), logits.size());
+  Workspace& ws = static_cast<LlamaScratch&>(scratch).ws;
+  ws.reserve(static_cast<int>(tokens.size()));
+  forward(ws, tokens, pos0, seq, cancel);
+  backend_->to_host(ws.logits.data, logits.data(), logits.size());
+}
+
+void LlamaModel::step_batch(std::span<const BatchSeq> seqs) {
+  if (seqs.empty()) return;
+  std::vector<SeqStep> steps;
+  steps.reserve(seqs.size());
+  size_t total = 0;
+  for (const BatchSeq& s : seqs) {
+    check(!s.tokens.empty() && s.logits.size() == static_cast<size_t>(ckpt_->config.n_vocab), Status::internal,
+          "LlamaModel::step_batch: {} tokens, {} logits", s.tokens.size(), s.logits.size());
+    steps.push_back(SeqStep{s.tokens, s.pos0, s.kv, true});
+    total += s.tokens.size();
+  }
   if (!batch_ws_) batch_ws_ = std::make_unique<Workspace>(*backend_, ckpt_->config);
-  return *batch_ws_;
+  batch_ws_->reserve(static_cast<int>(total), static_cast<int>(seqs.size()));
+  forward_batch(*batch_ws_, steps, nullptr);
+  for (size_t i = 0; i < seqs.size(); ++i)
+    backend_->to_host(batch_ws_->logits.row(static_cast<int>(i)), seqs[i].logits.data(), seqs[i].logits.size());
 }
 
 void LlamaModel::forward(Workspace& ws, std::span<const int32_t> tokens, int pos0, const KvSeq& seq,
@@ -86,29 +124,43 @@ void LlamaModel::forward(Workspace& ws, std::span<const int32_t> tokens, int pos
 }
 
 void LlamaModel::forward_batch(Workspace& ws, std::span<const SeqStep> seqs, const std::atomic<bool>* cancel) {
-  const ModelConfig& c = ckpt_->config;
   tokens_.clear();
+  for (const SeqStep& s : seqs) tokens_.insert(tokens_.end(), s.tokens.begin(), s.tokens.end());
+  embed_tokens(ws, tokens_);
+  run_layers(ws, seqs, cancel);
+  final_logits(ws, seqs);
+}
+
+void LlamaModel::embed_tokens(Workspace& ws, std::span<const int32_t> tokens) {
+  check(embed_ != nullptr, Status::internal, "a pipeline stage without the embedding was asked to embed tokens");
+  check(static_cast<int>(tokens.size()) <= ws.capacity(), Status::internal, "embed: {} tokens exceed the workspace",
+        tokens.size());
+  backend_->embed(*embed_, tokens, Act{ws.x.data, static_cast<int>(tokens.size()), ws.x.cols});
+}
+
+void LlamaModel::run_layers(Workspace& ws, int T, int pos0, const KvSeq& seq, const std::atomic<bool>* cancel) {
+  tokens_.assign(static_cast<size_t>(T), 0);  // only the count matters below
+  const SeqStep one{std::span<const int32_t>(tokens_), pos0, seq, true};
+  run_layers(ws, std::span<const SeqStep>(&one, 1), cancel);
+}
+
+void LlamaModel::run_layers(Workspace& ws, std::span<const SeqStep> seqs, const std::atomic<bool>* cancel) {
+  const ModelConfig& c = ckpt_->config;
   pos_.clear();
-  int n_logits = 0;
   for (const SeqStep& s : seqs) {
-    check(!s.tokens.empty(), Status::internal, "forward: a sequence without tokens");
-    tokens_.insert(tokens_.end(), s.tokens.begin(), s.tokens.end());
+    check(!s.tokens.empty(), Status::internal, "run_layers: a sequence without tokens");
     for (size_t t = 0; t < s.tokens.size(); ++t) pos_.push_back(s.pos0 + static_cast<int>(t));
-    n_logits += s.logits ? 1 : 0;
   }
-  const int T = static_cast<int>(tokens_.size());
-  check(T <= ws.capacity() && n_logits <= ws.logit_capacity(), Status::internal,
-        "forward: {} tokens / {} logit rows exceed the workspace", T, n_logits);
+  const int T = static_cast<int>(pos_.size());
+  check(T <= ws.capacity(), Status::internal, "run_layers: {} tokens exceed the workspace of {}", T, ws.capacity());
   Backend& be = *backend_;
   auto rows = [T](Act a) { return Act{a.data, T, a.cols}; };
   Act x = rows(ws.x), xn = rows(ws.xn), q = rows(ws.q), k = rows(ws.k), v = rows(ws.v), att = rows(ws.att),
       o = rows(ws.o), g = rows(ws.g), u = rows(ws.u);
-  // rows [r0, r0 + n) of an activation
-  auto part = [](Act a, int r0, int n) { return Act{a.row(r0), n, a.cols}; };
+  auto part = [](Act a, int r0, int n) { return Act{a.row(r0), n, a.cols}; };  // rows [r0, r0 + n)
   const AttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim};
   const std::span<const int32_t> pos(pos_);
 
-  be.embed(*embed_, tokens_, x);
   for (int l = 0; l < c.n_layers; ++l) {
     if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) fail(Status::cancelled, "cancelled");
     const LayerWeights& w = layers_[l];
@@ -120,7 +172,7 @@ void LlamaModel::forward_batch(Workspace& ws, std::span<const SeqStep> seqs, con
     be.rope(q, c.n_heads, c.head_dim, pos, rope_freqs_, c.rope_layout);
     be.rope(k, c.n_kv_heads, c.head_dim, pos, rope_freqs_, c.rope_layout);
     int r0 = 0;
-    for (const SeqStep& s : seqs) {
+    for (const SeqStep& s : seqs) {  // the cache and attention are per sequence
       const int n = static_cast<int>(s.tokens.size());
       const auto sp = pos.subspan(static_cast<size_t>(r0), static_cast<size_t>(n));
       be.kv_write(s.kv, l, part(k, r0, n), part(v, r0, n), sp);
@@ -139,15 +191,30 @@ void LlamaModel::forward_batch(Workspace& ws, std::span<const SeqStep> seqs, con
     if (comm_ != nullptr) comm_->all_reduce_sum(o.data, static_cast<size_t>(T) * c.dim);
     be.add(x, o);
   }
+}
+
+void LlamaModel::final_logits(Workspace& ws, int T) {
+  tokens_.assign(static_cast<size_t>(T), 0);
+  const SeqStep one{std::span<const int32_t>(tokens_), 0, KvSeq{}, true};
+  final_logits(ws, std::span<const SeqStep>(&one, 1));
+}
+
+void LlamaModel::final_logits(Workspace& ws, std::span<const SeqStep> seqs) {
+  const ModelConfig& c = ckpt_->config;
+  Backend& be = *backend_;
+  check(norm_ != nullptr, Status::internal, "a pipeline stage without the LM head was asked for logits");
   // only the last position of each sequence that wants logits: gather those
   // rows (into o, free now), normalize them into xn, one LM-head matmul
   int r0 = 0, L = 0;
   for (const SeqStep& s : seqs) {
     r0 += static_cast<int>(s.tokens.size());
-    if (s.logits) be.copy(o.row(L++), x.row(r0 - 1), static_cast<size_t>(c.dim) * sizeof(float));
+    if (s.logits) {
+      check(L < ws.logit_capacity(), Status::internal, "final_logits: more sequences than logit rows");
+      be.copy(ws.o.row(L++), ws.x.row(r0 - 1), static_cast<size_t>(c.dim) * sizeof(float));
+    }
   }
   if (L == 0) return;
-  Act last{o.data, L, c.dim}, last_n{xn.data, L, c.dim};
+  const Act last{ws.o.data, L, c.dim}, last_n{ws.xn.data, L, c.dim};
   be.rmsnorm(last, *norm_, c.norm_eps, last_n);
   if (ckpt_->lm_head_rows == 0) {
     be.matmul(last_n, *output_, Act{ws.logits.data, L, ws.logits.cols});

@@ -12,6 +12,7 @@
 #include "backend/backend.h"
 #include "parallel/comm.h"
 #include "model/checkpoint.h"
+#include "model/runner.h"
 #include "util/log.h"
 
 namespace paca {
@@ -68,22 +69,26 @@ struct ModelOptions {
   LogSink log;
 };
 
-class LlamaModel {
+class LlamaModel final : public ModelRunner {
  public:
   LlamaModel(std::unique_ptr<Checkpoint> ckpt, std::unique_ptr<Backend> backend, const ModelOptions& opt);
 
-  const ModelConfig& config() const { return ckpt_->config; }
-  const Checkpoint& checkpoint() const { return *ckpt_; }
+  const ModelConfig& config() const override { return ckpt_->config; }
+  const Checkpoint& checkpoint() const override { return *ckpt_; }
   Backend& backend() { return *backend_; }
-  const KvLayout& kv_layout() const { return kv_layout_; }
-  const LogSink& log() const { return opt_.log; }
-  std::mutex& compute_mutex() { return compute_mutex_; }
-  // Scratch for batched steps of several sequences; only while holding
-  // compute_mutex().
-  Workspace& batch_workspace();
-  uint64_t n_params() const { return n_params_; }
-  uint64_t weight_bytes() const { return weight_bytes_; }
-  uint64_t fingerprint() const { return fingerprint_; }  // see model/fingerprint.h
+  const KvLayout& kv_layout() const override { return kv_layout_; }
+  const LogSink& log() const override { return opt_.log; }
+  std::mutex& compute_mutex() override { return compute_mutex_; }
+  uint64_t n_params() const override { return n_params_; }
+  uint64_t weight_bytes() const override { return weight_bytes_; }
+  uint64_t fingerprint() const override { return fingerprint_; }  // see model/fingerprint.h
+  std::string backend_name() const override { return backend_->name(); }
+  Backend& kv_backend() override { return *backend_; }
+  std::unique_ptr<Scratch> new_scratch() override;
+  void step(Scratch& scratch, std::span<const int32_t> tokens, int pos0, const KvSeq& seq,
+            const std::atomic<bool>* cancel, std::span<float> logits) override;
+  // All sequences through one forward_batch (the scratches are not used).
+  void step_batch(std::span<const BatchSeq> seqs) override;
 
   // Runs tokens (at positions pos0, pos0 + 1, ...) through the model, writing
   // their K/V into seq, and leaves the last token's logits in ws.logits.
@@ -99,6 +104,23 @@ class LlamaModel {
   // ws.capacity(), sequences wanting logits <= ws.logit_capacity(). Each
   // sequence's results are the same bits as when it runs alone.
   void forward_batch(Workspace& ws, std::span<const SeqStep> seqs, const std::atomic<bool>* cancel);
+
+  // The pieces of forward, for pipeline stages (parallel/sharded_model.cpp),
+  // which replace embed_tokens with the activations the previous stage sent
+  // and final_logits with sending theirs on:
+  //   embed_tokens: ws.x[0, T) = the tokens' embeddings (has_embedding());
+  //   run_layers: ws.x[0, T) through this model's layers (a stage's own),
+  //     the rows being the sequences' tokens one sequence after another;
+  //   final_logits: row i of ws.logits = LM head of the final norm of the
+  //     last row of the i-th sequence that wants logits (has_head()).
+  // The (T, pos0, seq) forms are the one-sequence case.
+  bool has_embedding() const { return ckpt_->has_embedding; }
+  bool has_head() const { return ckpt_->has_head; }
+  void embed_tokens(Workspace& ws, std::span<const int32_t> tokens);
+  void run_layers(Workspace& ws, std::span<const SeqStep> seqs, const std::atomic<bool>* cancel);
+  void run_layers(Workspace& ws, int T, int pos0, const KvSeq& seq, const std::atomic<bool>* cancel);
+  void final_logits(Workspace& ws, std::span<const SeqStep> seqs);
+  void final_logits(Workspace& ws, int T);
 
   // A tensor-parallel rank (its checkpoint from shard_checkpoint): forward
   // all-reduces the o and down projections' partial sums and all-gathers the
@@ -116,13 +138,13 @@ class LlamaModel {
   const TensorView* output_ = nullptr;
   std::vector<float> rope_freqs_;
   std::vector<int32_t> pos_, tokens_;  // scratch: positions and tokens of the current step
+  std::unique_ptr<Workspace> batch_ws_;  // step_batch's scratch (under compute_mutex_)
   Communicator* comm_ = nullptr;
   std::vector<float> shard_logits_, gathered_logits_;  // tensor parallel: this rank's and all ranks' LM-head rows
   uint64_t n_params_ = 0;
   uint64_t weight_bytes_ = 0;
   uint64_t fingerprint_ = 0;
   std::mutex compute_mutex_;
-  std::unique_ptr<Workspace> batch_ws_;
 };
 
 }  // namespace paca

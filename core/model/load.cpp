@@ -4,6 +4,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "parallel/sharded_model.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
@@ -13,21 +14,25 @@ namespace {
 
 // Touches every page of every weight once, so the disk is read during the
 // load (with progress) rather than during the first token.
-void page_in(const Checkpoint& ck, const std::function<bool(float)>& progress) {
+// A sharded model pages in only its local ranks' slices.
+void page_in(std::span<const Checkpoint* const> cks, const std::function<bool(float)>& progress) {
   uint64_t total = 0, done = 0;
-  for (const auto& [n, t] : ck.tensors) total += t.bytes();
+  for (const Checkpoint* ck : cks)
+    for (const auto& [n, t] : ck->tensors) total += t.bytes();
   volatile uint8_t sink = 0;
   uint64_t next_report = 0;
-  for (const auto& [n, t] : ck.tensors) {
-    size_t bytes = t.bytes();
-    uint8_t acc = 0;
-    for (size_t off = 0; off < bytes; off += 4096) acc ^= t.data[off];
-    sink = sink ^ acc;
-    done += bytes;
-    if (progress && (done >= next_report || done == total)) {
-      if (!progress(total ? static_cast<float>(static_cast<double>(done) / total) : 1.0f))
-        fail(Status::cancelled, "model load cancelled by the progress callback");
-      next_report = done + total / 100;
+  for (const Checkpoint* ck : cks) {
+    for (const auto& [n, t] : ck->tensors) {
+      size_t bytes = t.bytes();
+      uint8_t acc = 0;
+      for (size_t off = 0; off < bytes; off += 4096) acc ^= t.data[off];
+      sink = sink ^ acc;
+      done += bytes;
+      if (progress && (done >= next_report || done == total)) {
+        if (!progress(total ? static_cast<float>(static_cast<double>(done) / total) : 1.0f))
+          fail(Status::cancelled, "model load cancelled by the progress callback");
+        next_report = done + total / 100;
+      }
     }
   }
   (void)sink;
@@ -41,37 +46,75 @@ void check_device(const LoadOptions& opt) {
   }
 }
 
-}  // namespace
-
-std::unique_ptr<LlamaModel> load_model(const std::string& path, const LoadOptions& opt) {
+std::unique_ptr<Checkpoint> open_for(const std::string& path, const LoadOptions& opt) {
   check_device(opt);
   if (opt.progress && !opt.progress(0.0f)) fail(Status::cancelled, "model load cancelled by the progress callback");
   MappedFile::Mode mode = opt.weights;
   if (mode == MappedFile::Mode::automatic && opt.device != "cpu") mode = MappedFile::Mode::map;
-  return load_model(open_checkpoint(path, opt.tokenizer_path, mode), opt);
+  return open_checkpoint(path, opt.tokenizer_path, mode);
 }
 
-std::unique_ptr<LlamaModel> load_model(std::unique_ptr<Checkpoint> ck, const LoadOptions& opt) {
+// FP8 quantization and activation modes, as asked.
+void prepare(Checkpoint& ck, const LoadOptions& opt) {
   check_device(opt);
-  const std::string path = ck->path;
-  if (!ck->tokenizer) logf(opt.model.log, LogLevel::info, "{}: no tokenizer: {}", path, ck->tokenizer_note);
-  if (opt.quantize_fp8) quantize_fp8(*ck, opt.fp8);
-  if (opt.fp8_mode == LoadOptions::Fp8Mode::w8a16) set_fp8_activations(*ck, ActQuant::none);
+  if (!ck.tokenizer) logf(opt.model.log, LogLevel::info, "{}: no tokenizer: {}", ck.path, ck.tokenizer_note);
+  if (opt.quantize_fp8) quantize_fp8(ck, opt.fp8);
+  if (opt.fp8_mode == LoadOptions::Fp8Mode::w8a16) set_fp8_activations(ck, ActQuant::none);
   if (opt.fp8_mode == LoadOptions::Fp8Mode::w8a8)
-    for (auto& [n, t] : ck->tensors)
+    for (auto& [n, t] : ck.tensors)
       if (t.dtype == DType::f8e4m3 && t.act == ActQuant::none) {
         t.act = ActQuant::dynamic_row;
         if (!(t.act_ub > 0)) t.act_ub = opt.fp8.act_ub;
       }
-  page_in(*ck, opt.progress);
+}
+
+void log_loaded(const ModelRunner& m, const LoadOptions& opt) {
+  logf(opt.model.log, LogLevel::info, "loaded {} ({}, {} layers, dim {}, vocab {}) on {}", m.checkpoint().path,
+       format_name(m.config().format), m.config().n_layers, m.config().dim, m.config().n_vocab, m.backend_name());
+}
+
+}  // namespace
+
+std::unique_ptr<LlamaModel> load_model(const std::string& path, const LoadOptions& opt) {
+  return load_model(open_for(path, opt), opt);
+}
+
+std::unique_ptr<LlamaModel> load_model(std::unique_ptr<Checkpoint> ck, const LoadOptions& opt) {
+  prepare(*ck, opt);
+  const Checkpoint* whole = ck.get();
+  page_in(std::span<const Checkpoint* const>(&whole, 1), opt.progress);
   auto model = std::make_unique<LlamaModel>(std::move(ck), make_cpu_backend(opt.model.n_threads), opt.model);
-  logf(opt.model.log, LogLevel::info, "loaded {} ({}, {} layers, dim {}, vocab {}) on {}", path,
-       format_name(model->config().format), model->config().n_layers, model->config().dim, model->config().n_vocab,
-       model->backend().name());
+  log_loaded(*model, opt);
   return model;
 }
 
-std::string describe_model_json(const LlamaModel& m) {
+std::unique_ptr<ModelRunner> load_runner(const std::string& path, const LoadOptions& opt) {
+  check_parallel_options(opt.tensor_parallel, opt.pipeline_parallel, opt.world);
+  return load_runner(open_for(path, opt), opt);
+}
+
+std::unique_ptr<ModelRunner> load_runner(std::unique_ptr<Checkpoint> ck, const LoadOptions& opt) {
+  check_parallel_options(opt.tensor_parallel, opt.pipeline_parallel, opt.world);
+  if (opt.tensor_parallel * opt.pipeline_parallel == 1) return load_model(std::move(ck), opt);
+  prepare(*ck, opt);
+  ShardOptions so;
+  so.tp = opt.tensor_parallel;
+  so.pp = opt.pipeline_parallel;
+  so.n_threads = opt.model.n_threads;
+  so.timeout = opt.world.timeout;
+  // the layout is checked against the model before any process connects
+  tp_layout(ck->config, so.tp);
+  pipeline_stages(ck->config.n_layers, so.pp);
+  if (opt.world.size > 1) so.world = connect_world(opt.world);
+  auto model = std::make_unique<ShardedModel>(std::move(ck), std::move(so), opt.model);
+  std::vector<const Checkpoint*> shards;
+  for (int i = 0; i < model->n_local(); ++i) shards.push_back(&model->local(i).checkpoint());
+  page_in(shards, opt.progress);
+  log_loaded(*model, opt);
+  return model;
+}
+
+std::string describe_model_json(const ModelRunner& m) {
   using nlohmann::json;
   const ModelConfig& c = m.config();
   std::map<std::string, uint64_t> dtypes;
@@ -116,7 +159,22 @@ std::string describe_model_json(const LlamaModel& m) {
   j["fingerprint"] = fmt::format("{:016x}", m.fingerprint());
   j["kv_bytes_per_token"] = kv_per_token;
   j["memory_full_context_bytes"] = m.weight_bytes() + kv_per_token * static_cast<uint64_t>(c.max_context);
-  j["backend"] = const_cast<LlamaModel&>(m).backend().name();
+  j["backend"] = m.backend_name();
+  if (const auto* sm = dynamic_cast<const ShardedModel*>(&m)) {
+    json shards = json::array();
+    for (int i = 0; i < sm->n_local(); ++i) {
+      const LlamaModel& local = sm->local(i);
+      const ShardedModel::Placement& at = sm->placement(i);
+      shards.push_back({{"rank", at.rank},
+                        {"stage", at.stage},
+                        {"tp_rank", at.tp_rank},
+                        {"first_layer", at.layers.first},
+                        {"n_layers", at.layers.count},
+                        {"weight_bytes", local.weight_bytes()},
+                        {"kv_bytes_per_token", local.kv_layout().block_bytes() / local.kv_layout().block_tokens}});
+    }
+    j["parallel"] = {{"tensor_parallel", sm->tp()}, {"pipeline_parallel", sm->pp()}, {"ranks", shards}};
+  }
   if (const auto& tok = m.checkpoint().tokenizer) {
     j["tokenizer"] = {{"source", json(tok->source())},
                       {"kind", tok->options().byte_level ? "byte-level BPE"

@@ -2,12 +2,14 @@
 // (reporting progress), pick the backend, build the model.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
 
 #include "model/llama_model.h"
 #include "model/quantize.h"
+#include "parallel/world.h"
 
 namespace paca {
 
@@ -23,15 +25,25 @@ struct LoadOptions {
   enum class Fp8Mode { automatic, w8a8, w8a16 } fp8_mode = Fp8Mode::automatic;
   // Called with progress in [0, 1]; return false to abort (Error(cancelled)).
   std::function<bool(float)> progress;
+  // Sharding (load_runner): tensor parallel x pipeline parallel ranks, as
+  // threads of this process, or (world.size > 1) this process as one rank of
+  // a multi-process group.
+  int tensor_parallel = 1;
+  int pipeline_parallel = 1;
+  WorldOptions world;
 };
 
 std::unique_ptr<LlamaModel> load_model(const std::string& path, const LoadOptions& opt);
 // The same for a checkpoint already in memory (e.g. synthetic_checkpoint).
 std::unique_ptr<LlamaModel> load_model(std::unique_ptr<Checkpoint> ck, const LoadOptions& opt);
 
+// The same, sharded as opt asks (a plain LlamaModel when it asks for one rank).
+std::unique_ptr<ModelRunner> load_runner(const std::string& path, const LoadOptions& opt);
+std::unique_ptr<ModelRunner> load_runner(std::unique_ptr<Checkpoint> ck, const LoadOptions& opt);
+
 // JSON description of a loaded model (format, shapes, dtypes, special
 // tokens, memory), as paca_model_describe_json and `paca info --json` print it.
-std::string describe_model_json(const LlamaModel& model);
+std::string describe_model_json(const ModelRunner& model);
 
 // Writes a seeded-random Llama checkpoint in HF layout (BF16 safetensors).
 struct TestModelSpec {

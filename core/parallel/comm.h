@@ -1,14 +1,20 @@
-// comm.h - collectives between the ranks of a sharded model. Every rank calls
-// the same collectives in the same order. Reductions add the ranks'
-// contributions in rank order, so every rank gets bit-identical results and a
-// run is reproducible whatever the timing. A rank that does not arrive within
-// the group's timeout makes the others fail with Error(io) instead
-// of hanging.
+// comm.h - collectives and point-to-point messages between the ranks of a
+// sharded model. Every rank calls the same collectives in the same order.
+// Reductions add the ranks' contributions in rank order, so every rank gets
+// bit-identical results and a run is reproducible whatever the timing. A rank
+// that does not arrive within the group's timeout makes the others fail with
+// Error(io) instead of hanging.
+//
+// Implementations: LocalGroup (ranks as threads of one process, below),
+// MpiComm (a process per rank, mpi_comm.h), TcpComm (a process per rank over
+// sockets, bootstrapped by the TCP rendezvous, tcp_comm.h), SubComm (the
+// collectives of a subset of ranks over a parent's point-to-point messages).
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -24,10 +30,18 @@ class Communicator {
   virtual void all_reduce_sum(float* data, size_t n) = 0;
   // out[r * n, (r + 1) * n) = rank r's in[0, n), on every rank
   virtual void all_gather(const float* in, size_t n, float* out) = 0;
+  // Point to point (pipeline stages): send returns once data may be reused
+  // (it may buffer); recv waits for the next message from src, which must
+  // hold exactly n floats (another size is Error(io)).
+  virtual void send(const float* data, size_t n, int dst) = 0;
+  virtual void recv(float* data, size_t n, int src) = 0;
+  // Returns once every rank has entered it.
+  virtual void barrier() = 0;
 };
 
-// Ranks as threads of one process (CPU tensor parallelism, tests): a shared
-// table of pointers and a generation barrier with a timeout.
+// Ranks as threads of one process (CPU tensor and pipeline parallelism,
+// tests): a shared table of pointers, a generation barrier with a timeout and
+// a mailbox per (source, destination) pair.
 class LocalGroup {
  public:
   LocalGroup(int size, std::chrono::milliseconds timeout);
@@ -37,11 +51,15 @@ class LocalGroup {
   // Marks the group broken (a rank failed): every rank waiting in, or later
   // entering, a collective throws instead of waiting for it.
   void abort();
+  // Makes a broken group usable again and drops undelivered messages. Only
+  // while no rank is inside a call (e.g. after every rank's thread joined).
+  void reset();
 
  private:
   class Rank;
   friend class Rank;
   void barrier();
+  void check_rank(int r, const char* what) const;
 
   int size_;
   std::chrono::milliseconds timeout_;
@@ -51,7 +69,41 @@ class LocalGroup {
   unsigned long generation_ = 0;
   bool broken_ = false;
   std::vector<const float*> slots_;
+  std::vector<std::deque<std::vector<float>>> mail_;  // [src * size + dst]
   std::vector<std::unique_ptr<Rank>> ranks_;
+};
+
+// Collectives written over send/recv, for communicators between processes:
+// each rank sends its buffer to every other and adds them all in rank order
+// (the same additions as LocalGroup), so results are bit-identical on every
+// rank. send must not wait for the matching recv (it buffers or makes
+// progress on incoming messages while it waits), since every rank sends
+// before it receives.
+class PointToPointComm : public Communicator {
+ public:
+  void all_reduce_sum(float* data, size_t n) override;
+  void all_gather(const float* in, size_t n, float* out) override;
+  void barrier() override;
+
+ private:
+  std::vector<float> buf_;
+};
+
+// The collectives of `members` (ranks of parent, in order; this rank among
+// them) over parent's send/recv. Used for the tensor-parallel group of one
+// pipeline stage in a multi-process run. parent must outlive it.
+class SubComm final : public PointToPointComm {
+ public:
+  SubComm(Communicator& parent, std::vector<int> members);
+  int rank() const override { return rank_; }
+  int size() const override { return static_cast<int>(members_.size()); }
+  void send(const float* data, size_t n, int dst) override;
+  void recv(float* data, size_t n, int src) override;
+
+ private:
+  Communicator& parent_;
+  std::vector<int> members_;
+  int rank_ = 0;
 };
 
 }  // namespace paca

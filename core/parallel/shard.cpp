@@ -54,12 +54,33 @@ TpLayout tp_layout(const ModelConfig& c, int n) {
   return L;
 }
 
-std::unique_ptr<Checkpoint> shard_checkpoint(const Checkpoint& full, const TpLayout& L, int r) {
+std::vector<StageRange> pipeline_stages(int n_layers, int m) {
+  check(m >= 1 && m <= n_layers, Status::invalid_argument, "pipeline parallel {} needs 1..{} stages (one layer or more each)",
+        m, n_layers);
+  std::vector<StageRange> out;
+  int first = 0;
+  for (int s = 0; s < m; ++s) {
+    const int count = n_layers / m + (s < n_layers % m ? 1 : 0);
+    out.push_back({first, count});
+    first += count;
+  }
+  return out;
+}
+
+std::unique_ptr<Checkpoint> shard_checkpoint(const Checkpoint& full, const TpLayout& L, int r, StageRange stage,
+                                             int stage_index, int n_stages) {
   const ModelConfig& c = full.config;
   check(r >= 0 && r < L.size, Status::invalid_argument, "rank {} outside tensor parallel {}", r, L.size);
+  check(n_stages >= 1 && stage_index >= 0 && stage_index < n_stages && stage.first >= 0 && stage.count >= 1 &&
+            stage.first + stage.count <= c.n_layers,
+        Status::invalid_argument, "stage {} of {} (layers {}..{}) does not fit {} layers", stage_index, n_stages,
+        stage.first, stage.first + stage.count, c.n_layers);
   auto ck = std::make_unique<Checkpoint>();
   ck->path = full.path;
   ck->config = c;
+  ck->config.n_layers = stage.count;
+  ck->has_embedding = stage_index == 0;
+  ck->has_head = stage_index == n_stages - 1;
   ck->config.n_heads = L.q_heads;
   ck->config.n_kv_heads = L.kv_heads;
   ck->config.ffn_dim = L.ffn;
@@ -80,22 +101,26 @@ std::unique_ptr<Checkpoint> shard_checkpoint(const Checkpoint& full, const TpLay
     check(t != nullptr, Status::format, "checkpoint is missing tensor {}", n);
     return *t;
   };
-  ck->tensors["embed"] = get("embed");
-  ck->tensors["norm"] = get("norm");
-  const TensorView& head = c.tied_embeddings ? get("embed") : get("output");
-  const int64_t v0 = static_cast<int64_t>(r) * L.vocab_rows;
-  ck->tensors["output"] = row_slice(head, std::min<int64_t>(v0, c.n_vocab), std::max<int64_t>(0, std::min<int64_t>(L.vocab_rows, c.n_vocab - v0)));
-  for (int l = 0; l < c.n_layers; ++l) {
-    auto name = [l](const char* w) { return layer_tensor(l, w); };
-    ck->tensors[name("attn_norm")] = get(name("attn_norm"));
-    ck->tensors[name("ffn_norm")] = get(name("ffn_norm"));
-    ck->tensors[name("wq")] = row_slice(get(name("wq")), q0, qn);
-    ck->tensors[name("wk")] = row_slice(get(name("wk")), k0, kn);
-    ck->tensors[name("wv")] = row_slice(get(name("wv")), k0, kn);
-    ck->tensors[name("wo")] = col_slice(*ck, get(name("wo")), q0, qn);
-    ck->tensors[name("w1")] = row_slice(get(name("w1")), f0, L.ffn);
-    ck->tensors[name("w3")] = row_slice(get(name("w3")), f0, L.ffn);
-    ck->tensors[name("w2")] = col_slice(*ck, get(name("w2")), f0, L.ffn);
+  if (ck->has_embedding) ck->tensors["embed"] = get("embed");
+  if (ck->has_head) {
+    ck->tensors["norm"] = get("norm");
+    const TensorView& head = c.tied_embeddings ? get("embed") : get("output");
+    const int64_t v0 = static_cast<int64_t>(r) * L.vocab_rows;
+    ck->tensors["output"] = row_slice(head, std::min<int64_t>(v0, c.n_vocab),
+                                      std::max<int64_t>(0, std::min<int64_t>(L.vocab_rows, c.n_vocab - v0)));
+  }
+  for (int l = 0; l < stage.count; ++l) {
+    auto dst = [l](const char* w) { return layer_tensor(l, w); };
+    auto src = [&](const char* w) -> const TensorView& { return get(layer_tensor(stage.first + l, w)); };
+    ck->tensors[dst("attn_norm")] = src("attn_norm");
+    ck->tensors[dst("ffn_norm")] = src("ffn_norm");
+    ck->tensors[dst("wq")] = row_slice(src("wq"), q0, qn);
+    ck->tensors[dst("wk")] = row_slice(src("wk"), k0, kn);
+    ck->tensors[dst("wv")] = row_slice(src("wv"), k0, kn);
+    ck->tensors[dst("wo")] = col_slice(*ck, src("wo"), q0, qn);
+    ck->tensors[dst("w1")] = row_slice(src("w1"), f0, L.ffn);
+    ck->tensors[dst("w3")] = row_slice(src("w3"), f0, L.ffn);
+    ck->tensors[dst("w2")] = col_slice(*ck, src("w2"), f0, L.ffn);
   }
   return ck;
 }

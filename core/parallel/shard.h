@@ -5,9 +5,14 @@
 // LM head by vocabulary rows (its logits all-gathered), and the embedding and
 // norms whole. Row slices are views into the full checkpoint's memory; column
 // slices are copied once (reading only those columns).
+//
+// Pipeline parallelism cuts the layers into stages (StageRange): a stage's
+// checkpoint holds only its layers (renumbered from 0), the embedding on the
+// first stage and the final norm and LM head on the last.
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "model/checkpoint.h"
 
@@ -26,7 +31,24 @@ struct TpLayout {
 // cut a Q8_0 block.
 TpLayout tp_layout(const ModelConfig& c, int n);
 
-// Rank r's checkpoint. `full` must outlive it (views point into it).
-std::unique_ptr<Checkpoint> shard_checkpoint(const Checkpoint& full, const TpLayout& layout, int rank);
+// Layers [first, first + count) of the whole model.
+struct StageRange {
+  int first = 0;
+  int count = 0;
+};
+
+// M stages over n_layers layers, balanced: stage s gets layers
+// [s L/M, (s+1) L/M), the first L mod M stages one more (docs/plan.md).
+// Throws Error(invalid_argument) unless 1 <= M <= n_layers.
+std::vector<StageRange> pipeline_stages(int n_layers, int m);
+
+// Rank r of tensor parallel `layout`, holding the layers of `stage` out of
+// `n_stages` (the whole model when n_stages == 1). `full` must outlive it
+// (views point into it).
+std::unique_ptr<Checkpoint> shard_checkpoint(const Checkpoint& full, const TpLayout& layout, int rank,
+                                             StageRange stage, int stage_index, int n_stages);
+inline std::unique_ptr<Checkpoint> shard_checkpoint(const Checkpoint& full, const TpLayout& layout, int rank) {
+  return shard_checkpoint(full, layout, rank, StageRange{0, full.config.n_layers}, 0, 1);
+}
 
 }  // namespace paca

@@ -7,11 +7,11 @@
 
 namespace paca {
 
-Session::Session(LlamaModel& model, BlockPool& pool, int n_ctx)
+Session::Session(ModelRunner& model, BlockPool& pool, int n_ctx)
     : model_(model), n_ctx_(n_ctx <= 0 ? model.config().max_context : n_ctx), kv_(pool) {
   check(n_ctx_ <= ConfigLimits::max_context, Status::invalid_argument, "context of {} tokens exceeds the limit {}",
         n_ctx_, ConfigLimits::max_context);
-  ws_ = std::make_unique<Workspace>(model.backend(), model.config());
+  scratch_ = model.new_scratch();
 }
 
 void Session::prefill(std::span<const int32_t> tokens) {
@@ -29,34 +29,33 @@ void Session::prefill(std::span<const int32_t> tokens) {
   try {
     kv_.make_writable(old_len);  // a block shared with a fork is copied before it is written
     kv_.resize_for(old_len + tokens.size());
-    ws_->reserve(static_cast<int>(std::min<size_t>(tokens.size(), kMaxStepTokens)));
+    next_logits_.resize(static_cast<size_t>(vocab));
     for (size_t done = 0; done < tokens.size();) {
-      size_t n = std::min<size_t>(tokens.size() - done, static_cast<size_t>(ws_->capacity()));
-      model_.forward(*ws_, tokens.subspan(done, n), static_cast<int>(old_len + done), kv_.view(), &cancel_);
+      size_t n = std::min<size_t>(tokens.size() - done, static_cast<size_t>(kMaxStepTokens));
+      model_.step(*scratch_, tokens.subspan(done, n), static_cast<int>(old_len + done), kv_.view(), &cancel_, next_logits_);
       done += n;
     }
   } catch (...) {
     kv_.resize_for(old_len);
     throw;
   }
-  logits_.resize(static_cast<size_t>(vocab));
-  model_.backend().to_host(ws_->logits.data, logits_.data(), logits_.size());
+  logits_.assign(next_logits_.begin(), next_logits_.end());  // same size: the buffer callers may view stays put
   tokens_.insert(tokens_.end(), tokens.begin(), tokens.end());
   has_logits_ = true;
 }
 
 void Session::step_batch(std::span<const BatchItem> items) {
   if (items.empty()) return;
-  LlamaModel& model = items.front().session->model_;
+  ModelRunner& model = items.front().session->model_;
   const int vocab = model.config().n_vocab;
-  size_t total = 0;
   for (size_t i = 0; i < items.size(); ++i) {
     const BatchItem& it = items[i];
     check(it.session != nullptr && &it.session->model_ == &model, Status::invalid_argument,
           "batch item {}: no session, or a session of another model", i);
     for (size_t j = 0; j < i; ++j)
       check(items[j].session != it.session, Status::invalid_argument, "batch items {} and {} are the same session", j, i);
-    check(!it.tokens.empty(), Status::invalid_argument, "batch item {}: no tokens given", i);
+    check(!it.tokens.empty() && it.tokens.size() <= static_cast<size_t>(kMaxStepTokens), Status::invalid_argument,
+          "batch item {}: {} tokens (1 to {} per step)", i, it.tokens.size(), kMaxStepTokens);
     for (size_t t = 0; t < it.tokens.size(); ++t)
       check(it.tokens[t] >= 0 && it.tokens[t] < vocab, Status::invalid_argument,
             "batch item {}: token id {} at index {} is outside the vocabulary [0, {})", i, it.tokens[t], t, vocab);
@@ -64,34 +63,31 @@ void Session::step_batch(std::span<const BatchItem> items) {
     check(it.tokens.size() <= n_ctx - len, Status::context_full,
           "batch item {}: {} tokens do not fit: the session holds {} of its {}-token context", i, it.tokens.size(), len,
           n_ctx);
-    total += it.tokens.size();
   }
   std::lock_guard<std::mutex> lock(model.compute_mutex());
-  Workspace& ws = model.batch_workspace();
-  std::vector<SeqStep> steps;
-  steps.reserve(items.size());
+  std::vector<ModelRunner::BatchSeq> seqs;
+  seqs.reserve(items.size());
   size_t grown = 0;
   try {
     for (const BatchItem& it : items) {
       Session& s = *it.session;
       s.cancel_.store(false);
       const size_t len = s.tokens_.size();
-      s.kv_.make_writable(len);
+      s.kv_.make_writable(len);  // a block shared with a fork is copied before it is written
       s.kv_.resize_for(len + it.tokens.size());
       ++grown;
-      steps.push_back(SeqStep{it.tokens, static_cast<int>(len), s.kv_.view(), true});
+      s.next_logits_.resize(static_cast<size_t>(vocab));
+      seqs.push_back({s.scratch_.get(), it.tokens, static_cast<int>(len), s.kv_.view(), s.next_logits_});
     }
-    ws.reserve(static_cast<int>(total), static_cast<int>(items.size()));
-    model.forward_batch(ws, steps, nullptr);
+    model.step_batch(seqs);
   } catch (...) {
     for (size_t i = 0; i < grown; ++i) items[i].session->kv_.resize_for(items[i].session->tokens_.size());
     throw;
   }
-  for (size_t i = 0; i < items.size(); ++i) {
-    Session& s = *items[i].session;
-    s.logits_.resize(static_cast<size_t>(vocab));
-    model.backend().to_host(ws.logits.row(static_cast<int>(i)), s.logits_.data(), s.logits_.size());
-    s.tokens_.insert(s.tokens_.end(), items[i].tokens.begin(), items[i].tokens.end());
+  for (const BatchItem& it : items) {
+    Session& s = *it.session;
+    s.logits_.assign(s.next_logits_.begin(), s.next_logits_.end());
+    s.tokens_.insert(s.tokens_.end(), it.tokens.begin(), it.tokens.end());
     s.has_logits_ = true;
   }
 }

@@ -1,5 +1,6 @@
 // session.h - one sequence on a model: its tokens, its KV blocks, the last
-// logits. Used by one thread at a time (cancel() excepted).
+// logits. Used by one thread at a time (cancel() excepted). The model is a
+// ModelRunner: whole, or sharded into tensor/pipeline-parallel ranks.
 #pragma once
 
 #include <atomic>
@@ -8,7 +9,7 @@
 #include <span>
 #include <vector>
 
-#include "model/llama_model.h"
+#include "model/runner.h"
 #include "runtime/kv_cache.h"
 
 namespace paca {
@@ -16,7 +17,7 @@ namespace paca {
 class Session {
  public:
   // n_ctx <= 0: the model's max_context.
-  Session(LlamaModel& model, BlockPool& pool, int n_ctx);
+  Session(ModelRunner& model, BlockPool& pool, int n_ctx);
 
   // Appends tokens and computes the logits of the last one. On any error
   // (bad id, context full, cancellation) the session is left unchanged.
@@ -26,13 +27,14 @@ class Session {
   // each item's tokens to its session and computes that session's last
   // logits, all in one pass, with the same bits as separate prefills. All or
   // nothing: on any error (bad id, context full, a session twice, sessions of
-  // different models) every session is left unchanged. The step's scratch is
-  // the model's batch workspace.
+  // different models, more than kMaxStepTokens for one session) every
+  // session is left unchanged. ModelRunner::step_batch does the work.
   struct BatchItem {
     Session* session;
     std::span<const int32_t> tokens;
   };
   static void step_batch(std::span<const BatchItem> items);
+
   void rewind(size_t n_tokens);
   void cancel() { cancel_.store(true); }
 
@@ -52,7 +54,7 @@ class Session {
   void adopt(std::vector<int32_t> tokens, KvBlocks& kv, std::vector<float> logits);
 
   const KvBlocks& kv() const { return kv_; }
-  LlamaModel& model() const { return model_; }
+  ModelRunner& model() const { return model_; }
 
   bool has_logits() const { return has_logits_; }
   const std::vector<float>& logits() const { return logits_; }
@@ -60,15 +62,16 @@ class Session {
   size_t length() const { return tokens_.size(); }
   size_t context_size() const { return static_cast<size_t>(n_ctx_); }
 
-  static constexpr int kMaxStepTokens = 256;  // prefill runs in chunks of this size
+  static constexpr int kMaxStepTokens = ModelRunner::kMaxStepTokens;  // prefill runs in chunks of this size
 
  private:
-  LlamaModel& model_;
+  ModelRunner& model_;
   int n_ctx_;
   KvBlocks kv_;
-  std::unique_ptr<Workspace> ws_;
+  std::unique_ptr<ModelRunner::Scratch> scratch_;
   std::vector<int32_t> tokens_;
   std::vector<float> logits_;
+  std::vector<float> next_logits_;  // the step's output, kept only when the whole prefill succeeds
   bool has_logits_ = false;
   std::atomic<bool> cancel_{false};
 };

@@ -34,7 +34,7 @@ void read_kv_into(const SnapshotReader& r, size_t keep, KvBlocks& kv) {
 
 }  // namespace
 
-SnapshotShape snapshot_shape(const LlamaModel& model) {
+SnapshotShape snapshot_shape(const ModelRunner& model) {
   const KvLayout& L = model.kv_layout();
   SnapshotShape s;
   s.fingerprint = model.fingerprint();
@@ -62,7 +62,7 @@ void save_snapshot(const Session& session, const SamplerRecord* sampler, const s
   write_snapshot_file(path, c, opt);
 }
 
-LoadedSnapshot read_snapshot(LlamaModel& model, BlockPool& pool, std::span<const uint8_t> file,
+LoadedSnapshot read_snapshot(ModelRunner& model, BlockPool& pool, std::span<const uint8_t> file,
                              const std::string& what) {
   SnapshotReader r(file, snapshot_shape(model), what);
   std::vector<int32_t> tokens = r.tokens();
@@ -76,7 +76,7 @@ LoadedSnapshot read_snapshot(LlamaModel& model, BlockPool& pool, std::span<const
   return out;
 }
 
-LoadedSnapshot load_snapshot(LlamaModel& model, BlockPool& pool, const std::string& path) {
+LoadedSnapshot load_snapshot(ModelRunner& model, BlockPool& pool, const std::string& path) {
   MappedFile f(path);
   return read_snapshot(model, pool, f.bytes(), path);
 }

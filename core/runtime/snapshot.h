@@ -39,7 +39,7 @@
 namespace paca {
 
 // What a snapshot of a session of `model` must match.
-SnapshotShape snapshot_shape(const LlamaModel& model);
+SnapshotShape snapshot_shape(const ModelRunner& model);
 
 // Writes the session (and the sampler's settings, when not null) to path,
 // crash-safely (see write_snapshot_file).
@@ -53,9 +53,9 @@ struct LoadedSnapshot {
 
 // Reads a snapshot into a new session on model/pool, with the context size it
 // was saved with. Errors: io (cannot read) and those of SnapshotReader.
-LoadedSnapshot load_snapshot(LlamaModel& model, BlockPool& pool, const std::string& path);
+LoadedSnapshot load_snapshot(ModelRunner& model, BlockPool& pool, const std::string& path);
 // The same on bytes in memory (`what` names them in messages).
-LoadedSnapshot read_snapshot(LlamaModel& model, BlockPool& pool, std::span<const uint8_t> file,
+LoadedSnapshot read_snapshot(ModelRunner& model, BlockPool& pool, std::span<const uint8_t> file,
                              const std::string& what);
 
 // Prompt cache: `session` must be empty. Restores from the snapshot at path

@@ -5,6 +5,8 @@
 //             [--presence-penalty P] [--repeat-last-n N] [--seed S] [--stop TEXT]... [--stop-token ID]... [--logprobs N]
 //             [--prompt-cache FILE]
 //   paca eval -m PATH (-p TEXT | --prompt-tokens 1,2,3) [--top K] [--logits-out FILE] [--json]
+//   (run, eval, info) [--tensor-parallel N] [--pipeline-parallel N] [--devices LIST] [--world-size N]
+//                     [--rank R] [--rendezvous HOST:PORT] [--comm-timeout MS]
 //   paca tokenize   -m PATH [--special] [--no-bos] [--json] [--] TEXT
 //   paca detokenize -m PATH [--special] [--json] [--] 1,2,3
 //   paca info -m PATH [--json]
@@ -51,6 +53,8 @@ void usage() {
                "            [--stop TEXT]... [--stop-token ID]... [--logprobs N] [--prompt-cache FILE]\n"
                "            [--chat [--system TEXT] [--tools JSON|@FILE] [--builtin-tools a,b] [--date TEXT]]\n"
                "  paca eval -m PATH (-p TEXT | --prompt-tokens 1,2,3) [--chat ...] [--top K] [--logits-out FILE] [--threads N] [--json]\n"
+               "  run, eval, info also take: [--tensor-parallel N] [--pipeline-parallel N] [--devices LIST]\n"
+               "            [--world-size N [--rank R] [--rendezvous HOST:PORT]] [--comm-timeout MS]\n"
                "  paca tokenize   -m PATH [--special] [--no-bos] [--json] [--] TEXT\n"
                "  paca detokenize -m PATH [--special] [--json] [--] 1,2,3\n"
                "  paca info -m PATH [--json]\n"
@@ -73,6 +77,11 @@ void usage() {
                "Sampling (run): temperature 0 (the default) is greedy; --seed S makes sampled runs reproducible;\n"
                "--stop TEXT and --stop-token ID end the generation (repeatable); --logprobs N adds log-probabilities\n"
                "(and N alternatives, up to 20) to --json output.\n"
+               "Sharding: --tensor-parallel N splits every layer over N ranks, --pipeline-parallel N the layers\n"
+               "into N stages; on the CPU the ranks are threads sharing --threads. With --world-size W (= TP x PP)\n"
+               "this process is one rank of W processes: started by mpirun (MPI), or each given --rank and the\n"
+               "--rendezvous HOST:PORT where rank 0 listens; only rank 0 prints. A lost peer is an error after\n"
+               "--comm-timeout MS (default 60000).\n"
                "--prompt-cache FILE (run): reuse the longest prefix of the prompt that FILE holds (a session snapshot),\n"
                "prefill only the rest, then save the prompt's state to FILE.\n");
 }
@@ -134,6 +143,9 @@ struct Args {
   double device_memory = 80;
   std::string kv_dtype = "bf16";
   std::string system, tools, builtin_tools, date;  // --system, --tools, --builtin-tools, --date
+  // sharding (run, eval, info): --tensor-parallel/--tp and --pipeline-parallel/--pp above
+  std::string devices, rendezvous;  // --devices LIST, --rendezvous HOST:PORT
+  long rank = -1, world_size = 1, comm_timeout = 0;  // --rank, --world-size, --comm-timeout MS
 };
 
 Args parse_args(int argc, char** argv) {
@@ -157,6 +169,11 @@ Args parse_args(int argc, char** argv) {
     else if (k == "--shape") a.shape = val();
     else if (k == "--tp" || k == "--tensor-parallel") a.tp = parse_long(val(), "--tp", 1, 4096);
     else if (k == "--pp" || k == "--pipeline-parallel") a.pp = parse_long(val(), "--pp", 1, 4096);
+    else if (k == "--devices") a.devices = val();
+    else if (k == "--rank") a.rank = parse_long(val(), "--rank", 0, 1023);
+    else if (k == "--world-size") a.world_size = parse_long(val(), "--world-size", 1, 1024);
+    else if (k == "--rendezvous") a.rendezvous = val();
+    else if (k == "--comm-timeout") a.comm_timeout = parse_long(val(), "--comm-timeout", 1, 86400000);
     else if (k == "--batch") a.batch = parse_long(val(), "--batch", 1, 1 << 20);
     else if (k == "--device-memory") a.device_memory = parse_float(val(), "--device-memory");
     else if (k == "--kv-dtype") a.kv_dtype = val();
@@ -227,6 +244,13 @@ int32_t progress_bar(void*, float f) {
   return 0;
 }
 
+// This process's rank in a multi-process group: --rank, else mpirun's.
+long this_rank(const Args& a) {
+  if (a.rank >= 0) return a.rank;
+  const char* env = std::getenv("OMPI_COMM_WORLD_RANK");
+  return env != nullptr ? std::strtol(env, nullptr, 10) : 0;
+}
+
 paca_model* load(const Args& a, double* load_ms) {
   if (a.model.empty()) die("-m PATH is required");
   paca_model_params mp = paca_model_params_default();
@@ -235,6 +259,17 @@ paca_model* load(const Args& a, double* load_ms) {
   mp.fp8_mode = a.fp8_mode;
   mp.fp8_targets = a.fp8_targets;
   mp.load_mode = a.load_mode;
+  mp.tensor_parallel = static_cast<int32_t>(std::min<long>(a.tp, INT32_MAX));
+  mp.pipeline_parallel = static_cast<int32_t>(std::min<long>(a.pp, INT32_MAX));
+  mp.devices = a.devices.empty() ? nullptr : a.devices.c_str();
+  mp.rank = static_cast<int32_t>(a.rank);
+  mp.world_size = static_cast<int32_t>(a.world_size);
+  mp.rendezvous = a.rendezvous.empty() ? nullptr : a.rendezvous.c_str();
+  mp.comm_timeout_ms = static_cast<int32_t>(a.comm_timeout);
+  if (a.world_size > 1 && this_rank(a) > 0) {
+    // every rank of a multi-process group computes the same output: rank 0 prints it
+    if (std::freopen("/dev/null", "w", stdout) == nullptr) die("cannot silence the output of rank %s", "> 0");
+  }
   if (a.progress || isatty(2)) mp.progress = progress_bar;
   paca_model* m = nullptr;
   auto t0 = Clock::now();

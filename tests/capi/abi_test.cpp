@@ -12,7 +12,7 @@ namespace {
 
 TEST(Abi, ParamsStructLayoutIsPinned) {
   // x86-64 / aarch64 LP64 layouts.
-  EXPECT_EQ(sizeof(paca_model_params), 88u);
+  EXPECT_EQ(sizeof(paca_model_params), 128u);
   EXPECT_EQ(offsetof(paca_model_params, n_threads), 4u);
   EXPECT_EQ(offsetof(paca_model_params, device), 8u);
   EXPECT_EQ(offsetof(paca_model_params, progress), 16u);
@@ -27,6 +27,13 @@ TEST(Abi, ParamsStructLayoutIsPinned) {
   EXPECT_EQ(offsetof(paca_model_params, fp8_targets), 76u);
   EXPECT_EQ(offsetof(paca_model_params, fp8_mode), 80u);
   EXPECT_EQ(offsetof(paca_model_params, load_mode), 84u);  // v0.2, in what was tail padding
+  EXPECT_EQ(offsetof(paca_model_params, tensor_parallel), 88u);  // v0.2: sharding
+  EXPECT_EQ(offsetof(paca_model_params, pipeline_parallel), 92u);
+  EXPECT_EQ(offsetof(paca_model_params, devices), 96u);
+  EXPECT_EQ(offsetof(paca_model_params, rank), 104u);
+  EXPECT_EQ(offsetof(paca_model_params, world_size), 108u);
+  EXPECT_EQ(offsetof(paca_model_params, rendezvous), 112u);
+  EXPECT_EQ(offsetof(paca_model_params, comm_timeout_ms), 120u);
 
   EXPECT_EQ(sizeof(paca_session_params), 8u);
   EXPECT_EQ(offsetof(paca_session_params, n_ctx), 4u);

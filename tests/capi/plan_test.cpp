@@ -63,6 +63,52 @@ TEST(Plan, UnshardedPlanEqualsARealLoad) {
   }
 }
 
+TEST(Plan, ShardedPlanEqualsARealShardedLoad) {
+  // Per rank, the weights and KV a sharded load reports (paca_model_describe_json,
+  // "parallel") against the plan of the same layout. One known difference: the
+  // CPU ranks keep the whole embedding (a lookup needs no split), where the plan
+  // splits it by vocabulary as the GPU path will.
+  for (int32_t tied : {0, 1}) {
+    for (auto [tp, pp] : {std::pair{2, 1}, std::pair{4, 1}, std::pair{1, 2}, std::pair{2, 2}}) {
+      SCOPED_TRACE("tied " + std::to_string(tied) + " tp " + std::to_string(tp) + " pp " + std::to_string(pp));
+      paca_test_model_params shape = paca_test_model_params_default();  // vocab 4096: every split is even
+      shape.tied_embeddings = tied;
+      shape.max_context = 256;
+      paca_model_params mp = paca_model_params_default();
+      mp.n_threads = 1;
+      mp.tensor_parallel = tp;
+      mp.pipeline_parallel = pp;
+      paca_model* m = nullptr;
+      ASSERT_EQ(paca_model_load_synthetic(&shape, &mp, &m), PACA_OK) << paca_last_error();
+      size_t need = 0;
+      paca_model_describe_json(m, nullptr, 0, &need);
+      std::string buf(need, '\0');
+      ASSERT_EQ(paca_model_describe_json(m, buf.data(), buf.size(), &need), PACA_OK);
+      const json real = json::parse(buf.c_str());
+      const json p = plan({{"shape",
+                            {{"dim", shape.dim}, {"n_layers", shape.n_layers}, {"n_heads", shape.n_heads},
+                             {"n_kv_heads", shape.n_kv_heads}, {"ffn_dim", shape.ffn_dim}, {"n_vocab", shape.n_vocab},
+                             {"tied_embeddings", tied != 0}}},
+                           {"tp", tp},
+                           {"pp", pp},
+                           {"kv_dtype", "f32"},
+                           {"context", 256}});
+      const json& ranks = real["parallel"]["ranks"];
+      ASSERT_EQ(ranks.size(), p["ranks"].size());
+      const uint64_t V = static_cast<uint64_t>(shape.n_vocab), D = static_cast<uint64_t>(shape.dim);
+      for (size_t r = 0; r < ranks.size(); ++r) {
+        const json& pr = p["ranks"][r];
+        EXPECT_EQ(ranks[r]["stage"], pr["stage"]) << "rank " << r;
+        EXPECT_EQ(ranks[r]["first_layer"].get<int>(), pr["layers"][0].get<int>()) << "rank " << r;
+        const uint64_t whole_embedding = ranks[r]["stage"].get<int>() == 0 ? (V - V / static_cast<uint64_t>(tp)) * D * 2 : 0;
+        EXPECT_EQ(u64(ranks[r]["weight_bytes"]), u64(pr["weight_bytes"]) + whole_embedding) << "rank " << r;
+        EXPECT_EQ(u64(ranks[r]["kv_bytes_per_token"]) * 256u, u64(pr["kv_bytes"])) << "rank " << r;
+      }
+      paca_model_free(m);
+    }
+  }
+}
+
 TEST(Plan, PublishedParameterCounts) {
   // Hugging Face model cards: Llama 3.1 8B / 70B / 405B parameter counts.
   const std::pair<const char*, uint64_t> published[] = {

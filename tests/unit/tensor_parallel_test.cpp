@@ -1,8 +1,11 @@
-// tensor_parallel_test.cpp - CPU tensor parallelism (core/parallel/): TP=2
-// and TP=4 over LocalGroup give the logits of the unsharded model within 1e-5
-// relative error and the same greedy tokens, for MHA, GQA with TP above the kv
-// head count, tied embeddings and a vocabulary that does not divide evenly;
-// the collectives are deterministic; a rank that never arrives times out.
+// tensor_parallel_test.cpp - CPU tensor and pipeline parallelism
+// (core/parallel/): TP 2/4, PP 2/3 and TP x PP through a Session over a
+// ShardedModel give the logits of the unsharded model within 1e-5 relative
+// error and the same greedy tokens, for MHA, GQA with TP above the kv head
+// count, tied embeddings and a vocabulary that does not divide evenly; stage
+// plans and checkpoints; the collectives and messages of LocalGroup, SubComm
+// and TcpComm are deterministic; a rank that never arrives or is gone makes the
+// others fail within the timeout.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -12,7 +15,9 @@
 #include "model/checkpoint.h"
 #include "model/llama_model.h"
 #include "model/load.h"
-#include "parallel/tensor_parallel.h"
+#include "parallel/sharded_model.h"
+#include "runtime/kv_cache.h"
+#include "runtime/session.h"
 #include "util/error.h"
 
 namespace paca {
@@ -65,20 +70,34 @@ Greedy run_reference(const TestModelSpec& spec, const std::vector<int32_t>& prom
   return out;
 }
 
-Greedy run_tp(const TestModelSpec& spec, int n, const std::vector<int32_t>& prompt, int steps) {
-  ModelOptions opt;
-  TensorParallelModel tp(synthetic_checkpoint(spec, uint64_t{1} << 32), n, 1, opt);
-  auto seq = tp.new_sequence(spec.max_context);
+// The same through a Session over a ShardedModel (all ranks as threads).
+Greedy run_sharded(const TestModelSpec& spec, int tp, int pp, const std::vector<int32_t>& prompt, int steps) {
+  ShardOptions so;
+  so.tp = tp;
+  so.pp = pp;
+  so.n_threads = tp * pp;
+  ShardedModel m(synthetic_checkpoint(spec, uint64_t{1} << 32), std::move(so), ModelOptions{});
+  BlockPool pool(m.kv_backend(), m.kv_layout());
+  Session session(m, pool, 0);
   Greedy out;
-  std::span<const float> lg = tp.forward(*seq, prompt, 0);
+  session.prefill(prompt);
   for (int s = 0;; ++s) {
-    out.logits.emplace_back(lg.begin(), lg.end());
+    out.logits.push_back(session.logits());
     if (s == steps) break;
-    const int32_t t = argmax(lg);
+    const int32_t t = argmax(session.logits());
     out.tokens.push_back(t);
-    lg = tp.forward(*seq, std::span<const int32_t>(&t, 1), static_cast<int>(prompt.size()) + s);
+    session.prefill(std::span<const int32_t>(&t, 1));
   }
   return out;
+}
+
+void expect_same(const Greedy& got, const Greedy& ref) {
+  EXPECT_EQ(got.tokens, ref.tokens);
+  ASSERT_EQ(got.logits.size(), ref.logits.size());
+  for (size_t i = 0; i < ref.logits.size(); ++i) {
+    ASSERT_EQ(got.logits[i].size(), ref.logits[i].size());
+    EXPECT_LE(rel_l2(got.logits[i], ref.logits[i]), 1e-5) << "step " << i;
+  }
 }
 
 TestModelSpec spec(int heads, int kv_heads, int vocab, bool tied) {
@@ -104,27 +123,66 @@ TEST(TensorParallel, ShardedLogitsAndGreedyTokensMatchUnsharded) {
   const Case cases[] = {{"MHA 4 heads", spec(4, 4, 300, false)},
                         {"GQA 4/2 (TP 4 replicates kv heads)", spec(4, 2, 300, false)},
                         {"GQA 4/1, tied, vocab 301 (uneven shards)", spec(4, 1, 301, true)}};
+  // (tp, pp): 3 layers make PP 2 uneven (2 + 1) and PP 3 one layer a stage
+  const std::pair<int, int> layouts[] = {{2, 1}, {4, 1}, {1, 2}, {1, 3}, {2, 2}, {4, 3}};
   for (const Case& c : cases) {
     SCOPED_TRACE(c.what);
     const Greedy ref = run_reference(c.s, prompt, 8);
-    for (int n : {2, 4}) {
-      SCOPED_TRACE("TP " + std::to_string(n));
-      const Greedy got = run_tp(c.s, n, prompt, 8);
-      EXPECT_EQ(got.tokens, ref.tokens);
-      ASSERT_EQ(got.logits.size(), ref.logits.size());
-      for (size_t i = 0; i < ref.logits.size(); ++i) {
-        ASSERT_EQ(got.logits[i].size(), ref.logits[i].size());
-        EXPECT_LE(rel_l2(got.logits[i], ref.logits[i]), 1e-5) << "step " << i;
-      }
+    for (auto [tp, pp] : layouts) {
+      SCOPED_TRACE("TP " + std::to_string(tp) + " x PP " + std::to_string(pp));
+      expect_same(run_sharded(c.s, tp, pp, prompt, 8), ref);
     }
   }
 }
 
 TEST(TensorParallel, RepeatableBitForBit) {
   const std::vector<int32_t> prompt = {1, 2, 3, 4, 5, 6};
-  const Greedy a = run_tp(spec(4, 2, 300, false), 2, prompt, 3), b = run_tp(spec(4, 2, 300, false), 2, prompt, 3);
+  const Greedy a = run_sharded(spec(4, 2, 300, false), 2, 2, prompt, 3),
+               b = run_sharded(spec(4, 2, 300, false), 2, 2, prompt, 3);
   ASSERT_EQ(a.logits.size(), b.logits.size());
   for (size_t i = 0; i < a.logits.size(); ++i) EXPECT_EQ(a.logits[i], b.logits[i]);
+}
+
+TEST(PipelineParallel, StagesAreBalancedAndCoverEveryLayer) {
+  const auto s = pipeline_stages(5, 2);
+  ASSERT_EQ(s.size(), 2u);
+  EXPECT_EQ(s[0].first, 0);
+  EXPECT_EQ(s[0].count, 3);
+  EXPECT_EQ(s[1].first, 3);
+  EXPECT_EQ(s[1].count, 2);
+  for (int L : {1, 7, 32, 126})
+    for (int m = 1; m <= std::min(L, 9); ++m) {
+      const auto st = pipeline_stages(L, m);
+      int next = 0, lo = L, hi = 0;
+      for (const StageRange& r : st) {
+        EXPECT_EQ(r.first, next);
+        next += r.count;
+        lo = std::min(lo, r.count);
+        hi = std::max(hi, r.count);
+      }
+      EXPECT_EQ(next, L);
+      EXPECT_LE(hi - lo, 1);
+    }
+  EXPECT_THROW(pipeline_stages(4, 0), Error);
+  EXPECT_THROW(pipeline_stages(4, 5), Error);  // a stage without layers
+}
+
+TEST(PipelineParallel, StageCheckpointsHoldOnlyTheirLayers) {
+  const auto full = synthetic_checkpoint(spec(4, 2, 300, false), uint64_t{1} << 32);
+  const TpLayout tpl = tp_layout(full->config, 1);
+  const auto st = pipeline_stages(3, 2);
+  const auto first = shard_checkpoint(*full, tpl, 0, st[0], 0, 2), last = shard_checkpoint(*full, tpl, 0, st[1], 1, 2);
+  EXPECT_NE(first->find("embed"), nullptr);
+  EXPECT_EQ(first->find("output"), nullptr);
+  EXPECT_EQ(first->find("norm"), nullptr);
+  EXPECT_NE(first->find(layer_tensor(1, "wq")), nullptr);
+  EXPECT_EQ(first->find(layer_tensor(2, "wq")), nullptr);
+  EXPECT_EQ(last->find("embed"), nullptr);
+  EXPECT_NE(last->find("output"), nullptr);
+  EXPECT_EQ(last->find(layer_tensor(1, "wq")), nullptr);
+  // the last stage's layer 0 is the model's layer 2
+  EXPECT_EQ(last->find(layer_tensor(0, "wq"))->data, full->find(layer_tensor(2, "wq"))->data);
+  EXPECT_EQ(last->config.n_layers, 1);
 }
 
 TEST(TensorParallel, LayoutsThatCannotSplitAreRefused) {

@@ -167,6 +167,29 @@ typedef struct paca_model_params {
   int32_t fp8_mode;           /* paca_fp8_mode: how FP8 matmuls treat activations */
   /* Since v0.2. */
   int32_t load_mode;          /* paca_load_mode */
+  /* Since v0.2: sharding. With tensor_parallel x pipeline_parallel > 1 and
+     world_size <= 1, every rank runs in this process (on the CPU: as threads,
+     n_threads split among them). With world_size > 1 this process is one
+     rank of a group of world_size = tensor_parallel x pipeline_parallel
+     processes, joined over MPI (started by mpirun) or the TCP rendezvous;
+     every process must then make the same calls (load, prefill, decode,
+     generate) in the same order, and every one gets the same logits. A
+     sharded model gives the logits of the unsharded one within float
+     rounding (1e-5 relative). A rank that loses a peer fails with
+     PACA_ERR_IO within comm_timeout_ms; a multi-process model that failed a
+     step refuses further steps (PACA_ERR_STATE). */
+  int32_t tensor_parallel;    /* ranks per layer (heads, FFN and vocabulary split); 0 or 1 = none.
+                                 Must divide the heads and the FFN width, and divide or be a
+                                 multiple of the kv heads (replicated above that count) */
+  int32_t pipeline_parallel;  /* stages, each holding a balanced range of layers; 0 or 1 = none */
+  const char* devices;        /* comma-separated devices of this process's ranks, e.g. "cpu,cpu",
+                                 or one for all; NULL = device */
+  int32_t rank;               /* this process's rank (0 .. world_size - 1) when world_size > 1;
+                                 -1 = from mpirun (required with a rendezvous) */
+  int32_t world_size;         /* processes in the group; 0 or 1 = this process runs every rank */
+  const char* rendezvous;     /* "host:port" where rank 0 listens and the others connect
+                                 (world_size > 1); NULL = MPI (the process was started by mpirun) */
+  int32_t comm_timeout_ms;    /* connecting, collectives and messages give up after this; 0 = 60000 */
 } paca_model_params;
 
 /** Default model parameters. Since v0.1. */

@@ -1,0 +1,178 @@
+// sharded_model.cpp - tensor x pipeline parallelism on the CPU (see
+// sharded_model.h).
+#include "parallel/sharded_model.h"
+
+#include <algorithm>
+#include <exception>
+#include <thread>
+
+#include "model/fingerprint.h"
+#include "util/error.h"
+
+namespace paca {
+
+namespace {
+
+struct ShardScratch final : ModelRunner::Scratch {
+  std::vector<std::unique_ptr<Workspace>> ws;    // per local rank
+  std::vector<std::vector<uint8_t*>> blocks;     // per local rank: its part of each block
+};
+
+}  // namespace
+
+ShardedModel::ShardedModel(std::unique_ptr<Checkpoint> full, ShardOptions so, const ModelOptions& opt)
+    : full_(std::move(full)), tp_(so.tp), pp_(so.pp), log_(opt.log) {
+  const ModelConfig& c = full_->config;
+  const TpLayout tpl = tp_layout(c, so.tp);
+  const std::vector<StageRange> stages = pipeline_stages(c.n_layers, so.pp);
+  const int world_size = so.tp * so.pp;
+  check(so.timeout.count() > 0, Status::invalid_argument, "the collective timeout must be positive");
+
+  std::vector<int> ranks;  // the world ranks this process runs
+  if (so.world == nullptr) {
+    groups_.push_back(std::make_unique<LocalGroup>(world_size, so.timeout));
+    for (int s = 0; s < so.pp; ++s) groups_.push_back(std::make_unique<LocalGroup>(so.tp, so.timeout));
+    for (int r = 0; r < world_size; ++r) ranks.push_back(r);
+  } else {
+    check(so.world->size() == world_size, Status::invalid_argument,
+          "a group of {} processes cannot run tensor parallel {} x pipeline parallel {} (needs {})", so.world->size(),
+          so.tp, so.pp, world_size);
+    world_ = std::move(so.world);
+    ranks.push_back(world_->rank());
+    if (so.pp > 1) {
+      const int stage = world_->rank() / so.tp;
+      std::vector<int> members;
+      for (int t = 0; t < so.tp; ++t) members.push_back(stage * so.tp + t);
+      stage_comm_ = std::make_unique<SubComm>(*world_, std::move(members));
+    }
+  }
+
+  int threads = so.n_threads > 0 ? so.n_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  ModelOptions o = opt;
+  o.n_threads = std::max(1, threads / static_cast<int>(ranks.size()));
+  for (int r : ranks) {
+    Local l;
+    l.at.rank = r;
+    l.at.stage = r / so.tp;
+    l.at.tp_rank = r % so.tp;
+    l.at.layers = stages[static_cast<size_t>(l.at.stage)];
+    l.model = std::make_unique<LlamaModel>(shard_checkpoint(*full_, tpl, l.at.tp_rank, l.at.layers, l.at.stage, so.pp),
+                                           make_cpu_backend(o.n_threads), o);
+    if (world_ == nullptr) {
+      l.world = &groups_[0]->rank(r);
+      l.stage = &groups_[static_cast<size_t>(1 + l.at.stage)]->rank(l.at.tp_rank);
+    } else {
+      l.world = world_.get();
+      l.stage = stage_comm_ != nullptr ? static_cast<Communicator*>(stage_comm_.get()) : world_.get();
+    }
+    l.model->set_communicator(l.stage);
+    weight_bytes_ += l.model->weight_bytes();
+    locals_.push_back(std::move(l));
+  }
+
+  // a session's block: the local ranks' blocks in (tp_rank, first layer) order
+  std::vector<size_t> order(locals_.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    const Placement &pa = locals_[a].at, &pb = locals_[b].at;
+    return pa.tp_rank != pb.tp_rank ? pa.tp_rank < pb.tp_rank : pa.layers.first < pb.layers.first;
+  });
+  kv_layout_ = locals_[0].model->kv_layout();
+  int vlayers = 0;
+  for (size_t i : order) {
+    locals_[i].kv_offset = kv_layout_.offset(vlayers, 0, 0);
+    vlayers += locals_[i].at.layers.count;
+  }
+  kv_layout_.n_layers = vlayers;
+
+  for (const auto& [name, t] : full_->tensors) n_params_ += static_cast<uint64_t>(t.rows) * static_cast<uint64_t>(t.cols);
+  fingerprint_ = model_fingerprint(*full_);
+}
+
+ShardedModel::~ShardedModel() = default;
+
+std::string ShardedModel::backend_name() const {
+  return fmt::format("{} (tensor parallel {} x pipeline parallel {}, {} rank(s) in this process)",
+                     locals_[0].model->backend_name(), tp_, pp_, locals_.size());
+}
+
+std::unique_ptr<ModelRunner::Scratch> ShardedModel::new_scratch() {
+  auto s = std::make_unique<ShardScratch>();
+  for (Local& l : locals_) s->ws.push_back(std::make_unique<Workspace>(l.model->backend(), l.model->config()));
+  s->blocks.resize(locals_.size());
+  return s;
+}
+
+void ShardedModel::run_rank(Local& l, Workspace& ws, std::span<const int32_t> tokens, int pos0, const KvSeq& kv,
+                            const std::atomic<bool>* cancel) {
+  LlamaModel& m = *l.model;
+  const int T = static_cast<int>(tokens.size());
+  const size_t act = static_cast<size_t>(T) * static_cast<size_t>(full_->config.dim);
+  const size_t vocab = static_cast<size_t>(full_->config.n_vocab);
+  if (m.has_embedding())
+    m.embed_tokens(ws, tokens);
+  else
+    l.world->recv(ws.x.data, act, l.at.rank - tp_);
+  m.run_layers(ws, T, pos0, kv, cancel);
+  if (!m.has_head()) {
+    l.world->send(ws.x.data, act, l.at.rank + tp_);
+    l.world->recv(ws.logits.data, vocab, (pp_ - 1) * tp_ + l.at.tp_rank);
+    return;
+  }
+  m.final_logits(ws, T);
+  for (int s = 0; s + 1 < pp_; ++s) l.world->send(ws.logits.data, vocab, s * tp_ + l.at.tp_rank);
+}
+
+void ShardedModel::step(Scratch& scratch, std::span<const int32_t> tokens, int pos0, const KvSeq& seq,
+                        const std::atomic<bool>* cancel, std::span<float> logits) {
+  check(!tokens.empty() && tokens.size() <= static_cast<size_t>(kMaxStepTokens) &&
+            logits.size() == static_cast<size_t>(full_->config.n_vocab),
+        Status::internal, "ShardedModel::step: {} tokens, {} logits", tokens.size(), logits.size());
+  check(!failed_, Status::state,
+        "an earlier step failed on this rank of a multi-process group: the group cannot continue (load the model again)");
+  auto& s = static_cast<ShardScratch&>(scratch);
+  const size_t n = locals_.size();
+  for (size_t i = 0; i < n; ++i) {
+    s.ws[i]->reserve(static_cast<int>(tokens.size()));
+    s.blocks[i].resize(seq.blocks.size());
+    for (size_t b = 0; b < seq.blocks.size(); ++b) s.blocks[i][b] = seq.blocks[b] + locals_[i].kv_offset;
+  }
+  auto run = [&](size_t i) {
+    const KvSeq kv{&locals_[i].model->kv_layout(), s.blocks[i]};
+    run_rank(locals_[i], *s.ws[i], tokens, pos0, kv, cancel);
+  };
+  if (world_ != nullptr) {
+    try {
+      run(0);
+    } catch (...) {
+      failed_ = true;
+      throw;
+    }
+  } else {
+    std::mutex mu;
+    std::exception_ptr first;  // the first rank to fail; the others fail because it aborted the groups
+    auto guarded = [&](size_t i) {
+      try {
+        run(i);
+      } catch (...) {
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          if (!first) first = std::current_exception();
+        }
+        for (auto& g : groups_) g->abort();
+      }
+    };
+    std::vector<std::thread> threads;
+    for (size_t i = 1; i < n; ++i) threads.emplace_back(guarded, i);
+    guarded(0);
+    for (auto& t : threads) t.join();
+    if (first) {
+      for (auto& g : groups_) g->reset();  // every rank has returned: the groups can serve the next step
+      std::rethrow_exception(first);
+    }
+  }
+  const Act& lg = s.ws[0]->logits;
+  locals_[0].model->backend().to_host(lg.data, logits.data(), logits.size());
+}
+
+}  // namespace paca
