@@ -2,6 +2,7 @@
 #include "model/load.h"
 
 #include <map>
+#include <vector>
 #include <nlohmann/json.hpp>
 
 #include "tokenizer/tokenizer.h"
@@ -33,25 +34,36 @@ void page_in(const Checkpoint& ck, const std::function<bool(float)>& progress) {
   (void)sink;
 }
 
+// Rejects a malformed device string before any file is opened; whether the
+// device is there is asked when the backend is created.
 void check_device(const LoadOptions& opt) {
-  if (opt.device != "cpu") {
-    if (opt.device.rfind("cuda", 0) == 0)
-      fail(Status::device, "device '{}' is unavailable: this build of paca has no CUDA backend yet", opt.device);
-    fail(Status::invalid_argument, "unknown device '{}' (expected \"cpu\" or \"cuda:N\")", opt.device);
-  }
+  if (opt.device != "cpu" && parse_cuda_device(opt.device) < 0)
+    fail(Status::invalid_argument, "unknown device '{}' (expected \"cpu\", \"cuda\" or \"cuda:N\")", opt.device);
 }
+
+std::unique_ptr<LlamaModel> load_on(std::unique_ptr<Checkpoint> ck, const LoadOptions& opt,
+                                    std::unique_ptr<Backend> backend);
 
 }  // namespace
 
 std::unique_ptr<LlamaModel> load_model(const std::string& path, const LoadOptions& opt) {
   check_device(opt);
+  // the device first: an unavailable one fails before any file is read
+  std::unique_ptr<Backend> backend = make_backend(opt.device, opt.model.n_threads);
   if (opt.progress && !opt.progress(0.0f)) fail(Status::cancelled, "model load cancelled by the progress callback");
-  return load_model(open_checkpoint(path, opt.tokenizer_path, opt.read_weights ? MappedFile::Mode::read : MappedFile::Mode::map),
-                    opt);
+  return load_on(open_checkpoint(path, opt.tokenizer_path, opt.read_weights ? MappedFile::Mode::read : MappedFile::Mode::map),
+                 opt, std::move(backend));
 }
 
 std::unique_ptr<LlamaModel> load_model(std::unique_ptr<Checkpoint> ck, const LoadOptions& opt) {
   check_device(opt);
+  return load_on(std::move(ck), opt, make_backend(opt.device, opt.model.n_threads));
+}
+
+namespace {
+
+std::unique_ptr<LlamaModel> load_on(std::unique_ptr<Checkpoint> ck, const LoadOptions& opt,
+                                    std::unique_ptr<Backend> backend) {
   const std::string path = ck->path;
   if (!ck->tokenizer) logf(opt.model.log, LogLevel::info, "{}: no tokenizer: {}", path, ck->tokenizer_note);
   if (opt.quantize_fp8) quantize_fp8(*ck, opt.fp8);
@@ -62,13 +74,22 @@ std::unique_ptr<LlamaModel> load_model(std::unique_ptr<Checkpoint> ck, const Loa
         t.act = ActQuant::dynamic_row;
         if (!(t.act_ub > 0)) t.act_ub = opt.fp8.act_ub;
       }
-  page_in(*ck, opt.progress);
-  auto model = std::make_unique<LlamaModel>(std::move(ck), make_cpu_backend(opt.model.n_threads), opt.model);
+  const bool on_host = backend->weights_on_host();
+  if (on_host) page_in(*ck, opt.progress);
+  auto model = std::make_unique<LlamaModel>(std::move(ck), std::move(backend), opt.model);
+  if (!on_host) {
+    // a device backend copies every weight into its memory now, reporting progress
+    std::vector<const TensorView*> views;
+    for (const auto& [n, t] : model->checkpoint().tensors) views.push_back(&t);
+    model->backend().upload_weights(views, opt.progress);
+  }
   logf(opt.model.log, LogLevel::info, "loaded {} ({}, {} layers, dim {}, vocab {}) on {}", path,
        format_name(model->config().format), model->config().n_layers, model->config().dim, model->config().n_vocab,
        model->backend().name());
   return model;
 }
+
+}  // namespace
 
 std::string describe_model_json(const LlamaModel& m) {
   using nlohmann::json;
