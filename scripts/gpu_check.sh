@@ -40,7 +40,7 @@ step() {
   timeout "$limit" "$@" >>"$log" 2>&1
   local rc=$?
   [ $rc -ne 0 ] && failed=1
-  printf '%-14s rc=%-3d %4ds  %s\n' "$name" "$rc" $((SECONDS - t0)) "$(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$log" | tr '\n' ' ')" |
+  printf '%-14s rc=%-3d %4ds  %s\n' "$name" "$rc" $((SECONDS - t0)) "$(grep -E '^\[  (PASSED|FAILED|SKIPPED) *\] [0-9]+ test' "$log" | tr '\n' ' ')" |
     tee -a "$summary"
 }
 
