@@ -4,8 +4,11 @@
 // read bandwidth, prefill against flops per token over the measured FMA peak.
 //
 //   paca-bench [-m PATH | --shape NAME] [--threads N] [--prompt N[,N...]] [--tokens N]
-//              [--depths N[,N...]] [--batch N[,N...]] [--repeats N] [--mmap | --no-mmap] [--json]
+//              [--depths N[,N...]] [--batch N[,N...]] [--repeats N] [--mmap | --no-mmap] [--device D] [--json]
 //
+// --device cuda (or cuda:N) runs the model on a GPU: the decode bound then
+// uses the device's copy bandwidth (a device-to-device copy, bytes read plus
+// written) and the prefill bound is not measured (reported as 0).
 // --shape (paca_test_model_params_for_shape: tiny, 110m, llama2-7b/13b/70b,
 // llama3-8b/70b, llama3.1-8b/70b/405b, llama3.2-1b/3b) builds a model of that shape with seeded random BF16 weights in
 // memory (paca_model_load_synthetic: nothing touches the disk); a shape whose
@@ -15,6 +18,9 @@
 // --json prints one JSON object (fields documented in bench/README.md).
 #include <paca/paca.h>
 #include <sys/resource.h>
+#if defined(PACA_BENCH_CUDA)
+#include "device.h"  // paca::cuda::measure_copy_bandwidth_gbps, describe_device (cuda/, private)
+#endif
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -179,6 +185,7 @@ int main(int argc, char** argv) {
   std::vector<int> prompts = {128, 512}, depths, batches;
   bool json = false;
   int load_mode = PACA_LOAD_AUTO;
+  std::string device = "cpu";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -196,17 +203,34 @@ int main(int argc, char** argv) {
     else if (a == "--json") json = true;
     else if (a == "--no-mmap") load_mode = PACA_LOAD_READ;
     else if (a == "--mmap") load_mode = PACA_LOAD_MMAP;
+    else if (a == "--device") device = next();
     else die("unknown argument " + a);
   }
   for (int& p : prompts) p = std::max(1, p);
   if (depths.empty()) depths = {prompts.front()};
 
-  const double bw = measure_read_bandwidth(threads, size_t{1} << 30);
-  const double peak = measure_fma_peak(threads);
+  const bool on_gpu = device != "cpu";
+  double bw = 0, peak = 0;
+  std::string machine;
+  if (!on_gpu) {
+    bw = measure_read_bandwidth(threads, size_t{1} << 30);
+    peak = measure_fma_peak(threads);
+  } else {
+#if defined(PACA_BENCH_CUDA)
+    const int index = device == "cuda" ? 0 : std::atoi(device.c_str() + std::min<size_t>(device.size(), 5));
+    std::string why;
+    bw = paca::cuda::measure_copy_bandwidth_gbps(index, size_t{1} << 30, &why) * 1e9;
+    if (bw <= 0) die("device " + device + ": " + why);
+    machine = paca::cuda::describe_device(index);
+#else
+    die("--device " + device + ": this paca-bench was built without the CUDA backend");
+#endif
+  }
   reset_peak_rss();
 
   paca_model_params mp = paca_model_params_default();
   mp.n_threads = threads;
+  mp.device = device.c_str();
   mp.load_mode = load_mode;
   paca_model* m = nullptr;
   auto tl = Clock::now();
@@ -338,7 +362,8 @@ int main(int argc, char** argv) {
   const DecodeResult* d0 = decode.empty() ? nullptr : &decode.front();
   const PrefillResult* p0 = prefill.empty() ? nullptr : &prefill.front();
   if (json) {
-    std::printf("{\"model\":\"%s\",\"threads\":%d,\"params\":%llu,\"weight_bytes\":%llu,\"load_s\":%.3f,"
+    std::printf("{\"device\":\"%s\",\"device_name\":\"%s\",", device.c_str(), machine.c_str());
+    std::printf("\"model\":\"%s\",\"threads\":%d,\"params\":%llu,\"weight_bytes\":%llu,\"load_s\":%.3f,"
                 "\"load_mode\":\"%s\",\"read_bandwidth_GBps\":%.2f,\"fma_peak_GFLOPs\":%.1f,\"peak_rss_MiB\":%.1f",
                 label.c_str(), threads, static_cast<unsigned long long>(info.n_params),
                 static_cast<unsigned long long>(info.weight_bytes), load_s, read ? "read" : "mmap", bw / 1e9,
@@ -379,8 +404,12 @@ int main(int argc, char** argv) {
     std::printf("model            %s (%.1fM params, %.1f MiB weights, %s), %d threads, load %.2f s\n", label.c_str(),
                 info.n_params / 1e6, info.weight_bytes / 1048576.0, read ? "read into memory" : "mapped", threads,
                 load_s);
-    std::printf("machine          read bandwidth %.2f GB/s (1 GiB buffer), FMA peak %.1f GFLOP/s (%d threads)\n",
-                bw / 1e9, peak / 1e9, threads);
+    if (on_gpu)
+      std::printf("machine          %s %s: copy bandwidth %.2f GB/s (read + write, 1 GiB); prefill bound not measured\n",
+                  device.c_str(), machine.c_str(), bw / 1e9);
+    else
+      std::printf("machine          read bandwidth %.2f GB/s (1 GiB buffer), FMA peak %.1f GFLOP/s (%d threads)\n",
+                  bw / 1e9, peak / 1e9, threads);
     for (const auto& p : prefill)
       std::printf("prefill %5d    %8.2f tok/s (min %.2f, max %.2f), first token %.1f ms; bound %.1f tok/s "
                   "(%.2f GFLOP/token) -> %.0f%%\n",

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -87,9 +88,36 @@ class Backend {
   virtual void add(Act x, Act y) = 0;
   // Copies n floats from the backend to host memory.
   virtual void to_host(const float* src, float* dst, size_t n) = 0;
+
+  // Weights. Ops always receive the checkpoint's own views (host pointers).
+  // A backend whose ops read those views in place answers true here, and the
+  // loader pages the mapped files in. A device backend answers false and is
+  // given every weight once, before the first op, through upload_weights: it
+  // copies each into its own memory (in its own dtype) and later finds the
+  // copy by the view's data pointer. progress(fraction in [0, 1]) returning
+  // false aborts the upload with Error(cancelled).
+  virtual bool weights_on_host() const { return true; }
+  virtual void upload_weights(std::span<const TensorView* const> weights, const std::function<bool(float)>& progress) {
+    (void)weights;
+    (void)progress;
+  }
 };
 
 // A CPU backend with n_threads workers (<= 0: all hardware threads).
 std::unique_ptr<Backend> make_cpu_backend(int n_threads);
+
+// The CUDA backend on device `index` (cuda/cuda_backend.cpp). Throws
+// Error(device) when this build has no CUDA backend, when there is no usable
+// CUDA device (the message starts with the reason, e.g. "no CUDA device: ...")
+// or when index is out of range.
+std::unique_ptr<Backend> make_cuda_backend(int index);
+
+// The backend a device string names: "cpu" (n_threads workers), "cuda"
+// (= "cuda:0") or "cuda:N". Throws Error(invalid_argument) for any other
+// string and Error(device) when the device is unavailable (backend/factory.cpp).
+std::unique_ptr<Backend> make_backend(const std::string& device, int n_threads);
+// The CUDA device index of a "cuda" / "cuda:N" string; -1 for anything else
+// (a malformed "cuda:..." included).
+int parse_cuda_device(const std::string& device);
 
 }  // namespace paca

@@ -2,6 +2,7 @@
 #include "model/load.h"
 
 #include <map>
+#include <vector>
 #include <nlohmann/json.hpp>
 
 #include "parallel/sharded_model.h"
@@ -38,12 +39,11 @@ void page_in(std::span<const Checkpoint* const> cks, const std::function<bool(fl
   (void)sink;
 }
 
+// Rejects a malformed device string before any file is opened; whether the
+// device is there is asked when the backend is created.
 void check_device(const LoadOptions& opt) {
-  if (opt.device != "cpu") {
-    if (opt.device.rfind("cuda", 0) == 0)
-      fail(Status::device, "device '{}' is unavailable: this build of paca has no CUDA backend yet", opt.device);
-    fail(Status::invalid_argument, "unknown device '{}' (expected \"cpu\" or \"cuda:N\")", opt.device);
-  }
+  if (opt.device != "cpu" && parse_cuda_device(opt.device) < 0)
+    fail(Status::invalid_argument, "unknown device '{}' (expected \"cpu\", \"cuda\" or \"cuda:N\")", opt.device);
 }
 
 std::unique_ptr<Checkpoint> open_for(const std::string& path, const LoadOptions& opt) {
@@ -75,27 +75,53 @@ void log_loaded(const ModelRunner& m, const LoadOptions& opt) {
 
 }  // namespace
 
-std::unique_ptr<LlamaModel> load_model(const std::string& path, const LoadOptions& opt) {
-  return load_model(open_for(path, opt), opt);
-}
+namespace {
 
-std::unique_ptr<LlamaModel> load_model(std::unique_ptr<Checkpoint> ck, const LoadOptions& opt) {
+// A whole model on `backend`: host backends get their pages touched, device
+// backends a copy of every weight (with progress).
+std::unique_ptr<LlamaModel> load_on(std::unique_ptr<Checkpoint> ck, const LoadOptions& opt,
+                                    std::unique_ptr<Backend> backend) {
   prepare(*ck, opt);
-  const Checkpoint* whole = ck.get();
-  page_in(std::span<const Checkpoint* const>(&whole, 1), opt.progress);
-  auto model = std::make_unique<LlamaModel>(std::move(ck), make_cpu_backend(opt.model.n_threads), opt.model);
+  const bool on_host = backend->weights_on_host();
+  if (on_host) {
+    const Checkpoint* whole = ck.get();
+    page_in(std::span<const Checkpoint* const>(&whole, 1), opt.progress);
+  }
+  auto model = std::make_unique<LlamaModel>(std::move(ck), std::move(backend), opt.model);
+  if (!on_host) {
+    std::vector<const TensorView*> views;
+    for (const auto& [n, t] : model->checkpoint().tensors) views.push_back(&t);
+    model->backend().upload_weights(views, opt.progress);
+  }
   log_loaded(*model, opt);
   return model;
 }
 
+}  // namespace
+
+std::unique_ptr<LlamaModel> load_model(const std::string& path, const LoadOptions& opt) {
+  check_device(opt);
+  // the device first: an unavailable one fails before any file is read
+  std::unique_ptr<Backend> backend = make_backend(opt.device, opt.model.n_threads);
+  return load_on(open_for(path, opt), opt, std::move(backend));
+}
+
+std::unique_ptr<LlamaModel> load_model(std::unique_ptr<Checkpoint> ck, const LoadOptions& opt) {
+  check_device(opt);
+  return load_on(std::move(ck), opt, make_backend(opt.device, opt.model.n_threads));
+}
+
 std::unique_ptr<ModelRunner> load_runner(const std::string& path, const LoadOptions& opt) {
   check_parallel_options(opt.tensor_parallel, opt.pipeline_parallel, opt.world);
+  if (opt.tensor_parallel * opt.pipeline_parallel == 1) return load_model(path, opt);
   return load_runner(open_for(path, opt), opt);
 }
 
 std::unique_ptr<ModelRunner> load_runner(std::unique_ptr<Checkpoint> ck, const LoadOptions& opt) {
   check_parallel_options(opt.tensor_parallel, opt.pipeline_parallel, opt.world);
   if (opt.tensor_parallel * opt.pipeline_parallel == 1) return load_model(std::move(ck), opt);
+  if (opt.device != "cpu")
+    fail(Status::unsupported, "sharding runs on the CPU only so far (device '{}' asked)", opt.device);
   prepare(*ck, opt);
   ShardOptions so;
   so.tp = opt.tensor_parallel;

@@ -28,3 +28,65 @@ cudaError_t launch_rmsnorm(const float* x, const void* w, int w_is_bf16, float e
                            cudaStream_t stream);
 
 }  // namespace paca::cuda
+
+// ---- the CudaBackend's kernel families -------------------------------------
+// bf16 values are passed as their bits (uint16_t); f32 activations are
+// row-major with a leading dimension (elements between rows).
+#include <cstddef>  // size_t
+#include <cstdint>  // uint16_t, uint8_t, int32_t
+
+namespace paca::cuda {
+
+// GEMV for a few tokens (gemv.cu): y[t, r] = sum_c x[t, c] * W[r, c]
+//   W: (rows, cols) bf16, x: (tokens, ldx) f32, y: (tokens, ldy) f32.
+// One warp per weight row, 16-byte weight loads when cols % 8 == 0 and x is
+// 16-byte aligned (ldx % 4 == 0); each pass over W serves up to 8 tokens.
+cudaError_t launch_gemv_bf16(const uint16_t* w, int rows, int cols, const float* x, int ldx, int tokens, float* y,
+                             int ldy, cudaStream_t stream);
+
+// Elementwise (elementwise.cu).
+// out[t, :] = widen(table[ids[t], :]) for a bf16 table (rows, cols); an id
+// outside [0, rows) gives a row of zeros.
+cudaError_t launch_embed_bf16(const uint16_t* table, int rows, int cols, const int32_t* ids, int tokens, float* out,
+                              cudaStream_t stream);
+// out = silu(gate) * up over n elements (out may alias gate or up).
+cudaError_t launch_swiglu(const float* gate, const float* up, size_t n, float* out, cudaStream_t stream);
+// x += y over n elements.
+cudaError_t launch_add(float* x, const float* y, size_t n, cudaStream_t stream);
+// out[i] = bf16(x[i]) (round to nearest even) over n elements.
+cudaError_t launch_to_bf16(const float* x, size_t n, uint16_t* out, cudaStream_t stream);
+// Rotates x (tokens, ld) in place: for every head h < n_heads and pair i <
+// head_dim / 2, the pair (a, b) = (2i, 2i + 1) (interleaved) or (i, i + head_dim / 2)
+// (half) turns by the angle pos[t] * freqs[i].
+cudaError_t launch_rope(float* x, int tokens, int ld, int n_heads, int head_dim, const int32_t* pos,
+                        const float* freqs, int half_layout, cudaStream_t stream);
+
+// Paged KV cache (attention.cu). A block holds, per layer, K then V, each
+// (block_tokens, kv_dim) f32 or bf16 (elem_bytes 4 or 2): the K row of slot s
+// of layer l starts at l * 2 * plane + s * kv_dim * elem_bytes, V one plane
+// later (plane = block_tokens * kv_dim * elem_bytes).
+struct PagedKv {
+  uint8_t* const* blocks = nullptr;  // device array: block b holds positions [b * block_tokens, ...)
+  int block_tokens = 0;
+  int kv_dim = 0;
+  int elem_bytes = 4;
+  int layer = 0;
+};
+// Stores k[t], v[t] (tokens, ld*) at position pos[t].
+cudaError_t launch_kv_write(const PagedKv& kv, const float* k, int ldk, const float* v, int ldv, const int32_t* pos,
+                            int tokens, cudaStream_t stream);
+// Causal GQA attention: query head h of token t (at pos[t]) attends to cached
+// positions 0..pos[t] of kv head h / (n_heads / n_kv_heads), softmax in f32
+// with a running maximum (online softmax). q: (tokens, ldq), out: (tokens, ldo).
+// head_dim <= 256. splits > 1 divides each row's positions over that many
+// blocks, whose partial results (scratch: tokens * n_heads * splits *
+// (head_dim + 2) floats) a second kernel combines: for decode at long context.
+cudaError_t launch_attention(const PagedKv& kv, const float* q, int ldq, const int32_t* pos, int tokens, int n_heads,
+                             int n_kv_heads, int head_dim, float scale, int splits, float* scratch, float* out, int ldo,
+                             cudaStream_t stream);
+// Floats of scratch launch_attention needs.
+inline size_t attention_scratch_floats(int tokens, int n_heads, int head_dim, int splits) {
+  return splits <= 1 ? 0 : static_cast<size_t>(tokens) * n_heads * splits * (static_cast<size_t>(head_dim) + 2);
+}
+
+}  // namespace paca::cuda

@@ -148,7 +148,7 @@ typedef enum paca_load_mode {
 typedef struct paca_model_params {
   uint32_t struct_size;       /* sizeof(paca_model_params) */
   int32_t n_threads;          /* compute threads; 0 = all hardware threads */
-  const char* device;         /* "cpu" (NULL = "cpu") */
+  const char* device;         /* "cpu" (NULL = "cpu"), "cuda" (= "cuda:0") or "cuda:N" */
   paca_progress_fn progress;  /* optional load progress callback */
   void* progress_user;
   paca_log_fn log;            /* optional per-model log sink */

@@ -1,0 +1,233 @@
+// cuda-kernels-bench - the CUDA backend's hot kernels timed alone, each next
+// to its bound on this device: the decode GEMV (bytes of W over the measured
+// copy bandwidth), paged decode attention (bytes of the K/V read), and the
+// prefill GEMM through cuBLASLt (TFLOP/s). Weights rotate over enough copies
+// to exceed the L2 cache, inputs are random (never zeros), timing uses CUDA
+// events around 20 launches after 3 warm-ups, median of 5 such runs.
+//
+//   cuda-kernels-bench [--json]
+//
+// Prints one line per case; with --json one JSON object per line.
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <random>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "cublaslt.h"
+#include "cuda_backend.h"  // attention_splits_for
+#include "device.h"
+#include "kernels/kernels.h"
+
+namespace {
+
+using namespace paca::cuda;
+
+bool g_json = false;
+
+void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) {
+    std::fprintf(stderr, "cuda-kernels-bench: %s: %s\n", what, cudaGetErrorString(e));
+    std::exit(1);
+  }
+}
+
+template <typename T>
+T* dev_alloc(size_t bytes) {
+  void* p = nullptr;
+  check(cudaMalloc(&p, bytes), "cudaMalloc");
+  return static_cast<T*>(p);
+}
+
+// Device memory of `bytes` holding random values in +-[0.05, 1): bf16 (as
+// bits) or f32.
+void* dev_random(size_t bytes, uint32_t seed, bool bf16) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(0.05f, 1.0f);
+  auto value = [&] { return d(rng) * ((rng() & 1) ? 1.0f : -1.0f); };
+  std::vector<uint8_t> h(bytes);
+  for (size_t i = 0; i + (bf16 ? 2 : 4) <= bytes; i += bf16 ? 2 : 4) {
+    const float v = value();
+    uint32_t u;
+    std::memcpy(&u, &v, 4);
+    if (bf16) {
+      const uint16_t b = static_cast<uint16_t>(u >> 16);
+      std::memcpy(h.data() + i, &b, 2);
+    } else {
+      std::memcpy(h.data() + i, &u, 4);
+    }
+  }
+  void* p = nullptr;
+  p = dev_alloc<std::remove_pointer_t<decltype(p)>>(bytes);
+  check(cudaMemcpy(p, h.data(), bytes, cudaMemcpyHostToDevice), "cudaMemcpy");
+  return p;
+}
+
+// Median over 5 runs of the mean time of 20 calls of fn(i) (i counts calls).
+double time_ms(const std::function<void(int)>& fn) {
+  cudaEvent_t a, b;
+  check(cudaEventCreate(&a), "event");
+  check(cudaEventCreate(&b), "event");
+  int call = 0;
+  for (int i = 0; i < 3; ++i) fn(call++);
+  check(cudaDeviceSynchronize(), "warm-up");
+  std::vector<double> runs;
+  for (int r = 0; r < 5; ++r) {
+    check(cudaEventRecord(a), "record");
+    for (int i = 0; i < 20; ++i) fn(call++);
+    check(cudaEventRecord(b), "record");
+    check(cudaEventSynchronize(b), "sync");
+    float ms = 0;
+    check(cudaEventElapsedTime(&ms, a, b), "elapsed");
+    runs.push_back(ms / 20.0);
+  }
+  check(cudaGetLastError(), "launch");
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  std::sort(runs.begin(), runs.end());
+  return runs[2];
+}
+
+void report(const std::string& name, double ms, double bytes, double flops, double bw_gbps) {
+  const double gbps = bytes / (ms * 1e-3) / 1e9;
+  const double tflops = flops / (ms * 1e-3) / 1e12;
+  if (g_json) {
+    std::printf("{\"case\":\"%s\",\"ms\":%.5f,\"GBps\":%.1f,\"TFLOPs\":%.2f,\"fraction_of_copy_bandwidth\":%.3f}\n",
+                name.c_str(), ms, gbps, tflops, bw_gbps > 0 ? gbps / bw_gbps : 0.0);
+  } else {
+    std::printf("%-44s %9.4f ms  %7.1f GB/s (%3.0f%% of copy)  %7.2f TFLOP/s\n", name.c_str(), ms, gbps,
+                bw_gbps > 0 ? 100 * gbps / bw_gbps : 0.0, tflops);
+  }
+  std::fflush(stdout);
+}
+
+void bench_gemv(int rows, int cols, int tokens, double bw) {
+  const size_t wbytes = static_cast<size_t>(rows) * cols * 2;
+  const int copies = static_cast<int>(std::max<size_t>(2, (size_t{256} << 20) / wbytes + 1));  // > 256 MiB: out of L2
+  std::vector<void*> w;
+  for (int i = 0; i < copies; ++i) w.push_back(dev_random(wbytes, 11 + i, true));
+  auto* x = static_cast<float*>(dev_random(static_cast<size_t>(tokens) * cols * 4, 3, false));
+  float* y = nullptr;
+  y = dev_alloc<std::remove_pointer_t<decltype(y)>>(static_cast<size_t>(tokens) * rows * 4);
+  const double ms = time_ms([&](int i) {
+    launch_gemv_bf16(static_cast<const uint16_t*>(w[i % copies]), rows, cols, x, cols, tokens, y, rows, nullptr);
+  });
+  report("gemv " + std::to_string(rows) + "x" + std::to_string(cols) + " tokens " + std::to_string(tokens), ms,
+         static_cast<double>(wbytes), 2.0 * rows * cols * tokens, bw);
+  for (void* p : w) cudaFree(p);
+  cudaFree(x);
+  cudaFree(y);
+}
+
+void bench_gemm(LtGemm& lt, int rows, int cols, int tokens) {
+  const size_t wbytes = static_cast<size_t>(rows) * cols * 2;
+  void* w = dev_random(wbytes, 5, true);
+  void* x = dev_random(static_cast<size_t>(tokens) * cols * 2, 6, true);
+  float* y = nullptr;
+  void* ws = nullptr;
+  y = dev_alloc<std::remove_pointer_t<decltype(y)>>(static_cast<size_t>(tokens) * rows * 4);
+  ws = dev_alloc<std::remove_pointer_t<decltype(ws)>>(size_t{32} << 20);
+  std::string err;
+  if (!lt.matmul(static_cast<uint16_t*>(w), rows, cols, static_cast<uint16_t*>(x), tokens, y, rows, ws, size_t{32} << 20,
+                 nullptr, &err)) {
+    std::printf("gemm %dx%d tokens %d: cuBLASLt failed: %s\n", rows, cols, tokens, err.c_str());
+  } else {
+    const double ms = time_ms([&](int) {
+      lt.matmul(static_cast<uint16_t*>(w), rows, cols, static_cast<uint16_t*>(x), tokens, y, rows, ws,
+                size_t{32} << 20, nullptr, &err);
+    });
+    report("cublaslt " + std::to_string(rows) + "x" + std::to_string(cols) + " tokens " + std::to_string(tokens), ms,
+           static_cast<double>(wbytes), 2.0 * rows * cols * tokens, 0);
+  }
+  cudaFree(w);
+  cudaFree(x);
+  cudaFree(y);
+  cudaFree(ws);
+}
+
+// Decode attention: one token at position ctx - 1 over a bf16 cache of one
+// layer (Llama 3 8B heads: 32 query, 8 kv, head_dim 128), 16-token blocks.
+void bench_attention(int ctx, int splits, double bw) {
+  const int heads = 32, kv_heads = 8, hd = 128, bt = 16, kv_dim = kv_heads * hd;
+  const int nb = (ctx + bt - 1) / bt;
+  const size_t block_bytes = static_cast<size_t>(bt) * kv_dim * 2 * 2;  // K and V, one layer
+  uint8_t* pool = static_cast<uint8_t*>(dev_random(block_bytes * nb, 9, true));
+  std::vector<uint8_t*> table(static_cast<size_t>(nb));
+  for (int b = 0; b < nb; ++b) table[b] = pool + block_bytes * static_cast<size_t>((b * 7919) % nb);
+  uint8_t** dtable = nullptr;
+  dtable = dev_alloc<std::remove_pointer_t<decltype(dtable)>>(table.size() * sizeof(uint8_t*));
+  check(cudaMemcpy(dtable, table.data(), table.size() * sizeof(uint8_t*), cudaMemcpyHostToDevice), "cudaMemcpy");
+  auto* q = static_cast<float*>(dev_random(static_cast<size_t>(heads) * hd * 4, 4, false));
+  float* out = nullptr;
+  int32_t* pos = nullptr;
+  float* scratch = nullptr;
+  out = dev_alloc<std::remove_pointer_t<decltype(out)>>(static_cast<size_t>(heads) * hd * 4);
+  pos = dev_alloc<std::remove_pointer_t<decltype(pos)>>(4);
+  const int32_t p = ctx - 1;
+  check(cudaMemcpy(pos, &p, 4, cudaMemcpyHostToDevice), "cudaMemcpy");
+  const size_t sf = attention_scratch_floats(1, heads, hd, splits);
+  if (sf > 0) scratch = dev_alloc<std::remove_pointer_t<decltype(scratch)>>(sf * 4);
+  PagedKv kv;
+  kv.blocks = dtable;
+  kv.block_tokens = bt;
+  kv.kv_dim = kv_dim;
+  kv.elem_bytes = 2;
+  kv.layer = 0;
+  const double ms = time_ms([&](int) {
+    launch_attention(kv, q, heads * hd, pos, 1, heads, kv_heads, hd, 0.088f, splits, scratch, out, heads * hd, nullptr);
+  });
+  report("attention decode ctx " + std::to_string(ctx) + " splits " + std::to_string(splits), ms,
+         static_cast<double>(ctx) * kv_dim * 2 * 2, 4.0 * heads * hd * ctx, bw);
+  cudaFree(pool);
+  cudaFree(dtable);
+  cudaFree(q);
+  cudaFree(out);
+  cudaFree(pos);
+  cudaFree(scratch);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) g_json = g_json || std::strcmp(argv[i], "--json") == 0;
+  std::string why;
+  if (device_count(&why) == 0) {
+    std::fprintf(stderr, "cuda-kernels-bench: %s\n", why.c_str());
+    return 1;
+  }
+  const double bw = measure_copy_bandwidth_gbps(0, size_t{1} << 30, &why);
+  int sms = 1;
+  check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), "cudaDeviceGetAttribute");
+  if (g_json)
+    std::printf("{\"device\":\"%s\",\"copy_bandwidth_GBps\":%.1f}\n", describe_device(0).c_str(), bw);
+  else
+    std::printf("%s: copy bandwidth %.1f GB/s (read + write, 1 GiB)\n", describe_device(0).c_str(), bw);
+  // decode GEMV at Llama 3 8B shapes (q/o, k/v, gate/up, down, LM head) and 1B's
+  for (int tokens : {1, 4}) {
+    bench_gemv(4096, 4096, tokens, bw);
+    bench_gemv(1024, 4096, tokens, bw);
+    bench_gemv(14336, 4096, tokens, bw);
+    bench_gemv(4096, 14336, tokens, bw);
+    bench_gemv(128256, 4096, tokens, bw);
+    bench_gemv(2048, 2048, tokens, bw);
+  }
+  for (int ctx : {512, 4096, 32768}) {
+    bench_attention(ctx, 1, bw);
+    bench_attention(ctx, attention_splits_for(1, 32, ctx, sms), bw);
+  }
+  LtGemm lt;
+  if (!lt.available()) {
+    std::printf("cuBLASLt unavailable: %s\n", lt.why().c_str());
+    return 0;
+  }
+  for (int tokens : {16, 128, 512, 2048}) bench_gemm(lt, 4096, 4096, tokens);
+  bench_gemm(lt, 14336, 4096, 512);
+  return 0;
+}

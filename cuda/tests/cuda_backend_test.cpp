@@ -1,0 +1,576 @@
+// cuda_backend_test.cpp - the CUDA backend against the CPU backend.
+//
+// CudaHost*: host-side logic, run for real on every machine: device strings,
+//   the errors of an unavailable device (C++ and C API), the planning
+//   functions, the kernels' argument checks (which return before touching a
+//   device).
+// CudaOps*: every Backend op on random, never-zero inputs of awkward shapes,
+//   CUDA vs CPU. Tolerances (relative L2 error of the whole output):
+//     exact widening (embed)                                 0
+//     f32 arithmetic in another order (rmsnorm, rope, GEMV,
+//       attention, swiglu, add)                              1e-5
+//     cuBLASLt path (activations rounded to bf16)            1e-2
+// CudaModel*: whole models of ../shared/models through the C API, CUDA vs
+//   CPU: last-position logits within 2e-2 relative L2 (bf16 activations in
+//   the prefill GEMMs, f32 weights rounded to bf16 for llama2.c/GGUF F32) and
+//   the greedy continuation; a prompt long enough to take the cuBLASLt path;
+//   a fork (KV blocks copied on the device).
+// Without a device every CudaOps/CudaModel test skips with a reason starting
+// "no CUDA device".
+#include <gtest/gtest.h>
+
+#include <cuda_runtime_api.h>  // cudaErrorInvalidValue
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "cuda_backend.h"
+#include "device.h"
+#include "kernels/kernels.h"
+#include "paca/paca.h"
+#include "util/error.h"
+#include "util/half.h"
+
+namespace {
+
+using paca::Act;
+using paca::Backend;
+using paca::DType;
+using paca::TensorView;
+
+const std::string& no_device_reason() {
+  static const std::string reason = [] {
+    std::string why;
+    return paca::cuda::device_count(&why) > 0 ? std::string() : why;
+  }();
+  return reason;
+}
+bool have_device() { return no_device_reason().empty(); }
+
+#define SKIP_WITHOUT_DEVICE() \
+  if (!have_device()) GTEST_SKIP() << no_device_reason()
+
+// The test models: ../shared/models, or $PACA_SHARED_DIR/models.
+std::string models_dir() {
+  const char* env = std::getenv("PACA_SHARED_DIR");
+  return std::string(env != nullptr && *env != 0 ? env : PACA_SHARED_DIR) + "/models";
+}
+
+std::vector<float> random_nonzero(std::mt19937& rng, size_t n, float lo = 0.05f, float hi = 1.0f) {
+  std::uniform_real_distribution<float> mag(lo, hi);
+  std::bernoulli_distribution neg(0.5);
+  std::vector<float> v(n);
+  for (float& e : v) e = neg(rng) ? -mag(rng) : mag(rng);
+  return v;
+}
+
+double rel_l2(const std::vector<float>& got, const std::vector<float>& ref) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    const double d = static_cast<double>(got[i]) - ref[i];
+    if (std::isnan(got[i])) return INFINITY;
+    num += d * d;
+    den += static_cast<double>(ref[i]) * ref[i];
+  }
+  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
+// ---- host-side tests ---------------------------------------------------------
+
+TEST(CudaHost, ParseDevice) {
+  EXPECT_EQ(paca::parse_cuda_device("cuda"), 0);
+  EXPECT_EQ(paca::parse_cuda_device("cuda:0"), 0);
+  EXPECT_EQ(paca::parse_cuda_device("cuda:7"), 7);
+  EXPECT_EQ(paca::parse_cuda_device("cuda:123"), 123);
+  for (const char* bad : {"cpu", "cuda:", "cuda:x", "cuda:-1", "cuda:1x", "cuda0", "CUDA", "cuda:99999", ""})
+    EXPECT_EQ(paca::parse_cuda_device(bad), -1) << bad;
+}
+
+TEST(CudaHost, MakeBackendErrors) {
+  try {
+    (void)paca::make_backend("tpu:0", 1);
+    ADD_FAILURE() << "tpu:0 accepted";
+  } catch (const paca::Error& e) {
+    EXPECT_EQ(e.status(), paca::Status::invalid_argument);
+  }
+  try {
+    (void)paca::make_backend("cuda:99", 1);
+    ADD_FAILURE() << "cuda:99 accepted";
+  } catch (const paca::Error& e) {
+    EXPECT_EQ(e.status(), paca::Status::device);
+    EXPECT_NE(std::string(e.what()).find("cuda:99"), std::string::npos) << e.what();
+  }
+  if (have_device()) {
+    auto be = paca::make_backend("cuda", 1);
+    EXPECT_EQ(be->name().rfind("cuda:0", 0), 0u) << be->name();
+    EXPECT_FALSE(be->weights_on_host());
+  } else {
+    try {
+      (void)paca::make_backend("cuda", 1);
+      ADD_FAILURE() << "cuda accepted without a device";
+    } catch (const paca::Error& e) {
+      EXPECT_EQ(e.status(), paca::Status::device);
+      EXPECT_NE(std::string(e.what()).find("no CUDA device"), std::string::npos) << e.what();
+    }
+  }
+}
+
+// paca_model_load with device "cuda": without a device a clear PACA_ERR_DEVICE
+// (and nothing crashes); a malformed device string is an invalid argument.
+TEST(CudaHost, CapiLoad) {
+  const std::string dir = models_dir() + "/tiny-llama2";  // one of the models gpu_pack.sh carries
+  if (!std::filesystem::exists(dir)) GTEST_SKIP() << "shared models absent: " << dir;
+  paca_model_params p = paca_model_params_default();
+  paca_model* m = nullptr;
+  p.device = "cuda:zero";
+  EXPECT_EQ(paca_model_load(dir.c_str(), &p, &m), PACA_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(m, nullptr);
+  p.device = "cuda";
+  const paca_status s = paca_model_load(dir.c_str(), &p, &m);
+  if (have_device()) {
+    EXPECT_EQ(s, PACA_OK) << paca_last_error();
+  } else {
+    EXPECT_EQ(s, PACA_ERR_DEVICE);
+    EXPECT_EQ(m, nullptr);
+    const std::string msg = paca_last_error();
+    EXPECT_NE(msg.find("cuda:0"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("no CUDA device"), std::string::npos) << msg;
+  }
+  paca_model_free(m);
+  // the synthetic path too
+  paca_test_model_params shape = paca_test_model_params_default();
+  m = nullptr;
+  const paca_status s2 = paca_model_load_synthetic(&shape, &p, &m);
+  EXPECT_EQ(s2, have_device() ? PACA_OK : PACA_ERR_DEVICE) << paca_last_error();
+  paca_model_free(m);
+}
+
+TEST(CudaHost, Planning) {
+  using paca::cuda::attention_splits_for;
+  using paca::cuda::matmul_path;
+  using paca::cuda::MatmulPath;
+  // enough (token, head) rows or a short context: no split
+  EXPECT_EQ(attention_splits_for(512, 32, 512, 132), 1);
+  EXPECT_EQ(attention_splits_for(1, 32, 200, 132), 1);
+  // decode at long context: splits of >= 128 positions, up to 2 blocks per SM
+  EXPECT_EQ(attention_splits_for(1, 32, 4096, 132), 9);   // ceil(264 / 32)
+  EXPECT_EQ(attention_splits_for(1, 32, 1000, 132), 7);   // 1000 / 128
+  EXPECT_EQ(attention_splits_for(1, 4, 100000, 132), 32);  // capped
+  EXPECT_EQ(attention_splits_for(1, 1, 300, 1), 2);
+  EXPECT_EQ(matmul_path(1, 8, true), MatmulPath::gemv);
+  EXPECT_EQ(matmul_path(8, 8, true), MatmulPath::gemv);
+  EXPECT_EQ(matmul_path(9, 8, true), MatmulPath::cublaslt);
+  EXPECT_EQ(matmul_path(512, 8, false), MatmulPath::gemv);
+  TensorView w;
+  w.rows = 10;
+  w.cols = 6;
+  w.dtype = DType::f32;
+  EXPECT_EQ(paca::cuda::device_weight_bytes(w), 120u);  // a matrix: bf16
+  w.rows = 1;
+  EXPECT_EQ(paca::cuda::device_weight_bytes(w), 24u);  // a vector: f32
+}
+
+// Bad arguments come back as cudaErrorInvalidValue before any CUDA call, and
+// empty problems as cudaSuccess: both hold without a device.
+TEST(CudaHost, KernelArgumentChecks) {
+  using namespace paca::cuda;
+  float f = 0;
+  uint16_t h = 0;
+  int32_t i = 0;
+  EXPECT_EQ(launch_gemv_bf16(nullptr, 4, 8, &f, 8, 1, &f, 4, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(launch_gemv_bf16(&h, 4, 8, &f, 7, 1, &f, 4, nullptr), cudaErrorInvalidValue);  // ldx < cols
+  EXPECT_EQ(launch_gemv_bf16(&h, 0, 8, &f, 8, 1, &f, 4, nullptr), cudaSuccess);
+  EXPECT_EQ(launch_gemv_bf16(&h, 4, 8, &f, 8, 0, &f, 4, nullptr), cudaSuccess);
+  EXPECT_EQ(launch_embed_bf16(&h, 0, 8, &i, 1, &f, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(launch_embed_bf16(&h, 4, 8, &i, 0, &f, nullptr), cudaSuccess);
+  EXPECT_EQ(launch_rope(&f, 1, 8, 1, 7, &i, &f, 0, nullptr), cudaErrorInvalidValue);  // odd head_dim
+  EXPECT_EQ(launch_rope(&f, 1, 8, 2, 8, &i, &f, 0, nullptr), cudaErrorInvalidValue);  // ld < heads * dim
+  EXPECT_EQ(launch_swiglu(nullptr, &f, 1, &f, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(launch_add(&f, &f, 0, nullptr), cudaSuccess);
+  uint8_t* blocks[1] = {nullptr};
+  PagedKv kv;
+  kv.blocks = blocks;
+  kv.block_tokens = 16;
+  kv.kv_dim = 64;
+  kv.elem_bytes = 2;
+  EXPECT_EQ(launch_attention(kv, &f, 256, &i, 1, 4, 3, 64, 1.0f, 1, nullptr, &f, 256, nullptr),
+            cudaErrorInvalidValue);  // 4 heads over 3 kv heads
+  EXPECT_EQ(launch_attention(kv, &f, 1024, &i, 1, 4, 1, 512, 1.0f, 1, nullptr, &f, 1024, nullptr),
+            cudaErrorInvalidValue);  // head_dim > 256
+  EXPECT_EQ(launch_attention(kv, &f, 256, &i, 1, 4, 1, 64, 1.0f, 2, nullptr, &f, 256, nullptr),
+            cudaErrorInvalidValue);  // splits without scratch
+  EXPECT_EQ(launch_attention(kv, &f, 256, &i, 0, 4, 1, 64, 1.0f, 1, nullptr, &f, 256, nullptr), cudaSuccess);
+  kv.elem_bytes = 3;
+  EXPECT_EQ(launch_kv_write(kv, &f, 64, &f, 64, &i, 1, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(attention_scratch_floats(2, 4, 64, 1), 0u);
+  EXPECT_EQ(attention_scratch_floats(2, 4, 64, 3), 2u * 4 * 3 * 66);
+}
+
+// ---- ops: CUDA vs CPU -------------------------------------------------------
+
+// A host weight and the bytes behind it.
+struct HostWeight {
+  std::vector<uint8_t> bytes;
+  TensorView view;
+};
+
+HostWeight make_weight(std::mt19937& rng, const std::string& name, DType dt, int64_t rows, int64_t cols) {
+  HostWeight w;
+  const std::vector<float> v = random_nonzero(rng, static_cast<size_t>(rows * cols));
+  w.bytes.resize(paca::row_bytes(dt, static_cast<size_t>(cols)) * static_cast<size_t>(rows));
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (dt == DType::f32) {
+      std::memcpy(w.bytes.data() + 4 * i, &v[i], 4);
+    } else {
+      const uint16_t b = paca::f32_to_bf16(v[i]);
+      std::memcpy(w.bytes.data() + 2 * i, &b, 2);
+    }
+  }
+  w.view.name = name;
+  w.view.dtype = dt;
+  w.view.rows = rows;
+  w.view.cols = cols;
+  w.view.data = w.bytes.data();
+  return w;
+}
+
+// The two backends side by side, with helpers to move activations.
+class CudaOps : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SKIP_WITHOUT_DEVICE();
+    cpu_ = paca::make_cpu_backend(2);
+    paca::cuda::CudaBackendOptions o;
+    gpu_ = paca::cuda::make_cuda_backend(o);
+  }
+  void TearDown() override {
+    for (auto& [be, p] : owned_) be->release(p);
+  }
+  void upload(std::initializer_list<const TensorView*> ws, Backend* be = nullptr) {
+    std::vector<const TensorView*> v(ws);
+    (be != nullptr ? be : gpu_.get())->upload_weights(v, nullptr);
+  }
+  // An activation holding `data` on backend be.
+  Act act(Backend& be, int rows, int cols, const std::vector<float>& data) {
+    void* p = be.alloc(static_cast<size_t>(rows) * cols * sizeof(float));
+    owned_.push_back({&be, p});
+    if (!data.empty()) be.copy(p, data.data(), data.size() * sizeof(float));
+    return Act{static_cast<float*>(p), rows, cols};
+  }
+  std::vector<float> host(Backend& be, Act a) {
+    std::vector<float> v(static_cast<size_t>(a.rows) * a.cols);
+    be.to_host(a.data, v.data(), v.size());
+    return v;
+  }
+
+  // A weight that lives as long as the test (backends find their copies by
+  // the host address, so it must not be reused by a later weight).
+  const TensorView& weight(DType dt, int64_t rows, int64_t cols) {
+    weights_.push_back(make_weight(rng_, "w" + std::to_string(weights_.size()), dt, rows, cols));
+    return weights_.back().view;
+  }
+  // Another CUDA backend with these options, alive until the fixture ends.
+  Backend& extra(const paca::cuda::CudaBackendOptions& o) {
+    extra_.push_back(paca::cuda::make_cuda_backend(o));
+    return *extra_.back();
+  }
+
+  std::mt19937 rng_{1234};
+  std::vector<std::unique_ptr<Backend>> extra_;  // destroyed after TearDown released owned_
+  std::unique_ptr<Backend> cpu_, gpu_;
+  std::vector<std::pair<Backend*, void*>> owned_;
+  std::deque<HostWeight> weights_;
+};
+
+TEST_F(CudaOps, Embed) {
+  const TensorView& t = weight(DType::bf16, 301, 200);
+  upload({&t});
+  const std::vector<int32_t> ids = {5, 300, 0, 17, 5};
+  Act c = act(*cpu_, 5, 200, {}), g = act(*gpu_, 5, 200, {});
+  cpu_->embed(t, ids, c);
+  gpu_->embed(t, ids, g);
+  EXPECT_EQ(host(*gpu_, g), host(*cpu_, c));
+}
+
+TEST_F(CudaOps, RmsNorm) {
+  for (int cols : {64, 172, 4096, 5000}) {
+    const TensorView& w = weight(DType::f32, 1, cols);
+    upload({&w});
+    const std::vector<float> x = random_nonzero(rng_, static_cast<size_t>(3) * cols, 0.1f, 4.0f);
+    Act cx = act(*cpu_, 3, cols, x), co = act(*cpu_, 3, cols, {});
+    Act gx = act(*gpu_, 3, cols, x), go = act(*gpu_, 3, cols, {});
+    cpu_->rmsnorm(cx, w, 1e-5f, co);
+    gpu_->rmsnorm(gx, w, 1e-5f, go);
+    EXPECT_LT(rel_l2(host(*gpu_, go), host(*cpu_, co)), 1e-5) << cols;
+  }
+}
+
+TEST_F(CudaOps, Matmul) {
+  paca::cuda::CudaBackendOptions no_lt;
+  no_lt.use_cublaslt = false;
+  Backend* gemv_only = &extra(no_lt);
+  struct Case {
+    int rows, cols, tokens;
+  };
+  for (const Case& c : std::vector<Case>{{257, 200, 1}, {96, 172, 3}, {1000, 512, 1}, {1000, 512, 5},
+                                         {1000, 512, 8}, {1000, 512, 37}, {333, 1024, 64}, {4099, 768, 2}}) {
+    // the GEMV-only backend (f32 activations) at every size; the default one:
+    // GEMV up to 8 tokens, cuBLASLt (activations rounded to bf16) above
+    for (Backend* gpu : {gemv_only, gpu_.get()}) {
+      const double tol = gpu == gemv_only || c.tokens <= 8 ? 1e-5 : 1e-2;
+      const TensorView& w = weight(DType::bf16, c.rows, c.cols);
+      upload({&w}, gpu);
+      const std::vector<float> x = random_nonzero(rng_, static_cast<size_t>(c.tokens) * c.cols);
+      Act cx = act(*cpu_, c.tokens, c.cols, x), co = act(*cpu_, c.tokens, c.rows, {});
+      Act gx = act(*gpu, c.tokens, c.cols, x), go = act(*gpu, c.tokens, c.rows, {});
+      // poison the output: every element must be written
+      const std::vector<float> nan(static_cast<size_t>(c.tokens) * c.rows, std::nanf(""));
+      gpu->copy(go.data, nan.data(), nan.size() * sizeof(float));
+      cpu_->matmul(cx, w, co);
+      gpu->matmul(gx, w, go);
+      EXPECT_LT(rel_l2(host(*gpu, go), host(*cpu_, co)), tol)
+          << c.rows << "x" << c.cols << " tokens " << c.tokens << " on " << gpu->name();
+    }
+  }
+  EXPECT_EQ(gpu_->name().find("no cuBLASLt"), std::string::npos) << gpu_->name();
+}
+
+TEST_F(CudaOps, Rope) {
+  const std::vector<int32_t> pos = {0, 1, 17, 4095, 100000};
+  for (paca::RopeLayout layout : {paca::RopeLayout::interleaved, paca::RopeLayout::half}) {
+    for (int hd : {8, 64, 128}) {
+      const int heads = 3, T = static_cast<int>(pos.size());
+      std::vector<float> freqs(static_cast<size_t>(hd / 2));
+      for (int i = 0; i < hd / 2; ++i) freqs[i] = std::pow(500000.0f, -2.0f * i / hd) / (i % 3 == 0 ? 8.0f : 1.0f);
+      const std::vector<float> x = random_nonzero(rng_, static_cast<size_t>(T) * heads * hd);
+      Act c = act(*cpu_, T, heads * hd, x), g = act(*gpu_, T, heads * hd, x);
+      cpu_->rope(c, heads, hd, pos, freqs, layout);
+      gpu_->rope(g, heads, hd, pos, freqs, layout);
+      EXPECT_LT(rel_l2(host(*gpu_, g), host(*cpu_, c)), 1e-5) << hd;
+    }
+  }
+}
+
+TEST_F(CudaOps, SwigluAdd) {
+  const size_t n = 3 * 1377;
+  const std::vector<float> a = random_nonzero(rng_, n, 0.1f, 6.0f), b = random_nonzero(rng_, n);
+  Act ca = act(*cpu_, 3, 1377, a), cb = act(*cpu_, 3, 1377, b), ga = act(*gpu_, 3, 1377, a), gb = act(*gpu_, 3, 1377, b);
+  cpu_->swiglu(ca, cb, ca);
+  gpu_->swiglu(ga, gb, ga);
+  EXPECT_LT(rel_l2(host(*gpu_, ga), host(*cpu_, ca)), 1e-6);
+  cpu_->add(ca, cb);
+  gpu_->add(ga, gb);
+  EXPECT_LT(rel_l2(host(*gpu_, ga), host(*cpu_, ca)), 1e-6);
+}
+
+// kv_write of a whole prompt, then causal attention (prefill rows, a decode
+// row, forced splits) over blocks in shuffled order, f32 and bf16 caches.
+TEST_F(CudaOps, PagedAttention) {
+  struct Case {
+    int heads, kv_heads, hd, block, P;
+    DType kv;
+    int splits;
+  };
+  for (const Case& c : std::vector<Case>{{8, 2, 64, 16, 37, DType::f32, 0},
+                                         {8, 2, 64, 5, 37, DType::bf16, 0},
+                                         {4, 1, 8, 16, 50, DType::f32, 3},
+                                         {32, 8, 128, 16, 600, DType::bf16, 0},
+                                         {6, 6, 96, 7, 300, DType::f32, 4}}) {
+    paca::KvLayout L{2, c.block, c.kv_heads * c.hd, c.kv};
+    const int nb = (c.P + c.block - 1) / c.block;
+    std::vector<int> order(static_cast<size_t>(nb));
+    for (int i = 0; i < nb; ++i) order[i] = i;
+    std::shuffle(order.begin(), order.end(), rng_);
+    auto blocks_on = [&](Backend& be) {
+      std::vector<uint8_t*> all(static_cast<size_t>(nb)), seq(static_cast<size_t>(nb));
+      for (auto& b : all) {
+        b = static_cast<uint8_t*>(be.alloc(L.block_bytes()));
+        owned_.push_back({&be, b});
+      }
+      for (int i = 0; i < nb; ++i) seq[i] = all[order[i]];
+      return seq;
+    };
+    std::vector<uint8_t*> cb = blocks_on(*cpu_), gb = blocks_on(*gpu_);
+    paca::KvSeq cs{&L, cb}, gs{&L, gb};
+    std::vector<int32_t> pos(static_cast<size_t>(c.P));
+    for (int i = 0; i < c.P; ++i) pos[i] = i;
+    const int Q = c.heads * c.hd, KV = c.kv_heads * c.hd;
+    for (int layer = 0; layer < 2; ++layer) {
+      const std::vector<float> k = random_nonzero(rng_, static_cast<size_t>(c.P) * KV);
+      const std::vector<float> v = random_nonzero(rng_, static_cast<size_t>(c.P) * KV);
+      cpu_->kv_write(cs, layer, act(*cpu_, c.P, KV, k), act(*cpu_, c.P, KV, v), pos);
+      gpu_->kv_write(gs, layer, act(*gpu_, c.P, KV, k), act(*gpu_, c.P, KV, v), pos);
+    }
+    // the caches hold the same bytes
+    for (int b = 0; b < nb; ++b) {
+      std::vector<uint8_t> hc(L.block_bytes()), hg(L.block_bytes());
+      cpu_->copy(hc.data(), cb[b], hc.size());
+      gpu_->copy(hg.data(), gb[b], hg.size());
+      ASSERT_EQ(hc, hg) << "block " << b;
+    }
+    paca::cuda::CudaBackendOptions o;
+    o.attention_splits = c.splits;
+    Backend* gsplit = &extra(o);
+    const paca::AttentionShape shape{c.heads, c.kv_heads, c.hd};
+    const std::vector<float> q = random_nonzero(rng_, static_cast<size_t>(c.P) * Q, 0.5f, 3.0f);
+    // prefill rows: all positions at once
+    Act cq = act(*cpu_, c.P, Q, q), co = act(*cpu_, c.P, Q, {});
+    Act gq = act(*gpu_, c.P, Q, q), go = act(*gpu_, c.P, Q, {});
+    cpu_->attention(cq, cs, 1, pos, shape, co);
+    gpu_->attention(gq, gs, 1, pos, shape, go);
+    EXPECT_LT(rel_l2(host(*gpu_, go), host(*cpu_, co)), 1e-5) << "prefill P=" << c.P << " hd=" << c.hd;
+    // one decode row at the last position (the split path when asked)
+    const std::vector<int32_t> last = {c.P - 1};
+    const std::vector<float> q1(q.end() - Q, q.end());
+    Act cq1 = act(*cpu_, 1, Q, q1), co1 = act(*cpu_, 1, Q, {});
+    cpu_->attention(cq1, cs, 0, last, shape, co1);
+    Act sq1 = act(*gsplit, 1, Q, q1), so1 = act(*gsplit, 1, Q, {});
+    gsplit->attention(sq1, gs, 0, last, shape, so1);
+    Act gq1 = act(*gpu_, 1, Q, q1), go1 = act(*gpu_, 1, Q, {});
+    gpu_->attention(gq1, gs, 0, last, shape, go1);
+    const std::vector<float> ref = host(*cpu_, co1);
+    EXPECT_LT(rel_l2(host(*gsplit, so1), ref), 1e-5) << "decode, splits " << c.splits;
+    EXPECT_LT(rel_l2(host(*gpu_, go1), ref), 1e-5) << "decode, automatic splits";
+  }
+}
+
+// ---- whole models through the C API -------------------------------------------
+
+struct ModelRun {
+  std::vector<float> logits;     // after the prompt
+  std::vector<int32_t> greedy;   // the continuation by argmax
+  std::vector<float> fork_logits;  // a fork of the session after the prompt, decoding greedy[0]
+};
+
+int32_t argmax(const float* v, size_t n) { return static_cast<int32_t>(std::max_element(v, v + n) - v); }
+
+ModelRun run_model(const std::string& path, const char* device, const std::vector<int32_t>& prompt, int n_gen,
+              int32_t kv_dtype) {
+  ModelRun r;
+  paca_model_params p = paca_model_params_default();
+  p.device = device;
+  p.n_threads = 2;
+  p.kv_dtype = kv_dtype;
+  paca_model* m = nullptr;
+  EXPECT_EQ(paca_model_load(path.c_str(), &p, &m), PACA_OK) << paca_last_error();
+  if (m == nullptr) return r;
+  paca_session* s = nullptr;
+  EXPECT_EQ(paca_session_create(m, nullptr, &s), PACA_OK) << paca_last_error();
+  EXPECT_EQ(paca_session_prefill(s, prompt.data(), prompt.size()), PACA_OK) << paca_last_error();
+  const float* lg = nullptr;
+  size_t nv = 0;
+  EXPECT_EQ(paca_session_logits(s, &lg, &nv), PACA_OK);
+  r.logits.assign(lg, lg + nv);
+  paca_session* child = nullptr;
+  EXPECT_EQ(paca_session_fork(s, &child), PACA_OK) << paca_last_error();
+  for (int i = 0; i < n_gen; ++i) {
+    EXPECT_EQ(paca_session_logits(s, &lg, &nv), PACA_OK);
+    const int32_t t = argmax(lg, nv);
+    r.greedy.push_back(t);
+    EXPECT_EQ(paca_session_decode(s, t), PACA_OK) << paca_last_error();
+  }
+  if (child != nullptr && !r.greedy.empty()) {
+    EXPECT_EQ(paca_session_decode(child, r.greedy[0]), PACA_OK) << paca_last_error();
+    EXPECT_EQ(paca_session_logits(child, &lg, &nv), PACA_OK);
+    r.fork_logits.assign(lg, lg + nv);
+  }
+  paca_session_free(child);
+  paca_session_free(s);
+  paca_model_free(m);
+  return r;
+}
+
+struct ModelCase {
+  const char* path;  // under ../shared/models
+  double tol;        // relative L2 of the prompt's logits
+  int same_greedy;   // leading greedy tokens that must agree
+};
+
+class CudaModel : public ::testing::TestWithParam<ModelCase> {};
+
+TEST_P(CudaModel, MatchesCpu) {
+  SKIP_WITHOUT_DEVICE();
+  const ModelCase& c = GetParam();
+  const std::string path = models_dir() + "/" + c.path;
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "shared models absent: " << path;
+  std::mt19937 rng(7);
+  for (int n_prompt : {5, 40}) {  // 5: the GEMV path only; 40: cuBLASLt in the prefill
+    for (int32_t kv : {PACA_KV_F32, PACA_KV_BF16}) {
+      std::vector<int32_t> prompt(static_cast<size_t>(n_prompt));
+      std::uniform_int_distribution<int32_t> tok(3, 250);  // inside every model's vocabulary
+      prompt[0] = 1;
+      for (size_t i = 1; i < prompt.size(); ++i) prompt[i] = tok(rng);
+      const ModelRun cpu = run_model(path, "cpu", prompt, 16, kv);
+      const ModelRun gpu = run_model(path, "cuda", prompt, 16, kv);
+      ASSERT_EQ(cpu.logits.size(), gpu.logits.size());
+      EXPECT_LT(rel_l2(gpu.logits, cpu.logits), c.tol) << c.path << " prompt " << n_prompt << " kv " << kv;
+      EXPECT_LT(rel_l2(gpu.fork_logits, cpu.fork_logits), c.tol) << c.path << " fork";
+      int same = 0;
+      while (same < static_cast<int>(cpu.greedy.size()) && cpu.greedy[same] == gpu.greedy[same]) ++same;
+      if (n_prompt <= 8 && kv == PACA_KV_F32) {
+        // f32 activations and cache on both sides: the same tokens
+        EXPECT_GE(same, c.same_greedy) << c.path << " prompt " << n_prompt;
+      } else {
+        // bf16 activations or cache: the first token must agree whenever the
+        // CPU's top-1 margin exceeds 4x the largest logit difference
+        std::vector<float> sorted = cpu.logits;
+        std::partial_sort(sorted.begin(), sorted.begin() + 2, sorted.end(), std::greater<float>());
+        float diff = 0;
+        for (size_t i = 0; i < cpu.logits.size(); ++i) diff = std::max(diff, std::fabs(cpu.logits[i] - gpu.logits[i]));
+        if (sorted[0] - sorted[1] > 4 * diff) {
+          EXPECT_GE(same, 1) << c.path << " prompt " << n_prompt << " kv " << kv;
+        }
+      }
+      std::printf("%s prompt %d kv %d: rel L2 %.2e, %d of %zu greedy tokens agree\n", c.path, n_prompt, kv,
+                  rel_l2(gpu.logits, cpu.logits), same, cpu.greedy.size());
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(SharedModels, CudaModel,
+                         ::testing::Values(ModelCase{"tiny-llama2", 2e-2, 8}, ModelCase{"tiny-llama3", 2e-2, 8},
+                                           ModelCase{"tiny-llama31", 2e-2, 8}, ModelCase{"tiny-llama32", 2e-2, 8},
+                                           ModelCase{"gguf/tiny-llama31.gguf", 2e-2, 8},
+                                           ModelCase{"gguf/tiny-llama3.q8_0.gguf", 3e-2, 1},
+                                           ModelCase{"stories260K/stories260K.bin", 3e-2, 4}),
+                         [](const ::testing::TestParamInfo<ModelCase>& i) {
+                           std::string n = i.param.path;
+                           for (char& ch : n)
+                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                           return n;
+                         });
+
+// The golden continuation of stories260K ("Once upon a time, there was a
+// little girl named Lily...") on the device, from its golden.json.
+TEST(CudaModelGolden, Stories260KGreedy) {
+  SKIP_WITHOUT_DEVICE();
+  const std::string dir = models_dir() + "/stories260K";
+  if (!std::filesystem::exists(dir)) GTEST_SKIP() << "shared models absent: " << dir;
+  std::ifstream f(dir + "/golden.json");
+  const nlohmann::json golden = nlohmann::json::parse(f);
+  const auto& c = golden["cases"][0];
+  const std::vector<int32_t> prompt = c["prompt_tokens"].get<std::vector<int32_t>>();
+  const std::vector<int32_t> want = c["greedy"].get<std::vector<int32_t>>();
+  const ModelRun gpu = run_model(dir + "/stories260K.bin", "cuda", prompt, 24, PACA_KV_BF16);
+  int same = 0;
+  while (same < static_cast<int>(gpu.greedy.size()) && gpu.greedy[same] == want[same]) ++same;
+  // weights rounded to bf16 (the file holds f32): the story may part from
+  // the f32 golden one late, not early
+  EXPECT_GE(same, 8) << "greedy tokens agreeing with golden.json";
+  std::printf("stories260K on the GPU (bf16 weights and cache): %d of %zu golden greedy tokens\n", same,
+              gpu.greedy.size());
+}
+
+}  // namespace

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The CUDA backend's checks on a GPU machine, in one command (about 3-6
+# minutes on an H100): the kernel tests, the backend tests (every op against
+# the CPU backend, whole models through the C API, the C-API load with device
+# "cuda"), compute-sanitizer's memcheck over the op tests, cuda-kernels-bench
+# (GEMV, decode attention, cuBLASLt against the copy bandwidth) and paca-bench
+# --device cuda on the tiny, 110m and llama3.2-1b shapes.
+# Needs gpu-carry/ from scripts/gpu_pack.sh (built here, carried there):
+#
+#   scripts/gpu_check.sh [gpu-carry]
+#
+# Writes under $OUT (default ./gpu-out) 8 files, the most the device tool
+# returns: summary.txt (one line per step, the device, the bench tables),
+# cuda_kernels.log, cuda_backend.log, cuda_backend.xml, memcheck.log,
+# kernels_bench.log, bench.jsonl, bench.log.
+# Exits non-zero when any step failed; every step runs regardless.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+carry=${1:-gpu-carry}
+out=${OUT:-gpu-out}
+mkdir -p "$out"
+bin=$carry/bin
+export PACA_SHARED_DIR=$carry  # the tests read $PACA_SHARED_DIR/models
+# libpaca beside the binaries; cuBLASLt from the toolkit or from the pip wheel
+lt=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], "lib"))' 2>/dev/null || true)
+export LD_LIBRARY_PATH="$carry/lib:/usr/local/cuda/lib64${lt:+:$lt}:${LD_LIBRARY_PATH:-}"
+summary=$out/summary.txt
+: >"$summary"
+{
+  date -u
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv 2>&1
+} >>"$summary"
+failed=0
+
+# step NAME SECONDS LOG COMMAND...: runs COMMAND with a time limit, output to LOG
+step() {
+  local name=$1 limit=$2 log=$3
+  shift 3
+  local t0=$SECONDS
+  timeout "$limit" "$@" >>"$log" 2>&1
+  local rc=$?
+  [ $rc -ne 0 ] && failed=1
+  printf '%-14s rc=%-3d %4ds  %s\n' "$name" "$rc" $((SECONDS - t0)) "$(grep -E '^\[  (PASSED|FAILED|SKIPPED) *\] [0-9]+ test' "$log" | tr '\n' ' ')" |
+    tee -a "$summary"
+}
+
+step cuda_kernels 120 "$out/cuda_kernels.log" "$bin/paca_cuda_tests"
+step cuda_backend 300 "$out/cuda_backend.log" "$bin/paca_cuda_backend_tests" --gtest_output="xml:$out/cuda_backend.xml"
+if command -v compute-sanitizer >/dev/null; then
+  step memcheck 150 "$out/memcheck.log" compute-sanitizer --tool memcheck --error-exitcode 9 \
+    "$bin/paca_cuda_backend_tests" --gtest_filter='CudaOps.*'
+fi
+step kernels_bench 150 "$out/kernels_bench.log" "$bin/cuda-kernels-bench"
+for shape in tiny 110m llama3.2-1b; do
+  args=(--device cuda --shape "$shape" --prompt 128,512 --tokens 128 --repeats 3)
+  [ "$shape" = llama3.2-1b ] && args=(--device cuda --shape "$shape" --prompt 512 --tokens 64 --repeats 2)
+  step "bench_$shape" 150 "$out/bench.log" "$bin/paca-bench" "${args[@]}"
+  timeout 150 "$bin/paca-bench" "${args[@]}" --json >>"$out/bench.jsonl" 2>>"$out/bench.log" || failed=1
+done
+{
+  echo "--- failures"
+  grep -hE '^\[  FAILED  \]|Failure|error' "$out/cuda_kernels.log" "$out/cuda_backend.log" | head -40
+  grep -hE 'ERROR SUMMARY' "$out/memcheck.log" 2>/dev/null
+  echo "--- cuda-kernels-bench"
+  cat "$out/kernels_bench.log"
+  echo "--- paca-bench"
+  grep -hE '^(model|machine|prefill|decode) ' "$out/bench.log"
+} >>"$summary"
+cat "$summary"
+exit $failed
