@@ -46,13 +46,29 @@ int main(int argc, char** argv) {
   const int fault_after = argc == 12 && rank_of(&p) == 1 ? atoi(argv[11]) : -1;  /* the fault hits rank 1 */
   const int fault_sig = argc == 12 && strcmp(argv[10], "stop") == 0 ? SIGSTOP : SIGKILL;
 
+  /* every exit frees what it has, so the sanitizer build checks the error paths for leaks too */
   paca_model* m = NULL;
-  paca_status s = paca_model_load(argv[1], &p, &m);
-  if (s != PACA_OK) return fail("load", s);
   paca_session* sess = NULL;
-  if ((s = paca_session_create(m, NULL, &sess)) != PACA_OK) return fail("session", s);
-  if ((s = paca_session_prefill(sess, prompt, n_prompt)) != PACA_OK) return fail("prefill", s);
-  int32_t* out = malloc(sizeof(int32_t) * (size_t)(n > 0 ? n : 1));
+  int32_t* out = NULL;
+  int rc = 0;
+  paca_status s = paca_model_load(argv[1], &p, &m);
+  if (s != PACA_OK) {
+    rc = fail("load", s);
+    goto done;
+  }
+  if ((s = paca_session_create(m, NULL, &sess)) != PACA_OK) {
+    rc = fail("session", s);
+    goto done;
+  }
+  if ((s = paca_session_prefill(sess, prompt, n_prompt)) != PACA_OK) {
+    rc = fail("prefill", s);
+    goto done;
+  }
+  out = malloc(sizeof(int32_t) * (size_t)(n > 0 ? n : 1));
+  if (out == NULL) {
+    rc = 1;
+    goto done;
+  }
   for (int i = 0; i < n; ++i) {
     if (i == fault_after) {
       fprintf(stderr, "rank_worker: rank %d (pid %d) raises signal %d after %d tokens\n", rank_of(&p), (int)getpid(),
@@ -62,18 +78,25 @@ int main(int argc, char** argv) {
     }
     const float* lg = NULL;
     size_t nv = 0;
-    if ((s = paca_session_logits(sess, &lg, &nv)) != PACA_OK) return fail("logits", s);
+    if ((s = paca_session_logits(sess, &lg, &nv)) != PACA_OK) {
+      rc = fail("logits", s);
+      goto done;
+    }
     int32_t best = 0;
     for (size_t v = 1; v < nv; ++v)
       if (lg[v] > lg[best]) best = (int32_t)v;
     out[i] = best;
-    if ((s = paca_session_decode(sess, best)) != PACA_OK) return fail("decode", s);
+    if ((s = paca_session_decode(sess, best)) != PACA_OK) {
+      rc = fail("decode", s);
+      goto done;
+    }
   }
   printf("tokens: ");
   for (int i = 0; i < n; ++i) printf(i ? ",%d" : "%d", out[i]);
   printf("\n");
+done:
   free(out);
   paca_session_free(sess);
   paca_model_free(m);
-  return 0;
+  return rc;
 }
