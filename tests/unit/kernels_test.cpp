@@ -50,8 +50,16 @@ Row make_row(DType t, size_t n, std::mt19937& rng) {
   return r;
 }
 
-// gemm_f32, dot_rows_f32 and axpy_rows_f32 against double references; gemm's
-// results must not depend on how rows and tokens are grouped.
+// `count` rows `ld` floats apart, each rearranged by gemm_pack (the padding
+// between rows is kept).
+std::vector<float> packed(const cpu::Kernels& k, const std::vector<float>& m, size_t ld, size_t count, size_t n) {
+  std::vector<float> p = m;
+  for (size_t r = 0; r < count; ++r) k.gemm_pack(m.data() + r * ld, p.data() + r * ld, n);
+  return p;
+}
+
+// gemm_f32 (on packed rows), dot_rows_f32 and axpy_rows_f32 against double
+// references; gemm's results must not depend on how rows and tokens are grouped.
 void check_blocked(const cpu::Kernels& k) {
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
@@ -60,7 +68,8 @@ void check_blocked(const cpu::Kernels& k) {
     std::vector<float> w(rows * ldw), x(tokens * ldx), out(tokens * ldo, -1.0f), part(tokens * ldo, -2.0f);
     for (auto& v : w) v = u(rng);
     for (auto& v : x) v = u(rng);
-    k.gemm_f32(w.data(), ldw, x.data(), ldx, out.data(), ldo, rows, tokens, n);
+    const std::vector<float> wp = packed(k, w, ldw, rows, n), xp = packed(k, x, ldx, tokens, n);
+    k.gemm_f32(wp.data(), ldw, xp.data(), ldx, out.data(), ldo, rows, tokens, n);
     for (size_t t = 0; t < tokens; ++t)
       for (size_t r = 0; r < rows; ++r) {
         double ref = 0, mag = 0;
@@ -72,8 +81,8 @@ void check_blocked(const cpu::Kernels& k) {
       }
     // the same outputs computed in pieces (rows 0-2 | 3-10, tokens one at a time)
     for (size_t t = 0; t < tokens; ++t) {
-      k.gemm_f32(w.data(), ldw, x.data() + t * ldx, ldx, part.data() + t * ldo, ldo, 3, 1, n);
-      k.gemm_f32(w.data() + 3 * ldw, ldw, x.data() + t * ldx, ldx, part.data() + t * ldo + 3, ldo, rows - 3, 1, n);
+      k.gemm_f32(wp.data(), ldw, xp.data() + t * ldx, ldx, part.data() + t * ldo, ldo, 3, 1, n);
+      k.gemm_f32(wp.data() + 3 * ldw, ldw, xp.data() + t * ldx, ldx, part.data() + t * ldo + 3, ldo, rows - 3, 1, n);
     }
     for (size_t t = 0; t < tokens; ++t)
       for (size_t r = 0; r < rows; ++r) ASSERT_EQ(part[t * ldo + r], out[t * ldo + r]) << k.isa << " grouping, n=" << n;
@@ -99,7 +108,7 @@ void check_blocked(const cpu::Kernels& k) {
 }
 
 // The dot kernels on stored f32/f16/bf16 rows (decode) give exactly gemm_f32's
-// bits on the widened rows (prefill, batches); dot_rows_f32 gives each score
+// bits on the widened, packed rows (prefill, batches); dot_rows_f32 gives each score
 // the same bits however many rows it is called with.
 void check_same_bits(const cpu::Kernels& k) {
   std::mt19937 rng(11);
@@ -116,7 +125,8 @@ void check_same_bits(const cpu::Kernels& k) {
       }
       for (auto& v : x) v = u(rng);
       std::vector<float> b(tokens * rows, -2.0f);
-      k.gemm_f32(wide.data(), n, x.data(), n, b.data(), rows, rows, tokens, n);
+      const std::vector<float> wp = packed(k, wide, n, rows, n), xp = packed(k, x, n, tokens, n);
+      k.gemm_f32(wp.data(), n, xp.data(), n, b.data(), rows, rows, tokens, n);
       const size_t rb = row_bytes(t, n);
       for (size_t tk = 0; tk < tokens; ++tk)
         for (size_t r = 0; r < rows; ++r)

@@ -85,31 +85,35 @@ class CpuBackend final : public Backend {
     });
   }
 
-  // Prefill: each thread takes chunks of rows, widens them to f32 once
-  // (~64 KiB, L2-resident) and runs the register-blocked kernel over blocks
-  // of tokens, so every weight is read from memory once per call and from
-  // cache once per 3 tokens.
+  // Prefill: the activation rows are packed once (gemm_pack), then each
+  // thread takes chunks of rows, widens and packs them to f32 once (~64 KiB,
+  // L2-resident) and runs the register-blocked kernel over blocks of tokens,
+  // so every weight is read from memory once per call and from cache once per
+  // 3 tokens.
   void matmul_blocked(Act x, const TensorView& w, Act out) {
     const size_t n = static_cast<size_t>(w.cols);
     const size_t T = static_cast<size_t>(x.rows);
+    xpack_.resize(T * n);
+    for (size_t t = 0; t < T; ++t) k_.gemm_pack(x.row(static_cast<int>(t)), xpack_.data() + t * n, n);
     const size_t rows_per_chunk = std::max<size_t>(4, (65536 / (n * sizeof(float))) / 4 * 4);
     constexpr size_t kTokenBlock = 48;  // 48 activation rows of a 4096-wide layer: 768 KiB
     pool_.parallel_for(static_cast<size_t>(w.rows), rows_per_chunk, [&](size_t r0, size_t r1) {
-      thread_local std::vector<float> tile;
+      thread_local std::vector<float> tile, wide;
+      wide.resize(n);
       for (size_t c0 = r0; c0 < r1; c0 += rows_per_chunk) {
         const size_t c1 = std::min(r1, c0 + rows_per_chunk);
-        const float* wt;
-        if (w.dtype == DType::f32) {
-          wt = reinterpret_cast<const float*>(w.row(static_cast<int64_t>(c0)));
-        } else {
-          tile.resize((c1 - c0) * n);
-          const auto widen = w.dtype == DType::f16 ? k_.widen_f16 : k_.widen_bf16;
-          for (size_t r = c0; r < c1; ++r) widen(w.row(static_cast<int64_t>(r)), tile.data() + (r - c0) * n, n);
-          wt = tile.data();
+        tile.resize((c1 - c0) * n);
+        for (size_t r = c0; r < c1; ++r) {
+          const float* src = reinterpret_cast<const float*>(w.row(static_cast<int64_t>(r)));
+          if (w.dtype != DType::f32) {
+            (w.dtype == DType::f16 ? k_.widen_f16 : k_.widen_bf16)(w.row(static_cast<int64_t>(r)), wide.data(), n);
+            src = wide.data();
+          }
+          k_.gemm_pack(src, tile.data() + (r - c0) * n, n);
         }
         for (size_t t0 = 0; t0 < T; t0 += kTokenBlock) {
           const size_t tn = std::min(kTokenBlock, T - t0);
-          k_.gemm_f32(wt, n, x.row(static_cast<int>(t0)), n, out.row(static_cast<int>(t0)) + c0,
+          k_.gemm_f32(tile.data(), n, xpack_.data() + t0 * n, n, out.row(static_cast<int>(t0)) + c0,
                       static_cast<size_t>(out.cols), c1 - c0, tn, n);
         }
       }
@@ -254,6 +258,7 @@ class CpuBackend final : public Backend {
   const cpu::Kernels& k_;
   std::vector<float> xq_, xq_scale_;  // FP8 activation scratch (ops run under the model's compute lock)
   std::vector<float> norm_scratch_, rope_scratch_;
+  std::vector<float> xpack_;  // activations packed for gemm_f32
 };
 
 }  // namespace

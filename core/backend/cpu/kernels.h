@@ -19,11 +19,15 @@ struct Kernels {
   float (*dot_bf16)(const void* w, const float* x, size_t n);
   float (*dot_q8_0)(const void* w, const float* x, size_t n);  // n % 32 == 0
   float (*dot_f8e4m3)(const void* w, const float* x, size_t n);  // unscaled: sum e4m3(w[i]) * x[i]
+  // Rearranges one row of n f32 values into the order gemm_f32 reads
+  // (dst and src do not overlap; the scalar version copies).
+  void (*gemm_pack)(const float* src, float* dst, size_t n);
   // Blocked f32 matmul for prefill: out[t * ldo + r] = sum_i w[r * ldw + i] *
-  // x[t * ldx + i] for r < rows, t < tokens. Each output is computed with the
-  // same operations in the same order however rows and tokens are grouped,
-  // and the same as the dot kernels compute it on the stored row: a token
-  // gives the same bits alone (decode), inside a prefill or inside a batch.
+  // x[t * ldx + i] for r < rows, t < tokens, where the rows of w and x were
+  // rearranged by gemm_pack. Each output is computed with the same operations
+  // in the same order however rows and tokens are grouped, and the same as
+  // the dot kernels compute it on the stored (unpacked) row: a token gives
+  // the same bits alone (decode), inside a prefill or inside a batch.
   void (*gemm_f32)(const float* w, size_t ldw, const float* x, size_t ldx, float* out, size_t ldo, size_t rows,
                    size_t tokens, size_t n);
   // In place: x[i] = exp(x[i] * scale - max_j x[j] * scale) / sum (scale > 0, n >= 1).

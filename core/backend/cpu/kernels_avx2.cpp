@@ -45,7 +45,9 @@ PACA_AVX2 inline __m256 load_f16(const uint8_t* p) {
 // partial b % 4) while whole groups of four blocks remain, the remaining whole
 // blocks into partial 0, then hsum8((p0 + p1) + (p2 + p3)), then the last
 // n % 8 elements one fused multiply-add each. One row is read front to back
-// with four independent FMA chains: the decode GEMV streams at memory speed.
+// with four independent FMA chains: the decode GEMV streams at memory speed
+// (reading a row as four streams at once halved decode speed: the hardware
+// prefetcher wants one forward stream).
 template <typename Load, typename Tail>
 PACA_AVX2 inline float dot_loop(const float* x, size_t n, Load load, Tail tail) {
   __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
@@ -60,6 +62,21 @@ PACA_AVX2 inline float dot_loop(const float* x, size_t n, Load load, Tail tail) 
   float s = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
   for (; i < n; ++i) s = std::fma(tail(i), x[i], s);
   return s;
+}
+
+// The prefill GEMM works on rows rearranged by v_gemm_pack: of the first
+// 4g blocks (g = n / 32), blocks a, a + 4, a + 8, ... (partial a of dot_loop)
+// are moved together into quarter a; the blocks and elements past 4g stay
+// where they are. One contiguous pass per quarter then adds exactly what
+// dot_loop's partial a adds, in the same order.
+inline size_t quarter_floats(size_t n) { return n / 32 * 8; }
+
+PACA_AVX2 void v_gemm_pack(const float* src, float* dst, size_t n) {
+  const size_t g = n / 32;
+  for (size_t k = 0; k < g; ++k)
+    for (size_t a = 0; a < 4; ++a)
+      _mm256_storeu_ps(dst + a * 8 * g + 8 * k, _mm256_loadu_ps(src + 32 * k + 8 * a));
+  std::memcpy(dst + 32 * g, src + 32 * g, (n - 32 * g) * sizeof(float));
 }
 
 PACA_AVX2 float v_dot_f32(const void* w, const float* x, size_t n) {
@@ -119,15 +136,15 @@ PACA_AVX2 float v_dot_f8e4m3(const void* w, const float* x, size_t n) {
                   [p, lut](size_t i) { return lut[p[i]]; });
 }
 
-// One partial sum for R rows x T tokens: blocks i0, i0 + step, ... below
-// end (8 floats each), one accumulator per output, stored to part.
+// One partial sum for R rows x T tokens over the 8-float blocks of [i0, end),
+// one accumulator per output, stored to part.
 template <int R, int T>
-PACA_AVX2 inline void gemm_pass(const float* w, size_t ldw, const float* x, size_t ldx, size_t i0, size_t end, size_t step,
+PACA_AVX2 inline void gemm_pass(const float* w, size_t ldw, const float* x, size_t ldx, size_t i0, size_t end,
                                 __m256 (*part)[T]) {
   __m256 acc[R][T];
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
-  for (size_t i = i0; i < end; i += step) {
+  for (size_t i = i0; i < end; i += 8) {
     __m256 xv[T];
     for (int t = 0; t < T; ++t) xv[t] = _mm256_loadu_ps(x + t * ldx + i);
     for (int r = 0; r < R; ++r) {
@@ -139,19 +156,18 @@ PACA_AVX2 inline void gemm_pass(const float* w, size_t ldw, const float* x, size
     for (int t = 0; t < T; ++t) part[r][t] = acc[r][t];
 }
 
-// R rows x T tokens of outputs (R*T <= 12 accumulators in registers), in
-// dot_loop's order: the four partial sums are four strided passes over the
-// (L1-resident) rows, each with the register tile, so every output gets
-// exactly the operations the decode dot gives it.
+// R rows x T tokens of outputs (R*T <= 12 accumulators in registers) on
+// packed rows: one contiguous pass per quarter with the register tile, so
+// every output gets exactly the operations dot_loop gives it on the stored row.
 template <int R, int T>
 PACA_AVX2 inline void gemm_tile(const float* w, size_t ldw, const float* x, size_t ldx, float* out, size_t ldo, size_t n) {
-  const size_t n32 = n / 32 * 32, n8 = n / 8 * 8;
+  const size_t q = quarter_floats(n), n8 = n / 8 * 8;
   __m256 p[4][R][T];
-  for (int a = 0; a < 4; ++a) gemm_pass<R, T>(w, ldw, x, ldx, 8 * static_cast<size_t>(a), n32, 32, p[a]);
+  for (size_t a = 0; a < 4; ++a) gemm_pass<R, T>(w, ldw, x, ldx, a * q, (a + 1) * q, p[a]);
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) {
       __m256 p0 = p[0][r][t];
-      for (size_t i = n32; i < n8; i += 8)  // whole blocks past the groups of four go on in partial 0
+      for (size_t i = 4 * q; i < n8; i += 8)  // whole blocks past the four quarters go on in partial 0
         p0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + r * ldw + i), _mm256_loadu_ps(x + t * ldx + i), p0);
       float s = hsum8(_mm256_add_ps(_mm256_add_ps(p0, p[1][r][t]), _mm256_add_ps(p[2][r][t], p[3][r][t])));
       for (size_t j = n8; j < n; ++j) s = std::fma(w[r * ldw + j], x[t * ldx + j], s);
@@ -317,6 +333,7 @@ const Kernels* avx2_kernels() {
                          .dot_bf16 = v_dot_bf16,
                          .dot_q8_0 = v_dot_q8_0,
                          .dot_f8e4m3 = v_dot_f8e4m3,
+                         .gemm_pack = v_gemm_pack,
                          .gemm_f32 = v_gemm_f32,
                          .softmax_f32 = v_softmax_f32,
                          .axpy_f32 = v_axpy_f32,

@@ -78,6 +78,8 @@ const float* e4m3_table() {
   return table.data();
 }
 
+void s_gemm_pack(const float* src, float* dst, size_t n) { std::memcpy(dst, src, n * sizeof(float)); }
+
 void s_gemm_f32(const float* w, size_t ldw, const float* x, size_t ldx, float* out, size_t ldo, size_t rows,
                 size_t tokens, size_t n) {
   for (size_t t = 0; t < tokens; ++t)
@@ -120,6 +122,7 @@ const Kernels& scalar_kernels() {
                          .dot_bf16 = s_dot_bf16,
                          .dot_q8_0 = s_dot_q8_0,
                          .dot_f8e4m3 = s_dot_f8e4m3,
+                         .gemm_pack = s_gemm_pack,
                          .gemm_f32 = s_gemm_f32,
                          .softmax_f32 = s_softmax_f32,
                          .axpy_f32 = s_axpy_f32,
