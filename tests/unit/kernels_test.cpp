@@ -107,8 +107,9 @@ void check_blocked(const cpu::Kernels& k) {
   }
 }
 
-// The dot kernels on stored f32/f16/bf16 rows (decode) give exactly gemm_f32's
-// bits on the widened, packed rows (prefill, batches); dot_rows_f32 gives each score
+// The dot kernels on stored f32/f16/bf16 rows (decode) and the small-batch
+// dots kernels give exactly gemm_f32's bits on the widened, packed rows
+// (prefill, batches); dot_rows_f32 gives each score
 // the same bits however many rows it is called with.
 void check_same_bits(const cpu::Kernels& k) {
   std::mt19937 rng(11);
@@ -132,6 +133,21 @@ void check_same_bits(const cpu::Kernels& k) {
         for (size_t r = 0; r < rows; ++r)
           ASSERT_EQ(cpu::dot_row(k, t, w.data() + r * rb, x.data() + tk * n, n), b[tk * rows + r])
               << k.isa << " dot vs gemm " << dtype_name(t) << " n=" << n << " row " << r << " token " << tk;
+      // the small-batch kernel, every token count up to `tokens` (groups of 3, 2 and 1)
+      const auto dots = t == DType::f32 ? k.dots_f32 : t == DType::f16 ? k.dots_f16 : k.dots_bf16;
+      for (size_t count = 1; count <= tokens; ++count)
+        for (size_t r = 0; r < rows; ++r) {
+          std::vector<float> d(count * 3, -3.0f);
+          dots(w.data() + r * rb, x.data(), n, count, n, d.data(), 3);
+          for (size_t tk = 0; tk < count; ++tk)
+            ASSERT_EQ(d[tk * 3], b[tk * rows + r])
+                << k.isa << " dots vs gemm " << dtype_name(t) << " n=" << n << " tokens " << count << " row " << r;
+          for (size_t j = 0; j < d.size(); ++j) {
+            if (j % 3 != 0) {
+              ASSERT_EQ(d[j], -3.0f) << k.isa << " dots wrote outside its outputs";
+            }
+          }
+        }
     }
   }
   for (size_t n : {8, 64, 70}) {

@@ -19,6 +19,12 @@ struct Kernels {
   float (*dot_bf16)(const void* w, const float* x, size_t n);
   float (*dot_q8_0)(const void* w, const float* x, size_t n);  // n % 32 == 0
   float (*dot_f8e4m3)(const void* w, const float* x, size_t n);  // unscaled: sum e4m3(w[i]) * x[i]
+  // The same dot of one stored row with `tokens` activation rows ldx floats
+  // apart: out[t * ldo] = dot(w, x + t * ldx), each with exactly the dot
+  // kernel's bits, the row read from memory once (small batches).
+  void (*dots_f32)(const void* w, const float* x, size_t ldx, size_t tokens, size_t n, float* out, size_t ldo);
+  void (*dots_f16)(const void* w, const float* x, size_t ldx, size_t tokens, size_t n, float* out, size_t ldo);
+  void (*dots_bf16)(const void* w, const float* x, size_t ldx, size_t tokens, size_t n, float* out, size_t ldo);
   // Rearranges one row of n f32 values into the order gemm_f32 reads
   // (dst and src do not overlap; the scalar version copies).
   void (*gemm_pack)(const float* src, float* dst, size_t n);

@@ -104,6 +104,75 @@ PACA_AVX2 float v_dot_f16(const void* w, const float* x, size_t n) {
                   });
 }
 
+// dot_loop for G tokens at once over one stored row: each weight block is
+// loaded and widened once and multiplied into every token's own four partial
+// sums, in dot_loop's order, so token g gets exactly dot_loop's bits.
+template <int G, typename Load, typename Tail>
+PACA_AVX2 inline void dot_group(const float* x, size_t ldx, size_t n, Load load, Tail tail, float* out, size_t ldo) {
+  __m256 a[G][4];
+  for (int g = 0; g < G; ++g)
+    for (int k = 0; k < 4; ++k) a[g][k] = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256 w0 = load(i), w1 = load(i + 8), w2 = load(i + 16), w3 = load(i + 24);
+    for (int g = 0; g < G; ++g) {
+      const float* xg = x + g * ldx + i;
+      a[g][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xg), a[g][0]);
+      a[g][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xg + 8), a[g][1]);
+      a[g][2] = _mm256_fmadd_ps(w2, _mm256_loadu_ps(xg + 16), a[g][2]);
+      a[g][3] = _mm256_fmadd_ps(w3, _mm256_loadu_ps(xg + 24), a[g][3]);
+    }
+  }
+  for (; i + 8 <= n; i += 8) {
+    const __m256 w = load(i);
+    for (int g = 0; g < G; ++g) a[g][0] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + g * ldx + i), a[g][0]);
+  }
+  for (int g = 0; g < G; ++g) {
+    float s = hsum8(_mm256_add_ps(_mm256_add_ps(a[g][0], a[g][1]), _mm256_add_ps(a[g][2], a[g][3])));
+    for (size_t j = i; j < n; ++j) s = std::fma(tail(j), x[g * ldx + j], s);
+    out[g * ldo] = s;
+  }
+}
+
+// Every token in groups of up to 3 (12 accumulators); the row stays in L1
+// between groups.
+template <typename Load, typename Tail>
+PACA_AVX2 inline void dots_loop(const float* x, size_t ldx, size_t tokens, size_t n, Load load, Tail tail, float* out,
+                                size_t ldo) {
+  size_t t = 0;
+  for (; t + 3 <= tokens; t += 3) dot_group<3>(x + t * ldx, ldx, n, load, tail, out + t * ldo, ldo);
+  if (tokens - t == 2) dot_group<2>(x + t * ldx, ldx, n, load, tail, out + t * ldo, ldo);
+  if (tokens - t == 1) dot_group<1>(x + t * ldx, ldx, n, load, tail, out + t * ldo, ldo);
+}
+
+PACA_AVX2 void v_dots_f32(const void* w, const float* x, size_t ldx, size_t tokens, size_t n, float* out, size_t ldo) {
+  const float* p = static_cast<const float*>(w);
+  dots_loop(x, ldx, tokens, n, [p](size_t i) PACA_AVX2 { return _mm256_loadu_ps(p + i); }, [p](size_t i) { return p[i]; },
+            out, ldo);
+}
+
+PACA_AVX2 void v_dots_bf16(const void* w, const float* x, size_t ldx, size_t tokens, size_t n, float* out, size_t ldo) {
+  const uint8_t* p = static_cast<const uint8_t*>(w);
+  dots_loop(x, ldx, tokens, n, [p](size_t i) PACA_AVX2 { return load_bf16(p + 2 * i); },
+            [p](size_t i) {
+              uint16_t h;
+              std::memcpy(&h, p + 2 * i, 2);
+              return bf16_to_f32(h);
+            },
+            out, ldo);
+}
+
+PACA_AVX2 void v_dots_f16(const void* w, const float* x, size_t ldx, size_t tokens, size_t n, float* out, size_t ldo) {
+  const uint8_t* p = static_cast<const uint8_t*>(w);
+  dots_loop(x, ldx, tokens, n, [p](size_t i) PACA_AVX2 { return load_f16(p + 2 * i); },
+            [p](size_t i) {
+              uint16_t h;
+              std::memcpy(&h, p + 2 * i, 2);
+              return f16_to_f32(h);
+            },
+            out, ldo);
+}
+
 PACA_AVX2 float v_dot_q8_0(const void* w, const float* x, size_t n) {
   const uint8_t* p = static_cast<const uint8_t*>(w);
   __m256 acc = _mm256_setzero_ps();
@@ -333,6 +402,9 @@ const Kernels* avx2_kernels() {
                          .dot_bf16 = v_dot_bf16,
                          .dot_q8_0 = v_dot_q8_0,
                          .dot_f8e4m3 = v_dot_f8e4m3,
+                         .dots_f32 = v_dots_f32,
+                         .dots_f16 = v_dots_f16,
+                         .dots_bf16 = v_dots_bf16,
                          .gemm_pack = v_gemm_pack,
                          .gemm_f32 = v_gemm_f32,
                          .softmax_f32 = v_softmax_f32,

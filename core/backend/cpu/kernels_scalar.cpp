@@ -67,6 +67,11 @@ float s_dot_f8e4m3(const void* w, const float* x, size_t n) {
   return dot8(x, n, [p, lut](size_t i) { return lut[p[i]]; });
 }
 
+template <float (*Dot)(const void*, const float*, size_t)>
+void s_dots(const void* w, const float* x, size_t ldx, size_t tokens, size_t n, float* out, size_t ldo) {
+  for (size_t t = 0; t < tokens; ++t) out[t * ldo] = Dot(w, x + t * ldx, n);
+}
+
 }  // namespace
 
 const float* e4m3_table() {
@@ -122,6 +127,9 @@ const Kernels& scalar_kernels() {
                          .dot_bf16 = s_dot_bf16,
                          .dot_q8_0 = s_dot_q8_0,
                          .dot_f8e4m3 = s_dot_f8e4m3,
+                         .dots_f32 = s_dots<s_dot_f32>,
+                         .dots_f16 = s_dots<s_dot_f16>,
+                         .dots_bf16 = s_dots<s_dot_bf16>,
                          .gemm_pack = s_gemm_pack,
                          .gemm_f32 = s_gemm_f32,
                          .softmax_f32 = s_softmax_f32,
