@@ -84,24 +84,22 @@ PACA_AVX2 float v_dot_f32(const void* w, const float* x, size_t n) {
   return dot_loop(x, n, [p](size_t i) PACA_AVX2 { return _mm256_loadu_ps(p + i); }, [p](size_t i) { return p[i]; });
 }
 
-PACA_AVX2 float v_dot_bf16(const void* w, const float* x, size_t n) {
-  const uint8_t* p = static_cast<const uint8_t*>(w);
-  return dot_loop(x, n, [p](size_t i) PACA_AVX2 { return load_bf16(p + 2 * i); },
-                  [p](size_t i) {
-                    uint16_t h;
-                    std::memcpy(&h, p + 2 * i, 2);
-                    return bf16_to_f32(h);
-                  });
-}
+// 16-bit weight elements: 8 widened at a time, and one for the tail.
+template <__m256 (*Wide8)(const uint8_t*), float (*Wide1)(uint16_t)>
+struct Half {
+  const uint8_t* p;
+  PACA_AVX2 __m256 operator()(size_t i) const { return Wide8(p + 2 * i); }
+  float one(size_t i) const {
+    uint16_t h;
+    std::memcpy(&h, p + 2 * i, 2);
+    return Wide1(h);
+  }
+};
 
-PACA_AVX2 float v_dot_f16(const void* w, const float* x, size_t n) {
-  const uint8_t* p = static_cast<const uint8_t*>(w);
-  return dot_loop(x, n, [p](size_t i) PACA_AVX2 { return load_f16(p + 2 * i); },
-                  [p](size_t i) {
-                    uint16_t h;
-                    std::memcpy(&h, p + 2 * i, 2);
-                    return f16_to_f32(h);
-                  });
+template <typename H>
+PACA_AVX2 float v_dot_half(const void* w, const float* x, size_t n) {
+  const H h{static_cast<const uint8_t*>(w)};
+  return dot_loop(x, n, h, [h](size_t i) { return h.one(i); });
 }
 
 // dot_loop for G tokens at once over one stored row: each weight block is
@@ -151,27 +149,14 @@ PACA_AVX2 void v_dots_f32(const void* w, const float* x, size_t ldx, size_t toke
             out, ldo);
 }
 
-PACA_AVX2 void v_dots_bf16(const void* w, const float* x, size_t ldx, size_t tokens, size_t n, float* out, size_t ldo) {
-  const uint8_t* p = static_cast<const uint8_t*>(w);
-  dots_loop(x, ldx, tokens, n, [p](size_t i) PACA_AVX2 { return load_bf16(p + 2 * i); },
-            [p](size_t i) {
-              uint16_t h;
-              std::memcpy(&h, p + 2 * i, 2);
-              return bf16_to_f32(h);
-            },
-            out, ldo);
+template <typename H>
+PACA_AVX2 void v_dots_half(const void* w, const float* x, size_t ldx, size_t tokens, size_t n, float* out, size_t ldo) {
+  const H h{static_cast<const uint8_t*>(w)};
+  dots_loop(x, ldx, tokens, n, h, [h](size_t i) { return h.one(i); }, out, ldo);
 }
 
-PACA_AVX2 void v_dots_f16(const void* w, const float* x, size_t ldx, size_t tokens, size_t n, float* out, size_t ldo) {
-  const uint8_t* p = static_cast<const uint8_t*>(w);
-  dots_loop(x, ldx, tokens, n, [p](size_t i) PACA_AVX2 { return load_f16(p + 2 * i); },
-            [p](size_t i) {
-              uint16_t h;
-              std::memcpy(&h, p + 2 * i, 2);
-              return f16_to_f32(h);
-            },
-            out, ldo);
-}
+using Bf16 = Half<load_bf16, bf16_to_f32>;
+using F16 = Half<load_f16, f16_to_f32>;
 
 PACA_AVX2 float v_dot_q8_0(const void* w, const float* x, size_t n) {
   const uint8_t* p = static_cast<const uint8_t*>(w);
@@ -398,13 +383,13 @@ PACA_AVX2 void v_widen_bf16(const void* src, float* dst, size_t n) {
 const Kernels* avx2_kernels() {
   static const Kernels k{.isa = "avx2",
                          .dot_f32 = v_dot_f32,
-                         .dot_f16 = v_dot_f16,
-                         .dot_bf16 = v_dot_bf16,
+                         .dot_f16 = v_dot_half<F16>,
+                         .dot_bf16 = v_dot_half<Bf16>,
                          .dot_q8_0 = v_dot_q8_0,
                          .dot_f8e4m3 = v_dot_f8e4m3,
                          .dots_f32 = v_dots_f32,
-                         .dots_f16 = v_dots_f16,
-                         .dots_bf16 = v_dots_bf16,
+                         .dots_f16 = v_dots_half<F16>,
+                         .dots_bf16 = v_dots_half<Bf16>,
                          .gemm_pack = v_gemm_pack,
                          .gemm_f32 = v_gemm_f32,
                          .softmax_f32 = v_softmax_f32,
