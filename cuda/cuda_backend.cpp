@@ -26,6 +26,7 @@
 #include <cstring>        // std::memcpy, std::memcmp
 #include <mutex>          // std::mutex
 #include <string>         // std::string
+#include <functional>     // std::hash
 #include <unordered_map>  // std::unordered_map
 #include <vector>         // std::vector
 
@@ -270,15 +271,18 @@ class CudaBackend final : public Backend {
 
   bool weights_on_host() const override { return false; }
 
+  cudaStream_t stream() const { return stream_; }
+  int device() const { return dev_; }
+
   void upload_weights(std::span<const TensorView* const> views, const std::function<bool(float)>& progress) override {
     std::lock_guard<std::mutex> lock(mu_);
     set_device();
     std::vector<const TensorView*> todo;
     uint64_t total = 0;
     for (const TensorView* v : views) {
-      if (v == nullptr || v->data == nullptr || v->rows <= 0 || v->cols <= 0 || weights_.count(v->data) != 0) continue;
+      if (v == nullptr || v->data == nullptr || v->rows <= 0 || v->cols <= 0 || weights_.count(key_of(*v)) != 0) continue;
       bool dup = false;
-      for (const TensorView* u : todo) dup = dup || u->data == v->data;
+      for (const TensorView* u : todo) dup = dup || key_of(*u) == key_of(*v);
       if (dup) continue;
       todo.push_back(v);
       total += device_weight_bytes(*v);
@@ -315,7 +319,7 @@ class CudaBackend final : public Backend {
           fail(Status::out_of_memory, "cannot allocate {} bytes on cuda:{} for weight {}: {} ({} of {} bytes uploaded)",
                bytes, dev_, v->name, cudaGetErrorString(e), sent, total);
         }
-        weights_.emplace(v->data, w);
+        weights_.emplace(key_of(*v), w);
         const size_t cols = static_cast<size_t>(v->cols);
         const size_t out_row = cols * (w.bf16 ? 2 : 4);
         const size_t rows_per_chunk = std::max<size_t>(1, kStage / out_row);
@@ -395,7 +399,7 @@ class CudaBackend final : public Backend {
   }
 
   const DevWeight& weight(const TensorView& v) {
-    auto it = weights_.find(v.data);
+    auto it = weights_.find(key_of(v));
     if (it == weights_.end())
       fail(Status::internal, "weight {} was not uploaded to cuda:{} (upload_weights was not called for it)", v.name, dev_);
     return it->second;
@@ -508,7 +512,21 @@ class CudaBackend final : public Backend {
   std::unique_ptr<LtGemm> lt_;
   size_t lt_fallbacks_ = 0;
   std::string lt_note_;
-  std::unordered_map<const uint8_t*, DevWeight> weights_;
+  // Keyed by the host view's data pointer and shape: a tensor-parallel
+  // LM-head slice of tied embeddings starts where the embedding does (rank
+  // 0) but has fewer rows, so it is a weight of its own.
+  struct WeightKey {
+    const uint8_t* data;
+    int64_t rows, cols;
+    bool operator==(const WeightKey&) const = default;
+  };
+  struct WeightKeyHash {
+    size_t operator()(const WeightKey& k) const {
+      return std::hash<const uint8_t*>()(k.data) ^ (std::hash<int64_t>()(k.rows) * 31) ^ std::hash<int64_t>()(k.cols);
+    }
+  };
+  static WeightKey key_of(const TensorView& v) { return WeightKey{v.data, v.rows, v.cols}; }
+  std::unordered_map<WeightKey, DevWeight, WeightKeyHash> weights_;
   void* lt_ws_ = nullptr;
   size_t lt_ws_bytes_ = 0;
   void* xbf_ = nullptr;
@@ -524,6 +542,14 @@ class CudaBackend final : public Backend {
 }  // namespace
 
 std::unique_ptr<Backend> make_cuda_backend(const CudaBackendOptions& opt) { return std::make_unique<CudaBackend>(opt); }
+
+bool cuda_stream_of(Backend& backend, cudaStream_t* stream, int* device) {
+  auto* cb = dynamic_cast<CudaBackend*>(&backend);
+  if (cb == nullptr) return false;
+  *stream = cb->stream();
+  *device = cb->device();
+  return true;
+}
 
 }  // namespace paca::cuda
 

@@ -4,6 +4,8 @@
 // paca::make_cuda_backend (backend/backend.h).
 #pragma once
 
+#include <cuda_runtime_api.h>  // cudaStream_t
+
 #include <memory>  // std::unique_ptr
 
 #include "backend/backend.h"  // paca::Backend
@@ -20,6 +22,11 @@ struct CudaBackendOptions {
 // Throws Error(device) when the device is unavailable ("no CUDA device: ..."
 // leads the message when there is none) or index is out of range.
 std::unique_ptr<Backend> make_cuda_backend(const CudaBackendOptions& opt);
+
+// The stream every op of a CUDA backend is enqueued on, and its device: what
+// NcclComm needs to run collectives in order with the backend's work. False
+// (outputs untouched) for any other backend.
+bool cuda_stream_of(Backend& backend, cudaStream_t* stream, int* device);
 
 // ---- host-side planning -----------------------------------------------------
 

@@ -2,16 +2,18 @@
 # The CUDA backend's checks on a GPU machine, in one command (about 3-6
 # minutes on an H100): the kernel tests, the backend tests (every op against
 # the CPU backend, whole models through the C API, the C-API load with device
-# "cuda"), compute-sanitizer's memcheck over the op tests, cuda-kernels-bench
-# (GEMV, decode attention, cuBLASLt against the copy bandwidth) and paca-bench
-# --device cuda on the tiny, 110m and llama3.2-1b shapes.
+# "cuda"), the sharding tests on CUDA ranks (TP/PP with every rank on cuda:0,
+# NcclComm with a world of one, an NCCL peer that never comes), compute-
+# sanitizer's memcheck over the op tests, cuda-kernels-bench (GEMV, decode
+# attention, cuBLASLt against the copy bandwidth) and paca-bench --device cuda
+# on the tiny, 110m and llama3.2-1b shapes.
 # Needs gpu-carry/ from scripts/gpu_pack.sh (built here, carried there):
 #
 #   scripts/gpu_check.sh [gpu-carry]
 #
 # Writes under $OUT (default ./gpu-out) 8 files, the most the device tool
 # returns: summary.txt (one line per step, the device, the bench tables),
-# cuda_kernels.log, cuda_backend.log, cuda_backend.xml, memcheck.log,
+# cuda_kernels.log, cuda_backend.log, parallel.log, memcheck.log,
 # kernels_bench.log, bench.jsonl, bench.log.
 # Exits non-zero when any step failed; every step runs regardless.
 set -uo pipefail
@@ -21,14 +23,17 @@ out=${OUT:-gpu-out}
 mkdir -p "$out"
 bin=$carry/bin
 export PACA_SHARED_DIR=$carry  # the tests read $PACA_SHARED_DIR/models
-# libpaca beside the binaries; cuBLASLt from the toolkit or from the pip wheel
+# libpaca beside the binaries; cuBLASLt and NCCL (both opened with dlopen)
+# from the toolkit or from the pip wheels (PyTorch's nvidia-nccl)
 lt=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], "lib"))' 2>/dev/null || true)
-export LD_LIBRARY_PATH="$carry/lib:/usr/local/cuda/lib64${lt:+:$lt}:${LD_LIBRARY_PATH:-}"
+nccl=$(python3 -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "lib"))' 2>/dev/null || true)
+export LD_LIBRARY_PATH="$carry/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib${lt:+:$lt}${nccl:+:$nccl}:${LD_LIBRARY_PATH:-}"
 summary=$out/summary.txt
 : >"$summary"
 {
   date -u
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv 2>&1
+  echo "libnccl.so.2: $(for d in ${LD_LIBRARY_PATH//:/ }; do [ -e "$d/libnccl.so.2" ] && echo "$d"; done | head -1)"
 } >>"$summary"
 failed=0
 
@@ -37,15 +42,22 @@ step() {
   local name=$1 limit=$2 log=$3
   shift 3
   local t0=$SECONDS
+  local seen=0  # lines of log from earlier steps
+  [ -f "$log" ] && seen=$(wc -l <"$log")
   timeout "$limit" "$@" >>"$log" 2>&1
   local rc=$?
   [ $rc -ne 0 ] && failed=1
-  printf '%-14s rc=%-3d %4ds  %s\n' "$name" "$rc" $((SECONDS - t0)) "$(grep -E '^\[  (PASSED|FAILED|SKIPPED) *\] [0-9]+ test' "$log" | tr '\n' ' ')" |
+  printf '%-14s rc=%-3d %4ds  %s\n' "$name" "$rc" $((SECONDS - t0)) "$(tail -n +$((seen + 1)) "$log" | grep -E '^\[  (PASSED|FAILED|SKIPPED) *\] [0-9]+ test' | tr '\n' ' ')" |
     tee -a "$summary"
 }
 
 step cuda_kernels 120 "$out/cuda_kernels.log" "$bin/paca_cuda_tests"
-step cuda_backend 300 "$out/cuda_backend.log" "$bin/paca_cuda_backend_tests" --gtest_output="xml:$out/cuda_backend.xml"
+step cuda_backend 300 "$out/cuda_backend.log" "$bin/paca_cuda_backend_tests"
+# sharding on CUDA ranks: the NCCL loader, TP/PP on cuda:0, NCCL (world of one,
+# a missing peer), then NCCL named but absent (every request a clear error)
+step parallel 150 "$out/parallel.log" "$bin/paca_cuda_parallel_tests" --gtest_filter='NcclHost*:CudaParallel*'
+step nccl_missing 60 "$out/parallel.log" env PACA_NCCL_LIBRARY=/nonexistent/libnccl.so.2 \
+  "$bin/paca_cuda_parallel_tests" --gtest_filter='NcclMissing*'
 if command -v compute-sanitizer >/dev/null; then
   step memcheck 150 "$out/memcheck.log" compute-sanitizer --tool memcheck --error-exitcode 9 \
     "$bin/paca_cuda_backend_tests" --gtest_filter='CudaOps.*'
@@ -59,7 +71,9 @@ for shape in tiny 110m llama3.2-1b; do
 done
 {
   echo "--- failures"
-  grep -hE '^\[  FAILED  \]|Failure|error' "$out/cuda_kernels.log" "$out/cuda_backend.log" | head -40
+  grep -hE '^\[  FAILED  \]|Failure|error' "$out/cuda_kernels.log" "$out/cuda_backend.log" "$out/parallel.log" | head -40
+  echo "--- sharding on CUDA ranks"
+  grep -hE '^(this machine|NCCL|.* on cuda:0, prompt)' "$out/parallel.log"
   grep -hE 'ERROR SUMMARY' "$out/memcheck.log" 2>/dev/null
   echo "--- cuda-kernels-bench"
   cat "$out/kernels_bench.log"

@@ -2,14 +2,16 @@
 # Builds, here (no GPU needed), everything scripts/gpu_check.sh runs on a GPU
 # machine, into gpu-carry/ (ignored by git; name it in the device tool's
 # `carry`, at most 64 MiB with the working tree):
-#   gpu-carry/bin/   paca_cuda_tests, paca_cuda_backend_tests, cuda-kernels-bench, paca-bench
+#   gpu-carry/bin/   paca_cuda_tests, paca_cuda_backend_tests, paca_cuda_parallel_tests,
+#                    cuda-kernels-bench, paca-bench
 #   gpu-carry/lib/   libpaca.so* (paca-bench links it)
 #   gpu-carry/models stories260K, tiny-llama2 and tiny-llama31 (weights,
 #                    configs and golden files; tokenizers left out for size)
 # The build is Release for sm_90a only (H100/H200), in build-gpu/ (or $1).
 # Checks that nothing links a library the device image lacks: the binaries
 # may need only glibc, libstdc++/libgcc and libzstd (the CUDA runtime is
-# static; libcuda.so comes with the driver; cuBLASLt is opened with dlopen).
+# static; libcuda.so comes with the driver; cuBLASLt and NCCL are opened with
+# dlopen, from the toolkit or the pip wheels there).
 #
 #   scripts/gpu_pack.sh            # then, on the device: scripts/gpu_check.sh
 set -euo pipefail
@@ -18,11 +20,13 @@ build=${1:-build-gpu}
 shared=${PACA_SHARED_DIR:-../shared}
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPACA_CUDA=ON -DPACA_CUDA_ARCHITECTURES=90a \
   -DPACA_WERROR=ON -DPACA_BUILD_BINDINGS=OFF >/dev/null
-cmake --build "$build" -j2 --target paca_cuda_tests paca_cuda_backend_tests paca_bench paca_cuda_kernels_bench
+cmake --build "$build" -j2 --target paca_cuda_tests paca_cuda_backend_tests paca_cuda_parallel_tests paca_bench \
+  paca_cuda_kernels_bench
 
 rm -rf gpu-carry
 mkdir -p gpu-carry/bin gpu-carry/lib gpu-carry/models
-cp "$build/cuda/paca_cuda_tests" "$build/cuda/paca_cuda_backend_tests" "$build/cuda/cuda-kernels-bench" \
+cp "$build/cuda/paca_cuda_tests" "$build/cuda/paca_cuda_backend_tests" "$build/cuda/paca_cuda_parallel_tests" \
+  "$build/cuda/cuda-kernels-bench" \
   "$build/bench/paca-bench" gpu-carry/bin/
 cp -P "$build"/capi/libpaca.so* gpu-carry/lib/
 strip --strip-unneeded gpu-carry/bin/* gpu-carry/lib/libpaca.so.*.*.*

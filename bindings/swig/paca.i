@@ -10,7 +10,10 @@
 %include <std_string.i>
 %include <std_vector.i>
 
+namespace pacaw { struct Generator; }
+
 namespace std {
+  %template(GeneratorList) vector<pacaw::Generator*>;
   %template(IntVector) vector<int32_t>;
   %template(ByteVector) vector<uint8_t>;
   %template(FloatVector) vector<float>;

@@ -162,6 +162,28 @@ inline int generator_next(Generator* g) {
   return tok;
 }
 inline Bytes generator_text(Generator* g) { return Bytes(g->text.begin(), g->text.end()); }
+// paca_generator_next_batch: one step of every generator in gens, the
+// unfinished ones in one forward pass. The tokens (-1 for a generation that
+// had ended), each one's text in its Generator (generator_text); a token is
+// the one generator_next would have given. Empty on failure (see
+// last_status): a null entry, a generator twice, generators of shared
+// sessions or of different models are PACA_ERR_INVALID_ARGUMENT and change
+// nothing. No generators: no tokens, PACA_OK.
+inline Ids generator_next_batch(const std::vector<Generator*>& gens) {
+  const size_t n = gens.size();
+  if (n == 0) return ok(PACA_OK), Ids();
+  std::vector<paca_generator*> handles(n);
+  for (size_t i = 0; i < n; ++i) handles[i] = gens[i] != nullptr ? gens[i]->handle : nullptr;
+  Ids tokens(n, -1);
+  std::vector<const char*> texts(n, nullptr);
+  std::vector<size_t> lens(n, 0);
+  if (!ok(paca_generator_next_batch(handles.data(), n, tokens.data(), texts.data(), lens.data()))) return Ids();
+  for (size_t i = 0; i < n; ++i) {
+    gens[i]->text.clear();
+    if (texts[i] != nullptr) gens[i]->text.assign(texts[i], lens[i]);
+  }
+  return tokens;
+}
 inline int generator_stop_reason(Generator* g) { return static_cast<int>(paca_generator_stop_reason(g->handle)); }
 
 }  // namespace pacaw

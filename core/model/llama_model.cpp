@@ -220,17 +220,28 @@ void LlamaModel::final_logits(Workspace& ws, std::span<const SeqStep> seqs) {
     be.matmul(last_n, *output_, Act{ws.logits.data, L, ws.logits.cols});
     return;
   }
-  // tensor parallel: this rank's vocabulary rows (zero-padded), gathered in rank order
+  // tensor parallel: this rank's vocabulary rows (zero-padded), gathered in
+  // rank order; both buffers in the backend's memory (the communicator works
+  // on the rank's own memory, device memory for a CUDA rank)
   const size_t head_rows = static_cast<size_t>(ckpt_->lm_head_rows);
   check(comm_ != nullptr, Status::internal, "a tensor-parallel shard runs without a communicator");
-  for (int i = 0; i < L; ++i) {
-    shard_logits_.assign(head_rows, 0.0f);
-    gathered_logits_.resize(head_rows * static_cast<size_t>(comm_->size()));
-    if (output_->rows > 0)
-      be.matmul(Act{last_n.row(i), 1, c.dim}, *output_, Act{shard_logits_.data(), 1, static_cast<int>(output_->rows)});
-    comm_->all_gather(shard_logits_.data(), head_rows, gathered_logits_.data());
-    std::copy(gathered_logits_.begin(), gathered_logits_.begin() + c.n_vocab, ws.logits.row(i));
+  if (shard_logits_ == nullptr) {
+    // zero-filled by alloc; the matmul writes rows [0, output_->rows) only,
+    // so the padding stays zero
+    shard_logits_ = static_cast<float*>(be.alloc(head_rows * sizeof(float)));
+    gathered_logits_ = static_cast<float*>(be.alloc(head_rows * static_cast<size_t>(comm_->size()) * sizeof(float)));
   }
+  for (int i = 0; i < L; ++i) {
+    if (output_->rows > 0)
+      be.matmul(Act{last_n.row(i), 1, c.dim}, *output_, Act{shard_logits_, 1, static_cast<int>(output_->rows)});
+    comm_->all_gather(shard_logits_, head_rows, gathered_logits_);
+    be.copy(ws.logits.row(i), gathered_logits_, static_cast<size_t>(c.n_vocab) * sizeof(float));
+  }
+}
+
+LlamaModel::~LlamaModel() {
+  backend_->release(shard_logits_);
+  backend_->release(gathered_logits_);
 }
 
 }  // namespace paca

@@ -72,6 +72,9 @@ struct ModelOptions {
 class LlamaModel final : public ModelRunner {
  public:
   LlamaModel(std::unique_ptr<Checkpoint> ckpt, std::unique_ptr<Backend> backend, const ModelOptions& opt);
+  ~LlamaModel() override;
+  LlamaModel(const LlamaModel&) = delete;
+  LlamaModel& operator=(const LlamaModel&) = delete;
 
   const ModelConfig& config() const override { return ckpt_->config; }
   const Checkpoint& checkpoint() const override { return *ckpt_; }
@@ -140,7 +143,10 @@ class LlamaModel final : public ModelRunner {
   std::vector<int32_t> pos_, tokens_;  // scratch: positions and tokens of the current step
   std::unique_ptr<Workspace> batch_ws_;  // step_batch's scratch (under compute_mutex_)
   Communicator* comm_ = nullptr;
-  std::vector<float> shard_logits_, gathered_logits_;  // tensor parallel: this rank's and all ranks' LM-head rows
+  // tensor parallel, in the backend's memory: this rank's LM-head rows
+  // [lm_head_rows] and every rank's [size * lm_head_rows]
+  float* shard_logits_ = nullptr;
+  float* gathered_logits_ = nullptr;
   uint64_t n_params_ = 0;
   uint64_t weight_bytes_ = 0;
   uint64_t fingerprint_ = 0;

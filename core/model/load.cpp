@@ -120,22 +120,23 @@ std::unique_ptr<ModelRunner> load_runner(const std::string& path, const LoadOpti
 std::unique_ptr<ModelRunner> load_runner(std::unique_ptr<Checkpoint> ck, const LoadOptions& opt) {
   check_parallel_options(opt.tensor_parallel, opt.pipeline_parallel, opt.world);
   if (opt.tensor_parallel * opt.pipeline_parallel == 1) return load_model(std::move(ck), opt);
-  if (opt.device != "cpu")
-    fail(Status::unsupported, "sharding runs on the CPU only so far (device '{}' asked)", opt.device);
   prepare(*ck, opt);
   ShardOptions so;
   so.tp = opt.tensor_parallel;
   so.pp = opt.pipeline_parallel;
   so.n_threads = opt.model.n_threads;
   so.timeout = opt.world.timeout;
+  so.device = opt.device;  // every rank of this process on it (CUDA: see ShardedModel)
+  so.progress = opt.progress;
   // the layout is checked against the model before any process connects
   tp_layout(ck->config, so.tp);
   pipeline_stages(ck->config.n_layers, so.pp);
   if (opt.world.size > 1) so.world = connect_world(opt.world);
   auto model = std::make_unique<ShardedModel>(std::move(ck), std::move(so), opt.model);
-  std::vector<const Checkpoint*> shards;
-  for (int i = 0; i < model->n_local(); ++i) shards.push_back(&model->local(i).checkpoint());
-  page_in(shards, opt.progress);
+  std::vector<const Checkpoint*> shards;  // device ranks got theirs uploaded by ShardedModel
+  for (int i = 0; i < model->n_local(); ++i)
+    if (model->local(i).backend().weights_on_host()) shards.push_back(&model->local(i).checkpoint());
+  if (!shards.empty()) page_in(shards, opt.progress);
   log_loaded(*model, opt);
   return model;
 }

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "model/fingerprint.h"
+#include "parallel/device_comm.h"
 #include "util/error.h"
 
 namespace paca {
@@ -20,6 +21,36 @@ struct ShardScratch final : ModelRunner::Scratch {
 
 }  // namespace
 
+namespace {
+
+const char* kind_name(float kind) { return kind == 1.0f ? "cuda" : "cpu"; }
+
+// Multi-process: every process tells every other what it runs on and whether
+// it is ready (a backend, NCCL when needed), so a bad group fails everywhere
+// at once instead of timing out rank by rank. Throws this process's own
+// error first, then the group's.
+void agree_on_start(Communicator& world, bool cuda, const std::string& nccl_why, const std::exception_ptr& backend_error) {
+  const float mine[3] = {cuda ? 1.0f : 0.0f, nccl_why.empty() ? 1.0f : 0.0f, backend_error ? 0.0f : 1.0f};
+  const int n = world.size();
+  std::vector<float> all(static_cast<size_t>(3 * n));
+  world.all_gather(mine, 3, all.data());
+  for (int r = 0; r < n; ++r)
+    if (all[static_cast<size_t>(3 * r)] != all[0])
+      fail(Status::unsupported,
+           "rank 0 runs on {} and rank {} on {}: the ranks of a group cannot mix CPU and CUDA devices", kind_name(all[0]),
+           r, kind_name(all[static_cast<size_t>(3 * r)]));
+  if (!nccl_why.empty()) fail(Status::device, "{}", nccl_why);
+  if (backend_error) std::rethrow_exception(backend_error);
+  for (int r = 0; r < n; ++r) {
+    if (all[static_cast<size_t>(3 * r + 1)] == 0.0f)
+      fail(Status::device, "rank {} of the group cannot use NCCL (its error says why)", r);
+    if (all[static_cast<size_t>(3 * r + 2)] == 0.0f)
+      fail(Status::device, "rank {} of the group could not open its device (its error says why)", r);
+  }
+}
+
+}  // namespace
+
 ShardedModel::ShardedModel(std::unique_ptr<Checkpoint> full, ShardOptions so, const ModelOptions& opt)
     : full_(std::move(full)), tp_(so.tp), pp_(so.pp), log_(opt.log) {
   const ModelConfig& c = full_->config;
@@ -27,18 +58,43 @@ ShardedModel::ShardedModel(std::unique_ptr<Checkpoint> full, ShardOptions so, co
   const std::vector<StageRange> stages = pipeline_stages(c.n_layers, so.pp);
   const int world_size = so.tp * so.pp;
   check(so.timeout.count() > 0, Status::invalid_argument, "the collective timeout must be positive");
+  check(so.device == "cpu" || parse_cuda_device(so.device) >= 0, Status::invalid_argument,
+        "unknown device '{}' (expected \"cpu\", \"cuda\" or \"cuda:N\")", so.device);
+  const bool cuda = so.device != "cpu";
+  check(cuda || so.collectives != ShardOptions::Collectives::nccl, Status::invalid_argument,
+        "NCCL collectives need CUDA ranks, not device '{}'", so.device);
+  const bool nccl = cuda && (so.collectives == ShardOptions::Collectives::nccl ||
+                             (so.collectives == ShardOptions::Collectives::automatic && so.world != nullptr));
 
+  int threads = so.n_threads > 0 ? so.n_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::vector<int> ranks;  // the world ranks this process runs
+  std::unique_ptr<Backend> first_backend;  // multi-process: made before the group agrees to start
   if (so.world == nullptr) {
+    for (int r = 0; r < world_size; ++r) ranks.push_back(r);
+    check(!nccl || world_size == 1, Status::invalid_argument,
+          "NCCL needs one GPU per rank: the {} ranks of this process would all run on {} (use host staging)", world_size,
+          so.device);
+    std::string why;
+    if (nccl && !nccl_available(&why)) fail(Status::device, "{}", why);
     groups_.push_back(std::make_unique<LocalGroup>(world_size, so.timeout));
     for (int s = 0; s < so.pp; ++s) groups_.push_back(std::make_unique<LocalGroup>(so.tp, so.timeout));
-    for (int r = 0; r < world_size; ++r) ranks.push_back(r);
   } else {
     check(so.world->size() == world_size, Status::invalid_argument,
           "a group of {} processes cannot run tensor parallel {} x pipeline parallel {} (needs {})", so.world->size(),
           so.tp, so.pp, world_size);
     world_ = std::move(so.world);
     ranks.push_back(world_->rank());
+    std::string nccl_why;
+    if (nccl) nccl_available(&nccl_why);
+    std::exception_ptr backend_error;
+    if (nccl_why.empty()) {
+      try {
+        first_backend = make_backend(so.device, threads);
+      } catch (const Error&) {
+        backend_error = std::current_exception();
+      }
+    }
+    agree_on_start(*world_, cuda, nccl_why, backend_error);
     if (so.pp > 1) {
       const int stage = world_->rank() / so.tp;
       std::vector<int> members;
@@ -47,7 +103,6 @@ ShardedModel::ShardedModel(std::unique_ptr<Checkpoint> full, ShardOptions so, co
     }
   }
 
-  int threads = so.n_threads > 0 ? so.n_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   ModelOptions o = opt;
   o.n_threads = std::max(1, threads / static_cast<int>(ranks.size()));
   for (int r : ranks) {
@@ -56,18 +111,27 @@ ShardedModel::ShardedModel(std::unique_ptr<Checkpoint> full, ShardOptions so, co
     l.at.stage = r / so.tp;
     l.at.tp_rank = r % so.tp;
     l.at.layers = stages[static_cast<size_t>(l.at.stage)];
+    std::unique_ptr<Backend> be = first_backend ? std::move(first_backend) : make_backend(so.device, o.n_threads);
     l.model = std::make_unique<LlamaModel>(shard_checkpoint(*full_, tpl, l.at.tp_rank, l.at.layers, l.at.stage, so.pp),
-                                           make_cpu_backend(o.n_threads), o);
-    if (world_ == nullptr) {
-      l.world = &groups_[0]->rank(r);
-      l.stage = &groups_[static_cast<size_t>(1 + l.at.stage)]->rank(l.at.tp_rank);
-    } else {
-      l.world = world_.get();
-      l.stage = stage_comm_ != nullptr ? static_cast<Communicator*>(stage_comm_.get()) : world_.get();
-    }
-    l.model->set_communicator(l.stage);
+                                           std::move(be), o);
     weight_bytes_ += l.model->weight_bytes();
     locals_.push_back(std::move(l));
+  }
+  connect_ranks(so, cuda, nccl);
+
+  // device ranks get their shard's weights (the host ones page in at load)
+  const size_t n_local = locals_.size();
+  for (size_t i = 0; i < n_local; ++i) {
+    Backend& be = locals_[i].model->backend();
+    if (be.weights_on_host()) continue;
+    std::vector<const TensorView*> views;
+    for (const auto& [name, t] : locals_[i].model->checkpoint().tensors) views.push_back(&t);
+    std::function<bool(float)> part;
+    if (so.progress)
+      part = [&so, i, n_local](float f) {
+        return so.progress((static_cast<float>(i) + f) / static_cast<float>(n_local));
+      };
+    be.upload_weights(views, part);
   }
 
   // a session's block: the local ranks' blocks in (tp_rank, first layer) order
@@ -89,11 +153,62 @@ ShardedModel::ShardedModel(std::unique_ptr<Checkpoint> full, ShardOptions so, co
   fingerprint_ = model_fingerprint(*full_);
 }
 
-ShardedModel::~ShardedModel() = default;
+ShardedModel::~ShardedModel() {
+  dev_comms_.clear();  // NCCL communicators go before the backends whose streams they use
+}
+
+void ShardedModel::connect_ranks(const ShardOptions& so, bool cuda, bool nccl) {
+  auto own = [&](std::unique_ptr<Communicator> comm) {
+    dev_comms_.push_back(std::move(comm));
+    return dev_comms_.back().get();
+  };
+  const size_t n = locals_.size();
+  std::vector<Communicator*> world(n), stage(n);
+  if (world_ == nullptr) {
+    if (nccl) {  // a single rank (checked): its stage is its world
+      std::vector<Backend*> bes;
+      for (Local& l : locals_) bes.push_back(&l.model->backend());
+      std::vector<std::unique_ptr<Communicator>> comms = nccl_comm_group(bes, so.timeout);
+      for (size_t i = 0; i < n; ++i) world[i] = stage[i] = own(std::move(comms[i]));
+    } else {
+      for (size_t i = 0; i < n; ++i) {
+        const Placement& at = locals_[i].at;
+        Communicator& hw = groups_[0]->rank(at.rank);
+        Communicator& hs = groups_[static_cast<size_t>(1 + at.stage)]->rank(at.tp_rank);
+        Backend& be = locals_[i].model->backend();
+        world[i] = cuda ? own(std::make_unique<StagedComm>(hw, be)) : &hw;
+        stage[i] = cuda ? own(std::make_unique<StagedComm>(hs, be)) : &hs;
+      }
+    }
+  } else {
+    Communicator& hw = *world_;
+    Communicator& hs = stage_comm_ != nullptr ? static_cast<Communicator&>(*stage_comm_) : *world_;
+    Backend& be = locals_[0].model->backend();
+    if (nccl) {
+      std::vector<int> all(static_cast<size_t>(world_->size()));
+      for (size_t r = 0; r < all.size(); ++r) all[r] = static_cast<int>(r);
+      world[0] = stage[0] = own(connect_nccl(hw, all, be, so.timeout));
+      if (pp_ > 1) {
+        std::vector<int> members;
+        for (int t = 0; t < tp_; ++t) members.push_back(locals_[0].at.stage * tp_ + t);
+        stage[0] = own(connect_nccl(hw, members, be, so.timeout));
+      }
+    } else {
+      world[0] = cuda ? own(std::make_unique<StagedComm>(hw, be)) : &hw;
+      stage[0] = cuda ? own(std::make_unique<StagedComm>(hs, be)) : &hs;
+    }
+  }
+  for (size_t i = 0; i < n; ++i) {
+    locals_[i].world = world[i];
+    locals_[i].stage = stage[i];
+    locals_[i].model->set_communicator(stage[i]);
+  }
+  comm_note_ = nccl ? ", NCCL" : cuda ? ", collectives staged through the host" : "";
+}
 
 std::string ShardedModel::backend_name() const {
-  return fmt::format("{} (tensor parallel {} x pipeline parallel {}, {} rank(s) in this process)",
-                     locals_[0].model->backend_name(), tp_, pp_, locals_.size());
+  return fmt::format("{} (tensor parallel {} x pipeline parallel {}, {} rank(s) in this process{})",
+                     locals_[0].model->backend_name(), tp_, pp_, locals_.size(), comm_note_);
 }
 
 std::unique_ptr<ModelRunner::Scratch> ShardedModel::new_scratch() {

@@ -12,6 +12,16 @@
 // MpiComm or TcpComm) and every process runs the same calls in the same
 // order.
 //
+// Devices (ShardOptions::device): every rank of this process runs on the
+// same device. CPU ranks use host communicators as above. CUDA ranks keep
+// their activations in device memory and talk through device_comm.h: ranks
+// of one process (which share one GPU) through their LocalGroups with host
+// staging, ranks in separate processes (one GPU each) through NCCL, its id
+// sent from rank 0 (and each stage's first rank) over the host world. Before
+// any of that, the processes of a group exchange what they run on, so a
+// group that mixes CPU and CUDA ranks, or where a rank has no NCCL or no
+// device, fails on every rank at once with a clear error.
+//
 // KV: a session's block holds the blocks of every local rank side by side.
 // Its layout is that of a model with tp x n_layers "virtual" layers of the
 // per-rank kv width, virtual layer tp_rank * n_layers + layer: rank (stage s,
@@ -21,7 +31,9 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "model/llama_model.h"
@@ -36,8 +48,21 @@ struct ShardOptions {
   int n_threads = 0;  // compute threads of this process, split among its ranks; 0 = all hardware threads
   std::chrono::milliseconds timeout{60000};  // collectives and messages give up after this
   // null: every rank is a thread of this process. Otherwise this process is
-  // rank world->rank() of world->size() == tp * pp.
+  // rank world->rank() of world->size() == tp * pp (a host communicator:
+  // TcpComm, MpiComm).
   std::unique_ptr<Communicator> world;
+  // The device of every rank of this process: "cpu", "cuda" or "cuda:N".
+  std::string device = "cpu";
+  // How CUDA ranks talk. automatic: NCCL between processes, host staging
+  // between the ranks of this process (they share its one device). host:
+  // host staging always (StagedComm over the host communicators). nccl:
+  // NCCL always; the ranks of one process then need distinct devices, which
+  // one device allows for a single rank (tp = pp = 1: NCCL with a world of
+  // one, the device test of NcclComm on a one-GPU machine).
+  enum class Collectives { automatic, host, nccl } collectives = Collectives::automatic;
+  // Progress of the device weight upload (fraction in [0, 1]); false aborts
+  // the load with Error(cancelled). Host backends page nothing in here.
+  std::function<bool(float)> progress;
 };
 
 class ShardedModel final : public ModelRunner {
@@ -82,6 +107,9 @@ class ShardedModel final : public ModelRunner {
     Communicator* stage = nullptr;  // tensor-parallel collectives of its stage
     size_t kv_offset = 0;           // bytes into a session's block
   };
+  // Sets every local rank's world and stage communicators (see the header
+  // comment): host ones, staged ones, or NCCL.
+  void connect_ranks(const ShardOptions& so, bool cuda, bool nccl);
   void run_rank(Local& l, Workspace& ws, std::span<const int32_t> tokens, int pos0, const KvSeq& kv,
                 const std::atomic<bool>* cancel);
 
@@ -91,6 +119,8 @@ class ShardedModel final : public ModelRunner {
   std::vector<std::unique_ptr<LocalGroup>> groups_;  // in-process: the world, then each stage's
   std::unique_ptr<Communicator> world_;              // multi-process
   std::unique_ptr<SubComm> stage_comm_;              // multi-process with pp > 1
+  std::vector<std::unique_ptr<Communicator>> dev_comms_;  // CUDA ranks: NCCL or staged (over the above)
+  std::string comm_note_;                            // how the ranks talk, for backend_name()
   std::vector<Local> locals_;
   KvLayout kv_layout_;
   uint64_t n_params_ = 0, weight_bytes_ = 0, fingerprint_ = 0;

@@ -38,6 +38,7 @@
 #include "backend/backend.h"
 #include "cuda_backend.h"
 #include "device.h"
+#include "tests/device_skip.h"
 #include "kernels/kernels.h"
 #include "paca/paca.h"
 #include "util/error.h"
@@ -50,23 +51,9 @@ using paca::Backend;
 using paca::DType;
 using paca::TensorView;
 
-const std::string& no_device_reason() {
-  static const std::string reason = [] {
-    std::string why;
-    return paca::cuda::device_count(&why) > 0 ? std::string() : why;
-  }();
-  return reason;
-}
-bool have_device() { return no_device_reason().empty(); }
-
-#define SKIP_WITHOUT_DEVICE() \
-  if (!have_device()) GTEST_SKIP() << no_device_reason()
-
-// The test models: ../shared/models, or $PACA_SHARED_DIR/models.
-std::string models_dir() {
-  const char* env = std::getenv("PACA_SHARED_DIR");
-  return std::string(env != nullptr && *env != 0 ? env : PACA_SHARED_DIR) + "/models";
-}
+using paca::cuda::test::have_device;
+using paca::cuda::test::models_dir;
+using paca::cuda::test::no_device_reason;
 
 std::vector<float> random_nonzero(std::mt19937& rng, size_t n, float lo = 0.05f, float hi = 1.0f) {
   std::uniform_real_distribution<float> mag(lo, hi);

@@ -11,6 +11,8 @@
 
 #include <gtest/gtest.h>
 
+#include "rank_threads.h"
+
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -32,42 +34,11 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-// A loopback port nobody listens on right now.
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
+using test::free_port;
+using test::on_threads;
 
 WorldOptions world(int rank, int size, int port, std::chrono::milliseconds timeout = 20s) {
-  WorldOptions w;
-  w.rank = rank;
-  w.size = size;
-  w.rendezvous = "127.0.0.1:" + std::to_string(port);
-  w.timeout = timeout;
-  return w;
-}
-
-// Runs fn(rank) on n threads; returns each rank's error message ("" = none).
-std::vector<std::string> on_threads(int n, const std::function<void(int)>& fn) {
-  std::vector<std::string> err(static_cast<size_t>(n));
-  std::vector<std::thread> ts;
-  for (int r = 0; r < n; ++r)
-    ts.emplace_back([&, r] {
-      try {
-        fn(r);
-      } catch (const std::exception& e) {
-        err[static_cast<size_t>(r)] = e.what();
-      }
-    });
-  for (auto& t : ts) t.join();
-  return err;
+  return test::loopback_world(rank, size, port, timeout);
 }
 
 TEST(LocalGroup, MessagesArriveInOrderAndSizesAreChecked) {

@@ -142,6 +142,69 @@ namespace Paca
             using (var g = Generate(prompt, options)) return g.Complete();
         }
 
+        /// <summary>CompleteBatch with the same options for every prompt (null: the defaults).</summary>
+        public IList<Completion> CompleteBatch(IList<string> prompts, GenerateOptions options = null)
+        {
+            return CompleteBatch(prompts, new[] { options ?? new GenerateOptions() });
+        }
+
+        /// <summary>
+        /// Complete for several prompts at once (paca_generator_next_batch): each step runs every
+        /// unfinished prompt through the model together, reading each weight once for all of
+        /// them, and each prompt gets exactly the Completion Complete gives it alone. options:
+        /// one for every prompt, or one per prompt (e.g. a seed each). Each prompt runs in a
+        /// session of its own.
+        /// </summary>
+        public IList<Completion> CompleteBatch(IList<string> prompts, IList<GenerateOptions> options)
+        {
+            int n = prompts.Count;
+            if (options.Count != 1 && options.Count != n)
+                throw new ArgumentException(options.Count + " options for " + n +
+                                            " prompts (give one for all, or one per prompt)", "options");
+            var gens = new List<Generation>();
+            try
+            {
+                for (int i = 0; i < n; ++i) gens.Add(Generate(prompts[i], options[options.Count == 1 ? 0 : i]));
+                var texts = new List<StringBuilder>();
+                var active = new List<int>();
+                for (int i = 0; i < n; ++i)
+                {
+                    texts.Add(new StringBuilder());
+                    active.Add(i);
+                }
+                while (active.Count > 0)
+                {
+                    IntVector toks;
+                    using (var batch = new GeneratorList())
+                    {
+                        foreach (int i in active) batch.Add(gens[i].NativePtr);
+                        toks = paca_native.generator_next_batch(batch);
+                    }
+                    using (toks)
+                    {
+                        Library.Check();
+                        var still = new List<int>();
+                        for (int k = 0; k < active.Count; ++k)
+                        {
+                            int i = active[k];
+                            texts[i].Append(gens[i].Take(toks[k]));
+                            if (!gens[i].Ended) still.Add(i);
+                        }
+                        active = still;
+                    }
+                }
+                var result = new List<Completion>();
+                for (int i = 0; i < n; ++i)
+                    result.Add(new Completion { Text = texts[i].ToString(), Tokens = gens[i].Tokens,
+                                                StopReason = gens[i].StopReason });
+                return result;
+            }
+            finally
+            {
+                foreach (var g in gens) g.Dispose();
+            }
+        }
+
         public void Dispose() { h.Dispose(); }
     }
 
@@ -224,19 +287,34 @@ namespace Paca
                 {
                     int tok = paca_native.generator_next(h.Ptr);
                     Library.Check();
-                    string piece = tok >= 0 ? Library.Text(paca_native.generator_text(h.Ptr)) : "";
-                    if (tok >= 0) tokens.Add(tok);
-                    int reason = paca_native.generator_stop_reason(h.Ptr);
-                    if (reason != 0)
-                    {
-                        StopReason = Reasons[reason];
-                        Dispose();
-                    }
+                    string piece = Take(tok);
                     if (piece.Length > 0) yield return piece;
                     if (tok < 0) break;
                 }
             }
             finally { Dispose(); }
+        }
+
+        // For a batched step (Model.CompleteBatch): whether the generation has ended, and its
+        // native generator while it goes on.
+        internal bool Ended => h.IsClosed;
+        internal Generator NativePtr => h.Ptr;
+
+        // Takes one step's result (generator_next's, or this generator's entry of a batched
+        // step): records the token (-1: none), returns its text, and disposes the generation
+        // when it has ended.
+        internal string Take(int tok)
+        {
+            started = true;
+            string piece = tok >= 0 ? Library.Text(paca_native.generator_text(h.Ptr)) : "";
+            if (tok >= 0) tokens.Add(tok);
+            int reason = paca_native.generator_stop_reason(h.Ptr);
+            if (reason != 0)
+            {
+                StopReason = Reasons[reason];
+                Dispose();
+            }
+            return piece;
         }
 
         IEnumerator IEnumerable.GetEnumerator() { return GetEnumerator(); }

@@ -136,6 +136,41 @@ static class PacaTests
     }
 
     [Test]
+    static void CompleteBatchEqualsCompleteAlone()
+    {
+        var path = Stories();
+        var prompts = new List<string> { "Once upon a time", "The little dog", "Lily liked to", "One day" };
+        var options = new List<GenerateOptions>();
+        foreach (var seed in new long[] { 3, 4, 5, 6 })
+        {
+            var o = new GenerateOptions { MaxTokens = 40, Temperature = 0.9f, TopP = 0.95f, Seed = seed };
+            o.Stop.Add(".");
+            options.Add(o);
+        }
+        using (var model = new Model(path, 2))
+        {
+            var alone = prompts.Select((p, i) => model.Complete(p, options[i])).ToList();
+            var batch = model.CompleteBatch(prompts, options);
+            Assert.Equal(prompts.Count, batch.Count, "completions");
+            for (int i = 0; i < prompts.Count; ++i)
+            {
+                Assert.Seq(alone[i].Tokens, batch[i].Tokens, "tokens, prompt " + i);
+                Assert.Equal(alone[i].Text, batch[i].Text, "text, prompt " + i);
+                Assert.Equal(alone[i].StopReason, batch[i].StopReason, "stop reason, prompt " + i);
+            }
+            // the prompts really differ, and the stop string ended some
+            Assert.Equal(prompts.Count, alone.Select(c => string.Join(",", c.Tokens)).Distinct().Count(), "distinct");
+            Assert.True(alone.Any(c => c.StopReason == "stop_string"), "a stop string ended one");
+            // one options object for all
+            var greedy = new GenerateOptions { MaxTokens = 12 };
+            var same = model.CompleteBatch(prompts.Take(2).ToList(), greedy);
+            Assert.Seq(model.Complete(prompts[1], greedy).Tokens, same[1].Tokens, "greedy tokens");
+            Assert.Equal(0, model.CompleteBatch(new List<string>(), greedy).Count, "no prompts");
+            Assert.Throws<ArgumentException>(() => model.CompleteBatch(prompts, options.Take(2).ToList()));
+        }
+    }
+
+    [Test]
     static void StreamingGivesTheSameTextInPieces()
     {
         var path = Stories();

@@ -49,17 +49,32 @@ public final class Generation implements Iterator<String>, AutoCloseable {
     while (next == null && handle != null) {
       int tok = paca_native.generator_next(handle);
       Native.check();
-      if (tok >= 0) {
-        tokens.add(tok);
-        String piece = Native.string(paca_native.generator_text(handle));
-        if (!piece.isEmpty()) next = piece;
-      }
-      int reason = paca_native.generator_stop_reason(handle);
-      if (reason != 0) {
-        stopReason = REASONS[reason];
-        close();
-      }
+      String piece = take(tok);
+      if (!piece.isEmpty()) next = piece;
     }
+  }
+
+  /** The native generator, for a batched step (Model.completeBatch); null once the generation ended. */
+  Generator nativeHandle() {
+    return handle;
+  }
+
+  /**
+   * Takes one step's result (generator_next's, or this generator's entry of a batched step):
+   * records the token (-1: none), returns its text, and closes the generation when it has ended.
+   */
+  String take(int tok) {
+    String piece = "";
+    if (tok >= 0) {
+      tokens.add(tok);
+      piece = Native.string(paca_native.generator_text(handle));
+    }
+    int reason = paca_native.generator_stop_reason(handle);
+    if (reason != 0) {
+      stopReason = REASONS[reason];
+      close();
+    }
+    return piece;
   }
 
   @Override

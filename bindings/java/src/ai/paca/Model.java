@@ -1,8 +1,12 @@
 package ai.paca;
 
+import ai.paca.jni.GeneratorList;
 import ai.paca.jni.IntVector;
 import ai.paca.jni.SWIGTYPE_p_paca_model;
 import ai.paca.jni.paca_native;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
 import java.util.stream.Stream;
 
 /**
@@ -85,6 +89,59 @@ public final class Model implements AutoCloseable {
   public Completion complete(String prompt, GenerateOptions options) {
     try (Generation g = generate(prompt, options)) {
       return g.complete();
+    }
+  }
+
+  /** completeBatch with the same options for every prompt. */
+  public List<Completion> completeBatch(List<String> prompts, GenerateOptions options) {
+    return completeBatch(prompts, Collections.singletonList(options));
+  }
+
+  /**
+   * complete() for several prompts at once (paca_generator_next_batch): each step runs every
+   * unfinished prompt through the model together, reading each weight once for all of them, and
+   * each prompt gets exactly the Completion complete() gives it alone. options: one for every
+   * prompt, or one per prompt (e.g. a seed each). Each prompt runs in a session of its own.
+   */
+  public List<Completion> completeBatch(List<String> prompts, List<GenerateOptions> options) {
+    int n = prompts.size();
+    if (options.size() != 1 && options.size() != n) {
+      throw new IllegalArgumentException(
+          options.size() + " options for " + n + " prompts (give one for all, or one per prompt)");
+    }
+    List<Generation> gens = new ArrayList<>();
+    try {
+      for (int i = 0; i < n; ++i) gens.add(generate(prompts.get(i), options.get(options.size() == 1 ? 0 : i)));
+      List<StringBuilder> texts = new ArrayList<>();
+      List<Integer> active = new ArrayList<>();
+      for (int i = 0; i < n; ++i) {
+        texts.add(new StringBuilder());
+        active.add(i);
+      }
+      while (!active.isEmpty()) {
+        GeneratorList batch = new GeneratorList();
+        for (int i : active) batch.add(gens.get(i).nativeHandle());
+        IntVector toks = paca_native.generator_next_batch(batch);
+        batch.delete();
+        Native.check();
+        List<Integer> still = new ArrayList<>();
+        for (int k = 0; k < active.size(); ++k) {
+          int i = active.get(k);
+          Generation g = gens.get(i);
+          texts.get(i).append(g.take(toks.get(k)));
+          if (g.nativeHandle() != null) still.add(i);
+        }
+        toks.delete();
+        active = still;
+      }
+      List<Completion> out = new ArrayList<>();
+      for (int i = 0; i < n; ++i) {
+        Generation g = gens.get(i);
+        out.add(new Completion(texts.get(i).toString(), g.tokens(), g.stopReason()));
+      }
+      return out;
+    } finally {
+      for (Generation g : gens) g.close();
     }
   }
 

@@ -125,6 +125,36 @@ class PacaTest {
   }
 
   @Test
+  void completeBatchEqualsCompleteAlone() throws Exception {
+    String path = stories();
+    List<String> prompts = Arrays.asList("Once upon a time", "The little dog", "Lily liked to", "One day");
+    List<GenerateOptions> options = new ArrayList<>();
+    for (long seed : new long[] {3, 4, 5, 6}) {
+      options.add(new GenerateOptions().maxTokens(40).temperature(0.9f).topP(0.95f).seed(seed).stop("."));
+    }
+    try (Model model = new Model(path, 2)) {
+      List<Completion> alone = new ArrayList<>();
+      for (int i = 0; i < prompts.size(); ++i) alone.add(model.complete(prompts.get(i), options.get(i)));
+      List<Completion> batch = model.completeBatch(prompts, options);
+      assertEquals(prompts.size(), batch.size());
+      for (int i = 0; i < prompts.size(); ++i) {
+        assertArrayEquals(alone.get(i).tokens, batch.get(i).tokens, "prompt " + i);
+        assertEquals(alone.get(i).text, batch.get(i).text, "prompt " + i);
+        assertEquals(alone.get(i).stopReason, batch.get(i).stopReason, "prompt " + i);
+      }
+      // the prompts really differ, and the stop string ended some
+      assertEquals(prompts.size(), alone.stream().map(c -> Arrays.toString(c.tokens)).distinct().count());
+      assertTrue(alone.stream().anyMatch(c -> "stop_string".equals(c.stopReason)));
+      // one options object for all: the same as complete with it
+      GenerateOptions greedy = new GenerateOptions().maxTokens(12);
+      List<Completion> same = model.completeBatch(prompts.subList(0, 2), greedy);
+      assertArrayEquals(model.complete(prompts.get(1), greedy).tokens, same.get(1).tokens);
+      assertTrue(model.completeBatch(new ArrayList<>(), greedy).isEmpty());
+      assertThrows(IllegalArgumentException.class, () -> model.completeBatch(prompts, options.subList(0, 2)));
+    }
+  }
+
+  @Test
   void streamingGivesTheSameTextInPieces() throws Exception {
     String path = stories();
     C c = runC(path, "Once upon a time", "60", "0", "0", "Lily");
