@@ -82,6 +82,8 @@ paca_status load_options_of(const paca_model_params& p, const char* fn, paca::Lo
   PACA_REQUIRE((p.fp8_targets & ~(PACA_FP8_MLP | PACA_FP8_ATTENTION | PACA_FP8_KEEP_FIRST_LAST)) == 0,
                f + ": unknown bits in fp8_targets");
   PACA_REQUIRE(p.fp8_mode >= PACA_FP8_AUTO && p.fp8_mode <= PACA_FP8_W8A16, f + ": unknown fp8_mode");
+  PACA_REQUIRE(p.kv_memory_fraction >= 0.0f && p.kv_memory_fraction <= 1.0f,  // false for NaN
+               f + ": kv_memory_fraction must be 0 (no reservation) or in (0, 1]");
   PACA_REQUIRE(p.load_mode == PACA_LOAD_MMAP || p.load_mode == PACA_LOAD_READ || p.load_mode == PACA_LOAD_AUTO,
                f + ": unknown load_mode");
   opt.quantize_fp8 = p.weight_dtype == PACA_WEIGHTS_FP8;
@@ -111,11 +113,16 @@ paca_status load_options_of(const paca_model_params& p, const char* fn, paca::Lo
   return PACA_OK;
 }
 
-// The handle of a loaded model.
-paca_model* model_handle(std::unique_ptr<paca::ModelRunner> model) {
+// The handle of a loaded model; its KV pool reserves kv_fraction of the
+// device's free memory (0: unbounded, see paca_model_params).
+paca_model* model_handle(std::unique_ptr<paca::ModelRunner> model, float kv_fraction) {
   auto st = std::make_shared<ModelState>();
   st->model = std::move(model);
-  st->pool = std::make_unique<paca::BlockPool>(st->model->kv_backend(), st->model->kv_layout());
+  paca::Backend& kv = st->model->kv_backend();
+  const size_t blocks = kv_fraction > 0 ? paca::kv_pool_blocks(kv_fraction, kv.memory(),
+                                                               st->model->kv_layout().block_bytes(), kv.name())
+                                        : 0;
+  st->pool = std::make_unique<paca::BlockPool>(kv, st->model->kv_layout(), blocks);
   auto m = std::make_unique<paca_model>();
   m->model = st->model.get();
   m->state = std::move(st);
@@ -195,7 +202,7 @@ PACA_API paca_status paca_model_load(const char* path, const paca_model_params* 
   if (!read_params(params, p, "paca_model_load")) return PACA_ERR_INVALID_ARGUMENT;
   paca::LoadOptions opt;
   if (paca_status st = load_options_of(p, "paca_model_load", opt); st != PACA_OK) return st;
-  return guarded([&] { *out_model = model_handle(paca::load_runner(path, opt)); });
+  return guarded([&] { *out_model = model_handle(paca::load_runner(path, opt), p.kv_memory_fraction); });
 }
 
 PACA_API paca_status paca_model_load_synthetic(const paca_test_model_params* shape, const paca_model_params* params,
@@ -213,7 +220,8 @@ PACA_API paca_status paca_model_load_synthetic(const paca_test_model_params* sha
     const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     const uint64_t ram = pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : UINT64_MAX;
     // weights may take at most 3/4 of physical memory
-    *out_model = model_handle(paca::load_runner(paca::synthetic_checkpoint(test_spec_of(t), ram / 4 * 3), opt));
+    *out_model = model_handle(paca::load_runner(paca::synthetic_checkpoint(test_spec_of(t), ram / 4 * 3), opt),
+                              p.kv_memory_fraction);
   });
 }
 

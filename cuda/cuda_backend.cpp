@@ -13,20 +13,30 @@
 //                repeated upload within a step (positions and block tables
 //                are the same for every layer) reuses its device copy
 //
+//   graphs       a decode step (begin_step .. end_step, one token per
+//                sequence, at most kMaxGraphSeqs sequences) uploads its
+//                inputs once into fixed device buffers, records its ops
+//                instead of launching them and replays the CUDA graph
+//                captured for exactly those launches (see cuda_backend.h)
+//
 // Everything is enqueued on one stream; the only host synchronisations are
-// to_host, copy, a full staging ring and the weight upload, so a decode step
-// runs from embed to the logits without waiting on the device.
+// to_host, copy outside a step, a full staging ring and the weight upload,
+// so a step runs from embed to the logits without waiting on the device.
 #include "cuda_backend.h"
 
 #include <cuda_runtime_api.h>  // cudaMalloc, cudaMemcpyAsync, streams, events
 
 #include <algorithm>      // std::min, std::max, std::any_of
 #include <array>          // std::array
+#include <bit>            // std::bit_cast
 #include <cmath>          // std::sqrt
+#include <cstdlib>        // std::getenv
 #include <cstring>        // std::memcpy, std::memcmp
+#include <functional>     // std::function
 #include <mutex>          // std::mutex
+#include <utility>        // std::pair
 #include <string>         // std::string
-#include <functional>     // std::hash
+#include <type_traits>    // std::is_pointer_v
 #include <unordered_map>  // std::unordered_map
 #include <vector>         // std::vector
 
@@ -55,6 +65,69 @@ MatmulPath matmul_path(int tokens, int gemv_max_tokens, bool cublaslt_available)
 size_t device_weight_bytes(const TensorView& w) {
   const size_t n = static_cast<size_t>(w.rows) * static_cast<size_t>(w.cols);
   return w.rows > 1 ? n * 2 : n * 4;
+}
+
+void check_fits(const std::string& device, const char* what, uint64_t need, uint64_t free, uint64_t total) {
+  if (need > free)
+    fail(Status::out_of_memory, "too little memory on {} for {}: need {} bytes, have {} free of {}", device, what, need,
+         free, total);
+}
+
+int context_bucket(int positions) {
+  int b = 256;
+  while (b < positions && b < (1 << 30)) b *= 2;
+  return b;
+}
+
+DecodeGraphPlan plan_decode_graph(bool enabled, std::span<const int> rows, std::span<const size_t> blocks,
+                                  int max_positions, int current_table_blocks) {
+  DecodeGraphPlan p;
+  if (!enabled || rows.empty() || rows.size() > static_cast<size_t>(kMaxGraphSeqs) || rows.size() != blocks.size())
+    return p;
+  for (int r : rows)
+    if (r != 1) return p;
+  size_t need = 1;
+  for (size_t b : blocks) need = std::max(need, b);
+  if (need > (size_t{1} << 24)) return p;
+  p.graph = true;
+  p.ctx_bucket = context_bucket(max_positions);
+  if (static_cast<size_t>(current_table_blocks) >= need) {
+    p.table_blocks = current_table_blocks;
+  } else {
+    int t = 16;
+    while (static_cast<size_t>(t) < need) t *= 2;
+    p.table_blocks = t;
+  }
+  return p;
+}
+
+bool graphs_enabled_by_env(const char* value) {
+  if (value == nullptr) return true;
+  const std::string v = value;
+  return !(v == "0" || v == "off" || v == "false" || v == "no" || v == "OFF" || v == "FALSE" || v == "NO");
+}
+
+void* GraphCache::find(const Key& key) {
+  for (auto it = entries_.begin(); it != entries_.end(); ++it)
+    if (it->key == key) {
+      entries_.splice(entries_.begin(), entries_, it);
+      return entries_.front().graph;
+    }
+  return nullptr;
+}
+
+void GraphCache::insert(Key key, void* graph) {
+  entries_.push_front(Entry{std::move(key), graph});
+  while (entries_.size() > std::max<size_t>(capacity_, 1)) {
+    if (destroy_) destroy_(entries_.back().graph);
+    entries_.pop_back();
+  }
+}
+
+void GraphCache::clear() {
+  for (Entry& e : entries_)
+    if (destroy_) destroy_(e.graph);
+  entries_.clear();
 }
 
 namespace {
@@ -97,6 +170,7 @@ class CudaBackend final : public Backend {
       }
       grow_staging(size_t{1} << 20);
       desc_ = describe_device(dev_);
+      graphs_ = opt_.graphs && graphs_enabled_by_env(std::getenv("PACA_CUDA_GRAPHS"));
     } catch (...) {
       destroy();
       throw;
@@ -106,7 +180,8 @@ class CudaBackend final : public Backend {
   ~CudaBackend() override { destroy(); }
 
   std::string name() const override {
-    std::string s = "cuda:" + std::to_string(dev_) + " (" + desc_ + ", bf16 weights";
+    std::string s = "cuda:" + std::to_string(dev_) + " (" + desc_ + ", bf16 weights, " +
+                    (graphs_ ? "CUDA graphs" : "no CUDA graphs") + (graph_note_.empty() ? "" : " (" + graph_note_ + ")");
     if (lt_ == nullptr || !lt_->available())
       s += ", no cuBLASLt: " + lt_note_ + ")";
     else if (lt_fallbacks_ > 0)
@@ -139,24 +214,19 @@ class CudaBackend final : public Backend {
     (void)cudaGetLastError();
   }
 
-  void copy(void* dst, const void* src, size_t bytes) override {
-    if (bytes == 0) return;
-    std::lock_guard<std::mutex> lock(mu_);
-    set_device();
-    ck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream_), "cudaMemcpyAsync (copy)");
-    sync("copy");
-  }
-
   void embed(const TensorView& table, std::span<const int32_t> tokens, Act out) override {
     std::lock_guard<std::mutex> lock(mu_);
     set_device();
     const DevWeight& w = weight(table);
     check(w.bf16 && w.cols == out.cols && static_cast<int>(tokens.size()) <= out.rows, Status::internal,
           "embed: table {} [{}, {}] does not fit the output [{}, {}]", table.name, w.rows, w.cols, out.rows, out.cols);
-    const auto* ids = static_cast<const int32_t*>(stage1(tokens.data(), tokens.size_bytes()));
-    ck(launch_embed_bf16(static_cast<const uint16_t*>(w.data), static_cast<int>(w.rows), static_cast<int>(w.cols), ids,
-                         static_cast<int>(tokens.size()), out.data, stream_),
-       "embed kernel");
+    const auto* ids = static_cast<const int32_t*>(step_input(tokens.data(), tokens.size_bytes(), step_.tokens, 0));
+    if (ids == nullptr) ids = static_cast<const int32_t*>(stage1(tokens.data(), tokens.size_bytes()));
+    const auto* tab = static_cast<const uint16_t*>(w.data);
+    const int rows = static_cast<int>(w.rows), cols = static_cast<int>(w.cols), T = static_cast<int>(tokens.size());
+    float* o = out.data;
+    submit("embed kernel", [=, this] { return launch_embed_bf16(tab, rows, cols, ids, T, o, stream_); },
+           {kOpEmbed, u(tab), u(rows), u(cols), u(ids), u(T), u(o)});
   }
 
   void rmsnorm(Act x, const TensorView& wv, float eps, Act out) override {
@@ -165,7 +235,24 @@ class CudaBackend final : public Backend {
     const DevWeight& w = weight(wv);
     check(static_cast<int64_t>(w.rows) * w.cols == x.cols && out.cols == x.cols && out.rows >= x.rows,
           Status::internal, "rmsnorm: weight {} has {} elements for rows of {}", wv.name, w.rows * w.cols, x.cols);
-    ck(launch_rmsnorm(x.data, w.data, w.bf16 ? 1 : 0, eps, x.rows, x.cols, out.data, stream_), "rmsnorm kernel");
+    const void* wd = w.data;
+    const int bf = w.bf16 ? 1 : 0;
+    submit("rmsnorm kernel", [=, this] { return launch_rmsnorm(x.data, wd, bf, eps, x.rows, x.cols, out.data, stream_); },
+           {kOpRmsnorm, u(x.data), u(wd), u(bf), f(eps), u(x.rows), u(x.cols), u(out.data)});
+  }
+
+  void add_rmsnorm(Act x, Act y, const TensorView& wv, float eps, Act out) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    set_device();
+    const DevWeight& w = weight(wv);
+    check(static_cast<int64_t>(w.rows) * w.cols == x.cols && out.cols == x.cols && out.rows >= x.rows &&
+              y.cols == x.cols && y.rows >= x.rows && out.data != x.data && out.data != y.data,
+          Status::internal, "add_rmsnorm: weight {} has {} elements for rows of {}", wv.name, w.rows * w.cols, x.cols);
+    const void* wd = w.data;
+    const int bf = w.bf16 ? 1 : 0;
+    submit("add_rmsnorm kernel",
+           [=, this] { return launch_add_rmsnorm(x.data, y.data, wd, bf, eps, x.rows, x.cols, out.data, stream_); },
+           {kOpAddRmsnorm, u(x.data), u(y.data), u(wd), u(bf), f(eps), u(x.rows), u(x.cols), u(out.data)});
   }
 
   void matmul(Act x, const TensorView& wv, Act out) override {
@@ -179,6 +266,7 @@ class CudaBackend final : public Backend {
     const auto* W = static_cast<const uint16_t*>(w.data);
     const bool lt_ok = lt_ != nullptr && lt_->available();
     if (matmul_path(T, opt_.gemv_max_tokens, lt_ok) == MatmulPath::cublaslt) {
+      leave_recording();  // recorded steps have at most kMaxGraphSeqs tokens: GEMV only
       const size_t n = static_cast<size_t>(T) * C;
       grow(xbf_, xbf_bytes_, n * 2);
       grow(lt_ws_, lt_ws_bytes_, kLtWorkspace);
@@ -190,7 +278,8 @@ class CudaBackend final : public Backend {
       lt_note_ = err;  // this shape falls back to the GEMV kernel (lt_fallbacks_ counts them)
       ++lt_fallbacks_;
     }
-    ck(launch_gemv_bf16(W, R, C, x.data, x.cols, T, out.data, out.cols, stream_), "gemv kernel");
+    submit("gemv kernel", [=, this] { return launch_gemv_bf16(W, R, C, x.data, x.cols, T, out.data, out.cols, stream_); },
+           {kOpGemv, u(W), u(R), u(C), u(x.data), u(x.cols), u(T), u(out.data), u(out.cols)});
   }
 
   void rope(Act x, int n_heads, int head_dim, std::span<const int32_t> pos, std::span<const float> freqs,
@@ -200,12 +289,20 @@ class CudaBackend final : public Backend {
     check(static_cast<int>(pos.size()) >= x.rows && static_cast<int>(freqs.size()) >= head_dim / 2 &&
               n_heads * head_dim <= x.cols,
           Status::internal, "rope: {} heads of {} over rows of {}", n_heads, head_dim, x.cols);
-    const auto dev = stage<2>({HostArray{pos.data(), static_cast<size_t>(x.rows) * sizeof(int32_t)},
-                               HostArray{freqs.data(), static_cast<size_t>(head_dim / 2) * sizeof(float)}});
-    const auto* p = static_cast<const int32_t*>(dev[0]);
-    const auto* f = static_cast<const float*>(dev[1]);
-    ck(launch_rope(x.data, x.rows, x.cols, n_heads, head_dim, p, f, layout == RopeLayout::half ? 1 : 0, stream_),
-       "rope kernel");
+    const size_t pos_bytes = static_cast<size_t>(x.rows) * sizeof(int32_t);
+    const size_t freq_bytes = static_cast<size_t>(head_dim / 2) * sizeof(float);
+    const auto* p = static_cast<const int32_t*>(step_input(pos.data(), pos_bytes, step_.pos, kStepPosOffset));
+    const auto* fr = p != nullptr ? static_cast<const float*>(constant(freqs.data(), freq_bytes)) : nullptr;
+    if (p == nullptr || fr == nullptr) {
+      leave_recording();
+      const auto dev = stage<2>({HostArray{pos.data(), pos_bytes}, HostArray{freqs.data(), freq_bytes}});
+      p = static_cast<const int32_t*>(dev[0]);
+      fr = static_cast<const float*>(dev[1]);
+    }
+    const int half = layout == RopeLayout::half ? 1 : 0;
+    submit("rope kernel",
+           [=, this] { return launch_rope(x.data, x.rows, x.cols, n_heads, head_dim, p, fr, half, stream_); },
+           {kOpRope, u(x.data), u(x.rows), u(x.cols), u(n_heads), u(head_dim), u(p), u(fr), u(half)});
   }
 
   void kv_write(const KvSeq& seq, int layer, Act k, Act v, std::span<const int32_t> pos) override {
@@ -217,11 +314,12 @@ class CudaBackend final : public Backend {
     for (int t = 0; t < k.rows; ++t)
       check(pos[t] >= 0 && static_cast<size_t>(pos[t] / L.block_tokens) < seq.blocks.size(), Status::internal,
             "kv_write: position {} has no block ({} blocks)", pos[t], seq.blocks.size());
-    const auto dev = stage<2>({HostArray{seq.blocks.data(), seq.blocks.size_bytes()},
-                               HostArray{pos.data(), static_cast<size_t>(k.rows) * sizeof(int32_t)}});
-    const PagedKv kv = paged(seq, layer, dev[0]);
-    const auto* p = static_cast<const int32_t*>(dev[1]);
-    ck(launch_kv_write(kv, k.data, k.cols, v.data, v.cols, p, k.rows, stream_), "kv_write kernel");
+    const auto [table, p] = paged_inputs(seq, pos, k.rows);
+    const PagedKv kv = paged(seq, layer, table);
+    submit("kv_write kernel",
+           [=, this] { return launch_kv_write(kv, k.data, k.cols, v.data, v.cols, p, k.rows, stream_); },
+           {kOpKvWrite, u(kv.blocks), u(kv.block_tokens), u(kv.kv_dim), u(kv.elem_bytes), u(kv.layer), u(k.data),
+            u(k.cols), u(v.data), u(v.cols), u(p), u(k.rows)});
   }
 
   void attention(Act q, const KvSeq& seq, int layer, std::span<const int32_t> pos, const AttentionShape& s,
@@ -235,38 +333,164 @@ class CudaBackend final : public Backend {
             "attention: position {} has no block ({} blocks)", pos[t], seq.blocks.size());
       max_pos = std::max(max_pos, pos[t] + 1);
     }
+    const auto [table, p] = paged_inputs(seq, pos, q.rows);
+    // a recorded step plans its splits for its context bucket, so that the
+    // launch is the same at every length within the bucket
+    const int plan_positions = step_.mode == StepMode::record ? step_.ctx_bucket : max_pos;
     const int splits = opt_.attention_splits > 0 ? opt_.attention_splits
-                                                 : attention_splits_for(q.rows, s.n_heads, max_pos, sm_count_);
+                                                 : attention_splits_for(q.rows, s.n_heads, plan_positions, sm_count_);
     const size_t scratch = attention_scratch_floats(q.rows, s.n_heads, s.head_dim, splits);
-    if (scratch > 0) grow(att_scratch_, att_scratch_bytes_, scratch * sizeof(float));
-    const auto dev = stage<2>({HostArray{seq.blocks.data(), seq.blocks.size_bytes()},
-                               HostArray{pos.data(), static_cast<size_t>(q.rows) * sizeof(int32_t)}});
-    const PagedKv kv = paged(seq, layer, dev[0]);
-    const auto* p = static_cast<const int32_t*>(dev[1]);
-    ck(launch_attention(kv, q.data, q.cols, p, q.rows, s.n_heads, s.n_kv_heads, s.head_dim,
-                        1.0f / std::sqrt(static_cast<float>(s.head_dim)), splits, static_cast<float*>(att_scratch_),
-                        out.data, out.cols, stream_),
-       "attention kernel");
+    if (scratch * sizeof(float) > att_scratch_bytes_) {
+      leave_recording();  // recorded ops hold the old buffer: run them before it is freed
+      grow(att_scratch_, att_scratch_bytes_, scratch * sizeof(float));
+    }
+    const PagedKv kv = paged(seq, layer, table);
+    auto* sc = splits > 1 ? static_cast<float*>(att_scratch_) : nullptr;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
+    submit("attention kernel",
+           [=, this] {
+             return launch_attention(kv, q.data, q.cols, p, q.rows, s.n_heads, s.n_kv_heads, s.head_dim, scale, splits,
+                                     sc, out.data, out.cols, stream_);
+           },
+           {kOpAttention, u(kv.blocks), u(kv.block_tokens), u(kv.kv_dim), u(kv.elem_bytes), u(kv.layer), u(q.data),
+            u(q.cols), u(p), u(q.rows), u(s.n_heads), u(s.n_kv_heads), u(s.head_dim), f(scale), u(splits), u(sc),
+            u(out.data), u(out.cols)});
   }
 
   void swiglu(Act gate, Act up, Act out) override {
     std::lock_guard<std::mutex> lock(mu_);
     set_device();
-    ck(launch_swiglu(gate.data, up.data, static_cast<size_t>(gate.rows) * gate.cols, out.data, stream_),
-       "swiglu kernel");
+    const size_t n = static_cast<size_t>(gate.rows) * gate.cols;
+    submit("swiglu kernel", [=, this] { return launch_swiglu(gate.data, up.data, n, out.data, stream_); },
+           {kOpSwiglu, u(gate.data), u(up.data), u(n), u(out.data)});
   }
 
   void add(Act x, Act y) override {
     std::lock_guard<std::mutex> lock(mu_);
     set_device();
-    ck(launch_add(x.data, y.data, static_cast<size_t>(x.rows) * x.cols, stream_), "add kernel");
+    const size_t n = static_cast<size_t>(x.rows) * x.cols;
+    submit("add kernel", [=, this] { return launch_add(x.data, y.data, n, stream_); },
+           {kOpAdd, u(x.data), u(y.data), u(n)});
+  }
+
+  void copy(void* dst, const void* src, size_t bytes) override {
+    if (bytes == 0) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    set_device();
+    if (in_step_ && is_device(dst) && is_device(src)) {
+      // inside a step: device to device, in stream order, no wait
+      submit("cudaMemcpyAsync (copy)",
+             [=, this] { return cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_); },
+             {kOpCopy, u(dst), u(src), u(bytes)});
+      return;
+    }
+    leave_recording();
+    ck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream_), "cudaMemcpyAsync (copy)");
+    sync("copy");
   }
 
   void to_host(const float* src, float* dst, size_t n) override {
     std::lock_guard<std::mutex> lock(mu_);
     set_device();
+    leave_recording();
     if (n > 0) ck(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, stream_), "cudaMemcpyAsync (to_host)");
     sync("to_host");
+  }
+
+  DeviceMemory memory() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    DeviceMemory m;
+    size_t free = 0, total = 0;
+    cudaSetDevice(dev_);
+    if (cudaMemGetInfo(&free, &total) == cudaSuccess) {
+      m.free = free;
+      m.total = total;
+    }
+    (void)cudaGetLastError();
+    return m;
+  }
+
+  // ---- steps (see cuda_backend.h, "CUDA graphs") ----------------------------
+
+  void begin_step(const StepInputs& in) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    set_device();
+    if (step_.mode != StepMode::none) drop_step();  // a step nobody ended
+    in_step_ = true;
+    std::vector<size_t>& blocks = step_.blocks_scratch;
+    blocks.clear();
+    for (const KvSeq& s : in.seqs) blocks.push_back(s.blocks.size());
+    int max_positions = 0;
+    for (int32_t p : in.pos) max_positions = std::max(max_positions, p + 1);
+    const DecodeGraphPlan plan = plan_decode_graph(graphs_, in.seq_rows, blocks, max_positions, step_.table_blocks);
+    const size_t rows = in.pos.size();
+    if (!plan.graph || in.tokens.size() != rows || rows != in.seqs.size()) {
+      step_.mode = StepMode::eager;
+      ++stats_.eager;
+      return;
+    }
+    // the fixed input buffers: [tokens: 8 x i32][positions: 8 x i32] at 0 and
+    // kStepPosOffset, then one block-table row of table_blocks pointers per sequence
+    const size_t bytes = kStepTablesOffset + static_cast<size_t>(kMaxGraphSeqs) * plan.table_blocks * sizeof(void*);
+    if (step_.table_blocks != plan.table_blocks || step_.dev == nullptr) {
+      release_step_buffers();
+      ck(cudaMallocHost(&step_.host, bytes), "cudaMallocHost (step inputs)");
+      ck(cudaMalloc(&step_.dev, bytes), "cudaMalloc (step inputs)");
+      step_.table_blocks = plan.table_blocks;
+      step_.bytes = bytes;
+    }
+    // the previous step's upload has left the pinned buffer
+    if (step_.uploaded != nullptr) ck(cudaEventSynchronize(step_.uploaded), "cudaEventSynchronize (step inputs)");
+    auto* h = static_cast<uint8_t*>(step_.host);
+    std::memset(h, 0, bytes);
+    std::memcpy(h, in.tokens.data(), in.tokens.size_bytes());
+    std::memcpy(h + kStepPosOffset, in.pos.data(), in.pos.size_bytes());
+    for (size_t i = 0; i < in.seqs.size(); ++i)
+      std::memcpy(h + table_offset(static_cast<int>(i)), in.seqs[i].blocks.data(), in.seqs[i].blocks.size_bytes());
+    ck(cudaMemcpyAsync(step_.dev, step_.host, bytes, cudaMemcpyHostToDevice, stream_), "cudaMemcpyAsync (step inputs)");
+    if (step_.uploaded == nullptr)
+      ck(cudaEventCreateWithFlags(&step_.uploaded, cudaEventDisableTiming), "cudaEventCreate (step inputs)");
+    ck(cudaEventRecord(step_.uploaded, stream_), "cudaEventRecord (step inputs)");
+    step_.tokens = in.tokens;
+    step_.pos = in.pos;
+    step_.seqs.assign(in.seqs.begin(), in.seqs.end());
+    step_.ctx_bucket = plan.ctx_bucket;
+    step_.ops.clear();
+    step_.key.assign({kOpStep, u(rows), u(step_.table_blocks), u(step_.dev)});
+    step_.mode = StepMode::record;
+  }
+
+  void end_step() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    set_device();
+    in_step_ = false;
+    if (step_.mode != StepMode::record) {
+      step_.mode = StepMode::none;
+      return;
+    }
+    step_.mode = StepMode::none;
+    std::vector<Recorded> ops;
+    ops.swap(step_.ops);
+    auto* exec = static_cast<cudaGraphExec_t>(graphs_cache_.find(step_.key));
+    if (exec == nullptr) exec = capture(ops);
+    if (exec == nullptr) {  // capture failed: run the ops one by one
+      ++stats_.fallbacks;
+      ++stats_.eager;
+      for (const Recorded& r : ops) ck(r.launch(), r.what);
+      return;
+    }
+    ck(cudaGraphLaunch(exec, stream_), "cudaGraphLaunch");
+    ++stats_.replayed;
+  }
+
+  void abort_step() noexcept override {
+    std::lock_guard<std::mutex> lock(mu_);
+    drop_step();
+  }
+
+  GraphStats stats() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stats_;
   }
 
   bool weights_on_host() const override { return false; }
@@ -286,6 +510,11 @@ class CudaBackend final : public Backend {
       if (dup) continue;
       todo.push_back(v);
       total += device_weight_bytes(*v);
+    }
+    {
+      size_t free = 0, dev_total = 0;
+      ck(cudaMemGetInfo(&free, &dev_total), "cudaMemGetInfo");
+      check_fits("cuda:" + std::to_string(dev_), "the weights", total, free, dev_total);
     }
     // two pinned buffers: one is filled while the other's copy runs
     constexpr size_t kStage = size_t{32} << 20;
@@ -373,12 +602,222 @@ class CudaBackend final : public Backend {
  private:
   static constexpr size_t kLtWorkspace = size_t{32} << 20;
 
+  // ---- recording (see cuda_backend.h, "CUDA graphs") -----------------------
+
+  // Signature words of a recorded op: an op code, then its launch arguments.
+  enum : uint64_t {
+    kOpStep = 0x5354455000000000ull,
+    kOpEmbed,
+    kOpRmsnorm,
+    kOpAddRmsnorm,
+    kOpGemv,
+    kOpRope,
+    kOpKvWrite,
+    kOpAttention,
+    kOpSwiglu,
+    kOpAdd,
+    kOpCopy
+  };
+  template <typename T>
+  static uint64_t u(T v) {
+    if constexpr (std::is_pointer_v<T>)
+      return static_cast<uint64_t>(reinterpret_cast<uintptr_t>(v));
+    else
+      return static_cast<uint64_t>(v);
+  }
+  static uint64_t f(float v) { return std::bit_cast<uint32_t>(v); }
+
+  // The fixed input buffers of a recorded step: token ids at 0, positions at
+  // kStepPosOffset, block-table rows from kStepTablesOffset.
+  static constexpr size_t kStepPosOffset = 128;
+  static constexpr size_t kStepTablesOffset = 256;
+  static_assert(kMaxGraphSeqs * sizeof(int32_t) <= kStepPosOffset &&
+                kStepPosOffset + kMaxGraphSeqs * sizeof(int32_t) <= kStepTablesOffset);
+  size_t table_offset(int seq) const {
+    return kStepTablesOffset + static_cast<size_t>(seq) * step_.table_blocks * sizeof(void*);
+  }
+
+  enum class StepMode { none, eager, record };
+  struct Recorded {
+    std::function<cudaError_t()> launch;
+    const char* what;
+  };
+  struct StepState {
+    StepMode mode = StepMode::none;
+    std::span<const int32_t> tokens, pos;  // the caller's arrays (alive until end_step)
+    std::vector<KvSeq> seqs;
+    std::vector<size_t> blocks_scratch;
+    int ctx_bucket = 0;
+    int table_blocks = 0;
+    void* host = nullptr;  // pinned: what was uploaded
+    void* dev = nullptr;   // the fixed device buffers
+    size_t bytes = 0;
+    cudaEvent_t uploaded = nullptr;
+    std::vector<Recorded> ops;
+    GraphCache::Key key;
+  };
+
+  // Runs the op now, or records it when a decode step is being recorded.
+  void submit(const char* what, std::function<cudaError_t()> launch, std::initializer_list<uint64_t> sig) {
+    if (step_.mode == StepMode::record) {
+      step_.key.insert(step_.key.end(), sig.begin(), sig.end());
+      step_.ops.push_back(Recorded{std::move(launch), what});
+      return;
+    }
+    ck(launch(), what);
+  }
+
+  // A recorded step that meets an op it cannot record (an input that did
+  // not come through begin_step, a cuBLASLt GEMM, a growing buffer, a sync)
+  // runs what it recorded and the rest of the step op by op.
+  void leave_recording() {
+    if (step_.mode != StepMode::record) return;
+    step_.mode = StepMode::eager;
+    ++stats_.fallbacks;
+    ++stats_.eager;
+    std::vector<Recorded> ops;
+    ops.swap(step_.ops);
+    for (const Recorded& r : ops) ck(r.launch(), r.what);
+  }
+
+  void drop_step() noexcept {
+    step_.mode = StepMode::none;
+    step_.ops.clear();
+    in_step_ = false;
+  }
+
+  // The device copy, in the fixed buffers, of host bytes [ptr, ptr + bytes)
+  // that lie inside `whole` (an array given to begin_step, uploaded at
+  // dev_offset) and still hold what was uploaded; nullptr otherwise or when
+  // no step is being recorded.
+  const void* step_input(const void* ptr, size_t bytes, std::span<const int32_t> whole, size_t dev_offset) const {
+    if (step_.mode != StepMode::record || bytes == 0 || whole.empty()) return nullptr;
+    const uintptr_t b = reinterpret_cast<uintptr_t>(whole.data()), e = b + whole.size_bytes();
+    const uintptr_t q = reinterpret_cast<uintptr_t>(ptr);
+    if (q < b || q + bytes > e) return nullptr;
+    const size_t off = dev_offset + (q - b);
+    if (std::memcmp(ptr, static_cast<const uint8_t*>(step_.host) + off, bytes) != 0) return nullptr;
+    return static_cast<const uint8_t*>(step_.dev) + off;
+  }
+
+  // The fixed block-table row of one of the step's sequences; nullptr as above.
+  const void* step_table(const KvSeq& seq) const {
+    if (step_.mode != StepMode::record) return nullptr;
+    for (size_t i = 0; i < step_.seqs.size(); ++i) {
+      const KvSeq& s = step_.seqs[i];
+      if (s.blocks.data() != seq.blocks.data() || s.blocks.size() != seq.blocks.size() || s.layout != seq.layout)
+        continue;
+      const size_t off = table_offset(static_cast<int>(i));
+      if (std::memcmp(seq.blocks.data(), static_cast<const uint8_t*>(step_.host) + off, seq.blocks.size_bytes()) != 0)
+        return nullptr;
+      return static_cast<const uint8_t*>(step_.dev) + off;
+    }
+    return nullptr;
+  }
+
+  // The device block table of seq and the device copy of pos[0, rows): the
+  // fixed step buffers while a step is recorded, else (leaving the recording)
+  // staged copies.
+  std::pair<const void*, const int32_t*> paged_inputs(const KvSeq& seq, std::span<const int32_t> pos, int rows) {
+    const size_t pos_bytes = static_cast<size_t>(rows) * sizeof(int32_t);
+    const void* table = step_table(seq);
+    const void* p = table != nullptr ? step_input(pos.data(), pos_bytes, step_.pos, kStepPosOffset) : nullptr;
+    if (p == nullptr) {
+      leave_recording();
+      const auto dev = stage<2>({HostArray{seq.blocks.data(), seq.blocks.size_bytes()}, HostArray{pos.data(), pos_bytes}});
+      table = dev[0];
+      p = dev[1];
+    }
+    return {table, static_cast<const int32_t*>(p)};
+  }
+
+  // A device copy of a host array that never changes (RoPE frequencies),
+  // found by its address and checked against its bytes; nullptr when the
+  // bytes changed or too many arrays are kept.
+  const void* constant(const void* ptr, size_t bytes) {
+    for (const Constant& c : constants_)
+      if (c.host == ptr)
+        return c.bytes.size() == bytes && std::memcmp(c.bytes.data(), ptr, bytes) == 0 ? c.dev : nullptr;
+    if (constants_.size() >= 16 || bytes == 0) return nullptr;
+    Constant c;
+    c.host = ptr;
+    c.bytes.assign(static_cast<const uint8_t*>(ptr), static_cast<const uint8_t*>(ptr) + bytes);
+    ck(cudaMalloc(&c.dev, bytes), "cudaMalloc (constants)");
+    constants_.push_back(c);  // freed by destroy() from here on
+    // from pageable memory: the bytes are taken before the call returns
+    ck(cudaMemcpyAsync(c.dev, constants_.back().bytes.data(), bytes, cudaMemcpyHostToDevice, stream_),
+       "cudaMemcpyAsync (constants)");
+    return c.dev;
+  }
+  struct Constant {
+    const void* host = nullptr;
+    std::vector<uint8_t> bytes;
+    void* dev = nullptr;
+  };
+
+  // Captures the recorded ops as a graph (added to the cache under the
+  // step's key); nullptr when capture fails.
+  cudaGraphExec_t capture(const std::vector<Recorded>& ops) {
+    if (cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return nullptr;
+    }
+    cudaError_t err = cudaSuccess;
+    for (const Recorded& r : ops) {
+      err = r.launch();
+      if (err != cudaSuccess) break;
+    }
+    cudaGraph_t graph = nullptr;
+    const cudaError_t end = cudaStreamEndCapture(stream_, &graph);
+    cudaGraphExec_t exec = nullptr;
+    if (err == cudaSuccess && end == cudaSuccess && graph != nullptr)
+      err = cudaGraphInstantiate(&exec, graph, 0);
+    else if (err == cudaSuccess)
+      err = end;
+    if (graph != nullptr) cudaGraphDestroy(graph);
+    if (err != cudaSuccess || exec == nullptr) {
+      (void)cudaGetLastError();
+      graph_note_ = std::string("capture failed: ") + cudaGetErrorName(err);
+      if (exec != nullptr) cudaGraphExecDestroy(exec);
+      return nullptr;
+    }
+    graphs_cache_.insert(step_.key, exec);
+    ++stats_.recorded;
+    return exec;
+  }
+
+  void release_step_buffers() noexcept {
+    if (step_.uploaded != nullptr) cudaEventSynchronize(step_.uploaded);
+    if (step_.host != nullptr) cudaFreeHost(step_.host);
+    if (step_.dev != nullptr) cudaFree(step_.dev);
+    step_.host = step_.dev = nullptr;
+    step_.bytes = 0;
+    step_.table_blocks = 0;
+    (void)cudaGetLastError();
+  }
+
+  static bool is_device(const void* p) {
+    cudaPointerAttributes a{};
+    if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return false;
+    }
+    return a.type == cudaMemoryTypeDevice;
+  }
+
+
   void set_device() { ck(cudaSetDevice(dev_), "cudaSetDevice"); }
 
   // Frees everything (after the queued work); never throws.
   void destroy() noexcept {
     cudaSetDevice(dev_);
     if (stream_ != nullptr) cudaStreamSynchronize(stream_);
+    graphs_cache_.clear();
+    release_step_buffers();
+    if (step_.uploaded != nullptr) cudaEventDestroy(step_.uploaded);
+    step_.uploaded = nullptr;
+    for (Constant& c : constants_) cudaFree(c.dev);
+    constants_.clear();
     for (auto& [k, w] : weights_) cudaFree(w.data);
     weights_.clear();
     lt_.reset();
@@ -508,7 +947,7 @@ class CudaBackend final : public Backend {
   int sm_count_ = 1;
   std::string desc_;
   cudaStream_t stream_ = nullptr;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::unique_ptr<LtGemm> lt_;
   size_t lt_fallbacks_ = 0;
   std::string lt_note_;
@@ -537,6 +976,14 @@ class CudaBackend final : public Backend {
   void* stage_dev_ = nullptr;
   size_t stage_cap_ = 0, stage_used_ = 0;
   std::vector<Memo> memo_;
+  // graphs
+  bool graphs_ = false;
+  bool in_step_ = false;  // between begin_step and end_step
+  StepState step_;
+  std::vector<Constant> constants_;
+  GraphCache graphs_cache_{16, [](void* e) { cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(e)); }};
+  GraphStats stats_;
+  std::string graph_note_;
 };
 
 }  // namespace
@@ -549,6 +996,11 @@ bool cuda_stream_of(Backend& backend, cudaStream_t* stream, int* device) {
   *stream = cb->stream();
   *device = cb->device();
   return true;
+}
+
+GraphStats graph_stats(const Backend& backend) {
+  const auto* cb = dynamic_cast<const CudaBackend*>(&backend);
+  return cb != nullptr ? cb->stats() : GraphStats{};
 }
 
 }  // namespace paca::cuda

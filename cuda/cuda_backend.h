@@ -6,7 +6,13 @@
 
 #include <cuda_runtime_api.h>  // cudaStream_t
 
-#include <memory>  // std::unique_ptr
+#include <cstdint>     // uint64_t
+#include <functional>  // std::function
+#include <list>        // std::list
+#include <memory>      // std::unique_ptr
+#include <span>        // std::span
+#include <string>      // std::string
+#include <vector>      // std::vector
 
 #include "backend/backend.h"  // paca::Backend
 
@@ -17,6 +23,9 @@ struct CudaBackendOptions {
   bool use_cublaslt = true;   // false: every matmul through the GEMV kernel
   int gemv_max_tokens = 8;    // matmuls of at most this many tokens take the GEMV kernel
   int attention_splits = 0;   // 0: chosen by attention_splits_for; else forced (>= 1)
+  // Record decode steps as CUDA graphs and replay them (see "CUDA graphs"
+  // below); also switched off by the environment variable PACA_CUDA_GRAPHS=0.
+  bool graphs = true;
 };
 
 // Throws Error(device) when the device is unavailable ("no CUDA device: ..."
@@ -43,5 +52,79 @@ MatmulPath matmul_path(int tokens, int gemv_max_tokens, bool cublaslt_available)
 // Bytes a weight of this shape takes on the device: bf16 for matrices
 // (rows > 1), f32 for vectors (norm weights).
 size_t device_weight_bytes(const TensorView& w);
+
+// Error(out_of_memory) "too little memory on <device> for <what>: need X
+// bytes, have Y free of Z" when need > free.
+void check_fits(const std::string& device, const char* what, uint64_t need, uint64_t free, uint64_t total);
+
+// ---- CUDA graphs of decode steps ------------------------------------------
+//
+// A step bracketed by begin_step/end_step (backend.h) whose sequences each
+// bring one token, at most kMaxGraphSeqs of them, is a decode step: its host
+// inputs (token ids, positions, block tables) go once into fixed device
+// buffers that the kernels read, its ops are recorded instead of launched,
+// and end_step replays the CUDA graph recorded for exactly those launches
+// (captured the first time). The attention split plan of such a step comes
+// from its context bucket, not its exact length, so the launches stay the
+// same from one step to the next; blocks past a row's length find no
+// positions and the combine kernel skips them.
+
+constexpr int kMaxGraphSeqs = 8;
+
+// The positions an attention split plan is sized for: the next power of two
+// >= positions, at least 256.
+int context_bucket(int positions);
+
+struct DecodeGraphPlan {
+  bool graph = false;    // record and replay this step
+  int ctx_bucket = 0;    // context_bucket of the longest sequence
+  int table_blocks = 0;  // block-table row capacity of the fixed buffers (>= every sequence's blocks)
+};
+// The plan of a step with these sequences (rows = tokens per sequence,
+// blocks = KV blocks per sequence, max_positions = longest sequence after
+// the step). table_blocks keeps `current_table_blocks` when it is enough,
+// else the next power of two >= 16 that is.
+DecodeGraphPlan plan_decode_graph(bool enabled, std::span<const int> rows, std::span<const size_t> blocks,
+                                  int max_positions, int current_table_blocks);
+
+// PACA_CUDA_GRAPHS: unset, "", "1", "on", "true": graphs on; "0", "off",
+// "false", "no": off; anything else: on.
+bool graphs_enabled_by_env(const char* value);
+
+// Recorded graphs keyed by the exact launch signature of a step's ops
+// (kernel, pointers, sizes, in order): a step replays a graph only when it
+// would launch the same kernels on the same memory. At most `capacity`
+// graphs; the least recently used one is destroyed first.
+class GraphCache {
+ public:
+  using Key = std::vector<uint64_t>;
+  using Destroy = std::function<void(void*)>;
+  GraphCache(size_t capacity, Destroy destroy) : capacity_(capacity), destroy_(std::move(destroy)) {}
+  ~GraphCache() { clear(); }
+  GraphCache(const GraphCache&) = delete;
+  GraphCache& operator=(const GraphCache&) = delete;
+  void* find(const Key& key);           // the graph of key (now the most recent), or nullptr
+  void insert(Key key, void* graph);    // key must be absent
+  size_t size() const { return entries_.size(); }
+  void clear();
+
+ private:
+  struct Entry {
+    Key key;
+    void* graph;
+  };
+  size_t capacity_;
+  Destroy destroy_;
+  std::list<Entry> entries_;  // most recently used first
+};
+
+// Counters of a CUDA backend's graphs (zeros for any other backend).
+struct GraphStats {
+  uint64_t recorded = 0;   // graphs captured
+  uint64_t replayed = 0;   // steps run by launching a graph (the first launch included)
+  uint64_t eager = 0;      // bracketed steps that ran op by op (not decode-shaped, graphs off, or a fallback)
+  uint64_t fallbacks = 0;  // decode steps that left recording (an input not from begin_step, a capture error)
+};
+GraphStats graph_stats(const Backend& backend);
 
 }  // namespace paca::cuda

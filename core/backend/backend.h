@@ -49,10 +49,27 @@ struct KvSeq {
   std::span<uint8_t* const> blocks;
 };
 
+// Memory of the device a backend computes on, in bytes: what is free now and
+// the total (the host's MemAvailable / MemTotal for the CPU).
+struct DeviceMemory {
+  uint64_t free = 0;
+  uint64_t total = 0;
+};
+
 struct AttentionShape {
   int n_heads = 0;
   int n_kv_heads = 0;
   int head_dim = 0;
+};
+
+// The host inputs of one forward step (LlamaModel::forward_batch): every
+// row's token id and position, and each sequence's KV blocks and row count
+// (the rows are the sequences' tokens one sequence after another).
+struct StepInputs {
+  std::span<const int32_t> tokens;
+  std::span<const int32_t> pos;
+  std::span<const KvSeq> seqs;
+  std::span<const int> seq_rows;
 };
 
 class Backend {
@@ -86,8 +103,29 @@ class Backend {
   virtual void swiglu(Act gate, Act up, Act out) = 0;
   // x += y
   virtual void add(Act x, Act y) = 0;
+  // x += y, then out = rmsnorm(x) * w: the residual add fused with the norm
+  // that follows it. The default composes the two ops (so the CPU's results
+  // are those of add + rmsnorm, bit for bit); a device may fuse them.
+  virtual void add_rmsnorm(Act x, Act y, const TensorView& w, float eps, Act out) {
+    add(x, y);
+    rmsnorm(x, w, eps, out);
+  }
   // Copies n floats from the backend to host memory.
   virtual void to_host(const float* src, float* dst, size_t n) = 0;
+
+  // Steps. A model may bracket the ops of one forward step with begin_step
+  // (its host inputs, before the first op) and end_step (after the last op,
+  // before any to_host of its results), or abort_step when the step fails in
+  // between. Inside the bracket a backend may defer the ops' work until
+  // end_step (the CUDA backend records a decode step once as a CUDA graph and
+  // replays it), so the caller keeps every host array it passed to begin_step
+  // or to an op (positions, token ids, block tables) alive and unchanged
+  // until end_step, and reads no op output before it. abort_step drops work
+  // not yet done and never throws. The defaults do nothing: ops run as they
+  // are called (the CPU backend).
+  virtual void begin_step(const StepInputs& in) { (void)in; }
+  virtual void end_step() {}
+  virtual void abort_step() noexcept {}
 
   // Weights. Ops always receive the checkpoint's own views (host pointers).
   // A backend whose ops read those views in place answers true here, and the
@@ -97,6 +135,9 @@ class Backend {
   // copy by the view's data pointer. progress(fraction in [0, 1]) returning
   // false aborts the upload with Error(cancelled).
   virtual bool weights_on_host() const { return true; }
+  // Free and total memory of the device (sizes the KV-cache pool when a
+  // memory fraction is asked for; see runtime/kv_cache.h).
+  virtual DeviceMemory memory() const = 0;
   virtual void upload_weights(std::span<const TensorView* const> weights, const std::function<bool(float)>& progress) {
     (void)weights;
     (void)progress;

@@ -125,10 +125,32 @@ void LlamaModel::forward(Workspace& ws, std::span<const int32_t> tokens, int pos
 
 void LlamaModel::forward_batch(Workspace& ws, std::span<const SeqStep> seqs, const std::atomic<bool>* cancel) {
   tokens_.clear();
-  for (const SeqStep& s : seqs) tokens_.insert(tokens_.end(), s.tokens.begin(), s.tokens.end());
-  embed_tokens(ws, tokens_);
-  run_layers(ws, seqs, cancel);
-  final_logits(ws, seqs);
+  step_kv_.clear();
+  step_rows_.clear();
+  for (const SeqStep& s : seqs) {
+    tokens_.insert(tokens_.end(), s.tokens.begin(), s.tokens.end());
+    step_kv_.push_back(s.kv);
+    step_rows_.push_back(static_cast<int>(s.tokens.size()));
+  }
+  positions_of(seqs);
+  // no bracket around tensor-parallel collectives: they read op outputs on the host
+  const bool bracket = comm_ == nullptr;
+  if (!bracket) {
+    embed_tokens(ws, tokens_);
+    layers(ws, seqs, cancel);
+    final_logits(ws, seqs);
+    return;
+  }
+  backend_->begin_step(StepInputs{tokens_, pos_, step_kv_, step_rows_});
+  try {
+    embed_tokens(ws, tokens_);
+    layers(ws, seqs, cancel);
+    final_logits(ws, seqs);
+  } catch (...) {
+    backend_->abort_step();
+    throw;
+  }
+  backend_->end_step();
 }
 
 void LlamaModel::embed_tokens(Workspace& ws, std::span<const int32_t> tokens) {
@@ -144,13 +166,21 @@ void LlamaModel::run_layers(Workspace& ws, int T, int pos0, const KvSeq& seq, co
   run_layers(ws, std::span<const SeqStep>(&one, 1), cancel);
 }
 
-void LlamaModel::run_layers(Workspace& ws, std::span<const SeqStep> seqs, const std::atomic<bool>* cancel) {
-  const ModelConfig& c = ckpt_->config;
+void LlamaModel::positions_of(std::span<const SeqStep> seqs) {
   pos_.clear();
   for (const SeqStep& s : seqs) {
     check(!s.tokens.empty(), Status::internal, "run_layers: a sequence without tokens");
     for (size_t t = 0; t < s.tokens.size(); ++t) pos_.push_back(s.pos0 + static_cast<int>(t));
   }
+}
+
+void LlamaModel::run_layers(Workspace& ws, std::span<const SeqStep> seqs, const std::atomic<bool>* cancel) {
+  positions_of(seqs);
+  layers(ws, seqs, cancel);
+}
+
+void LlamaModel::layers(Workspace& ws, std::span<const SeqStep> seqs, const std::atomic<bool>* cancel) {
+  const ModelConfig& c = ckpt_->config;
   const int T = static_cast<int>(pos_.size());
   check(T <= ws.capacity(), Status::internal, "run_layers: {} tokens exceed the workspace of {}", T, ws.capacity());
   Backend& be = *backend_;
@@ -161,11 +191,14 @@ void LlamaModel::run_layers(Workspace& ws, std::span<const SeqStep> seqs, const 
   const AttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim};
   const std::span<const int32_t> pos(pos_);
 
+  // Each residual add is fused with the norm that reads its result: the
+  // FFN's norm, or the next layer's attention norm (the last layer's add
+  // stands alone: the final norm reads only the rows that want logits).
+  if (c.n_layers > 0) be.rmsnorm(x, *layers_[0].attn_norm, c.norm_eps, xn);
   for (int l = 0; l < c.n_layers; ++l) {
     if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) fail(Status::cancelled, "cancelled");
     const LayerWeights& w = layers_[l];
-    // attention block
-    be.rmsnorm(x, *w.attn_norm, c.norm_eps, xn);
+    // attention block (xn = attn_norm(x))
     be.matmul(xn, *w.wq, q);
     be.matmul(xn, *w.wk, k);
     be.matmul(xn, *w.wv, v);
@@ -181,15 +214,17 @@ void LlamaModel::run_layers(Workspace& ws, std::span<const SeqStep> seqs, const 
     }
     be.matmul(att, *w.wo, o);
     if (comm_ != nullptr) comm_->all_reduce_sum(o.data, static_cast<size_t>(T) * c.dim);
-    be.add(x, o);
-    // feed-forward block
-    be.rmsnorm(x, *w.ffn_norm, c.norm_eps, xn);
+    be.add_rmsnorm(x, o, *w.ffn_norm, c.norm_eps, xn);
+    // feed-forward block (xn = ffn_norm(x))
     be.matmul(xn, *w.w1, g);
     be.matmul(xn, *w.w3, u);
     be.swiglu(g, u, g);
     be.matmul(g, *w.w2, o);
     if (comm_ != nullptr) comm_->all_reduce_sum(o.data, static_cast<size_t>(T) * c.dim);
-    be.add(x, o);
+    if (l + 1 < c.n_layers)
+      be.add_rmsnorm(x, o, *layers_[l + 1].attn_norm, c.norm_eps, xn);
+    else
+      be.add(x, o);
   }
 }
 

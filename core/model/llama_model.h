@@ -124,6 +124,8 @@ class LlamaModel final : public ModelRunner {
   void run_layers(Workspace& ws, int T, int pos0, const KvSeq& seq, const std::atomic<bool>* cancel);
   void final_logits(Workspace& ws, std::span<const SeqStep> seqs);
   void final_logits(Workspace& ws, int T);
+  // forward_batch brackets its ops with Backend::begin_step / end_step (see
+  // backend.h) unless tensor parallel collectives run between them.
 
   // A tensor-parallel rank (its checkpoint from shard_checkpoint): forward
   // all-reduces the o and down projections' partial sums and all-gathers the
@@ -140,7 +142,13 @@ class LlamaModel final : public ModelRunner {
   const TensorView* norm_ = nullptr;
   const TensorView* output_ = nullptr;
   std::vector<float> rope_freqs_;
+  // pos_ = the positions of seqs' rows, one sequence after another
+  void positions_of(std::span<const SeqStep> seqs);
+  void layers(Workspace& ws, std::span<const SeqStep> seqs, const std::atomic<bool>* cancel);  // over pos_
+
   std::vector<int32_t> pos_, tokens_;  // scratch: positions and tokens of the current step
+  std::vector<KvSeq> step_kv_;         // scratch: the sequences' KV blocks (Backend::begin_step)
+  std::vector<int> step_rows_;         // scratch: the sequences' row counts
   std::unique_ptr<Workspace> batch_ws_;  // step_batch's scratch (under compute_mutex_)
   Communicator* comm_ = nullptr;
   // tensor parallel, in the backend's memory: this rank's LM-head rows

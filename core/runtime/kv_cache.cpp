@@ -1,13 +1,44 @@
 // kv_cache.cpp - see kv_cache.h.
 #include "runtime/kv_cache.h"
 
+#include <cstdint>
 #include <utility>
 
 #include "util/error.h"
 
 namespace paca {
 
+size_t kv_pool_blocks(double fraction, const DeviceMemory& mem, size_t block_bytes, const std::string& device) {
+  check(fraction > 0 && fraction <= 1, Status::invalid_argument, "KV memory fraction {} is outside (0, 1]", fraction);
+  check(block_bytes > 0, Status::internal, "a KV block of 0 bytes");
+  block_bytes = (block_bytes + 255) / 256 * 256;  // the stride BlockPool gives a reserved block
+  const double have = fraction * static_cast<double>(mem.free);
+  const size_t blocks = static_cast<size_t>(have / static_cast<double>(block_bytes));
+  if (blocks == 0)
+    fail(Status::out_of_memory,
+         "too little memory for the KV cache on {}: need {} bytes (one block), have {} ({} of {} bytes free of {})",
+         device, block_bytes, static_cast<uint64_t>(have), fraction, mem.free, mem.total);
+  return blocks;
+}
+
+BlockPool::BlockPool(Backend& backend, const KvLayout& layout, size_t max_blocks)
+    : backend_(backend), layout_(layout), max_blocks_(max_blocks) {
+  if (max_blocks_ == 0) return;
+  const size_t bytes = (layout_.block_bytes() + 255) / 256 * 256;  // every block 256-byte aligned, as alloc's are
+  check(max_blocks_ <= SIZE_MAX / bytes, Status::invalid_argument, "a KV pool of {} blocks of {} bytes", max_blocks_,
+        bytes);
+  reserved_ = backend_.alloc(max_blocks_ * bytes);
+  all_.reserve(max_blocks_);
+  free_.reserve(max_blocks_);
+  for (size_t i = 0; i < max_blocks_; ++i) all_.push_back(static_cast<uint8_t*>(reserved_) + i * bytes);
+  free_.assign(all_.rbegin(), all_.rend());  // acquire hands out block 0 first
+}
+
 BlockPool::~BlockPool() {
+  if (reserved_ != nullptr) {
+    backend_.release(reserved_);
+    return;
+  }
   for (uint8_t* b : all_) backend_.release(b);
 }
 
@@ -17,6 +48,11 @@ uint8_t* BlockPool::acquire() {
   if (!free_.empty()) {
     b = free_.back();
     free_.pop_back();
+  } else if (max_blocks_ > 0) {
+    fail(Status::out_of_memory,
+         "the KV cache is full: all {} blocks ({} tokens, {} bytes) are in use; load the model with a larger KV "
+         "memory fraction or free sessions",
+         max_blocks_, max_blocks_ * static_cast<size_t>(layout_.block_tokens), max_blocks_ * layout_.block_bytes());
   } else {
     all_.reserve(all_.size() + 1);
     b = static_cast<uint8_t*>(backend_.alloc(layout_.block_bytes()));

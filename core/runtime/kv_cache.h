@@ -8,11 +8,18 @@
 // (copy-on-write). A sequence only ever writes at positions >= its length,
 // so only the block holding its length can be written while shared; it is
 // copied first (KvBlocks::make_writable), every block below stays shared.
+//
+// A pool is unbounded (blocks allocated one by one as sequences grow) or
+// reserved: a fixed number of blocks allocated at once when the pool is
+// made, sized from a fraction of the device's memory (kv_pool_blocks), so a
+// GPU's KV memory is claimed up front and a full pool is a clear error
+// rather than a failed allocation in the middle of a step.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -20,9 +27,19 @@
 
 namespace paca {
 
+// Blocks of `block_bytes` (rounded up to 256) that fraction (0, 1] of the free memory `mem`
+// holds. Throws Error(invalid_argument) for a fraction outside (0, 1] and
+// Error(out_of_memory) with the numbers ("too little memory for the KV cache
+// on <device>: need X bytes (one block), have Y (fraction f of Z bytes
+// free)") when not even one block fits.
+size_t kv_pool_blocks(double fraction, const DeviceMemory& mem, size_t block_bytes, const std::string& device);
+
 class BlockPool {
  public:
-  BlockPool(Backend& backend, const KvLayout& layout) : backend_(backend), layout_(layout) {}
+  // max_blocks == 0: unbounded. Else exactly max_blocks blocks, allocated
+  // now as one buffer; acquire() throws Error(out_of_memory) once all are in
+  // use.
+  BlockPool(Backend& backend, const KvLayout& layout, size_t max_blocks = 0);
   ~BlockPool();
   BlockPool(const BlockPool&) = delete;
   BlockPool& operator=(const BlockPool&) = delete;
@@ -35,11 +52,14 @@ class BlockPool {
   uint32_t ref_count(const uint8_t* block) const;  // 0 for a free block
   size_t blocks_in_use() const;        // distinct blocks with a reference
   size_t blocks_allocated() const;     // in use + on the free list
+  size_t max_blocks() const { return max_blocks_; }  // 0: unbounded
 
  private:
   Backend& backend_;
   KvLayout layout_;
   mutable std::mutex mutex_;
+  size_t max_blocks_ = 0;
+  void* reserved_ = nullptr;  // the reserved pool's one buffer
   std::vector<uint8_t*> all_;
   std::vector<uint8_t*> free_;
   std::unordered_map<const uint8_t*, uint32_t> refs_;  // blocks in use -> references

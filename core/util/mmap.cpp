@@ -44,6 +44,8 @@ const uint8_t* read_into_memory(int fd, const std::string& path, size_t size, si
   return dst;
 }
 
+}  // namespace
+
 // MemAvailable of /proc/meminfo in bytes; 0 when it cannot be read.
 uint64_t available_memory() {
   int fd = ::open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
@@ -60,7 +62,6 @@ uint64_t available_memory() {
   return static_cast<uint64_t>(kib) * 1024;
 }
 
-}  // namespace
 
 MappedFile::MappedFile(const std::string& path, Mode mode) : path_(path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

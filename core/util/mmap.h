@@ -13,6 +13,9 @@
 
 namespace paca {
 
+// MemAvailable of /proc/meminfo in bytes; 0 when it cannot be read.
+uint64_t available_memory();
+
 class MappedFile {
  public:
   enum class Mode { map, read, automatic };

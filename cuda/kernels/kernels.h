@@ -27,6 +27,17 @@ namespace paca::cuda {
 cudaError_t launch_rmsnorm(const float* x, const void* w, int w_is_bf16, float eps, int rows, int cols, float* y,
                            cudaStream_t stream);
 
+// The residual add fused with RMSNorm (rmsnorm.cu):
+//   x[t, i] += r[t, i];  y[t, i] = x[t, i] / sqrt(mean_i(x[t, :]^2) + eps) * w[i]
+//   x: (rows, cols) f32, updated in place; r: (rows, cols) f32; y: (rows, cols)
+//   f32, must not alias x or r; w as for launch_rmsnorm.
+// The same bits as launch_add followed by launch_rmsnorm (same sums in the
+// same order), one pass over x instead of three.
+// Returns cudaErrorInvalidValue when rows < 0, cols <= 0, a pointer is null
+// or y aliases x or r.
+cudaError_t launch_add_rmsnorm(float* x, const float* r, const void* w, int w_is_bf16, float eps, int rows, int cols,
+                               float* y, cudaStream_t stream);
+
 }  // namespace paca::cuda
 
 // ---- the CudaBackend's kernel families -------------------------------------

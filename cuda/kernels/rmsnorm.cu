@@ -6,6 +6,12 @@
 // of the row in f32, the block reduces with warp shuffles (within a warp),
 // then through shared memory (across warps), and every thread scales its
 // slice. The row is read twice; the second read normally hits L2/L1.
+//
+// add_rmsnorm_kernel is the same with the residual add in front: each thread
+// adds r to its own slice of x (writing x back), accumulating the sums of
+// squares of the new values in the same order, so its results equal
+// add_kernel + rmsnorm_kernel bit for bit. CPU twin: Backend::add_rmsnorm's
+// default (add, then rmsnorm).
 #include <cstdint>  // uint16_t, uint32_t
 
 #include "kernels/kernels.h"  // launch_rmsnorm
@@ -74,9 +80,36 @@ __global__ void rmsnorm_kernel(const float* x, const typename W::Stored* w, floa
     yr[i] = xr[i] * inv * W::load(w, i);
 }
 
+// grid: (rows), block: (threads) with threads % 32 == 0.
+//   x: (rows, cols) f32 (in place), r: (rows, cols) f32, w: (cols) W::Stored,
+//   y: (rows, cols) f32 (no alias of x or r)
+template <typename W>
+__global__ void add_rmsnorm_kernel(float* x, const float* __restrict__ r, const typename W::Stored* w, float eps, int cols,
+                                   float* __restrict__ y) {
+  const size_t row = blockIdx.x;
+  float* xr = x + row * static_cast<size_t>(cols);
+  const float* rr = r + row * static_cast<size_t>(cols);
+  float* yr = y + row * static_cast<size_t>(cols);
+
+  float ss = 0.0f;
+  for (int i = static_cast<int>(threadIdx.x); i < cols; i += static_cast<int>(blockDim.x)) {
+    const float v = xr[i] + rr[i];
+    xr[i] = v;
+    ss = fmaf(v, v, ss);
+  }
+  ss = block_sum(ss);
+  const float inv = rsqrtf(ss / static_cast<float>(cols) + eps);
+
+  // each thread reads back only the elements it wrote above
+  for (int i = static_cast<int>(threadIdx.x); i < cols; i += static_cast<int>(blockDim.x))
+    yr[i] = xr[i] * inv * W::load(w, i);
+}
+
 // Explicit instantiations: one per weight dtype.
 template __global__ void rmsnorm_kernel<WeightF32>(const float*, const float*, float, int, float*);
 template __global__ void rmsnorm_kernel<WeightBf16>(const float*, const uint16_t*, float, int, float*);
+template __global__ void add_rmsnorm_kernel<WeightF32>(float*, const float*, const float*, float, int, float*);
+template __global__ void add_rmsnorm_kernel<WeightBf16>(float*, const float*, const uint16_t*, float, int, float*);
 
 // Threads per block: enough warps to cover the row once, up to kMaxThreads.
 int rmsnorm_threads(int cols) {
@@ -96,6 +129,20 @@ cudaError_t launch_rmsnorm(const float* x, const void* w, int w_is_bf16, float e
     rmsnorm_kernel<WeightBf16><<<grid, block, 0, stream>>>(x, static_cast<const uint16_t*>(w), eps, cols, y);
   else
     rmsnorm_kernel<WeightF32><<<grid, block, 0, stream>>>(x, static_cast<const float*>(w), eps, cols, y);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_add_rmsnorm(float* x, const float* r, const void* w, int w_is_bf16, float eps, int rows, int cols,
+                               float* y, cudaStream_t stream) {
+  if (rows < 0 || cols <= 0 || x == nullptr || r == nullptr || w == nullptr || y == nullptr || y == x || y == r)
+    return cudaErrorInvalidValue;
+  if (rows == 0) return cudaSuccess;
+  const dim3 grid(static_cast<unsigned>(rows));
+  const dim3 block(static_cast<unsigned>(rmsnorm_threads(cols)));
+  if (w_is_bf16)
+    add_rmsnorm_kernel<WeightBf16><<<grid, block, 0, stream>>>(x, r, static_cast<const uint16_t*>(w), eps, cols, y);
+  else
+    add_rmsnorm_kernel<WeightF32><<<grid, block, 0, stream>>>(x, r, static_cast<const float*>(w), eps, cols, y);
   return cudaGetLastError();
 }
 

@@ -10,6 +10,9 @@
 //     f32 arithmetic in another order (rmsnorm, rope, GEMV,
 //       attention, swiglu, add)                              1e-5
 //     cuBLASLt path (activations rounded to bf16)            1e-2
+// CudaGraphs*: decode steps recorded as CUDA graphs vs the same steps op by
+//   op (bit for bit with the same attention splits) and vs the CPU; the
+//   graphs must actually be recorded and replayed (graph_stats).
 // CudaModel*: whole models of ../shared/models through the C API, CUDA vs
 //   CPU: last-position logits within 2e-2 relative L2 (bf16 activations in
 //   the prefill GEMMs, f32 weights rounded to bf16 for llama2.c/GGUF F32) and
@@ -40,6 +43,10 @@
 #include "device.h"
 #include "tests/device_skip.h"
 #include "kernels/kernels.h"
+#include "model/llama_model.h"
+#include "model/load.h"
+#include "runtime/kv_cache.h"
+#include "runtime/session.h"
 #include "paca/paca.h"
 #include "util/error.h"
 #include "util/half.h"
@@ -169,6 +176,81 @@ TEST(CudaHost, Planning) {
   EXPECT_EQ(paca::cuda::device_weight_bytes(w), 24u);  // a vector: f32
 }
 
+TEST(CudaHost, GraphPlanning) {
+  using paca::cuda::context_bucket;
+  using paca::cuda::plan_decode_graph;
+  EXPECT_EQ(context_bucket(0), 256);
+  EXPECT_EQ(context_bucket(1), 256);
+  EXPECT_EQ(context_bucket(256), 256);
+  EXPECT_EQ(context_bucket(257), 512);
+  EXPECT_EQ(context_bucket(5000), 8192);
+  EXPECT_EQ(context_bucket(131072), 131072);
+  // the split plan is the same for every length within a bucket
+  EXPECT_EQ(paca::cuda::attention_splits_for(1, 32, context_bucket(300), 132),
+            paca::cuda::attention_splits_for(1, 32, context_bucket(511), 132));
+  const std::vector<int> one = {1}, three = {1, 1, 1}, prefill = {1, 4};
+  const std::vector<size_t> b1 = {3}, b3 = {3, 5, 1}, b2 = {1, 1}, big = {17};
+  auto p = plan_decode_graph(true, three, b3, 70, 0);
+  EXPECT_TRUE(p.graph);
+  EXPECT_EQ(p.ctx_bucket, 256);
+  EXPECT_EQ(p.table_blocks, 16);
+  EXPECT_FALSE(plan_decode_graph(false, three, b3, 70, 0).graph);  // graphs off
+  EXPECT_FALSE(plan_decode_graph(true, prefill, b2, 70, 0).graph);  // a sequence with 4 tokens
+  EXPECT_FALSE(plan_decode_graph(true, {}, {}, 0, 0).graph);
+  EXPECT_FALSE(plan_decode_graph(true, three, b2, 70, 0).graph);  // inconsistent
+  const std::vector<int> nine(9, 1);
+  const std::vector<size_t> nine_b(9, 1);
+  EXPECT_FALSE(plan_decode_graph(true, nine, nine_b, 10, 0).graph);  // more than kMaxGraphSeqs
+  p = plan_decode_graph(true, one, big, 270, 16);  // the table grows to the next power of two
+  EXPECT_TRUE(p.graph);
+  EXPECT_EQ(p.table_blocks, 32);
+  EXPECT_EQ(p.ctx_bucket, 512);
+  p = plan_decode_graph(true, one, b1, 40, 64);  // and never shrinks
+  EXPECT_EQ(p.table_blocks, 64);
+  EXPECT_TRUE(paca::cuda::graphs_enabled_by_env(nullptr));
+  EXPECT_TRUE(paca::cuda::graphs_enabled_by_env("1"));
+  EXPECT_TRUE(paca::cuda::graphs_enabled_by_env(""));
+  for (const char* off : {"0", "off", "false", "no", "OFF"}) EXPECT_FALSE(paca::cuda::graphs_enabled_by_env(off)) << off;
+}
+
+TEST(CudaHost, GraphCacheEvictsTheLeastRecentlyUsed) {
+  std::vector<int> destroyed;
+  int g[4] = {0, 1, 2, 3};
+  {
+    paca::cuda::GraphCache cache(2, [&](void* p) { destroyed.push_back(*static_cast<int*>(p)); });
+    cache.insert({1, 2, 3}, &g[0]);
+    cache.insert({1, 2, 4}, &g[1]);
+    EXPECT_EQ(cache.find({1, 2, 3}), &g[0]);  // now the most recent
+    EXPECT_EQ(cache.find({1, 2}), nullptr);   // a prefix is another key
+    cache.insert({7}, &g[2]);                 // evicts {1, 2, 4}
+    EXPECT_EQ(destroyed, std::vector<int>{1});
+    EXPECT_EQ(cache.find({1, 2, 4}), nullptr);
+    EXPECT_EQ(cache.find({1, 2, 3}), &g[0]);
+    EXPECT_EQ(cache.find({7}), &g[2]);
+    EXPECT_EQ(cache.size(), 2u);
+    cache.insert({8}, &g[3]);  // evicts {1, 2, 3}
+    EXPECT_EQ(destroyed, (std::vector<int>{1, 0}));
+  }
+  EXPECT_EQ(destroyed.size(), 4u);  // the rest went with the cache
+}
+
+TEST(CudaHost, TooLittleMemoryAndStatsOfOtherBackends) {
+  try {
+    paca::cuda::check_fits("cuda:1", "the weights", 2000, 1000, 4000);
+    ADD_FAILURE() << "2000 bytes fit in 1000";
+  } catch (const paca::Error& e) {
+    EXPECT_EQ(e.status(), paca::Status::out_of_memory);
+    EXPECT_NE(std::string(e.what()).find("too little memory on cuda:1 for the weights: need 2000 bytes, have 1000 free of 4000"),
+              std::string::npos)
+        << e.what();
+  }
+  paca::cuda::check_fits("cuda:1", "the weights", 1000, 1000, 4000);
+  auto cpu = paca::make_cpu_backend(1);
+  const paca::cuda::GraphStats st = paca::cuda::graph_stats(*cpu);
+  EXPECT_EQ(st.recorded + st.replayed + st.eager + st.fallbacks, 0u);
+  EXPECT_GT(cpu->memory().total, 0u);
+}
+
 // Bad arguments come back as cudaErrorInvalidValue before any CUDA call, and
 // empty problems as cudaSuccess: both hold without a device.
 TEST(CudaHost, KernelArgumentChecks) {
@@ -186,6 +268,12 @@ TEST(CudaHost, KernelArgumentChecks) {
   EXPECT_EQ(launch_rope(&f, 1, 8, 2, 8, &i, &f, 0, nullptr), cudaErrorInvalidValue);  // ld < heads * dim
   EXPECT_EQ(launch_swiglu(nullptr, &f, 1, &f, nullptr), cudaErrorInvalidValue);
   EXPECT_EQ(launch_add(&f, &f, 0, nullptr), cudaSuccess);
+  float g2 = 0, y2 = 0;
+  EXPECT_EQ(launch_add_rmsnorm(&f, &g2, &f, 0, 1e-5f, 1, 1, &f, nullptr), cudaErrorInvalidValue);   // y aliases x
+  EXPECT_EQ(launch_add_rmsnorm(&f, &g2, &f, 0, 1e-5f, 1, 1, &g2, nullptr), cudaErrorInvalidValue);  // y aliases r
+  EXPECT_EQ(launch_add_rmsnorm(&f, nullptr, &f, 0, 1e-5f, 1, 1, &y2, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(launch_add_rmsnorm(&f, &g2, &f, 0, 1e-5f, 1, 0, &y2, nullptr), cudaErrorInvalidValue);  // cols 0
+  EXPECT_EQ(launch_add_rmsnorm(&f, &g2, &f, 0, 1e-5f, 0, 4, &y2, nullptr), cudaSuccess);           // no rows
   uint8_t* blocks[1] = {nullptr};
   PagedKv kv;
   kv.blocks = blocks;
@@ -301,6 +389,34 @@ TEST_F(CudaOps, RmsNorm) {
     cpu_->rmsnorm(cx, w, 1e-5f, co);
     gpu_->rmsnorm(gx, w, 1e-5f, go);
     EXPECT_LT(rel_l2(host(*gpu_, go), host(*cpu_, co)), 1e-5) << cols;
+  }
+}
+
+// The fused residual add + RMSNorm: the same bits as the GPU's add then
+// rmsnorm, and the CPU's (the composed default) within f32 rounding; f32 and
+// bf16 norm weights, rows of awkward lengths, the output poisoned first.
+TEST_F(CudaOps, AddRmsNorm) {
+  for (DType wdt : {DType::f32, DType::bf16}) {
+    for (int cols : {64, 172, 1000, 4096, 5003}) {
+      const int rows = 3;
+      const TensorView& w = wdt == DType::f32 ? weight(DType::f32, 1, cols) : weight(DType::bf16, 1, cols);
+      upload({&w});
+      const size_t n = static_cast<size_t>(rows) * cols;
+      const std::vector<float> x = random_nonzero(rng_, n, 0.1f, 4.0f), y = random_nonzero(rng_, n, 0.1f, 4.0f);
+      const std::vector<float> nan(n, std::nanf(""));
+      Act cx = act(*cpu_, rows, cols, x), cy = act(*cpu_, rows, cols, y), co = act(*cpu_, rows, cols, {});
+      Act fx = act(*gpu_, rows, cols, x), fy = act(*gpu_, rows, cols, y), fo = act(*gpu_, rows, cols, nan);
+      Act gx = act(*gpu_, rows, cols, x), gy = act(*gpu_, rows, cols, y), go = act(*gpu_, rows, cols, nan);
+      cpu_->add_rmsnorm(cx, cy, w, 1e-5f, co);
+      gpu_->add_rmsnorm(fx, fy, w, 1e-5f, fo);  // fused
+      gpu_->add(gx, gy);                        // composed on the GPU
+      gpu_->rmsnorm(gx, w, 1e-5f, go);
+      const std::vector<float> fused_x = host(*gpu_, fx), fused_o = host(*gpu_, fo);
+      EXPECT_EQ(0, std::memcmp(fused_x.data(), host(*gpu_, gx).data(), n * sizeof(float))) << cols;
+      EXPECT_EQ(0, std::memcmp(fused_o.data(), host(*gpu_, go).data(), n * sizeof(float))) << cols;
+      EXPECT_LT(rel_l2(fused_x, host(*cpu_, cx)), 1e-6) << cols;
+      EXPECT_LT(rel_l2(fused_o, host(*cpu_, co)), 1e-5) << cols << " weights " << paca::dtype_name(wdt);
+    }
   }
 }
 
@@ -433,6 +549,116 @@ TEST_F(CudaOps, PagedAttention) {
   }
 }
 
+// ---- CUDA graphs of decode steps ---------------------------------------------
+
+int32_t argmax(const float* v, size_t n) { return static_cast<int32_t>(std::max_element(v, v + n) - v); }
+
+
+// A synthetic model of awkward shape (GQA 3, head_dim 32, ffn not a multiple
+// of 8) on a given backend, its weights uploaded when the backend wants them.
+std::unique_ptr<paca::LlamaModel> synthetic_on(std::unique_ptr<Backend> be) {
+  paca::TestModelSpec spec;
+  spec.seed = 21;
+  spec.dim = 192;
+  spec.n_layers = 3;
+  spec.n_heads = 6;
+  spec.n_kv_heads = 2;
+  spec.ffn_dim = 420;
+  spec.n_vocab = 1000;
+  spec.max_context = 1024;
+  paca::ModelOptions opt;
+  opt.n_threads = 2;
+  opt.kv_block_tokens = 16;
+  auto m = std::make_unique<paca::LlamaModel>(paca::synthetic_checkpoint(spec, uint64_t{1} << 30), std::move(be), opt);
+  if (!m->backend().weights_on_host()) {
+    std::vector<const TensorView*> views;
+    for (const auto& [n, t] : m->checkpoint().tensors) views.push_back(&t);
+    m->backend().upload_weights(views, nullptr);
+  }
+  return m;
+}
+
+// Every logits vector of: a prompt of `prompt` tokens, `steps` greedy decode
+// steps of that session alone, then `steps` batched decode steps of it and
+// two forks of it (three sequences per step, as paca_generator_next_batch
+// runs them).
+std::vector<std::vector<float>> decode_run(paca::LlamaModel& m, int prompt, int steps) {
+  paca::BlockPool pool(m.kv_backend(), m.kv_layout());
+  std::vector<std::vector<float>> out;
+  paca::Session s(m, pool, 0);
+  std::vector<int32_t> p(static_cast<size_t>(prompt));
+  for (int i = 0; i < prompt; ++i) p[i] = (i * 37 + 11) % 1000;
+  s.prefill(p);
+  out.push_back(s.logits());
+  auto greedy = [](const std::vector<float>& l) { return argmax(l.data(), l.size()); };
+  for (int i = 0; i < steps; ++i) {
+    const int32_t t = greedy(s.logits());
+    s.prefill(std::span<const int32_t>(&t, 1));
+    out.push_back(s.logits());
+  }
+  auto a = s.fork(s.length()), b = s.fork(s.length() - 3);
+  const int32_t t0 = 5;
+  b->prefill(std::span<const int32_t>(&t0, 1));
+  for (int i = 0; i < steps; ++i) {
+    const int32_t ts = greedy(s.logits()), ta = (greedy(a->logits()) + 1) % 1000, tb = greedy(b->logits());
+    const paca::Session::BatchItem items[] = {{&s, std::span<const int32_t>(&ts, 1)},
+                                              {a.get(), std::span<const int32_t>(&ta, 1)},
+                                              {b.get(), std::span<const int32_t>(&tb, 1)}};
+    paca::Session::step_batch(items);
+    out.push_back(s.logits());
+    out.push_back(a->logits());
+    out.push_back(b->logits());
+  }
+  return out;
+}
+
+std::unique_ptr<paca::LlamaModel> cuda_synthetic(bool graphs, int splits) {
+  paca::cuda::CudaBackendOptions o;
+  o.graphs = graphs;
+  o.attention_splits = splits;
+  return synthetic_on(paca::cuda::make_cuda_backend(o));
+}
+
+// Graphs on and off launch the same kernels on the same data (with the
+// attention splits fixed, which is all a recorded step plans differently),
+// so every logit must be the same bits. Contexts cross block and bucket
+// boundaries (16-token blocks, the 256-position bucket).
+TEST(CudaGraphs, DecodeStepsEqualOpByOpBitForBit) {
+  SKIP_WITHOUT_DEVICE();
+  if (!paca::cuda::graphs_enabled_by_env(std::getenv("PACA_CUDA_GRAPHS")))
+    GTEST_SKIP() << "PACA_CUDA_GRAPHS switches graphs off in this run";
+  for (int splits : {1, 3}) {
+    auto on = cuda_synthetic(true, splits);
+    auto off = cuda_synthetic(false, splits);
+    const auto a = decode_run(*on, 245, 8), b = decode_run(*off, 245, 8);
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i)
+      ASSERT_EQ(0, std::memcmp(a[i].data(), b[i].data(), a[i].size() * sizeof(float))) << "logits " << i << " splits " << splits;
+    const paca::cuda::GraphStats st = paca::cuda::graph_stats(on->backend());
+    const paca::cuda::GraphStats none = paca::cuda::graph_stats(off->backend());
+    std::printf("splits %d: graphs recorded %llu, replayed %llu, eager steps %llu, fallbacks %llu\n", splits,
+                static_cast<unsigned long long>(st.recorded), static_cast<unsigned long long>(st.replayed),
+                static_cast<unsigned long long>(st.eager), static_cast<unsigned long long>(st.fallbacks));
+    EXPECT_GE(st.recorded, 2u);                // one sequence, then three
+    EXPECT_LE(st.recorded, 8u);                // ... not one per step
+    EXPECT_EQ(st.replayed, 17u);               // every decode step: 8 alone, a fork's 1, 8 batched
+    EXPECT_EQ(st.fallbacks, 0u);
+    EXPECT_EQ(none.replayed + none.recorded, 0u);
+    EXPECT_NE(on->backend_name().find("CUDA graphs"), std::string::npos) << on->backend_name();
+  }
+}
+
+// With the planned splits (from the context bucket) the recorded steps stay
+// within f32 rounding of the CPU backend (same bf16 weights, f32 KV).
+TEST(CudaGraphs, DecodeStepsMatchTheCpu) {
+  SKIP_WITHOUT_DEVICE();
+  auto gpu = cuda_synthetic(true, 0);
+  auto cpu = synthetic_on(paca::make_cpu_backend(2));
+  const auto a = decode_run(*gpu, 250, 10), b = decode_run(*cpu, 250, 10);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_LT(rel_l2(a[i], b[i]), 1e-4) << "logits " << i;
+}
+
 // ---- whole models through the C API -------------------------------------------
 
 struct ModelRun {
@@ -440,8 +666,6 @@ struct ModelRun {
   std::vector<int32_t> greedy;   // the continuation by argmax
   std::vector<float> fork_logits;  // a fork of the session after the prompt, decoding greedy[0]
 };
-
-int32_t argmax(const float* v, size_t n) { return static_cast<int32_t>(std::max_element(v, v + n) - v); }
 
 ModelRun run_model(const std::string& path, const char* device, const std::vector<int32_t>& prompt, int n_gen,
               int32_t kv_dtype) {

@@ -1,6 +1,8 @@
-// rmsnorm_test.cpp - launch_rmsnorm (cuda/kernels/rmsnorm.cu) against a CPU
-// reference in f64, on random never-zero inputs of awkward shapes, for f32
-// and bf16 weights. Tolerance: relative error 1e-5 per element.
+// rmsnorm_test.cpp - launch_rmsnorm and launch_add_rmsnorm
+// (cuda/kernels/rmsnorm.cu) against a CPU reference in f64, on random
+// never-zero inputs of awkward shapes, for f32 and bf16 weights, outputs
+// poisoned with NaN first. Tolerance: relative error 1e-5 per element; the
+// fused kernel's updated x must equal the f32 sums exactly.
 // Every test skips, with the reason, when there is no CUDA device.
 #include <gtest/gtest.h>  // TEST_P, GTEST_SKIP
 
@@ -20,6 +22,7 @@
 
 namespace {
 
+using paca::cuda::launch_add_rmsnorm;
 using paca::cuda::launch_rmsnorm;
 
 constexpr double kRelTol = 1e-5;
@@ -165,6 +168,59 @@ INSTANTIATE_TEST_SUITE_P(AwkwardShapes, RmsnormTest,
                            return "r" + std::to_string(std::get<0>(p.param)) + "_c" +
                                   std::to_string(std::get<1>(p.param)) + (std::get<2>(p.param) ? "_bf16" : "_f32");
                          });
+
+// Runs launch_add_rmsnorm: x += r must give the f32 sums exactly, y the
+// reference norm of the new x.
+void check_add_rmsnorm(cudaStream_t stream, int rows, int cols, bool bf16, unsigned seed) {
+  SCOPED_TRACE(testing::Message() << "add_rmsnorm rows=" << rows << " cols=" << cols << " w=" << (bf16 ? "bf16" : "f32"));
+  const float eps = 1e-5f;
+  const size_t n = static_cast<size_t>(rows) * cols;
+  std::mt19937 rng(seed);
+  const std::vector<float> x = random_nonzero(rng, n, 0.05f, 4.0f), r = random_nonzero(rng, n, 0.05f, 4.0f);
+  std::vector<float> w = random_nonzero(rng, static_cast<size_t>(cols), 0.25f, 2.0f);
+  std::vector<uint16_t> w_bits(static_cast<size_t>(cols));
+  if (bf16)
+    for (size_t i = 0; i < w.size(); ++i) {
+      w_bits[i] = paca::f32_to_bf16(w[i]);
+      w[i] = paca::bf16_to_f32(w_bits[i]);
+    }
+  std::vector<float> sum(n);
+  for (size_t i = 0; i < n; ++i) sum[i] = x[i] + r[i];
+  const std::vector<double> want = rmsnorm_reference(sum, w, eps, rows, cols);
+
+  DeviceBuffer dx(n * sizeof(float)), dr(n * sizeof(float)), dy(n * sizeof(float));
+  DeviceBuffer dw(static_cast<size_t>(cols) * (bf16 ? sizeof(uint16_t) : sizeof(float)));
+  CUDA_ASSERT(dx.status());
+  CUDA_ASSERT(dr.status());
+  CUDA_ASSERT(dy.status());
+  CUDA_ASSERT(dw.status());
+  const void* w_host = bf16 ? static_cast<const void*>(w_bits.data()) : static_cast<const void*>(w.data());
+  const std::vector<float> nan(n, std::nanf(""));
+  CUDA_ASSERT(cudaMemcpyAsync(dx.as<float>(), x.data(), n * sizeof(float), cudaMemcpyHostToDevice, stream));
+  CUDA_ASSERT(cudaMemcpyAsync(dr.as<float>(), r.data(), n * sizeof(float), cudaMemcpyHostToDevice, stream));
+  CUDA_ASSERT(cudaMemcpyAsync(dy.as<float>(), nan.data(), n * sizeof(float), cudaMemcpyHostToDevice, stream));
+  CUDA_ASSERT(cudaMemcpyAsync(dw.as<void>(), w_host, static_cast<size_t>(cols) * (bf16 ? 2 : 4), cudaMemcpyHostToDevice,
+                              stream));
+  CUDA_ASSERT(launch_add_rmsnorm(dx.as<float>(), dr.as<float>(), dw.as<void>(), bf16 ? 1 : 0, eps, rows, cols,
+                                 dy.as<float>(), stream));
+  std::vector<float> got(n), got_x(n);
+  CUDA_ASSERT(cudaMemcpyAsync(got.data(), dy.as<float>(), n * sizeof(float), cudaMemcpyDeviceToHost, stream));
+  CUDA_ASSERT(cudaMemcpyAsync(got_x.data(), dx.as<float>(), n * sizeof(float), cudaMemcpyDeviceToHost, stream));
+  CUDA_ASSERT(cudaStreamSynchronize(stream));
+  EXPECT_EQ(got_x, sum) << "x += r";
+  size_t bad = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double rel = std::fabs(static_cast<double>(got[i]) - want[i]) / std::fabs(want[i]);
+    if (!(rel <= kRelTol) && ++bad <= 5)
+      ADD_FAILURE() << "y[" << i / cols << ", " << i % cols << "] = " << got[i] << ", want " << want[i];
+  }
+  EXPECT_EQ(bad, 0u);
+}
+
+TEST_P(RmsnormTest, FusedWithTheResidualAddMatchesCpuReference) {
+  const auto [rows, cols, bf16] = GetParam();
+  check_add_rmsnorm(stream_, rows, cols, bf16, static_cast<unsigned>(rows * 7919 + cols));
+}
 
 using RmsnormEdgeTest = CudaTest;
 

@@ -5,6 +5,7 @@
 //             [--presence-penalty P] [--repeat-last-n N] [--seed S] [--stop TEXT]... [--stop-token ID]... [--logprobs N]
 //             [--prompt-cache FILE]
 //   paca eval -m PATH (-p TEXT | --prompt-tokens 1,2,3) [--top K] [--logits-out FILE] [--json]
+//   (run, eval, info) [--device D] [--kv-memory-fraction F]
 //   (run, eval, info) [--tensor-parallel N] [--pipeline-parallel N] [--devices LIST] [--world-size N]
 //                     [--rank R] [--rendezvous HOST:PORT] [--comm-timeout MS]
 //   paca tokenize   -m PATH [--special] [--no-bos] [--json] [--] TEXT
@@ -53,7 +54,8 @@ void usage() {
                "            [--stop TEXT]... [--stop-token ID]... [--logprobs N] [--prompt-cache FILE]\n"
                "            [--chat [--system TEXT] [--tools JSON|@FILE] [--builtin-tools a,b] [--date TEXT]]\n"
                "  paca eval -m PATH (-p TEXT | --prompt-tokens 1,2,3) [--chat ...] [--top K] [--logits-out FILE] [--threads N] [--json]\n"
-               "  run, eval, info also take: [--tensor-parallel N] [--pipeline-parallel N] [--devices LIST]\n"
+               "  run, eval, info also take: [--device cpu|cuda|cuda:N] [--kv-memory-fraction F]\n"
+               "            [--tensor-parallel N] [--pipeline-parallel N] [--devices LIST]\n"
                "            [--world-size N [--rank R] [--rendezvous HOST:PORT]] [--comm-timeout MS]\n"
                "  paca tokenize   -m PATH [--special] [--no-bos] [--json] [--] TEXT\n"
                "  paca detokenize -m PATH [--special] [--json] [--] 1,2,3\n"
@@ -70,6 +72,9 @@ void usage() {
                "chooses activation rounding (w8a8) or weight-only FP8 (w8a16). The weights are read into huge-page\n"
                "memory when a file takes at most half the available memory (faster CPU decode), else mapped;\n"
                "--no-mmap always reads them, --mmap always maps them (quick load, pages shared with the page cache).\n"
+               "--device D runs the model on \"cpu\" (the default), \"cuda\" (= cuda:0) or \"cuda:N\"; an unavailable device\n"
+               "is an error that says why. --kv-memory-fraction F (0 < F <= 1) reserves that fraction of the device's\n"
+               "free memory for the KV cache at load (default: blocks allocated as sessions grow).\n"
                "-p TEXT is tokenized with BOS; special-token text in it stays text unless --special.\n"
                "--chat makes -p the user's message in the model's chat format (with --system, tools and the date\n"
                "of Llama 3.1); run --json then adds \"reply\": the reply's content and tool calls.\n"
@@ -145,6 +150,8 @@ struct Args {
   std::string system, tools, builtin_tools, date;  // --system, --tools, --builtin-tools, --date
   // sharding (run, eval, info): --tensor-parallel/--tp and --pipeline-parallel/--pp above
   std::string devices, rendezvous;  // --devices LIST, --rendezvous HOST:PORT
+  std::string device;               // --device D ("" = the library's default, cpu)
+  float kv_memory_fraction = 0;     // --kv-memory-fraction F
   long rank = -1, world_size = 1, comm_timeout = 0;  // --rank, --world-size, --comm-timeout MS
 };
 
@@ -170,6 +177,8 @@ Args parse_args(int argc, char** argv) {
     else if (k == "--tp" || k == "--tensor-parallel") a.tp = parse_long(val(), "--tp", 1, 4096);
     else if (k == "--pp" || k == "--pipeline-parallel") a.pp = parse_long(val(), "--pp", 1, 4096);
     else if (k == "--devices") a.devices = val();
+    else if (k == "--device") a.device = val();
+    else if (k == "--kv-memory-fraction") a.kv_memory_fraction = parse_float(val(), "--kv-memory-fraction");
     else if (k == "--rank") a.rank = parse_long(val(), "--rank", 0, 1023);
     else if (k == "--world-size") a.world_size = parse_long(val(), "--world-size", 1, 1024);
     else if (k == "--rendezvous") a.rendezvous = val();
@@ -262,6 +271,8 @@ paca_model* load(const Args& a, double* load_ms) {
   mp.tensor_parallel = static_cast<int32_t>(std::min<long>(a.tp, INT32_MAX));
   mp.pipeline_parallel = static_cast<int32_t>(std::min<long>(a.pp, INT32_MAX));
   mp.devices = a.devices.empty() ? nullptr : a.devices.c_str();
+  mp.device = a.device.empty() ? nullptr : a.device.c_str();
+  mp.kv_memory_fraction = a.kv_memory_fraction;  // range checked by paca_model_load
   mp.rank = static_cast<int32_t>(a.rank);
   mp.world_size = static_cast<int32_t>(a.world_size);
   mp.rendezvous = a.rendezvous.empty() ? nullptr : a.rendezvous.c_str();

@@ -34,6 +34,7 @@ TEST(Abi, ParamsStructLayoutIsPinned) {
   EXPECT_EQ(offsetof(paca_model_params, world_size), 108u);
   EXPECT_EQ(offsetof(paca_model_params, rendezvous), 112u);
   EXPECT_EQ(offsetof(paca_model_params, comm_timeout_ms), 120u);
+  EXPECT_EQ(offsetof(paca_model_params, kv_memory_fraction), 124u);  // v0.2, in what was tail padding
 
   EXPECT_EQ(sizeof(paca_session_params), 8u);
   EXPECT_EQ(offsetof(paca_session_params, n_ctx), 4u);

@@ -4,7 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstddef>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "test_util.h"
@@ -159,6 +162,44 @@ TEST(Session, ContextFullLeavesSessionUnchanged) {
   ASSERT_EQ(paca_session_logits(s, &lg, &nv), PACA_OK);
   EXPECT_EQ(0, std::memcmp(before.data(), lg, nv * sizeof(float)));
   paca_session_free(s);
+  paca_model_free(m);
+}
+
+// kv_memory_fraction: bad values are invalid arguments, one too small for a
+// block fails the load with the numbers, a small reservation computes the
+// same bits as the unbounded pool.
+TEST(Session, KvMemoryFraction) {
+  const std::string dir = test::make_small_model();
+  paca_model_params p = paca_model_params_default();
+  EXPECT_EQ(p.kv_memory_fraction, 0.0f);
+  p.n_threads = 2;
+  paca_model* m = nullptr;
+  for (float bad : {-0.1f, 1.01f, std::nanf(""), INFINITY}) {
+    p.kv_memory_fraction = bad;
+    EXPECT_EQ(paca_model_load(dir.c_str(), &p, &m), PACA_ERR_INVALID_ARGUMENT) << bad;
+    EXPECT_EQ(m, nullptr);
+    EXPECT_NE(std::string(paca_last_error()).find("kv_memory_fraction"), std::string::npos) << paca_last_error();
+  }
+  p.kv_memory_fraction = 1e-30f;
+  EXPECT_EQ(paca_model_load(dir.c_str(), &p, &m), PACA_ERR_OUT_OF_MEMORY);
+  EXPECT_EQ(m, nullptr);
+  const std::string msg = paca_last_error();
+  EXPECT_NE(msg.find("too little memory for the KV cache"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("need "), std::string::npos) << msg;
+  EXPECT_NE(msg.find("have 0"), std::string::npos) << msg;
+  // an old caller's struct without the field gets the default (no reservation)
+  p.struct_size = offsetof(paca_model_params, kv_memory_fraction);
+  ASSERT_EQ(paca_model_load(dir.c_str(), &p, &m), PACA_OK) << paca_last_error();
+  paca_model_free(m);
+  p.struct_size = sizeof p;
+  p.kv_memory_fraction = 1e-4f;  // 100 KB per GB of the host's available memory: blocks of 8 KB
+  ASSERT_EQ(paca_model_load(dir.c_str(), &p, &m), PACA_OK) << paca_last_error();
+  paca_model* plain = test::load_or_die(dir, 2);
+  const auto prompt = some_tokens(40, 300);
+  const std::vector<float> a = logits_after(m, prompt), b = logits_after(plain, prompt);
+  ASSERT_EQ(a.size(), b.size());
+  EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float)));
+  paca_model_free(plain);
   paca_model_free(m);
 }
 

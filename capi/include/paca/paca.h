@@ -190,6 +190,16 @@ typedef struct paca_model_params {
   const char* rendezvous;     /* "host:port" where rank 0 listens and the others connect
                                  (world_size > 1); NULL = MPI (the process was started by mpirun) */
   int32_t comm_timeout_ms;    /* connecting, collectives and messages give up after this; 0 = 60000 */
+  /* Since v0.2: the KV cache. 0 (the default): blocks are allocated one by
+     one as sessions grow, with no limit but the memory. In (0, 1]: at load,
+     after the weights, the model reserves this fraction of the device's free
+     memory (the host's available memory for "cpu") as a pool of KV blocks
+     shared by all its sessions; a session that needs a block when all are in
+     use fails with PACA_ERR_OUT_OF_MEMORY ("the KV cache is full ...") and is
+     left unchanged. A fraction too small for one block fails the load with
+     PACA_ERR_OUT_OF_MEMORY ("too little memory for the KV cache ...: need X
+     bytes, have Y"). Other values are PACA_ERR_INVALID_ARGUMENT. */
+  float kv_memory_fraction;
 } paca_model_params;
 
 /** Default model parameters. Since v0.1. */

@@ -2,6 +2,8 @@
 // op over independent outputs (rows of a matmul, (token, head) pairs of
 // attention), so each output is computed by exactly one thread in a fixed
 // order and results are identical for any thread count.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -14,6 +16,7 @@
 #include "util/error.h"
 #include "util/fp8.h"
 #include "util/half.h"
+#include "util/mmap.h"
 #include "util/thread_pool.h"
 
 namespace paca {
@@ -219,6 +222,14 @@ class CpuBackend final : public Backend {
   }
 
   void to_host(const float* src, float* dst, size_t n) override { std::memcpy(dst, src, n * sizeof(float)); }
+
+  DeviceMemory memory() const override {
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    DeviceMemory m;
+    m.total = pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : 0;
+    m.free = available_memory();
+    return m;
+  }
 
  private:
   static void store(const KvLayout& L, uint8_t* dst, const float* src) {
