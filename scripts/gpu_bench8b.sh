@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Issue 6's headline figures on a GPU machine, in one command (about 3-5
+# minutes on an H100): paca-bench --device cuda on the llama3-8b shape (random
+# BF16 weights built in memory) for prefill of a 2,048-token prompt and batch-1
+# decode after 512 and 8,192 tokens of context, with CUDA graphs and without,
+# then the PyTorch peer (bench/peer/torch_bench.py: transformers'
+# LlamaForCausalLM, random BF16 weights, static cache, eager and
+# torch.compile) on the same shape, same GPU, same run. Run it after
+# scripts/gpu_check.sh passed, with the same carry:
+#
+#   run(command="scripts/gpu_bench8b.sh", carry=["gpu-carry"], timeout_s=420)
+#
+# Writes under $OUT (default ./gpu-out): bench8b.jsonl (one JSON object per
+# measurement, paca's and PyTorch's), bench8b.log (the tables and stderr) and
+# summary8b.txt. Each step has its own time limit; every step runs regardless.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+carry=${1:-gpu-carry}
+out=${OUT:-gpu-out}
+mkdir -p "$out"
+bin=$carry/bin
+lt=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], "lib"))' 2>/dev/null || true)
+export LD_LIBRARY_PATH="$carry/lib:/usr/local/cuda/lib64${lt:+:$lt}:${LD_LIBRARY_PATH:-}"
+jsonl=$out/bench8b.jsonl log=$out/bench8b.log summary=$out/summary8b.txt
+: >"$jsonl"
+: >"$log"
+{
+  date -u
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv 2>&1
+} >"$summary"
+failed=0
+# run NAME SECONDS COMMAND...: the JSON lines of COMMAND go to bench8b.jsonl
+run() {
+  local name=$1 limit=$2
+  shift 2
+  local t0=$SECONDS
+  echo "### $name" >>"$log"
+  echo "### $name" >>"$jsonl"
+  timeout "$limit" "$@" >>"$jsonl" 2>>"$log"
+  local rc=$?
+  [ $rc -ne 0 ] && failed=1
+  printf '%-18s rc=%-3d %4ds\n' "$name" "$rc" $((SECONDS - t0)) | tee -a "$summary"
+}
+
+args=(--device cuda --shape llama3-8b --prompt 2048 --depths 512,8192 --tokens 64 --repeats 3 --json)
+run paca_graphs 180 "$bin/paca-bench" "${args[@]}"
+run paca_nographs 150 env PACA_CUDA_GRAPHS=0 "$bin/paca-bench" "${args[@]}"
+run torch 240 python3 bench/peer/torch_bench.py --shape llama3-8b --prompt 2048 --depths 512,8192 --tokens 64 \
+  --repeats 3 --compile
+
+# one line per figure: paca's decode and prefill fractions of the bounds it measured, PyTorch's rates
+python3 - "$jsonl" >>"$summary" 2>&1 <<'EOF'
+import json, sys
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if line.startswith("### "):
+        print(line[4:])
+        continue
+    if not line.startswith("{"):
+        continue
+    r = json.loads(line)
+    if r.get("engine") == "pytorch":
+        if "prefill_tokens_per_s" in r:
+            print(f"pytorch prefill {r['prefill_tokens']}: {r['prefill_tokens_per_s']:.0f} tok/s")
+        elif "error" in r:
+            print(f"pytorch {r.get('decode')} @{r.get('depth')}: {r['error'][:200]}")
+        else:
+            print(f"pytorch {r['decode']} decode @{r['depth']}: {r['decode_tokens_per_s']:.1f} tok/s "
+                  f"({r['decode_bytes_per_token'] / 1e9:.2f} GB/token)")
+        continue
+    for p in r.get("prefill", []):
+        print(f"paca prefill {p['tokens']}: {p['tokens_per_s']:.0f} tok/s (min {p['min']:.0f}, max {p['max']:.0f})")
+    for d in r.get("decode", []):
+        print(f"paca decode @{d['depth']}: {d['tokens_per_s']:.1f} tok/s (min {d['min']:.1f}, max {d['max']:.1f}), "
+              f"bound {d['bound_tokens_per_s']:.1f} -> {100 * d['fraction_of_bound']:.0f}% "
+              f"({d['bytes_per_token'] / 1e9:.2f} GB/token, {r.get('read_bandwidth_GBps', 0):.0f} GB/s copy)")
+EOF
+cat "$summary"
+exit $failed
