@@ -15,12 +15,7 @@
 # summary8b.txt. Each step has its own time limit; every step runs regardless.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-carry=${1:-gpu-carry}
-out=${OUT:-gpu-out}
-mkdir -p "$out"
-bin=$carry/bin
-lt=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], "lib"))' 2>/dev/null || true)
-export LD_LIBRARY_PATH="$carry/lib:/usr/local/cuda/lib64${lt:+:$lt}:${LD_LIBRARY_PATH:-}"
+. scripts/gpu_env.sh "${1:-gpu-carry}"
 jsonl=$out/bench8b.jsonl log=$out/bench8b.log summary=$out/summary8b.txt
 : >"$jsonl"
 : >"$log"
