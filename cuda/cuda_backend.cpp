@@ -221,7 +221,10 @@ class CudaBackend final : public Backend {
     check(w.bf16 && w.cols == out.cols && static_cast<int>(tokens.size()) <= out.rows, Status::internal,
           "embed: table {} [{}, {}] does not fit the output [{}, {}]", table.name, w.rows, w.cols, out.rows, out.cols);
     const auto* ids = static_cast<const int32_t*>(step_input(tokens.data(), tokens.size_bytes(), step_.tokens, 0));
-    if (ids == nullptr) ids = static_cast<const int32_t*>(stage1(tokens.data(), tokens.size_bytes()));
+    if (ids == nullptr) {
+      leave_recording();  // a staged copy lives until the next sync: never in a recorded op
+      ids = static_cast<const int32_t*>(stage1(tokens.data(), tokens.size_bytes()));
+    }
     const auto* tab = static_cast<const uint16_t*>(w.data);
     const int rows = static_cast<int>(w.rows), cols = static_cast<int>(w.cols), T = static_cast<int>(tokens.size());
     float* o = out.data;
