@@ -20,7 +20,7 @@
 //                captured for exactly those launches (see cuda_backend.h)
 //
 // Everything is enqueued on one stream; the only host synchronisations are
-// to_host, copy outside a step, a full staging ring and the weight upload,
+// to_host, copy outside a step, alloc, a full staging ring and the weight upload,
 // so a step runs from embed to the logits without waiting on the device.
 #include "cuda_backend.h"
 
@@ -202,6 +202,9 @@ class CudaBackend final : public Backend {
            "cannot allocate {} bytes on cuda:{}: {}", bytes, dev_, cudaGetErrorString(e));
     }
     ck(cudaMemsetAsync(p, 0, bytes, stream_), "cudaMemsetAsync");
+    // zero before anyone writes: the memory may be written on another stream
+    // (ranks sharing a GPU share the KV blocks of rank 0's backend)
+    sync("alloc");
     return p;
   }
 
