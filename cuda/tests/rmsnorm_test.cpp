@@ -135,6 +135,9 @@ void check_rmsnorm(cudaStream_t stream, int rows, int cols, bool bf16, bool in_p
   CUDA_ASSERT(cudaMemcpyAsync(dw.as<void>(), w_host, static_cast<size_t>(cols) * (bf16 ? 2 : 4), cudaMemcpyHostToDevice,
                               stream));
   float* y_dev = in_place ? dx.as<float>() : dy.as<float>();
+  const std::vector<float> nan(n, std::nanf(""));  // every element must be written
+  if (!in_place)
+    CUDA_ASSERT(cudaMemcpyAsync(y_dev, nan.data(), n * sizeof(float), cudaMemcpyHostToDevice, stream));
   CUDA_ASSERT(launch_rmsnorm(dx.as<float>(), dw.as<void>(), bf16 ? 1 : 0, eps, rows, cols, y_dev, stream));
   std::vector<float> got(n);
   CUDA_ASSERT(cudaMemcpyAsync(got.data(), y_dev, n * sizeof(float), cudaMemcpyDeviceToHost, stream));
