@@ -11,6 +11,7 @@
 //   paca tokenize   -m PATH [--special] [--no-bos] [--json] [--] TEXT
 //   paca detokenize -m PATH [--special] [--json] [--] 1,2,3
 //   paca info -m PATH [--json]
+//   paca bench [paca-bench options]   (runs paca-bench: throughput next to its bounds)
 //   paca make-test-model DIR [--seed N] [--dim N] [--layers N] [--heads N] [--kv-heads N] [--ffn N] [--vocab N]
 #include <nlohmann/json.hpp>
 #include <paca/paca.h>
@@ -18,6 +19,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -64,6 +66,7 @@ void usage() {
                "  paca plan --shape NAME [--tp N] [--pp N] [--weight-dtype bf16|fp8] [--fp8-attention]\n"
                "            [--kv-dtype bf16|f32|fp8] [--ctx N] [--batch N] [--device-memory GB] [--json]\n"
                "            (bytes per rank of a sharded layout; exit 3 when it does not fit)\n"
+               "  paca bench [paca-bench options]   (runs paca-bench: throughput next to its bounds)\n"
                "  paca make-test-model DIR [--seed N] [--dim N] [--layers N] [--heads N] [--kv-heads N]\n"
                "                           [--ffn N] [--vocab N] [--ctx N] [--tied]\n"
                "PATH is a Hugging Face model directory, a .gguf file or a llama2.c .bin checkpoint.\n"
@@ -766,7 +769,39 @@ int cmd_make_test_model(const Args& a) {
 
 }  // namespace
 
+// `paca bench ARGS...` runs paca-bench with ARGS: the one beside this
+// executable (an installed tree), else the one of the build tree
+// (examples/cli/../../bench), else the first on PATH. Returns only on failure.
+int cmd_bench(int argc, char** argv) {
+  std::vector<std::string> candidates;
+  char self[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n > 0) {
+    self[n] = '\0';
+    std::string dir(self);
+    dir.resize(dir.rfind('/') + 1);
+    candidates = {dir + "paca-bench", dir + "../../bench/paca-bench"};
+  }
+  std::vector<char*> args;
+  args.push_back(const_cast<char*>("paca-bench"));
+  for (int i = 2; i < argc; ++i) args.push_back(argv[i]);
+  args.push_back(nullptr);
+  for (const std::string& c : candidates)
+    if (::access(c.c_str(), X_OK) == 0) {
+      ::execv(c.c_str(), args.data());
+      std::fprintf(stderr, "paca bench: cannot run %s: %s\n", c.c_str(), std::strerror(errno));
+      return 1;
+    }
+  ::execvp("paca-bench", args.data());
+  std::fprintf(stderr,
+               "paca bench: paca-bench was not found beside paca, in the build tree or on PATH (%s); build it with "
+               "-DPACA_BUILD_BENCH=ON\n",
+               std::strerror(errno));
+  return 1;
+}
+
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::strcmp(argv[1], "bench") == 0) return cmd_bench(argc, argv);
   Args a = parse_args(argc, argv);
   if (a.cmd == "run") return cmd_run(a);
   if (a.cmd == "eval") return cmd_eval(a);
