@@ -131,6 +131,9 @@ constexpr int64_t kBF16 = static_cast<int64_t>(DType::bf16), kF16 = static_cast<
 BENCHMARK(BM_matmul)->ArgNames({"dtype", "rows", "cols", "tokens"})
     ->Args({kBF16, 2048, 768, 1})->Args({kF16, 2048, 768, 1})->Args({kF32, 2048, 768, 1})
     ->Args({kBF16, 4096, 4096, 1})->Args({kBF16, 14336, 4096, 1})
+    // small batches (each stored row dotted with every token) and the GEMM just above them
+    ->Args({kBF16, 4096, 4096, 4})->Args({kBF16, 4096, 4096, 8})->Args({kBF16, 4096, 4096, 9})->Args({kBF16, 4096, 4096, 16})
+    ->Args({kBF16, 2048, 768, 2})->Args({kBF16, 2048, 768, 4})->Args({kBF16, 2048, 768, 8})->Args({kBF16, 4096, 4096, 2})
     // prefill GEMM, 64 tokens
     ->Args({kBF16, 2048, 768, 64})->Args({kF16, 2048, 768, 64})->Args({kBF16, 4096, 4096, 64})
     ->Unit(benchmark::kMicrosecond)->UseRealTime();
