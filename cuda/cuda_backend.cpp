@@ -30,6 +30,7 @@
 #include <array>          // std::array
 #include <bit>            // std::bit_cast
 #include <cmath>          // std::sqrt
+#include <cstdint>        // INT32_MAX
 #include <cstdlib>        // std::getenv
 #include <cstring>        // std::memcpy, std::memcmp
 #include <functional>     // std::function
@@ -44,6 +45,7 @@
 #include "cublaslt.h"             // LtGemm
 #include "device.h"               // device_count, describe_device
 #include "kernels/kernels.h"      // launch_*
+#include "kernels/topk.h"         // topk_key_id, topk_key_logit, topk_scratch_keys
 #include "util/error.h"           // fail, Status
 #include "util/half.h"            // f32_to_bf16
 
@@ -401,6 +403,32 @@ class CudaBackend final : public Backend {
     leave_recording();
     if (n > 0) ck(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, stream_), "cudaMemcpyAsync (to_host)");
     sync("to_host");
+  }
+
+  // The k best logits found on the device (kernels/topk.cu): k keys come
+  // back instead of n floats. Beyond kTopKMaxK, the default (read them all).
+  void top_k(const float* logits, size_t n, size_t k, std::vector<Candidate>& out) override {
+    if (k == 0 || k > static_cast<size_t>(kTopKMaxK) || n > static_cast<size_t>(INT32_MAX / 2)) {
+      Backend::top_k(logits, n, k, out);
+      return;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    set_device();
+    leave_recording();
+    const int ni = static_cast<int>(n), ki = static_cast<int>(k);
+    const size_t keys = k == 1 ? 0 : topk_scratch_keys(ni, ki);
+    grow(topk_dev_, topk_dev_bytes_, (keys + k) * sizeof(uint64_t));
+    if (topk_host_ == nullptr)
+      ck(cudaMallocHost(&topk_host_, static_cast<size_t>(kTopKMaxK) * sizeof(uint64_t)), "cudaMallocHost (top_k)");
+    auto* dev = static_cast<uint64_t*>(topk_dev_);
+    ck(launch_top_k(logits, ni, ki, keys > 0 ? dev : nullptr, dev + keys, stream_), "top_k kernel");
+    ck(cudaMemcpyAsync(topk_host_, dev + keys, k * sizeof(uint64_t), cudaMemcpyDeviceToHost, stream_),
+       "cudaMemcpyAsync (top_k)");
+    sync("top_k");
+    out.clear();
+    const auto* host = static_cast<const uint64_t*>(topk_host_);
+    for (size_t i = 0; i < k && host[i] != 0; ++i)
+      out.push_back({static_cast<int32_t>(topk_key_id(host[i])), topk_key_logit(host[i])});
   }
 
   DeviceMemory memory() const override {
@@ -827,10 +855,11 @@ class CudaBackend final : public Backend {
     for (auto& [k, w] : weights_) cudaFree(w.data);
     weights_.clear();
     lt_.reset();
-    for (void* p : {lt_ws_, xbf_, att_scratch_, stage_dev_}) cudaFree(p);
-    if (stage_host_ != nullptr) cudaFreeHost(stage_host_);
+    for (void* p : {lt_ws_, xbf_, att_scratch_, stage_dev_, topk_dev_}) cudaFree(p);
+    for (void* p : {stage_host_, topk_host_})
+      if (p != nullptr) cudaFreeHost(p);
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
-    lt_ws_ = xbf_ = att_scratch_ = stage_dev_ = stage_host_ = nullptr;
+    lt_ws_ = xbf_ = att_scratch_ = stage_dev_ = stage_host_ = topk_dev_ = topk_host_ = nullptr;
     stream_ = nullptr;
     (void)cudaGetLastError();
   }
@@ -978,6 +1007,9 @@ class CudaBackend final : public Backend {
   size_t xbf_bytes_ = 0;
   void* att_scratch_ = nullptr;
   size_t att_scratch_bytes_ = 0;
+  void* topk_dev_ = nullptr;  // top_k: round scratch, then the k output keys
+  size_t topk_dev_bytes_ = 0;
+  void* topk_host_ = nullptr;  // pinned, kTopKMaxK keys
   void* stage_host_ = nullptr;
   void* stage_dev_ = nullptr;
   size_t stage_cap_ = 0, stage_used_ = 0;

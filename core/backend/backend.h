@@ -10,9 +10,11 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "model/config.h"
 #include "model/tensor.h"
+#include "sample/sampler.h"
 
 namespace paca {
 
@@ -112,6 +114,12 @@ class Backend {
   }
   // Copies n floats from the backend to host memory.
   virtual void to_host(const float* src, float* dst, size_t n) = 0;
+  // The k best of the n logits at `logits` (backend memory) into `out`, as
+  // select_top_k (sample/sampler.h) gives them: the largest first, ties by
+  // the lower index, -inf and NaN never (fewer than k when fewer are left).
+  // Called outside a step. The default reads the n logits to the host; a
+  // device finds the k there and sends only those (k <= Sampler::kMaxBest).
+  virtual void top_k(const float* logits, size_t n, size_t k, std::vector<Candidate>& out);
 
   // Steps. A model may bracket the ops of one forward step with begin_step
   // (its host inputs, before the first op) and end_step (after the last op,

@@ -79,9 +79,26 @@ LlamaModel::LlamaModel(std::unique_ptr<Checkpoint> ckpt, std::unique_ptr<Backend
 
 namespace {
 struct LlamaScratch final : ModelRunner::Scratch {
-  LlamaScratch(Backend& be, const ModelConfig& c) : ws(be, c) {}
+  LlamaScratch(Backend& be, const ModelConfig& c) : ws(be, c), backend(be) {}
+  ~LlamaScratch() override {
+    if (kept != nullptr) backend.release(kept);
+  }
+  // row `row` of `from` becomes the kept logits (memory taken on first use)
+  void keep(const Act& from, int row) {
+    const size_t bytes = static_cast<size_t>(from.cols) * sizeof(float);
+    if (kept == nullptr) kept = static_cast<float*>(backend.alloc(bytes));
+    backend.copy(kept, from.row(row), bytes);
+  }
   Workspace ws;
+  Backend& backend;
+  float* kept = nullptr;  // [n_vocab] on the backend: the last kept logits
 };
+
+void check_step(const char* what, std::span<const int32_t> tokens, const ModelRunner::StepLogits& logits, int vocab) {
+  check(!tokens.empty() && tokens.size() <= static_cast<size_t>(ModelRunner::kMaxStepTokens) &&
+            (logits.host.empty() || logits.host.size() == static_cast<size_t>(vocab)),
+        Status::internal, "{}: {} tokens, {} logits", what, tokens.size(), logits.host.size());
+}
 }  // namespace
 
 std::unique_ptr<ModelRunner::Scratch> LlamaModel::new_scratch() {
@@ -89,14 +106,31 @@ std::unique_ptr<ModelRunner::Scratch> LlamaModel::new_scratch() {
 }
 
 void LlamaModel::step(Scratch& scratch, std::span<const int32_t> tokens, int pos0, const KvSeq& seq,
-                      const std::atomic<bool>* cancel, std::span<float> logits) {
-  check(!tokens.empty() && tokens.size() <= static_cast<size_t>(kMaxStepTokens) &&
-            logits.size() == static_cast<size_t>(ckpt_->config.n_vocab),
-        Status::internal, "LlamaModel::step: {} tokens, {} logits", tokens.size(), logits.size());
-  Workspace& ws = static_cast<LlamaScratch&>(scratch).ws;
+                      const std::atomic<bool>* cancel, StepLogits logits) {
+  check_step("LlamaModel::step", tokens, logits, ckpt_->config.n_vocab);
+  auto& s = static_cast<LlamaScratch&>(scratch);
+  Workspace& ws = s.ws;
   ws.reserve(static_cast<int>(tokens.size()));
-  forward(ws, tokens, pos0, seq, cancel);
-  backend_->to_host(ws.logits.data, logits.data(), logits.size());
+  const bool want = !logits.host.empty() || logits.keep;
+  const SeqStep one{tokens, pos0, seq, want};
+  forward_batch(ws, std::span<const SeqStep>(&one, 1), cancel);
+  if (!logits.host.empty())
+    backend_->to_host(ws.logits.data, logits.host.data(), logits.host.size());
+  else if (logits.keep)
+    s.keep(ws.logits, 0);
+}
+
+void LlamaModel::kept_logits(Scratch& scratch, std::span<float> out) {
+  auto& s = static_cast<LlamaScratch&>(scratch);
+  check(s.kept != nullptr && out.size() == static_cast<size_t>(ckpt_->config.n_vocab), Status::internal,
+        "kept_logits: nothing kept, or {} floats asked for", out.size());
+  backend_->to_host(s.kept, out.data(), out.size());
+}
+
+void LlamaModel::top_k(Scratch& scratch, size_t k, std::vector<Candidate>& out) {
+  auto& s = static_cast<LlamaScratch&>(scratch);
+  check(s.kept != nullptr, Status::internal, "top_k: no logits kept");
+  backend_->top_k(s.kept, static_cast<size_t>(ckpt_->config.n_vocab), k, out);
 }
 
 void LlamaModel::step_batch(std::span<const BatchSeq> seqs) {
@@ -104,17 +138,25 @@ void LlamaModel::step_batch(std::span<const BatchSeq> seqs) {
   std::vector<SeqStep> steps;
   steps.reserve(seqs.size());
   size_t total = 0;
+  int rows = 0;
   for (const BatchSeq& s : seqs) {
-    check(!s.tokens.empty() && s.logits.size() == static_cast<size_t>(ckpt_->config.n_vocab), Status::internal,
-          "LlamaModel::step_batch: {} tokens, {} logits", s.tokens.size(), s.logits.size());
-    steps.push_back(SeqStep{s.tokens, s.pos0, s.kv, true});
+    check_step("LlamaModel::step_batch", s.tokens, s.logits, ckpt_->config.n_vocab);
+    const bool want = !s.logits.host.empty() || s.logits.keep;
+    steps.push_back(SeqStep{s.tokens, s.pos0, s.kv, want});
     total += s.tokens.size();
+    rows += want ? 1 : 0;
   }
   if (!batch_ws_) batch_ws_ = std::make_unique<Workspace>(*backend_, ckpt_->config);
-  batch_ws_->reserve(static_cast<int>(total), static_cast<int>(seqs.size()));
+  batch_ws_->reserve(static_cast<int>(total), std::max(rows, 1));
   forward_batch(*batch_ws_, steps, nullptr);
-  for (size_t i = 0; i < seqs.size(); ++i)
-    backend_->to_host(batch_ws_->logits.row(static_cast<int>(i)), seqs[i].logits.data(), seqs[i].logits.size());
+  int row = 0;
+  for (const BatchSeq& s : seqs) {
+    if (!s.logits.host.empty())
+      backend_->to_host(batch_ws_->logits.row(row), s.logits.host.data(), s.logits.host.size());
+    else if (s.logits.keep)
+      static_cast<LlamaScratch&>(*s.scratch).keep(batch_ws_->logits, row);
+    if (!s.logits.host.empty() || s.logits.keep) ++row;
+  }
 }
 
 void LlamaModel::forward(Workspace& ws, std::span<const int32_t> tokens, int pos0, const KvSeq& seq,

@@ -89,7 +89,10 @@ class LlamaModel final : public ModelRunner {
   Backend& kv_backend() override { return *backend_; }
   std::unique_ptr<Scratch> new_scratch() override;
   void step(Scratch& scratch, std::span<const int32_t> tokens, int pos0, const KvSeq& seq,
-            const std::atomic<bool>* cancel, std::span<float> logits) override;
+            const std::atomic<bool>* cancel, StepLogits logits) override;
+  bool keeps_logits() const override { return true; }
+  void kept_logits(Scratch& scratch, std::span<float> out) override;
+  void top_k(Scratch& scratch, size_t k, std::vector<Candidate>& out) override;
   // All sequences through one forward_batch (the scratches are not used).
   void step_batch(std::span<const BatchSeq> seqs) override;
 

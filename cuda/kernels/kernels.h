@@ -95,6 +95,14 @@ cudaError_t launch_kv_write(const PagedKv& kv, const float* k, int ldk, const fl
 cudaError_t launch_attention(const PagedKv& kv, const float* q, int ldq, const int32_t* pos, int tokens, int n_heads,
                              int n_kv_heads, int head_dim, float scale, int splits, float* scratch, float* out, int ldo,
                              cudaStream_t stream);
+// The k best of n logits (topk.cu; keys in topk.h), 1 <= k <= kTopKMaxK:
+// out_keys[0..k) (device) gets their keys in descending order, which is
+// select_top_k's order (sample/sampler.h); keys of -inf and NaN logits, and
+// the slots past the last candidate, are 0. scratch: topk_scratch_keys(n, k)
+// keys (none needed when n <= kTopKChunk or k == 1).
+cudaError_t launch_top_k(const float* logits, int n, int k, uint64_t* scratch, uint64_t* out_keys,
+                         cudaStream_t stream);
+
 // Floats of scratch launch_attention needs.
 inline size_t attention_scratch_floats(int tokens, int n_heads, int head_dim, int splits) {
   return splits <= 1 ? 0 : static_cast<size_t>(tokens) * n_heads * splits * (static_cast<size_t>(head_dim) + 2);

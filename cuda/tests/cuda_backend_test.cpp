@@ -33,6 +33,7 @@
 #include <filesystem>
 #include <functional>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
@@ -43,6 +44,7 @@
 #include "device.h"
 #include "tests/device_skip.h"
 #include "kernels/kernels.h"
+#include "kernels/topk.h"
 #include "model/llama_model.h"
 #include "model/load.h"
 #include "runtime/kv_cache.h"
@@ -293,6 +295,60 @@ TEST(CudaHost, KernelArgumentChecks) {
   EXPECT_EQ(attention_scratch_floats(2, 4, 64, 3), 2u * 4 * 3 * 66);
 }
 
+// Logits with everything the candidate order must handle: ties, -0 and +0,
+// -inf, NaN, +inf, subnormals, +-FLT_MAX.
+std::vector<float> awkward_logits(std::mt19937& rng, size_t n) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const float special[] = {0.0f,  -0.0f, -inf, std::numeric_limits<float>::quiet_NaN(), inf, 1e-45f, -1e-45f,
+                           3.4028235e38f, -3.4028235e38f, 1.0f};
+  std::uniform_real_distribution<float> u(-8.0f, 8.0f);
+  std::uniform_int_distribution<int> pick(0, 99);
+  std::vector<float> l(n);
+  for (float& x : l) {
+    const int r = pick(rng);
+    x = r < 10 ? special[r] : r < 30 ? std::round(u(rng)) : u(rng);
+  }
+  return l;
+}
+
+// The device top-k's keys (kernels/topk.h): their unsigned order is
+// select_top_k's candidate order, -inf and NaN get 0, and a key gives back
+// its index and logit.
+TEST(CudaHost, TopKKeys) {
+  using namespace paca::cuda;
+  std::mt19937 rng(99);
+  const std::vector<float> l = awkward_logits(rng, 4000);
+  std::vector<paca::Candidate> cands;
+  for (size_t i = 0; i < l.size(); ++i) {
+    const uint64_t key = topk_key(l[i], static_cast<uint32_t>(i));
+    if (!(l[i] > -std::numeric_limits<float>::infinity())) {
+      EXPECT_EQ(key, 0u) << l[i];
+      continue;
+    }
+    ASSERT_NE(key, 0u) << l[i];
+    EXPECT_EQ(topk_key_id(key), i);
+    EXPECT_EQ(topk_key_logit(key), l[i]);  // -0 comes back +0, which compares equal
+    cands.push_back({static_cast<int32_t>(i), l[i]});
+  }
+  std::uniform_int_distribution<size_t> any(0, cands.size() - 1);
+  for (int trial = 0; trial < 200000; ++trial) {
+    const paca::Candidate& a = cands[any(rng)];
+    const paca::Candidate& b = cands[any(rng)];
+    const uint64_t ka = topk_key(a.logit, static_cast<uint32_t>(a.id)), kb = topk_key(b.logit, static_cast<uint32_t>(b.id));
+    ASSERT_EQ(paca::candidate_before(a, b), ka > kb) << a.id << ":" << a.logit << " vs " << b.id << ":" << b.logit;
+  }
+  EXPECT_GT(topk_key(-3.4028235e38f, 0xFFFFFFFEu), 0u);  // the smallest real key is still a key
+  EXPECT_EQ(topk_scratch_keys(2048, 256), 0u);
+  EXPECT_EQ(topk_scratch_keys(2049, 256), 2u * 2 * 256);
+  EXPECT_EQ(topk_scratch_keys(128256, 40), 2u * 63 * 40);
+  float f = 0;
+  uint64_t k = 0;
+  EXPECT_EQ(launch_top_k(&f, 1, 0, nullptr, &k, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(launch_top_k(&f, 1, kTopKMaxK + 1, nullptr, &k, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(launch_top_k(nullptr, 1, 1, nullptr, &k, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(launch_top_k(&f, 5000, 2, nullptr, &k, nullptr), cudaErrorInvalidValue);  // rounds without scratch
+}
+
 // ---- ops: CUDA vs CPU -------------------------------------------------------
 
 // A host weight and the bytes behind it.
@@ -368,6 +424,25 @@ class CudaOps : public ::testing::Test {
   std::vector<std::pair<Backend*, void*>> owned_;
   std::deque<HostWeight> weights_;
 };
+
+// The device's k best against select_top_k over the same logits: the same
+// indices in the same order, the same values (awkward values included).
+TEST_F(CudaOps, TopK) {
+  for (int n : {1, 7, 2048, 2049, 5000, 32000, 128256}) {
+    const std::vector<float> l = awkward_logits(rng_, static_cast<size_t>(n));
+    const Act dev = act(*gpu_, 1, n, l);
+    for (size_t k : {size_t{1}, size_t{2}, size_t{40}, size_t{256}, size_t{300}}) {
+      std::vector<paca::Candidate> got, want;
+      gpu_->top_k(dev.data, static_cast<size_t>(n), k, got);
+      paca::select_top_k(l, k, want);
+      ASSERT_EQ(got.size(), want.size()) << "n " << n << " k " << k;
+      for (size_t i = 0; i < want.size(); ++i) {
+        ASSERT_EQ(got[i].id, want[i].id) << "n " << n << " k " << k << " rank " << i;
+        ASSERT_EQ(got[i].logit, want[i].logit) << "n " << n << " k " << k << " rank " << i;
+      }
+    }
+  }
+}
 
 TEST_F(CudaOps, Embed) {
   const TensorView& t = weight(DType::bf16, 301, 200);
