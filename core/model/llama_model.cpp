@@ -9,6 +9,14 @@
 
 namespace paca {
 
+uint64_t step_workspace_bytes(const ModelConfig& c, int tokens, int logit_rows) {
+  const uint64_t T = static_cast<uint64_t>(tokens), L = static_cast<uint64_t>(logit_rows);
+  const uint64_t D = static_cast<uint64_t>(c.dim), Q = static_cast<uint64_t>(c.q_dim()),
+                 KV = static_cast<uint64_t>(c.kv_dim()), F = static_cast<uint64_t>(c.ffn_dim),
+                 V = static_cast<uint64_t>(c.n_vocab);
+  return (T * (3 * D + 2 * Q + 2 * KV + 2 * F) + L * V) * sizeof(float);  // the buffers reserve() takes
+}
+
 Workspace::Workspace(Backend& backend, const ModelConfig& c) : backend_(backend), c_(c) {}
 
 Workspace::~Workspace() { backend_.release(mem_); }
@@ -19,8 +27,7 @@ void Workspace::reserve(int tokens, int logit_rows) {
   logit_rows = std::max(logit_rows, logit_rows_);
   const size_t T = static_cast<size_t>(tokens), L = static_cast<size_t>(logit_rows);
   const size_t D = c_.dim, Q = c_.q_dim(), KV = c_.kv_dim(), F = c_.ffn_dim, V = c_.n_vocab;
-  size_t floats = T * (3 * D + 2 * Q + 2 * KV + 2 * F) + L * V;
-  void* mem = backend_.alloc(floats * sizeof(float));
+  void* mem = backend_.alloc(static_cast<size_t>(step_workspace_bytes(c_, tokens, logit_rows)));
   backend_.release(mem_);
   mem_ = mem;
   float* p = static_cast<float*>(mem);

@@ -29,6 +29,9 @@ struct LayerWeights {
   const TensorView* w3;         // up [F, D]
 };
 
+// Bytes of a Workspace for `tokens` rows and `logit_rows` rows of logits.
+uint64_t step_workspace_bytes(const ModelConfig& c, int tokens, int logit_rows);
+
 // Scratch activations of one step for up to `capacity` tokens and
 // `logit_rows` sequences that want logits.
 class Workspace {

@@ -214,6 +214,11 @@ int32_t argmax_logit(std::span<const float> logits) {
 void select_top_k(std::span<const float> logits, size_t k, std::vector<Candidate>& out) {
   out.clear();
   if (k == 0) return;
+  if (k == 1) {  // the argmax scan skips whole blocks below the best so far
+    const int32_t i = argmax_logit(logits);
+    if (i >= 0) out.push_back({i, logits[static_cast<size_t>(i)]});
+    return;
+  }
   const size_t n = logits.size();
   const float* x = logits.data();
   if (k >= n) {
