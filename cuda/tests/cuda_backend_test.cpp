@@ -696,7 +696,7 @@ TEST_F(CudaOps, RopeKvWrite) {
            {8, 2, 64, 7, 5, 17, DType::f32, paca::RopeScaling::none, paca::RopeLayout::interleaved},
            {32, 8, 128, 16, 4090, 33, DType::bf16, paca::RopeScaling::llama3, paca::RopeLayout::half},
            {6, 6, 96, 16, 0, 1, DType::f32, paca::RopeScaling::none, paca::RopeLayout::half},
-           {4, 1, 128, 16, 100000, 3, DType::bf16, paca::RopeScaling::none, paca::RopeLayout::interleaved}}) {
+           {4, 1, 128, 256, 100000, 3, DType::bf16, paca::RopeScaling::none, paca::RopeLayout::interleaved}}) {
     const std::string what = "heads " + std::to_string(c.heads) + "/" + std::to_string(c.kv_heads) + " hd " +
                              std::to_string(c.hd) + " p0 " + std::to_string(c.p0) + " T " + std::to_string(c.T) + " " +
                              paca::dtype_name(c.kv) +
