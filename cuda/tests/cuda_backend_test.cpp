@@ -776,7 +776,7 @@ int32_t argmax(const float* v, size_t n) { return static_cast<int32_t>(std::max_
 
 // A synthetic model of awkward shape (GQA 3, head_dim 32, ffn not a multiple
 // of 8) on a given backend, its weights uploaded when the backend wants them.
-std::unique_ptr<paca::LlamaModel> synthetic_on(std::unique_ptr<Backend> be) {
+paca::TestModelSpec synthetic_spec() {
   paca::TestModelSpec spec;
   spec.seed = 21;
   spec.dim = 192;
@@ -786,9 +786,16 @@ std::unique_ptr<paca::LlamaModel> synthetic_on(std::unique_ptr<Backend> be) {
   spec.ffn_dim = 420;
   spec.n_vocab = 1000;
   spec.max_context = 1024;
+  return spec;
+}
+
+std::unique_ptr<paca::LlamaModel> synthetic_on(std::unique_ptr<Backend> be,
+                                               const paca::TestModelSpec& spec = synthetic_spec(),
+                                               DType kv_dtype = DType::f32) {
   paca::ModelOptions opt;
   opt.n_threads = 2;
   opt.kv_block_tokens = 16;
+  opt.kv_dtype = kv_dtype;
   auto m = std::make_unique<paca::LlamaModel>(paca::synthetic_checkpoint(spec, uint64_t{1} << 30), std::move(be), opt);
   if (!m->backend().weights_on_host()) {
     std::vector<const TensorView*> views;
@@ -882,6 +889,53 @@ TEST(CudaGraphs, DecodeStepsMatchTheCpu) {
   const auto a = decode_run(*gpu, 250, 10), b = decode_run(*cpu, 250, 10);
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) EXPECT_LT(rel_l2(a[i], b[i]), 1e-4) << "logits " << i;
+}
+
+// A whole model whose prefill takes the flash kernel (head_dim 64, GQA 4,
+// bf16 cache): a 200-token prompt, a 100-token chunk on top of it (a cached
+// prefix), then decode steps (the f32 kernel), against the CPU and against
+// the same GPU model with flash off. GEMV only (f32 activations), so the
+// difference is the kernel's bf16 Q and P; 1e-2 relative L2 of the logits
+// (the tiny models of CudaModel have head dims 8 and 16: never flash).
+TEST(CudaFlashModel, ChunkedPrefillMatchesTheCpu) {
+  SKIP_WITHOUT_DEVICE();
+  paca::TestModelSpec spec = synthetic_spec();
+  spec.dim = 256;
+  spec.n_heads = 4;
+  spec.n_kv_heads = 1;
+  auto run = [&](std::unique_ptr<Backend> be) {
+    auto m = synthetic_on(std::move(be), spec, DType::bf16);
+    paca::BlockPool pool(m->kv_backend(), m->kv_layout());
+    paca::Session s(*m, pool, 0);
+    std::vector<int32_t> p(300);
+    for (int i = 0; i < 300; ++i) p[i] = (i * 53 + 7) % 1000;
+    std::vector<std::vector<float>> out;
+    s.prefill(std::span<const int32_t>(p.data(), 200));
+    out.push_back(s.logits());
+    s.prefill(std::span<const int32_t>(p.data() + 200, 100));
+    out.push_back(s.logits());
+    for (int i = 0; i < 3; ++i) {  // fixed tokens: a near-tie of argmax cannot split the runs
+      const int32_t t = (i * 311 + 5) % 1000;
+      s.prefill(std::span<const int32_t>(&t, 1));
+      out.push_back(s.logits());
+    }
+    return std::make_pair(std::move(m), out);
+  };
+  paca::cuda::CudaBackendOptions on, off;
+  on.use_cublaslt = off.use_cublaslt = false;
+  off.flash_min_rows = 0;
+  auto [gm, got] = run(paca::cuda::make_cuda_backend(on));
+  auto [om, old] = run(paca::cuda::make_cuda_backend(off));
+  auto [cm, ref] = run(paca::make_cpu_backend(2));
+  EXPECT_EQ(paca::cuda::graph_stats(gm->backend()).flash_prefill, 2u * spec.n_layers);  // two chunks per layer
+  EXPECT_EQ(paca::cuda::graph_stats(om->backend()).flash_prefill, 0u);
+  ASSERT_EQ(got.size(), ref.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_LT(rel_l2(got[i], ref[i]), 1e-2) << "logits " << i;
+    EXPECT_LT(rel_l2(got[i], old[i]), 1e-2) << "logits " << i;
+    // flash off: f32 rounding, except where it flips a bf16 cache value's last bit
+    EXPECT_LT(rel_l2(old[i], ref[i]), 1e-3) << "logits " << i << " (flash off)";
+  }
 }
 
 // ---- whole models through the C API -------------------------------------------
