@@ -60,6 +60,10 @@ int attention_splits_for(int tokens, int n_heads, int max_positions, int sm_coun
   return static_cast<int>(std::clamp<long>(splits, 1, 32));
 }
 
+bool use_flash_prefill(int flash_min_rows, int rows, int head_dim) {
+  return flash_min_rows > 0 && rows >= flash_min_rows && (head_dim == 64 || head_dim == 128);
+}
+
 MatmulPath matmul_path(int tokens, int gemv_max_tokens, bool cublaslt_available) {
   return tokens <= gemv_max_tokens || !cublaslt_available ? MatmulPath::gemv : MatmulPath::cublaslt;
 }
@@ -330,6 +334,55 @@ class CudaBackend final : public Backend {
             u(k.cols), u(v.data), u(v.cols), u(p), u(k.rows)});
   }
 
+  // One kernel (launch_rope_kv_write) with the bits of rope, rope and
+  // kv_write on this device; the composed default when the heads do not
+  // fill the cache rows exactly.
+  void rope_kv_write(Act q, Act k, Act v, const KvSeq& seq, int layer, std::span<const int32_t> pos,
+                     std::span<const float> freqs, RopeLayout layout, const AttentionShape& s) override {
+    const KvLayout& L = *seq.layout;
+    if (s.n_kv_heads * s.head_dim != L.kv_dim || s.head_dim % 2 != 0) {
+      Backend::rope_kv_write(q, k, v, seq, layer, pos, freqs, layout, s);  // takes the lock op by op
+      return;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    set_device();
+    check(q.rows == k.rows && v.rows >= k.rows && static_cast<int>(pos.size()) >= k.rows &&
+              s.n_heads * s.head_dim <= q.cols && k.cols >= L.kv_dim && v.cols >= L.kv_dim &&
+              static_cast<int>(freqs.size()) >= s.head_dim / 2,
+          Status::internal, "rope_kv_write: {} heads of {} over rows of {} (k: {}, kv_dim {})", s.n_heads, s.head_dim,
+          q.cols, k.cols, L.kv_dim);
+    for (int t = 0; t < k.rows; ++t)
+      check(pos[t] >= 0 && static_cast<size_t>(pos[t] / L.block_tokens) < seq.blocks.size(), Status::internal,
+            "rope_kv_write: position {} has no block ({} blocks)", pos[t], seq.blocks.size());
+    const size_t freq_bytes = static_cast<size_t>(s.head_dim / 2) * sizeof(float);
+    const size_t pos_bytes = static_cast<size_t>(k.rows) * sizeof(int32_t);
+    // a recorded step: the fixed step buffers and the kept frequencies
+    const void* table = step_table(seq);
+    const auto* p =
+        table != nullptr ? static_cast<const int32_t*>(step_input(pos.data(), pos_bytes, step_.pos, kStepPosOffset))
+                         : nullptr;
+    const auto* fr = p != nullptr ? static_cast<const float*>(constant(freqs.data(), freq_bytes)) : nullptr;
+    if (fr == nullptr) {
+      leave_recording();
+      // staged together, so that a full ring cannot drop one of them
+      const auto dev = stage<3>({HostArray{seq.blocks.data(), seq.blocks.size_bytes()},
+                                 HostArray{pos.data(), pos_bytes}, HostArray{freqs.data(), freq_bytes}});
+      table = dev[0];
+      p = static_cast<const int32_t*>(dev[1]);
+      fr = static_cast<const float*>(dev[2]);
+    }
+    const PagedKv kv = paged(seq, layer, table);
+    const int half = layout == RopeLayout::half ? 1 : 0;
+    submit("rope_kv_write kernel",
+           [=, this] {
+             return launch_rope_kv_write(kv, q.data, q.cols, k.data, k.cols, v.data, v.cols, p, k.rows, s.n_heads,
+                                         s.n_kv_heads, s.head_dim, fr, half, stream_);
+           },
+           {kOpRopeKvWrite, u(kv.blocks), u(kv.block_tokens), u(kv.kv_dim), u(kv.elem_bytes), u(kv.layer), u(q.data),
+            u(q.cols), u(k.data), u(k.cols), u(v.data), u(v.cols), u(p), u(k.rows), u(s.n_heads), u(s.n_kv_heads),
+            u(s.head_dim), u(fr), u(half)});
+  }
+
   void attention(Act q, const KvSeq& seq, int layer, std::span<const int32_t> pos, const AttentionShape& s,
                  Act out) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -342,6 +395,21 @@ class CudaBackend final : public Backend {
       max_pos = std::max(max_pos, pos[t] + 1);
     }
     const auto [table, p] = paged_inputs(seq, pos, q.rows);
+    const PagedKv kv = paged(seq, layer, table);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
+    if (use_flash_prefill(opt_.flash_min_rows, q.rows, s.head_dim) &&
+        flash_prefill_supports(kv, s.n_heads, s.n_kv_heads, s.head_dim) && even_aligned(q) && even_aligned(out)) {
+      ++stats_.flash_prefill;
+      submit("flash prefill kernel",
+             [=, this] {
+               return launch_flash_prefill(kv, q.data, q.cols, p, q.rows, s.n_heads, s.n_kv_heads, s.head_dim, scale,
+                                           out.data, out.cols, stream_);
+             },
+             {kOpFlashPrefill, u(kv.blocks), u(kv.block_tokens), u(kv.kv_dim), u(kv.elem_bytes), u(kv.layer),
+              u(q.data), u(q.cols), u(p), u(q.rows), u(s.n_heads), u(s.n_kv_heads), u(s.head_dim), f(scale),
+              u(out.data), u(out.cols)});
+      return;
+    }
     // a recorded step plans its splits for its context bucket, so that the
     // launch is the same at every length within the bucket
     const int plan_positions = step_.mode == StepMode::record ? step_.ctx_bucket : max_pos;
@@ -352,9 +420,7 @@ class CudaBackend final : public Backend {
       leave_recording();  // recorded ops hold the old buffer: run them before it is freed
       grow(att_scratch_, att_scratch_bytes_, scratch * sizeof(float));
     }
-    const PagedKv kv = paged(seq, layer, table);
     auto* sc = splits > 1 ? static_cast<float*>(att_scratch_) : nullptr;
-    const float scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
     submit("attention kernel",
            [=, this] {
              return launch_attention(kv, q.data, q.cols, p, q.rows, s.n_heads, s.n_kv_heads, s.head_dim, scale, splits,
@@ -650,7 +716,9 @@ class CudaBackend final : public Backend {
     kOpAttention,
     kOpSwiglu,
     kOpAdd,
-    kOpCopy
+    kOpCopy,
+    kOpRopeKvWrite,
+    kOpFlashPrefill
   };
   template <typename T>
   static uint64_t u(T v) {
@@ -841,6 +909,9 @@ class CudaBackend final : public Backend {
 
 
   void set_device() { ck(cudaSetDevice(dev_), "cudaSetDevice"); }
+
+  // Rows the flash prefill kernel can take: 8-byte aligned, an even stride.
+  static bool even_aligned(Act a) { return reinterpret_cast<uintptr_t>(a.data) % 8 == 0 && a.cols % 2 == 0; }
 
   // Frees everything (after the queued work); never throws.
   void destroy() noexcept {

@@ -97,6 +97,17 @@ class Backend {
                     RopeLayout layout) = 0;
   // Stores k[t], v[t] at position pos[t] of `seq` for `layer`.
   virtual void kv_write(const KvSeq& seq, int layer, Act k, Act v, std::span<const int32_t> pos) = 0;
+  // RoPE fused with the KV write, for the rows of one sequence: rotates the
+  // shape.n_heads heads of q and the shape.n_kv_heads heads of k in place as
+  // rope does, then stores k[t], v[t] at position pos[t] of `seq` for `layer`
+  // as kv_write does. The default composes the three ops (so the CPU's
+  // results are theirs, bit for bit); a device may fuse them.
+  virtual void rope_kv_write(Act q, Act k, Act v, const KvSeq& seq, int layer, std::span<const int32_t> pos,
+                             std::span<const float> freqs, RopeLayout layout, const AttentionShape& shape) {
+    rope(q, shape.n_heads, shape.head_dim, pos, freqs, layout);
+    rope(k, shape.n_kv_heads, shape.head_dim, pos, freqs, layout);
+    kv_write(seq, layer, k, v, pos);
+  }
   // Causal GQA attention: query row t (at position pos[t]) attends to cached
   // positions 0..pos[t]. out: [T, n_heads * head_dim].
   virtual void attention(Act q, const KvSeq& seq, int layer, std::span<const int32_t> pos,

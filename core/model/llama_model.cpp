@@ -251,13 +251,12 @@ void LlamaModel::layers(Workspace& ws, std::span<const SeqStep> seqs, const std:
     be.matmul(xn, *w.wq, q);
     be.matmul(xn, *w.wk, k);
     be.matmul(xn, *w.wv, v);
-    be.rope(q, c.n_heads, c.head_dim, pos, rope_freqs_, c.rope_layout);
-    be.rope(k, c.n_kv_heads, c.head_dim, pos, rope_freqs_, c.rope_layout);
     int r0 = 0;
-    for (const SeqStep& s : seqs) {  // the cache and attention are per sequence
+    for (const SeqStep& s : seqs) {  // RoPE + the cache write, and attention, per sequence
       const int n = static_cast<int>(s.tokens.size());
       const auto sp = pos.subspan(static_cast<size_t>(r0), static_cast<size_t>(n));
-      be.kv_write(s.kv, l, part(k, r0, n), part(v, r0, n), sp);
+      be.rope_kv_write(part(q, r0, n), part(k, r0, n), part(v, r0, n), s.kv, l, sp, rope_freqs_, c.rope_layout,
+                       shape);
       be.attention(part(q, r0, n), s.kv, l, sp, shape, part(att, r0, n));
       r0 += n;
     }

@@ -54,6 +54,11 @@ class Recorder final : public Backend {
     op("kv_write");
     in_->kv_write(s, layer, k, v, pos);
   }
+  void rope_kv_write(Act q, Act k, Act v, const KvSeq& s, int layer, std::span<const int32_t> pos,
+                     std::span<const float> f, RopeLayout l, const AttentionShape& sh) override {
+    op("rope_kv_write");
+    in_->rope_kv_write(q, k, v, s, layer, pos, f, l, sh);  // the CPU's: the composed default
+  }
   void attention(Act q, const KvSeq& s, int layer, std::span<const int32_t> pos, const AttentionShape& sh,
                  Act out) override {
     op("attention");
@@ -162,14 +167,18 @@ TEST(StepBracket, EveryOpOfAStepIsInsideTheBracket) {
   EXPECT_EQ(rec.to_host_calls, 1);
   EXPECT_EQ(s.logits(), first);
   EXPECT_EQ(rec.to_host_calls, 1);
-  // 3 layers: norm, (qkv, rope x2, kv_write, attention, o, add_rmsnorm, gate, up, swiglu, down, add_rmsnorm or add)
-  int fused = 0, adds = 0, norms = 0;
+  // 3 layers: norm, (qkv, rope_kv_write, attention, o, add_rmsnorm, gate, up, swiglu, down, add_rmsnorm or add)
+  int fused = 0, adds = 0, norms = 0, rope_kv = 0, apart = 0;
   for (const std::string& o : rec.ops) {
     EXPECT_NE(o.back(), '-') << o << " outside the step";
     fused += o == "add_rmsnorm";
     adds += o == "add";
     norms += o == "rmsnorm";
+    rope_kv += o == "rope_kv_write";
+    apart += o == "rope" || o == "kv_write";
   }
+  EXPECT_EQ(rope_kv, 3);  // one fused RoPE + KV write per layer (one sequence)
+  EXPECT_EQ(apart, 0);    // the model never calls rope or kv_write on its own
   EXPECT_EQ(fused, 2 * 3 - 1);  // every residual add but the last layer's FFN one
   EXPECT_EQ(adds, 1);
   EXPECT_EQ(norms, 2);  // the first attention norm and the final norm
