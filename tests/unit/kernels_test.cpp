@@ -63,7 +63,7 @@ std::vector<float> packed(const cpu::Kernels& k, const std::vector<float>& m, si
 void check_blocked(const cpu::Kernels& k) {
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  for (size_t n : {5, 8, 37, 128, 771}) {
+  for (size_t n : {5, 8, 37, 128, 771, 4133}) {
     const size_t rows = 11, tokens = 7, ldw = n + 3, ldx = n + 1, ldo = rows + 2;
     std::vector<float> w(rows * ldw), x(tokens * ldx), out(tokens * ldo, -1.0f), part(tokens * ldo, -2.0f);
     for (auto& v : w) v = u(rng);
@@ -115,7 +115,8 @@ void check_same_bits(const cpu::Kernels& k) {
   std::mt19937 rng(11);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   for (DType t : {DType::f32, DType::f16, DType::bf16}) {
-    for (size_t n : {1, 5, 8, 13, 31, 32, 40, 64, 67, 96, 771}) {
+    // 4133: quarters of 1032 floats, whole blocks and a scalar tail past them
+    for (size_t n : {1, 5, 8, 13, 31, 32, 40, 64, 67, 96, 771, 4133}) {
       const size_t rows = 19, tokens = 5;
       std::vector<uint8_t> w;
       std::vector<float> wide(rows * n), x(tokens * n);
