@@ -86,6 +86,16 @@ double rel_l2(const std::vector<float>& got, const std::vector<float>& ref) {
   return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
 }
 
+// The largest rel_l2 of any row of `cols` elements: a fault confined to a few
+// rows (a tail tile, one row block) that the whole tensor's error averages away.
+double worst_row_rel_l2(const std::vector<float>& got, const std::vector<float>& ref, size_t cols) {
+  double worst = 0;
+  for (size_t r = 0; r + cols <= ref.size(); r += cols)
+    worst = std::max(worst, rel_l2(std::vector<float>(got.begin() + r, got.begin() + r + cols),
+                                   std::vector<float>(ref.begin() + r, ref.begin() + r + cols)));
+  return worst;
+}
+
 // ---- host-side tests ---------------------------------------------------------
 
 TEST(CudaHost, ParseDevice) {
@@ -688,7 +698,8 @@ std::vector<uint8_t*> shuffled_blocks(Backend& be, const paca::KvLayout& L, cons
 // prefill), GQA 1/4/8, head_dim 64/128, blocks that split the tiles
 // unevenly, bf16 and f32 caches, one 32K context. Outputs are NaN-poisoned
 // first. Tolerance 1e-2 relative L2: Q, P (and an f32 cache's K, V) are
-// rounded to bf16 (unit roundoff 2^-9), ~2e-3 expected.
+// rounded to bf16 (unit roundoff 2^-9), ~2e-3 expected; 5e-2 for each
+// (token, head) row on its own (~3e-3 worst in the host emulation).
 TEST_F(CudaOps, FlashPrefillAttention) {
   struct Case {
     int heads, kv_heads, hd, block, P, T;
@@ -729,6 +740,10 @@ TEST_F(CudaOps, FlashPrefillAttention) {
       const std::vector<float> v = random_nonzero(rng_, static_cast<size_t>(c.P) * KV);
       cpu_->kv_write(cs, layer, act(*cpu_, c.P, KV, k), act(*cpu_, c.P, KV, v), all);
       gpu_->kv_write(gs, layer, act(*gpu_, c.P, KV, k), act(*gpu_, c.P, KV, v), all);
+      // flash and plain read these blocks on their own (non-blocking)
+      // streams: wait for gpu_'s stream (a copy to the host synchronises it)
+      uint8_t probe = 0;
+      gpu_->copy(&probe, gb[0], 1);
     }
     const std::vector<int32_t> pos(all.end() - c.T, all.end());
     const paca::AttentionShape shape{c.heads, c.kv_heads, c.hd};
@@ -746,8 +761,11 @@ TEST_F(CudaOps, FlashPrefillAttention) {
     EXPECT_EQ(paca::cuda::graph_stats(*plain).flash_prefill, 0u);
     const std::vector<float> got = host(*flash, fout), old = host(*plain, pout);
     const double e_cpu = rel_l2(got, ref), e_old = rel_l2(got, old);
-    std::printf("flash prefill %s: rel L2 vs CPU %.2e, vs the f32 CUDA kernel %.2e\n", what.c_str(), e_cpu, e_old);
+    const double worst = worst_row_rel_l2(got, ref, static_cast<size_t>(c.hd));  // of any (token, head)
+    std::printf("flash prefill %s: rel L2 vs CPU %.2e (worst row %.2e), vs the f32 CUDA kernel %.2e\n", what.c_str(),
+                e_cpu, worst, e_old);
     EXPECT_LT(e_cpu, 1e-2) << what;
+    EXPECT_LT(worst, 5e-2) << what << ": worst row";
     EXPECT_LT(e_old, 1e-2) << what;
     EXPECT_LT(rel_l2(old, ref), 1e-5) << what << " (the f32 kernel)";
     // the query rows are read, not written

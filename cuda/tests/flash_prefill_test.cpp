@@ -6,13 +6,14 @@
 // program under compute-sanitizer's racecheck, which checks the kernel's
 // shared-memory double buffering. Tolerance 1e-2 relative L2 (Q and P are
 // rounded to bf16; see docs/design-notes.md); the backend test
-// (CudaOps.FlashPrefillAttention) covers long contexts and f32 caches.
+// (CudaOps.FlashPrefillAttention) covers long contexts and f32 caches. Each
+// (token, head) row is also held to 5e-2 on its own.
 // Every test skips, with the reason, when there is no CUDA device.
 #include <gtest/gtest.h>  // TEST, GTEST_SKIP
 
 #include <cuda_runtime_api.h>  // cudaMalloc, cudaMemcpy
 
-#include <algorithm>  // std::shuffle
+#include <algorithm>  // std::shuffle, std::max
 #include <cmath>      // std::sqrt, std::exp, std::isfinite
 #include <cstdint>    // uint16_t, uint8_t, int32_t
 #include <cstdio>     // std::printf
@@ -133,17 +134,26 @@ TEST(FlashPrefill, MatchesTheReference) {
     std::vector<float> got(q.size());
     ASSERT_EQ(cudaMemcpy(got.data(), dout.p, got.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess) << what;
     const std::vector<double> ref = reference(c, q, k, v, pos);
-    double num = 0, den = 0;
+    double num = 0, den = 0, worst = 0;  // worst: of any (token, head) row
     size_t bad = 0;
-    for (size_t i = 0; i < got.size(); ++i) {
-      if (!std::isfinite(got[i])) ++bad;
-      num += (got[i] - ref[i]) * (got[i] - ref[i]);
-      den += ref[i] * ref[i];
+    for (size_t r = 0; r < got.size(); r += static_cast<size_t>(c.hd)) {
+      double rn = 0, rd = 0;
+      for (size_t i = r; i < r + static_cast<size_t>(c.hd); ++i) {
+        if (!std::isfinite(got[i])) ++bad;
+        rn += (got[i] - ref[i]) * (got[i] - ref[i]);
+        rd += ref[i] * ref[i];
+      }
+      num += rn;
+      den += rd;
+      worst = std::max(worst, std::sqrt(rn / rd));
     }
     EXPECT_EQ(bad, 0u) << what << ": outputs not written or not finite";
     const double err = std::sqrt(num / den);
     EXPECT_LT(err, 1e-2) << what;
-    std::printf("%s: rel L2 %.2e\n", what.c_str(), err);
+    // a fault confined to a few rows (a tail tile, one row block) that the
+    // whole output's error would average away; ~3e-3 in the host emulation
+    EXPECT_LT(worst, 5e-2) << what << ": worst row";
+    std::printf("%s: rel L2 %.2e, worst row %.2e\n", what.c_str(), err, worst);
   }
 }
 
