@@ -75,7 +75,8 @@ size_t device_weight_bytes(const TensorView& w) {
   return w.rows > 1 ? n * 2 : n * 4;
 }
 
-Fp8Plan plan_fp8_matmul(int tokens, int rows, int cols, ActQuant act, const Fp8Policy& policy, bool cublaslt_available) {
+Fp8Plan plan_fp8_matmul(int tokens, int rows, int cols, ActQuant act, const Fp8Policy& policy,
+                        bool cublaslt_available) {
   Fp8Plan p;
   if (matmul_path(tokens, policy.gemv_max_tokens, cublaslt_available) == MatmulPath::gemv) {
     p.act = policy.decode_w8a16 && tokens <= policy.gemv_max_tokens ? ActQuant::none : act;
@@ -453,9 +454,9 @@ class CudaBackend final : public Backend {
     if (opt_.fp8_lt_scales &&
         lt_->matmul_f8(W, R, C, q8, T16, d, ldd, ws, xs, lt_ws_, lt_ws_bytes_, stream_, &vec_err)) {
       if (d != out.data)
-        ck(cudaMemcpy2DAsync(out.data, static_cast<size_t>(out.cols) * sizeof(float), d, static_cast<size_t>(R) * sizeof(float),
-                             static_cast<size_t>(R) * sizeof(float), static_cast<size_t>(T), cudaMemcpyDeviceToDevice,
-                             stream_),
+        ck(cudaMemcpy2DAsync(out.data, static_cast<size_t>(out.cols) * sizeof(float), d,
+                             static_cast<size_t>(R) * sizeof(float), static_cast<size_t>(R) * sizeof(float),
+                             static_cast<size_t>(T), cudaMemcpyDeviceToDevice, stream_),
            "cudaMemcpy2DAsync (fp8 GEMM)");
       return true;
     }
@@ -483,7 +484,8 @@ class CudaBackend final : public Backend {
                        lt_ws_bytes_, stream_, err))
         return false;
     }
-    ck(launch_scale_rows_tokens(out.data, out.cols, R, T, ws, nullptr, out.data, out.cols, stream_), "fp8 scale kernel");
+    ck(launch_scale_rows_tokens(out.data, out.cols, R, T, ws, nullptr, out.data, out.cols, stream_),
+       "fp8 scale kernel");
     return true;
   }
 
@@ -766,7 +768,8 @@ class CudaBackend final : public Backend {
           ck(cudaMemcpyAsync(const_cast<float*>(w.scales), v->scales, static_cast<size_t>(v->rows) * sizeof(float),
                              cudaMemcpyHostToDevice, stream_),
              "cudaMemcpyAsync (FP8 scales)");
-          sent += static_cast<size_t>(v->rows) * sizeof(float);
+          // scales and padding, as device_weight_bytes counted them in total
+          sent += static_cast<size_t>(v->rows) * sizeof(float) + (fp8_scales_offset(codes) - codes);
         }
         weights_.emplace(key_of(*v), w);
         const size_t cols = static_cast<size_t>(v->cols);

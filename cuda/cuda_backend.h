@@ -94,7 +94,8 @@ struct Fp8Plan {
 // The path of a matmul of `tokens` tokens with an FP8 weight (rows, cols)
 // whose activation treatment is `act`. The FP8 GEMM needs rows and cols that
 // are multiples of 16 (tokens are padded); other w8a8 shapes take quant_gemv.
-Fp8Plan plan_fp8_matmul(int tokens, int rows, int cols, ActQuant act, const Fp8Policy& policy, bool cublaslt_available);
+Fp8Plan plan_fp8_matmul(int tokens, int rows, int cols, ActQuant act, const Fp8Policy& policy,
+                        bool cublaslt_available);
 // Reads PACA_CUDA_FP8_DECODE / PACA_CUDA_FP8_PREFILL values (null: unset,
 // keep the option) into policy; Error(invalid_argument) naming the variable
 // for any value but "auto" or the switch's mode.

@@ -231,7 +231,8 @@ void bench_gemm_f8(LtGemm& lt, int rows, int cols, int tokens) {
          }),
          static_cast<double>(wbytes), flops, 0);
   for (void* p : {static_cast<void*>(w), static_cast<void*>(ws), static_cast<void*>(x), static_cast<void*>(xq),
-                  static_cast<void*>(xs), static_cast<void*>(xbf), static_cast<void*>(tile), static_cast<void*>(y), work})
+                  static_cast<void*>(xs), static_cast<void*>(xbf), static_cast<void*>(tile), static_cast<void*>(y),
+                  work})
     cudaFree(p);
 }
 

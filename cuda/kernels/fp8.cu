@@ -137,7 +137,8 @@ __global__ void __launch_bounds__(kQuantThreads)
   const int t = static_cast<int>(blockIdx.x);
   if (t >= rows) {
     if (q8 != nullptr)
-      for (int c = static_cast<int>(threadIdx.x); c < cols; c += kQuantThreads) q8[static_cast<size_t>(t) * ldq8 + c] = 0;
+      for (int c = static_cast<int>(threadIdx.x); c < cols; c += kQuantThreads)
+        q8[static_cast<size_t>(t) * ldq8 + c] = 0;
     if (threadIdx.x == 0) scales[t] = 1.0f;
     return;
   }

@@ -215,7 +215,8 @@ TEST(CudaHost, Fp8Planning) {
   EXPECT_EQ(p.act, ActQuant::dynamic_row);
   p = plan_fp8_matmul(9, 4096, 4096, ActQuant::static_tensor, ab, true);  // w8a8 stays as it is
   EXPECT_EQ(p.act, ActQuant::static_tensor);
-  p = plan_fp8_matmul(100, 4096, 4096, ActQuant::dynamic_row, ab, false);  // no cuBLASLt: the decode knob is for decode only
+  // no cuBLASLt: the decode knob is for decode only
+  p = plan_fp8_matmul(100, 4096, 4096, ActQuant::dynamic_row, ab, false);
   EXPECT_EQ(p.path, Fp8Path::quant_gemv);
   // the knobs from the environment
   Fp8Policy e;
@@ -418,7 +419,8 @@ TEST(CudaHost, KernelArgumentChecks) {
   kv.elem_bytes = 3;
   EXPECT_EQ(launch_kv_write(kv, &f, 64, &f, 64, &i, 1, nullptr), cudaErrorInvalidValue);
   uint8_t b = 0;
-  EXPECT_EQ(launch_gemv_f8(&b, nullptr, 4, 16, &f, 16, nullptr, 1, &f, 4, nullptr), cudaErrorInvalidValue);  // no scales
+  EXPECT_EQ(launch_gemv_f8(&b, nullptr, 4, 16, &f, 16, nullptr, 1, &f, 4, nullptr),
+            cudaErrorInvalidValue);  // no scales
   EXPECT_EQ(launch_gemv_f8(&b, &f, 4, 16, &f, 15, nullptr, 1, &f, 4, nullptr), cudaErrorInvalidValue);  // ldx < cols
   EXPECT_EQ(launch_gemv_f8(&b, &f, 0, 16, &f, 16, nullptr, 1, &f, 4, nullptr), cudaSuccess);
   EXPECT_EQ(launch_quantize_e4m3(&f, 8, 1, 8, 1, 1, 0.0f, 0.0f, &b, 8, nullptr, 0, &f, nullptr),
@@ -739,8 +741,8 @@ TEST_F(CudaOps, Fp8Matmul) {
         const double tol = !prefill ? 1e-5 : fp8_gemm ? 2e-3 : m.act == ActQuant::none ? 1e-2 : 1e-5;
         std::vector<float> x = random_nonzero(rng_, static_cast<size_t>(c.tokens) * c.cols);
         x[x.size() / 3] = 3.5f;  // above the bound: saturates
-        EXPECT_LT(matmul_vs_cpu(*gpu, w, x, c.tokens), tol) << m.name << " " << c.rows << "x" << c.cols << " tokens " << c.tokens << " on "
-                          << gpu->name();
+        EXPECT_LT(matmul_vs_cpu(*gpu, w, x, c.tokens), tol)
+            << m.name << " " << c.rows << "x" << c.cols << " tokens " << c.tokens << " on " << gpu->name();
       }
     }
   }
@@ -1211,7 +1213,8 @@ TEST(CudaFp8Model, QuantizeAtLoadMatchesCpu) {
       const double tol = n_prompt <= 8 ? 1e-3 : 2e-2;
       EXPECT_LT(rel_l2(gpu.logits, cpu.logits), tol) << "mode " << mode << " prompt " << n_prompt;
       EXPECT_LT(rel_l2(gpu.fork_logits, cpu.fork_logits), tol) << "mode " << mode << " prompt " << n_prompt;
-      EXPECT_GE(same_prefix(gpu.greedy, cpu.greedy), n_prompt <= 8 ? 8 : 1) << "mode " << mode << " prompt " << n_prompt;
+      EXPECT_GE(same_prefix(gpu.greedy, cpu.greedy), n_prompt <= 8 ? 8 : 1)
+          << "mode " << mode << " prompt " << n_prompt;
       std::printf("tiny-llama31 quantized at load, mode %d, prompt %d: rel L2 %.2e, %d of 8 greedy tokens agree\n", mode,
                   n_prompt, rel_l2(gpu.logits, cpu.logits), same_prefix(gpu.greedy, cpu.greedy));
     }
