@@ -91,6 +91,8 @@ Fp8Plan plan_fp8_matmul(int tokens, int rows, int cols, ActQuant act, const Fp8P
   return p;
 }
 
+int fp8_gemv_rows_per_warp(int rows, int sm_count) { return rows >= 16 * std::max(sm_count, 1) ? 2 : 1; }
+
 int fp8_tile_rows(int rows, int cols) {
   constexpr size_t kTileBytes = size_t{64} << 20;
   const size_t fit = kTileBytes / (static_cast<size_t>(std::max(cols, 1)) * 2) / 16 * 16;
@@ -402,12 +404,13 @@ class CudaBackend final : public Backend {
     }
     float* o = out.data;
     const int ldo = out.cols;
+    const int rw = opt_.fp8_gemv_rows_per_warp > 0 ? opt_.fp8_gemv_rows_per_warp : fp8_gemv_rows_per_warp(R, sm_count_);
     if (plan.path == Fp8Path::gemv) {
       const float* xd = x.data;
       const int ldx = x.cols;
       submit("fp8 gemv kernel",
-             [=, this] { return launch_gemv_f8(W, ws, R, C, xd, ldx, nullptr, T, o, ldo, stream_); },
-             {kOpGemvF8, u(W), u(ws), u(R), u(C), u(xd), u(ldx), u(0), u(T), u(o), u(ldo)});
+             [=, this] { return launch_gemv_f8(W, ws, R, C, xd, ldx, nullptr, T, o, ldo, rw, stream_); },
+             {kOpGemvF8, u(W), u(ws), u(R), u(C), u(xd), u(ldx), u(0), u(T), u(o), u(ldo), u(rw)});
       return;
     }
     // quant_gemv: quantized values (f32) at 0, the token scales after them
@@ -425,8 +428,8 @@ class CudaBackend final : public Backend {
              return launch_quantize_e4m3(xd, ldx, T, C, T, dyn, ub, sscale, nullptr, 0, qf, C, xs, stream_);
            },
            {kOpQuantF8, u(xd), u(ldx), u(T), u(C), u(dyn), f(ub), f(sscale), u(qf), u(xs)});
-    submit("fp8 gemv kernel", [=, this] { return launch_gemv_f8(W, ws, R, C, qf, C, xs, T, o, ldo, stream_); },
-           {kOpGemvF8, u(W), u(ws), u(R), u(C), u(qf), u(C), u(xs), u(T), u(o), u(ldo)});
+    submit("fp8 gemv kernel", [=, this] { return launch_gemv_f8(W, ws, R, C, qf, C, xs, T, o, ldo, rw, stream_); },
+           {kOpGemvF8, u(W), u(ws), u(R), u(C), u(qf), u(C), u(xs), u(T), u(o), u(ldo), u(rw)});
   }
 
   // w8a8 through the FP8 GEMM: activations to E4M3 codes (tokens padded to a

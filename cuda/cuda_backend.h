@@ -33,6 +33,8 @@ struct CudaBackendOptions {
   // The FP8 GEMM applies row x token scales itself (cuBLASLt's outer-vector
   // scale mode) when it can; false: always unscaled plus the epilogue kernel.
   bool fp8_lt_scales = true;
+  // Rows per warp of the FP8 GEMV (1 or 2); 0: fp8_gemv_rows_per_warp.
+  int fp8_gemv_rows_per_warp = 0;
 };
 
 // Throws Error(device) when the device is unavailable ("no CUDA device: ..."
@@ -99,6 +101,10 @@ Fp8Plan plan_fp8_matmul(int tokens, int rows, int cols, ActQuant act, const Fp8P
 // Reads PACA_CUDA_FP8_DECODE / PACA_CUDA_FP8_PREFILL values (null: unset,
 // keep the option) into policy; Error(invalid_argument) naming the variable
 // for any value but "auto" or the switch's mode.
+// Rows per warp of the FP8 GEMV for a weight of `rows` rows: 2 (each load of
+// the activations serves two rows) when that still gives every
+// multiprocessor a block of 8 warps, else 1.
+int fp8_gemv_rows_per_warp(int rows, int sm_count);
 // Rows of an FP8 weight (rows, cols) widened to bf16 at a time for the
 // weight-only prefill GEMM: a multiple of 16 whose tile takes at most 64 MiB
 // (at least 16 rows), never more than rows.

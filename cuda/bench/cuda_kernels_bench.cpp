@@ -146,7 +146,7 @@ uint8_t* dev_codes(size_t n, uint32_t seed) {
 
 // The FP8 GEMV: weight-only on f32 x, or w8a8 (the quantizer then the GEMV,
 // timed together). Bound: the bytes of the codes and row scales.
-void bench_gemv_f8(int rows, int cols, int tokens, bool w8a8, double bw) {
+void bench_gemv_f8(int rows, int cols, int tokens, bool w8a8, int rw, double bw) {
   const size_t wbytes = static_cast<size_t>(rows) * cols;
   const int copies = static_cast<int>(std::max<size_t>(2, (size_t{256} << 20) / wbytes + 1));  // > 256 MiB: out of L2
   std::vector<uint8_t*> w{dev_codes(wbytes, 21)};
@@ -162,13 +162,13 @@ void bench_gemv_f8(int rows, int cols, int tokens, bool w8a8, double bw) {
   const double ms = time_ms([&](int i) {
     if (w8a8) {
       launch_quantize_e4m3(x, cols, tokens, cols, tokens, 1, 1200.0f, 0.0f, nullptr, 0, xq, cols, xs, nullptr);
-      launch_gemv_f8(w[i % copies], ws, rows, cols, xq, cols, xs, tokens, y, rows, nullptr);
+      launch_gemv_f8(w[i % copies], ws, rows, cols, xq, cols, xs, tokens, y, rows, rw, nullptr);
     } else {
-      launch_gemv_f8(w[i % copies], ws, rows, cols, x, cols, nullptr, tokens, y, rows, nullptr);
+      launch_gemv_f8(w[i % copies], ws, rows, cols, x, cols, nullptr, tokens, y, rows, rw, nullptr);
     }
   });
   report(std::string("gemv fp8 ") + (w8a8 ? "w8a8 " : "w8a16 ") + std::to_string(rows) + "x" + std::to_string(cols) +
-             " tokens " + std::to_string(tokens),
+             " tokens " + std::to_string(tokens) + " rw " + std::to_string(rw),
          ms, static_cast<double>(wbytes + static_cast<size_t>(rows) * 4), 2.0 * rows * cols * tokens, bw);
   for (uint8_t* p : w) cudaFree(p);
   for (void* p : {static_cast<void*>(ws), static_cast<void*>(x), static_cast<void*>(xq), static_cast<void*>(xs),
@@ -329,14 +329,16 @@ int main(int argc, char** argv) {
     bench_gemv(2048, 2048, tokens, bw);
   }
   // FP8 weights at the same shapes: weight-only and w8a8 (the decode A/B)
+  // (rows per warp as the backend picks them; at one token weight-only, the other choice too)
+  const int shapes[][2] = {{4096, 4096}, {1024, 4096}, {14336, 4096}, {4096, 14336}, {128256, 4096}};
   for (int tokens : {1, 4, 8})
-    for (bool w8a8 : {false, true}) {
-      bench_gemv_f8(4096, 4096, tokens, w8a8, bw);
-      bench_gemv_f8(1024, 4096, tokens, w8a8, bw);
-      bench_gemv_f8(14336, 4096, tokens, w8a8, bw);
-      bench_gemv_f8(4096, 14336, tokens, w8a8, bw);
-      if (tokens == 1) bench_gemv_f8(128256, 4096, tokens, w8a8, bw);
-    }
+    for (bool w8a8 : {false, true})
+      for (const auto& sh : shapes) {
+        if (sh[0] == 128256 && tokens > 1) continue;
+        const int rw = fp8_gemv_rows_per_warp(sh[0], sms);
+        bench_gemv_f8(sh[0], sh[1], tokens, w8a8, rw, bw);
+        if (tokens == 1 && !w8a8) bench_gemv_f8(sh[0], sh[1], tokens, w8a8, 3 - rw, bw);
+      }
   for (int ctx : {512, 4096, 32768}) {
     bench_attention(ctx, 1, bw);
     bench_attention(ctx, attention_splits_for(1, 32, ctx, sms), bw);

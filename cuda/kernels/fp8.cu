@@ -43,80 +43,130 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
-// acc[t] += dot(4 weights in word u, x[t, c0 .. c0 + 4))
-template <int NT>
-__device__ __forceinline__ void fma4(uint32_t u, const float* __restrict__ x, int ldx, int c0, float (&acc)[NT]) {
-  const float w0 = e4m3_of<0>(u), w1 = e4m3_of<1>(u), w2 = e4m3_of<2>(u), w3 = e4m3_of<3>(u);
+// acc[k][t] += dot(4 weights of row k in word u[k], x[t, c0 .. c0 + 4)): each
+// x load serves RW rows; each row's sums run in the same order whatever RW is
+template <int NT, int RW>
+__device__ __forceinline__ void fma4(const uint32_t (&u)[RW], const float* __restrict__ x, int ldx, int c0,
+                                     float (&acc)[RW][NT]) {
+  float w[RW][4];
+#pragma unroll
+  for (int k = 0; k < RW; ++k) {
+    w[k][0] = e4m3_of<0>(u[k]);
+    w[k][1] = e4m3_of<1>(u[k]);
+    w[k][2] = e4m3_of<2>(u[k]);
+    w[k][3] = e4m3_of<3>(u[k]);
+  }
 #pragma unroll
   for (int t = 0; t < NT; ++t) {
     const float4 a = __ldg(reinterpret_cast<const float4*>(x + static_cast<size_t>(t) * ldx + c0));
-    float s = acc[t];
-    s = fmaf(w0, a.x, s);
-    s = fmaf(w1, a.y, s);
-    s = fmaf(w2, a.z, s);
-    s = fmaf(w3, a.w, s);
-    acc[t] = s;
+#pragma unroll
+    for (int k = 0; k < RW; ++k) {
+      float s = acc[k][t];
+      s = fmaf(w[k][0], a.x, s);
+      s = fmaf(w[k][1], a.y, s);
+      s = fmaf(w[k][2], a.z, s);
+      s = fmaf(w[k][3], a.w, s);
+      acc[k][t] = s;
+    }
   }
 }
 
-template <int NT>
-__device__ __forceinline__ void fma16(const uint4& p, const float* __restrict__ x, int ldx, int c0, float (&acc)[NT]) {
-  fma4<NT>(p.x, x, ldx, c0, acc);
-  fma4<NT>(p.y, x, ldx, c0 + 4, acc);
-  fma4<NT>(p.z, x, ldx, c0 + 8, acc);
-  fma4<NT>(p.w, x, ldx, c0 + 12, acc);
+template <int NT, int RW>
+__device__ __forceinline__ void fma16(const uint4 (&p)[RW], const float* __restrict__ x, int ldx, int c0,
+                                      float (&acc)[RW][NT]) {
+  uint32_t u[RW];
+#pragma unroll
+  for (int k = 0; k < RW; ++k) u[k] = p[k].x;
+  fma4<NT, RW>(u, x, ldx, c0, acc);
+#pragma unroll
+  for (int k = 0; k < RW; ++k) u[k] = p[k].y;
+  fma4<NT, RW>(u, x, ldx, c0 + 4, acc);
+#pragma unroll
+  for (int k = 0; k < RW; ++k) u[k] = p[k].z;
+  fma4<NT, RW>(u, x, ldx, c0 + 8, acc);
+#pragma unroll
+  for (int k = 0; k < RW; ++k) u[k] = p[k].w;
+  fma4<NT, RW>(u, x, ldx, c0 + 12, acc);
 }
 
-// grid: ceil(rows / 8), block: 256 (one warp per row). W: (rows, cols) E4M3
-// codes, ws: (rows) f32, x: (NT, ldx) f32, xs: (NT) f32 or null, y: (NT, ldy).
-template <int NT, bool kVec>
+// grid: ceil(rows / (8 RW)), block: 256 (each warp RW consecutive rows). W:
+// (rows, cols) E4M3 codes, ws: (rows) f32, x: (NT, ldx) f32, xs: (NT) f32 or
+// null, y: (NT, ldy). A warp's rows past the last are read as the last row
+// (no branch in the loop) and not written.
+template <int NT, int RW, bool kVec>
 __global__ void __launch_bounds__(kRowsPerBlock * kWarp)
     gemv_f8_kernel(const uint8_t* __restrict__ W, const float* __restrict__ ws, int rows, int cols,
                    const float* __restrict__ x, int ldx, const float* __restrict__ xs, float* __restrict__ y, int ldy) {
   const int lane = static_cast<int>(threadIdx.x) % kWarp;
-  const int row = static_cast<int>(blockIdx.x) * kRowsPerBlock + static_cast<int>(threadIdx.x) / kWarp;
-  if (row >= rows) return;
-  const uint8_t* w = W + static_cast<size_t>(row) * cols;
-  float acc[NT];
+  const int row0 = (static_cast<int>(blockIdx.x) * kRowsPerBlock + static_cast<int>(threadIdx.x) / kWarp) * RW;
+  if (row0 >= rows) return;
+  const uint8_t* w[RW];
 #pragma unroll
-  for (int t = 0; t < NT; ++t) acc[t] = 0.0f;
+  for (int k = 0; k < RW; ++k) w[k] = W + static_cast<size_t>(min(row0 + k, rows - 1)) * cols;
+  float acc[RW][NT];
+#pragma unroll
+  for (int k = 0; k < RW; ++k)
+#pragma unroll
+    for (int t = 0; t < NT; ++t) acc[k][t] = 0.0f;
   if constexpr (kVec) {
-    const uint4* w16 = reinterpret_cast<const uint4*>(w);
     const int n16 = cols / 16;
     int i = lane;
     for (; i + (kUnroll - 1) * kWarp < n16; i += kUnroll * kWarp) {
-      uint4 p[kUnroll];
+      uint4 p[kUnroll][RW];
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) p[u] = __ldcs(w16 + i + u * kWarp);
+      for (int u = 0; u < kUnroll; ++u)
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) fma16<NT>(p[u], x, ldx, (i + u * kWarp) * 16, acc);
+        for (int k = 0; k < RW; ++k) p[u][k] = __ldcs(reinterpret_cast<const uint4*>(w[k]) + i + u * kWarp);
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) fma16<NT, RW>(p[u], x, ldx, (i + u * kWarp) * 16, acc);
     }
-    for (; i < n16; i += kWarp) fma16<NT>(__ldcs(w16 + i), x, ldx, i * 16, acc);
+    for (; i < n16; i += kWarp) {
+      uint4 p[RW];
+#pragma unroll
+      for (int k = 0; k < RW; ++k) p[k] = __ldcs(reinterpret_cast<const uint4*>(w[k]) + i);
+      fma16<NT, RW>(p, x, ldx, i * 16, acc);
+    }
   } else {
     for (int c = lane; c < cols; c += kWarp) {
-      const float wc = e4m3_byte(w[c]);
 #pragma unroll
-      for (int t = 0; t < NT; ++t) acc[t] = fmaf(wc, x[static_cast<size_t>(t) * ldx + c], acc[t]);
+      for (int k = 0; k < RW; ++k) {
+        const float wc = e4m3_byte(w[k][c]);
+#pragma unroll
+        for (int t = 0; t < NT; ++t) acc[k][t] = fmaf(wc, x[static_cast<size_t>(t) * ldx + c], acc[k][t]);
+      }
     }
   }
-  const float rs = ws[row];
 #pragma unroll
-  for (int t = 0; t < NT; ++t) {
-    const float s = warp_sum(acc[t]);
-    // the CPU's order: (dot * token scale) * row scale
-    if (lane == 0) y[static_cast<size_t>(t) * ldy + row] = (xs != nullptr ? s * xs[t] : s) * rs;
+  for (int k = 0; k < RW; ++k) {
+    const int row = row0 + k;
+    const float rs = ws[min(row, rows - 1)];
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+      const float s = warp_sum(acc[k][t]);
+      // the CPU's order: (dot * token scale) * row scale
+      if (lane == 0 && row < rows) y[static_cast<size_t>(t) * ldy + row] = (xs != nullptr ? s * xs[t] : s) * rs;
+    }
   }
 }
 
-template <int NT>
-void launch_f8_nt(bool vec, const uint8_t* w, const float* ws, int rows, int cols, const float* x, int ldx,
+template <int NT, int RW>
+void launch_f8_rw(bool vec, const uint8_t* w, const float* ws, int rows, int cols, const float* x, int ldx,
                   const float* xs, float* y, int ldy, cudaStream_t stream) {
-  const dim3 grid(static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock));
+  const dim3 grid(static_cast<unsigned>((rows + kRowsPerBlock * RW - 1) / (kRowsPerBlock * RW)));
   const dim3 block(kRowsPerBlock * kWarp);
   if (vec)
-    gemv_f8_kernel<NT, true><<<grid, block, 0, stream>>>(w, ws, rows, cols, x, ldx, xs, y, ldy);
+    gemv_f8_kernel<NT, RW, true><<<grid, block, 0, stream>>>(w, ws, rows, cols, x, ldx, xs, y, ldy);
   else
-    gemv_f8_kernel<NT, false><<<grid, block, 0, stream>>>(w, ws, rows, cols, x, ldx, xs, y, ldy);
+    gemv_f8_kernel<NT, RW, false><<<grid, block, 0, stream>>>(w, ws, rows, cols, x, ldx, xs, y, ldy);
+}
+
+template <int NT>
+void launch_f8_nt(int rw, bool vec, const uint8_t* w, const float* ws, int rows, int cols, const float* x, int ldx,
+                  const float* xs, float* y, int ldy, cudaStream_t stream) {
+  if (rw == 2)
+    launch_f8_rw<NT, 2>(vec, w, ws, rows, cols, x, ldx, xs, y, ldy, stream);
+  else
+    launch_f8_rw<NT, 1>(vec, w, ws, rows, cols, x, ldx, xs, y, ldy, stream);
 }
 
 // ---- activation quantizer ------------------------------------------------
@@ -199,13 +249,15 @@ unsigned grid_for(size_t n) {
 }  // namespace
 
 cudaError_t launch_gemv_f8(const uint8_t* w, const float* w_scales, int rows, int cols, const float* x, int ldx,
-                           const float* x_scales, int tokens, float* y, int ldy, cudaStream_t stream) {
+                           const float* x_scales, int tokens, float* y, int ldy, int rows_per_warp,
+                           cudaStream_t stream) {
   if (rows < 0 || cols <= 0 || tokens < 0 || ldx < cols || ldy < rows || w == nullptr || w_scales == nullptr ||
-      x == nullptr || y == nullptr)
+      x == nullptr || y == nullptr || (rows_per_warp != 1 && rows_per_warp != 2))
     return cudaErrorInvalidValue;
   if (rows == 0 || tokens == 0) return cudaSuccess;
   const bool vec = cols % 16 == 0 && ldx % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
                    reinterpret_cast<uintptr_t>(w) % 16 == 0;
+  const int rw = rows_per_warp;
   for (int t0 = 0, n = 0; t0 < tokens; t0 += n) {
     const int rem = tokens - t0;
     n = rem >= 8 ? 8 : rem >= 4 ? 4 : rem >= 2 ? 2 : 1;
@@ -213,10 +265,10 @@ cudaError_t launch_gemv_f8(const uint8_t* w, const float* w_scales, int rows, in
     const float* st = x_scales != nullptr ? x_scales + t0 : nullptr;
     float* yt = y + static_cast<size_t>(t0) * ldy;
     switch (n) {
-      case 1: launch_f8_nt<1>(vec, w, w_scales, rows, cols, xt, ldx, st, yt, ldy, stream); break;
-      case 2: launch_f8_nt<2>(vec, w, w_scales, rows, cols, xt, ldx, st, yt, ldy, stream); break;
-      case 4: launch_f8_nt<4>(vec, w, w_scales, rows, cols, xt, ldx, st, yt, ldy, stream); break;
-      default: launch_f8_nt<8>(vec, w, w_scales, rows, cols, xt, ldx, st, yt, ldy, stream); break;
+      case 1: launch_f8_nt<1>(rw, vec, w, w_scales, rows, cols, xt, ldx, st, yt, ldy, stream); break;
+      case 2: launch_f8_nt<2>(rw, vec, w, w_scales, rows, cols, xt, ldx, st, yt, ldy, stream); break;
+      case 4: launch_f8_nt<4>(rw, vec, w, w_scales, rows, cols, xt, ldx, st, yt, ldy, stream); break;
+      default: launch_f8_nt<8>(rw, vec, w, w_scales, rows, cols, xt, ldx, st, yt, ldy, stream); break;
     }
     const cudaError_t err = cudaGetLastError();
     if (err != cudaSuccess) return err;

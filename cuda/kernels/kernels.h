@@ -60,11 +60,14 @@ cudaError_t launch_gemv_bf16(const uint16_t* w, int rows, int cols, const float*
 // GEMV for a few tokens: y[t, r] = (sum_c e4m3(W[r, c]) * x[t, c] * xs[t]) * ws[r]
 //   (the CPU's order; without xs (null) the token factor is left out).
 //   W: (rows, cols) codes, x: (tokens, ldx) f32 (for w8a8: the quantized
-//   values from launch_quantize_e4m3), y: (tokens, ldy) f32. One warp per
-//   row, 16-byte loads of 16 codes when cols % 16 == 0 and x is 16-byte
-//   aligned (ldx % 4 == 0), else a scalar path; f32 accumulation.
+//   values from launch_quantize_e4m3), y: (tokens, ldy) f32. Each warp
+//   takes rows_per_warp (1 or 2) rows, so that one load of x serves them all;
+//   16-byte loads of 16 codes when cols % 16 == 0 and x is 16-byte aligned
+//   (ldx % 4 == 0), else a scalar path; f32 accumulation, each row's sums in
+//   the same order for either rows_per_warp (the same bits).
 cudaError_t launch_gemv_f8(const uint8_t* w, const float* w_scales, int rows, int cols, const float* x, int ldx,
-                           const float* x_scales, int tokens, float* y, int ldy, cudaStream_t stream);
+                           const float* x_scales, int tokens, float* y, int ldy, int rows_per_warp,
+                           cudaStream_t stream);
 // Per-token quantization of x (rows, ldx) f32 to E4M3, as the CPU does it:
 //   dynamic != 0: s_t = max(min(max_c |x[t, c]|, act_ub), 1e-12) / 448 (act_ub
 //   may be +inf); else s_t = act_scale (> 0). code = e4m3(x / s_t), round to

@@ -241,6 +241,12 @@ TEST(CudaHost, Fp8Planning) {
   EXPECT_EQ(paca::cuda::fp8_tile_rows(4096, 14336), 2336);
   EXPECT_EQ(paca::cuda::fp8_tile_rows(100, 64), 100);
   EXPECT_EQ(paca::cuda::fp8_tile_rows(100000, 1 << 30), 16);
+  // two rows per warp while every SM still gets a block of 8 warps
+  EXPECT_EQ(paca::cuda::fp8_gemv_rows_per_warp(4096, 132), 2);
+  EXPECT_EQ(paca::cuda::fp8_gemv_rows_per_warp(2112, 132), 2);
+  EXPECT_EQ(paca::cuda::fp8_gemv_rows_per_warp(2111, 132), 1);
+  EXPECT_EQ(paca::cuda::fp8_gemv_rows_per_warp(1024, 132), 1);
+  EXPECT_EQ(paca::cuda::fp8_gemv_rows_per_warp(16, 0), 2);
   // bytes on the device: codes padded to 256 bytes, then a scale per row
   TensorView w;
   w.dtype = DType::f8e4m3;
@@ -419,10 +425,12 @@ TEST(CudaHost, KernelArgumentChecks) {
   kv.elem_bytes = 3;
   EXPECT_EQ(launch_kv_write(kv, &f, 64, &f, 64, &i, 1, nullptr), cudaErrorInvalidValue);
   uint8_t b = 0;
-  EXPECT_EQ(launch_gemv_f8(&b, nullptr, 4, 16, &f, 16, nullptr, 1, &f, 4, nullptr),
+  EXPECT_EQ(launch_gemv_f8(&b, nullptr, 4, 16, &f, 16, nullptr, 1, &f, 4, 1, nullptr),
             cudaErrorInvalidValue);  // no scales
-  EXPECT_EQ(launch_gemv_f8(&b, &f, 4, 16, &f, 15, nullptr, 1, &f, 4, nullptr), cudaErrorInvalidValue);  // ldx < cols
-  EXPECT_EQ(launch_gemv_f8(&b, &f, 0, 16, &f, 16, nullptr, 1, &f, 4, nullptr), cudaSuccess);
+  EXPECT_EQ(launch_gemv_f8(&b, &f, 4, 16, &f, 16, nullptr, 1, &f, 4, 3, nullptr),
+            cudaErrorInvalidValue);  // 3 rows per warp
+  EXPECT_EQ(launch_gemv_f8(&b, &f, 4, 16, &f, 15, nullptr, 1, &f, 4, 2, nullptr), cudaErrorInvalidValue);  // ldx < cols
+  EXPECT_EQ(launch_gemv_f8(&b, &f, 0, 16, &f, 16, nullptr, 1, &f, 4, 2, nullptr), cudaSuccess);
   EXPECT_EQ(launch_quantize_e4m3(&f, 8, 1, 8, 1, 1, 0.0f, 0.0f, &b, 8, nullptr, 0, &f, nullptr),
             cudaErrorInvalidValue);  // dynamic without a positive bound
   EXPECT_EQ(launch_quantize_e4m3(&f, 8, 1, 8, 1, 0, 0.0f, 0.0f, &b, 8, nullptr, 0, &f, nullptr),
@@ -693,6 +701,60 @@ TEST_F(CudaOps, Fp8QuantizeIsTheCpusBitForBit) {
       EXPECT_EQ(0, std::memcmp(got_s.data(), want_s.data(), pad * 4)) << "scales, cols " << cols << " mode " << mode;
       EXPECT_EQ(0, std::memcmp(got_v.data(), want_v.data(), want_v.size() * 4)) << "values, cols " << cols;
     }
+  }
+}
+
+// The FP8 GEMV with one and two rows per warp: the same bits (each row's
+// sums in the same order), and an f64 reference of the CPU's formula within
+// f32 rounding (1e-5). An odd row count (the last warp's second row is
+// past the end), the vector and the scalar path, token scales or none,
+// outputs poisoned.
+TEST_F(CudaOps, Fp8GemvRowsPerWarpSameBits) {
+  struct Case {
+    int rows, cols, tokens;
+    bool xs;
+  };
+  for (const Case& c : std::vector<Case>{{1001, 4096, 1, false}, {1001, 4096, 3, true}, {37, 200, 8, true},
+                                         {4099, 1040, 5, false}}) {
+    const TensorView& w = fp8_weight(c.rows, c.cols, paca::ActQuant::none, 0, 0);
+    const std::vector<float> x = random_nonzero(rng_, static_cast<size_t>(c.tokens) * c.cols, 0.01f, 2.0f);
+    const std::vector<float> xs = random_nonzero(rng_, static_cast<size_t>(c.tokens), 0.5f, 2.0f);
+    std::vector<double> ref(static_cast<size_t>(c.tokens) * c.rows);
+    for (int t = 0; t < c.tokens; ++t)
+      for (int r = 0; r < c.rows; ++r) {
+        double d = 0;
+        for (int k = 0; k < c.cols; ++k)
+          d += static_cast<double>(paca::e4m3_to_f32(w.data[static_cast<size_t>(r) * c.cols + k])) * x[t * c.cols + k];
+        ref[static_cast<size_t>(t) * c.rows + r] = d * (c.xs ? xs[t] : 1.0) * w.scales[r];
+      }
+    uint8_t* dw = nullptr;
+    float *dws = nullptr, *dx = nullptr, *dxs = nullptr, *dy = nullptr;
+    const size_t ny = static_cast<size_t>(c.tokens) * c.rows;
+    ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&dw), w.bytes()), cudaSuccess);
+    ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&dws), c.rows * 4), cudaSuccess);
+    ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&dx), x.size() * 4), cudaSuccess);
+    ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&dxs), xs.size() * 4), cudaSuccess);
+    ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&dy), ny * 4), cudaSuccess);
+    cudaMemcpy(dw, w.data, w.bytes(), cudaMemcpyHostToDevice);
+    cudaMemcpy(dws, w.scales, c.rows * 4, cudaMemcpyHostToDevice);
+    cudaMemcpy(dx, x.data(), x.size() * 4, cudaMemcpyHostToDevice);
+    cudaMemcpy(dxs, xs.data(), xs.size() * 4, cudaMemcpyHostToDevice);
+    std::vector<float> got[2];
+    for (int rw : {1, 2}) {
+      cudaMemset(dy, 0xff, ny * 4);  // NaN
+      ASSERT_EQ(paca::cuda::launch_gemv_f8(dw, dws, c.rows, c.cols, dx, c.cols, c.xs ? dxs : nullptr, c.tokens, dy,
+                                           c.rows, rw, nullptr),
+                cudaSuccess);
+      got[rw - 1].resize(ny);
+      ASSERT_EQ(cudaMemcpy(got[rw - 1].data(), dy, ny * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+    }
+    for (void* p : {static_cast<void*>(dw), static_cast<void*>(dws), static_cast<void*>(dx), static_cast<void*>(dxs),
+                    static_cast<void*>(dy)})
+      cudaFree(p);
+    EXPECT_EQ(0, std::memcmp(got[0].data(), got[1].data(), ny * 4))
+        << c.rows << "x" << c.cols << " tokens " << c.tokens;
+    const std::vector<float> ref_f(ref.begin(), ref.end());
+    EXPECT_LT(rel_l2(got[1], ref_f), 1e-5) << c.rows << "x" << c.cols << " tokens " << c.tokens;
   }
 }
 
