@@ -119,9 +119,10 @@ paca_model* model_handle(std::unique_ptr<paca::ModelRunner> model, float kv_frac
   auto st = std::make_shared<ModelState>();
   st->model = std::move(model);
   paca::Backend& kv = st->model->kv_backend();
-  const size_t blocks = kv_fraction > 0 ? paca::kv_pool_blocks(kv_fraction, kv.memory(),
-                                                               st->model->kv_layout().block_bytes(), kv.name())
-                                        : 0;
+  const size_t blocks =
+      kv_fraction > 0 ? paca::kv_pool_blocks(kv_fraction, kv.memory(), st->model->kv_layout().block_bytes(), kv.name(),
+                                             paca::kv_headroom_bytes(st->model->config()))
+                      : 0;
   st->pool = std::make_unique<paca::BlockPool>(kv, st->model->kv_layout(), blocks);
   auto m = std::make_unique<paca_model>();
   m->model = st->model.get();

@@ -36,11 +36,12 @@ void write_logprobs(const paca::Logprobs& lp, int32_t token, paca_token_logprobs
 
 namespace {
 
-paca_status sample_common(paca_sampler* s, std::span<const float> logits, std::span<const int32_t> history,
-                          int32_t* out_token, paca_token_logprobs* out_logprobs) {
+// draw(sampler, logprobs or null, n_top) -> the token
+template <typename Draw>
+paca_status sample_common(paca_sampler* s, int32_t* out_token, paca_token_logprobs* out_logprobs, Draw&& draw) {
   return guarded([&] {
     paca::Logprobs* lp = out_logprobs != nullptr ? &s->logprobs : nullptr;
-    const int32_t tok = s->sampler.sample(logits, history, lp, static_cast<size_t>(s->n_top_logprobs));
+    const int32_t tok = draw(s->sampler, lp, static_cast<size_t>(s->n_top_logprobs));
     *out_token = tok;
     if (lp != nullptr) write_logprobs(*lp, tok, out_logprobs);
   });
@@ -177,7 +178,10 @@ PACA_API paca_status paca_sampler_sample(paca_sampler* sampler, const paca_sessi
   const paca::Session& ss = *session->session;
   if (!ss.has_logits())
     return set_error(PACA_ERR_STATE, "paca_sampler_sample: the session has no logits (run prefill or decode first)");
-  return sample_common(sampler, ss.logits(), ss.tokens(), out_token, out_logprobs);
+  // the session's own sample: a device sends only the best few logits when they suffice
+  return sample_common(sampler, out_token, out_logprobs, [&](paca::Sampler& smp, paca::Logprobs* lp, size_t n_top) {
+    return ss.sample(smp, lp, n_top);
+  });
 }
 
 PACA_API paca_status paca_sampler_sample_logits(paca_sampler* sampler, const float* logits, size_t n_vocab,
@@ -190,8 +194,9 @@ PACA_API paca_status paca_sampler_sample_logits(paca_sampler* sampler, const flo
   PACA_REQUIRE(history != nullptr || n_history == 0, "paca_sampler_sample_logits: history is NULL but n_history is not 0");
   PACA_REQUIRE(out_logprobs == nullptr || out_logprobs->struct_size >= sizeof(uint32_t),
                "paca_sampler_sample_logits: set out_logprobs->struct_size");
-  return sample_common(sampler, std::span<const float>(logits, n_vocab),
-                       std::span<const int32_t>(history, n_history), out_token, out_logprobs);
+  return sample_common(sampler, out_token, out_logprobs, [&](paca::Sampler& smp, paca::Logprobs* lp, size_t n_top) {
+    return smp.sample(std::span<const float>(logits, n_vocab), std::span<const int32_t>(history, n_history), lp, n_top);
+  });
 }
 
 PACA_API paca_stop_reason paca_sampler_stop_reason(const paca_sampler* sampler, int32_t token, size_t n_generated) {

@@ -32,6 +32,7 @@
 #include <array>          // std::array
 #include <bit>            // std::bit_cast
 #include <cmath>          // std::sqrt
+#include <cstdint>        // INT32_MAX
 #include <cstdlib>        // std::getenv
 #include <cstring>        // std::memcpy, std::memcmp
 #include <functional>     // std::function
@@ -46,6 +47,7 @@
 #include "cublaslt.h"             // LtGemm
 #include "device.h"               // device_count, describe_device
 #include "kernels/kernels.h"      // launch_*
+#include "kernels/topk.h"         // topk_key_id, topk_key_logit, topk_scratch_keys
 #include "util/error.h"           // fail, Status
 #include "util/half.h"            // f32_to_bf16
 
@@ -58,6 +60,10 @@ int attention_splits_for(int tokens, int n_heads, int max_positions, int sm_coun
   long splits = (want + rows - 1) / std::max(rows, 1L);
   splits = std::min<long>(splits, std::max(1, max_positions / 128));
   return static_cast<int>(std::clamp<long>(splits, 1, 32));
+}
+
+bool use_flash_prefill(int flash_min_rows, int rows, int head_dim) {
+  return flash_min_rows > 0 && rows >= flash_min_rows && (head_dim == 64 || head_dim == 128);
 }
 
 namespace {
@@ -532,6 +538,55 @@ class CudaBackend final : public Backend {
             u(k.cols), u(v.data), u(v.cols), u(p), u(k.rows)});
   }
 
+  // One kernel (launch_rope_kv_write) with the bits of rope, rope and
+  // kv_write on this device; the composed default when the heads do not
+  // fill the cache rows exactly.
+  void rope_kv_write(Act q, Act k, Act v, const KvSeq& seq, int layer, std::span<const int32_t> pos,
+                     std::span<const float> freqs, RopeLayout layout, const AttentionShape& s) override {
+    const KvLayout& L = *seq.layout;
+    if (s.n_kv_heads * s.head_dim != L.kv_dim || s.head_dim % 2 != 0) {
+      Backend::rope_kv_write(q, k, v, seq, layer, pos, freqs, layout, s);  // takes the lock op by op
+      return;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    set_device();
+    check(q.rows == k.rows && v.rows >= k.rows && static_cast<int>(pos.size()) >= k.rows &&
+              s.n_heads * s.head_dim <= q.cols && k.cols >= L.kv_dim && v.cols >= L.kv_dim &&
+              static_cast<int>(freqs.size()) >= s.head_dim / 2,
+          Status::internal, "rope_kv_write: {} heads of {} over rows of {} (k: {}, kv_dim {})", s.n_heads, s.head_dim,
+          q.cols, k.cols, L.kv_dim);
+    for (int t = 0; t < k.rows; ++t)
+      check(pos[t] >= 0 && static_cast<size_t>(pos[t] / L.block_tokens) < seq.blocks.size(), Status::internal,
+            "rope_kv_write: position {} has no block ({} blocks)", pos[t], seq.blocks.size());
+    const size_t freq_bytes = static_cast<size_t>(s.head_dim / 2) * sizeof(float);
+    const size_t pos_bytes = static_cast<size_t>(k.rows) * sizeof(int32_t);
+    // a recorded step: the fixed step buffers and the kept frequencies
+    const void* table = step_table(seq);
+    const auto* p =
+        table != nullptr ? static_cast<const int32_t*>(step_input(pos.data(), pos_bytes, step_.pos, kStepPosOffset))
+                         : nullptr;
+    const auto* fr = p != nullptr ? static_cast<const float*>(constant(freqs.data(), freq_bytes)) : nullptr;
+    if (fr == nullptr) {
+      leave_recording();
+      // staged together, so that a full ring cannot drop one of them
+      const auto dev = stage<3>({HostArray{seq.blocks.data(), seq.blocks.size_bytes()},
+                                 HostArray{pos.data(), pos_bytes}, HostArray{freqs.data(), freq_bytes}});
+      table = dev[0];
+      p = static_cast<const int32_t*>(dev[1]);
+      fr = static_cast<const float*>(dev[2]);
+    }
+    const PagedKv kv = paged(seq, layer, table);
+    const int half = layout == RopeLayout::half ? 1 : 0;
+    submit("rope_kv_write kernel",
+           [=, this] {
+             return launch_rope_kv_write(kv, q.data, q.cols, k.data, k.cols, v.data, v.cols, p, k.rows, s.n_heads,
+                                         s.n_kv_heads, s.head_dim, fr, half, stream_);
+           },
+           {kOpRopeKvWrite, u(kv.blocks), u(kv.block_tokens), u(kv.kv_dim), u(kv.elem_bytes), u(kv.layer), u(q.data),
+            u(q.cols), u(k.data), u(k.cols), u(v.data), u(v.cols), u(p), u(k.rows), u(s.n_heads), u(s.n_kv_heads),
+            u(s.head_dim), u(fr), u(half)});
+  }
+
   void attention(Act q, const KvSeq& seq, int layer, std::span<const int32_t> pos, const AttentionShape& s,
                  Act out) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -544,6 +599,21 @@ class CudaBackend final : public Backend {
       max_pos = std::max(max_pos, pos[t] + 1);
     }
     const auto [table, p] = paged_inputs(seq, pos, q.rows);
+    const PagedKv kv = paged(seq, layer, table);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
+    if (use_flash_prefill(opt_.flash_min_rows, q.rows, s.head_dim) &&
+        flash_prefill_supports(kv, s.n_heads, s.n_kv_heads, s.head_dim) && even_aligned(q) && even_aligned(out)) {
+      ++stats_.flash_prefill;
+      submit("flash prefill kernel",
+             [=, this] {
+               return launch_flash_prefill(kv, q.data, q.cols, p, q.rows, s.n_heads, s.n_kv_heads, s.head_dim, scale,
+                                           out.data, out.cols, stream_);
+             },
+             {kOpFlashPrefill, u(kv.blocks), u(kv.block_tokens), u(kv.kv_dim), u(kv.elem_bytes), u(kv.layer),
+              u(q.data), u(q.cols), u(p), u(q.rows), u(s.n_heads), u(s.n_kv_heads), u(s.head_dim), f(scale),
+              u(out.data), u(out.cols)});
+      return;
+    }
     // a recorded step plans its splits for its context bucket, so that the
     // launch is the same at every length within the bucket
     const int plan_positions = step_.mode == StepMode::record ? step_.ctx_bucket : max_pos;
@@ -554,9 +624,7 @@ class CudaBackend final : public Backend {
       leave_recording();  // recorded ops hold the old buffer: run them before it is freed
       grow(att_scratch_, att_scratch_bytes_, scratch * sizeof(float));
     }
-    const PagedKv kv = paged(seq, layer, table);
     auto* sc = splits > 1 ? static_cast<float*>(att_scratch_) : nullptr;
-    const float scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
     submit("attention kernel",
            [=, this] {
              return launch_attention(kv, q.data, q.cols, p, q.rows, s.n_heads, s.n_kv_heads, s.head_dim, scale, splits,
@@ -605,6 +673,32 @@ class CudaBackend final : public Backend {
     leave_recording();
     if (n > 0) ck(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, stream_), "cudaMemcpyAsync (to_host)");
     sync("to_host");
+  }
+
+  // The k best logits found on the device (kernels/topk.cu): k keys come
+  // back instead of n floats. Beyond kTopKMaxK, the default (read them all).
+  void top_k(const float* logits, size_t n, size_t k, std::vector<Candidate>& out) override {
+    if (k == 0 || k > static_cast<size_t>(kTopKMaxK) || n > static_cast<size_t>(INT32_MAX / 2)) {
+      Backend::top_k(logits, n, k, out);
+      return;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    set_device();
+    leave_recording();
+    const int ni = static_cast<int>(n), ki = static_cast<int>(k);
+    const size_t keys = k == 1 ? 0 : topk_scratch_keys(ni, ki);
+    grow(topk_dev_, topk_dev_bytes_, (keys + k) * sizeof(uint64_t));
+    if (topk_host_ == nullptr)
+      ck(cudaMallocHost(&topk_host_, static_cast<size_t>(kTopKMaxK) * sizeof(uint64_t)), "cudaMallocHost (top_k)");
+    auto* dev = static_cast<uint64_t*>(topk_dev_);
+    ck(launch_top_k(logits, ni, ki, keys > 0 ? dev : nullptr, dev + keys, stream_), "top_k kernel");
+    ck(cudaMemcpyAsync(topk_host_, dev + keys, k * sizeof(uint64_t), cudaMemcpyDeviceToHost, stream_),
+       "cudaMemcpyAsync (top_k)");
+    sync("top_k");
+    out.clear();
+    const auto* host = static_cast<const uint64_t*>(topk_host_);
+    for (size_t i = 0; i < k && host[i] != 0; ++i)
+      out.push_back({static_cast<int32_t>(topk_key_id(host[i])), topk_key_logit(host[i])});
   }
 
   DeviceMemory memory() const override {
@@ -844,7 +938,9 @@ class CudaBackend final : public Backend {
     kOpAdd,
     kOpCopy,
     kOpGemvF8,
-    kOpQuantF8
+    kOpQuantF8,
+    kOpRopeKvWrite,
+    kOpFlashPrefill
   };
   template <typename T>
   static uint64_t u(T v) {
@@ -1036,6 +1132,9 @@ class CudaBackend final : public Backend {
 
   void set_device() { ck(cudaSetDevice(dev_), "cudaSetDevice"); }
 
+  // Rows the flash prefill kernel can take: 8-byte aligned, an even stride.
+  static bool even_aligned(Act a) { return reinterpret_cast<uintptr_t>(a.data) % 8 == 0 && a.cols % 2 == 0; }
+
   // Frees everything (after the queued work); never throws.
   void destroy() noexcept {
     cudaSetDevice(dev_);
@@ -1049,10 +1148,11 @@ class CudaBackend final : public Backend {
     for (auto& [k, w] : weights_) cudaFree(w.data);
     weights_.clear();
     lt_.reset();
-    for (void* p : {lt_ws_, xbf_, att_scratch_, stage_dev_, f8q_.p, f8d_.p, f8tile_.p}) cudaFree(p);
-    if (stage_host_ != nullptr) cudaFreeHost(stage_host_);
+    for (void* p : {lt_ws_, xbf_, att_scratch_, stage_dev_, topk_dev_, f8q_.p, f8d_.p, f8tile_.p}) cudaFree(p);
+    for (void* p : {stage_host_, topk_host_})
+      if (p != nullptr) cudaFreeHost(p);
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
-    lt_ws_ = xbf_ = att_scratch_ = stage_dev_ = stage_host_ = nullptr;
+    lt_ws_ = xbf_ = att_scratch_ = stage_dev_ = stage_host_ = topk_dev_ = topk_host_ = nullptr;
     f8q_ = f8d_ = f8tile_ = Scratch{};
     stream_ = nullptr;
     (void)cudaGetLastError();
@@ -1201,6 +1301,9 @@ class CudaBackend final : public Backend {
   size_t xbf_bytes_ = 0;
   void* att_scratch_ = nullptr;
   size_t att_scratch_bytes_ = 0;
+  void* topk_dev_ = nullptr;  // top_k: round scratch, then the k output keys
+  size_t topk_dev_bytes_ = 0;
+  void* topk_host_ = nullptr;  // pinned, kTopKMaxK keys
   // FP8: quantized activations and token scales; the padded GEMM result; bf16 tiles
   Fp8Policy fp8_;
   bool any_f8_ = false;

@@ -23,6 +23,10 @@ struct CudaBackendOptions {
   bool use_cublaslt = true;   // false: every matmul through the GEMV kernel
   int gemv_max_tokens = 8;    // matmuls of at most this many tokens take the GEMV kernel
   int attention_splits = 0;   // 0: chosen by attention_splits_for; else forced (>= 1)
+  // Attention calls with at least this many query rows (prefill) take the
+  // tensor-core kernel (launch_flash_prefill) when it supports the shape;
+  // 0: never (every call through launch_attention).
+  int flash_min_rows = 16;
   // Record decode steps as CUDA graphs and replay them (see "CUDA graphs"
   // below); also switched off by the environment variable PACA_CUDA_GRAPHS=0.
   bool graphs = true;
@@ -53,6 +57,11 @@ bool cuda_stream_of(Backend& backend, cudaStream_t* stream, int* device);
 // longest row has more than 256 positions; then enough splits of at least 128
 // positions each to reach that, at most 32.
 int attention_splits_for(int tokens, int n_heads, int max_positions, int sm_count);
+
+// Whether an attention call of `rows` query rows goes to the flash prefill
+// kernel: flash_min_rows > 0, rows >= flash_min_rows, head_dim 64 or 128
+// (the backend also asks flash_prefill_supports about the cache).
+bool use_flash_prefill(int flash_min_rows, int rows, int head_dim);
 
 enum class MatmulPath { gemv, cublaslt };
 // GEMV for up to gemv_max_tokens tokens or when cuBLASLt is unavailable.
@@ -182,12 +191,14 @@ class GraphCache {
   std::list<Entry> entries_;  // most recently used first
 };
 
-// Counters of a CUDA backend's graphs (zeros for any other backend).
+// Counters of a CUDA backend's graphs and of its flash prefill calls (zeros
+// for any other backend).
 struct GraphStats {
   uint64_t recorded = 0;   // graphs captured
   uint64_t replayed = 0;   // steps run by launching a graph (the first launch included)
   uint64_t eager = 0;      // bracketed steps that ran op by op (not decode-shaped, graphs off, or a fallback)
   uint64_t fallbacks = 0;  // decode steps that left recording (an input not from begin_step, a capture error)
+  uint64_t flash_prefill = 0;  // attention calls that took the flash prefill kernel (not a graph counter)
 };
 GraphStats graph_stats(const Backend& backend);
 

@@ -10,9 +10,11 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "model/config.h"
 #include "model/tensor.h"
+#include "sample/sampler.h"
 
 namespace paca {
 
@@ -95,6 +97,17 @@ class Backend {
                     RopeLayout layout) = 0;
   // Stores k[t], v[t] at position pos[t] of `seq` for `layer`.
   virtual void kv_write(const KvSeq& seq, int layer, Act k, Act v, std::span<const int32_t> pos) = 0;
+  // RoPE fused with the KV write, for the rows of one sequence: rotates the
+  // shape.n_heads heads of q and the shape.n_kv_heads heads of k in place as
+  // rope does, then stores k[t], v[t] at position pos[t] of `seq` for `layer`
+  // as kv_write does. The default composes the three ops (so the CPU's
+  // results are theirs, bit for bit); a device may fuse them.
+  virtual void rope_kv_write(Act q, Act k, Act v, const KvSeq& seq, int layer, std::span<const int32_t> pos,
+                             std::span<const float> freqs, RopeLayout layout, const AttentionShape& shape) {
+    rope(q, shape.n_heads, shape.head_dim, pos, freqs, layout);
+    rope(k, shape.n_kv_heads, shape.head_dim, pos, freqs, layout);
+    kv_write(seq, layer, k, v, pos);
+  }
   // Causal GQA attention: query row t (at position pos[t]) attends to cached
   // positions 0..pos[t]. out: [T, n_heads * head_dim].
   virtual void attention(Act q, const KvSeq& seq, int layer, std::span<const int32_t> pos,
@@ -112,6 +125,12 @@ class Backend {
   }
   // Copies n floats from the backend to host memory.
   virtual void to_host(const float* src, float* dst, size_t n) = 0;
+  // The k best of the n logits at `logits` (backend memory) into `out`, as
+  // select_top_k (sample/sampler.h) gives them: the largest first, ties by
+  // the lower index, -inf and NaN never (fewer than k when fewer are left).
+  // Called outside a step. The default reads the n logits to the host; a
+  // device finds the k there and sends only those (k <= Sampler::kMaxBest).
+  virtual void top_k(const float* logits, size_t n, size_t k, std::vector<Candidate>& out);
 
   // Steps. A model may bracket the ops of one forward step with begin_step
   // (its host inputs, before the first op) and end_step (after the last op,

@@ -1,12 +1,19 @@
-// factory.cpp - the backend a device string names (see backend.h). core never
-// includes cuda/: make_cuda_backend is defined by cuda/cuda_backend.cpp when
-// the CUDA backend is built, else by backend/no_cuda.cpp.
+// factory.cpp - the backend a device string names (see backend.h), and the
+// Backend defaults that need more than the header. core never includes cuda/:
+// make_cuda_backend is defined by cuda/cuda_backend.cpp when the CUDA backend
+// is built, else by backend/no_cuda.cpp.
 #include <charconv>
 
 #include "backend/backend.h"
 #include "util/error.h"
 
 namespace paca {
+
+void Backend::top_k(const float* logits, size_t n, size_t k, std::vector<Candidate>& out) {
+  std::vector<float> host(n);
+  to_host(logits, host.data(), n);
+  select_top_k(host, k, out);
+}
 
 int parse_cuda_device(const std::string& device) {
   if (device == "cuda") return 0;

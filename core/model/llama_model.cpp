@@ -9,6 +9,14 @@
 
 namespace paca {
 
+uint64_t step_workspace_bytes(const ModelConfig& c, int tokens, int logit_rows) {
+  const uint64_t T = static_cast<uint64_t>(tokens), L = static_cast<uint64_t>(logit_rows);
+  const uint64_t D = static_cast<uint64_t>(c.dim), Q = static_cast<uint64_t>(c.q_dim()),
+                 KV = static_cast<uint64_t>(c.kv_dim()), F = static_cast<uint64_t>(c.ffn_dim),
+                 V = static_cast<uint64_t>(c.n_vocab);
+  return (T * (3 * D + 2 * Q + 2 * KV + 2 * F) + L * V) * sizeof(float);  // the buffers reserve() takes
+}
+
 Workspace::Workspace(Backend& backend, const ModelConfig& c) : backend_(backend), c_(c) {}
 
 Workspace::~Workspace() { backend_.release(mem_); }
@@ -19,8 +27,7 @@ void Workspace::reserve(int tokens, int logit_rows) {
   logit_rows = std::max(logit_rows, logit_rows_);
   const size_t T = static_cast<size_t>(tokens), L = static_cast<size_t>(logit_rows);
   const size_t D = c_.dim, Q = c_.q_dim(), KV = c_.kv_dim(), F = c_.ffn_dim, V = c_.n_vocab;
-  size_t floats = T * (3 * D + 2 * Q + 2 * KV + 2 * F) + L * V;
-  void* mem = backend_.alloc(floats * sizeof(float));
+  void* mem = backend_.alloc(static_cast<size_t>(step_workspace_bytes(c_, tokens, logit_rows)));
   backend_.release(mem_);
   mem_ = mem;
   float* p = static_cast<float*>(mem);
@@ -79,9 +86,26 @@ LlamaModel::LlamaModel(std::unique_ptr<Checkpoint> ckpt, std::unique_ptr<Backend
 
 namespace {
 struct LlamaScratch final : ModelRunner::Scratch {
-  LlamaScratch(Backend& be, const ModelConfig& c) : ws(be, c) {}
+  LlamaScratch(Backend& be, const ModelConfig& c) : ws(be, c), backend(be) {}
+  ~LlamaScratch() override {
+    if (kept != nullptr) backend.release(kept);
+  }
+  // row `row` of `from` becomes the kept logits (memory taken on first use)
+  void keep(const Act& from, int row) {
+    const size_t bytes = static_cast<size_t>(from.cols) * sizeof(float);
+    if (kept == nullptr) kept = static_cast<float*>(backend.alloc(bytes));
+    backend.copy(kept, from.row(row), bytes);
+  }
   Workspace ws;
+  Backend& backend;
+  float* kept = nullptr;  // [n_vocab] on the backend: the last kept logits
 };
+
+void check_step(const char* what, std::span<const int32_t> tokens, const ModelRunner::StepLogits& logits, int vocab) {
+  check(!tokens.empty() && tokens.size() <= static_cast<size_t>(ModelRunner::kMaxStepTokens) &&
+            (logits.host.empty() || logits.host.size() == static_cast<size_t>(vocab)),
+        Status::internal, "{}: {} tokens, {} logits", what, tokens.size(), logits.host.size());
+}
 }  // namespace
 
 std::unique_ptr<ModelRunner::Scratch> LlamaModel::new_scratch() {
@@ -89,14 +113,31 @@ std::unique_ptr<ModelRunner::Scratch> LlamaModel::new_scratch() {
 }
 
 void LlamaModel::step(Scratch& scratch, std::span<const int32_t> tokens, int pos0, const KvSeq& seq,
-                      const std::atomic<bool>* cancel, std::span<float> logits) {
-  check(!tokens.empty() && tokens.size() <= static_cast<size_t>(kMaxStepTokens) &&
-            logits.size() == static_cast<size_t>(ckpt_->config.n_vocab),
-        Status::internal, "LlamaModel::step: {} tokens, {} logits", tokens.size(), logits.size());
-  Workspace& ws = static_cast<LlamaScratch&>(scratch).ws;
+                      const std::atomic<bool>* cancel, StepLogits logits) {
+  check_step("LlamaModel::step", tokens, logits, ckpt_->config.n_vocab);
+  auto& s = static_cast<LlamaScratch&>(scratch);
+  Workspace& ws = s.ws;
   ws.reserve(static_cast<int>(tokens.size()));
-  forward(ws, tokens, pos0, seq, cancel);
-  backend_->to_host(ws.logits.data, logits.data(), logits.size());
+  const bool want = !logits.host.empty() || logits.keep;
+  const SeqStep one{tokens, pos0, seq, want};
+  forward_batch(ws, std::span<const SeqStep>(&one, 1), cancel);
+  if (!logits.host.empty())
+    backend_->to_host(ws.logits.data, logits.host.data(), logits.host.size());
+  else if (logits.keep)
+    s.keep(ws.logits, 0);
+}
+
+void LlamaModel::kept_logits(Scratch& scratch, std::span<float> out) {
+  auto& s = static_cast<LlamaScratch&>(scratch);
+  check(s.kept != nullptr && out.size() == static_cast<size_t>(ckpt_->config.n_vocab), Status::internal,
+        "kept_logits: nothing kept, or {} floats asked for", out.size());
+  backend_->to_host(s.kept, out.data(), out.size());
+}
+
+void LlamaModel::top_k(Scratch& scratch, size_t k, std::vector<Candidate>& out) {
+  auto& s = static_cast<LlamaScratch&>(scratch);
+  check(s.kept != nullptr, Status::internal, "top_k: no logits kept");
+  backend_->top_k(s.kept, static_cast<size_t>(ckpt_->config.n_vocab), k, out);
 }
 
 void LlamaModel::step_batch(std::span<const BatchSeq> seqs) {
@@ -104,17 +145,25 @@ void LlamaModel::step_batch(std::span<const BatchSeq> seqs) {
   std::vector<SeqStep> steps;
   steps.reserve(seqs.size());
   size_t total = 0;
+  int rows = 0;
   for (const BatchSeq& s : seqs) {
-    check(!s.tokens.empty() && s.logits.size() == static_cast<size_t>(ckpt_->config.n_vocab), Status::internal,
-          "LlamaModel::step_batch: {} tokens, {} logits", s.tokens.size(), s.logits.size());
-    steps.push_back(SeqStep{s.tokens, s.pos0, s.kv, true});
+    check_step("LlamaModel::step_batch", s.tokens, s.logits, ckpt_->config.n_vocab);
+    const bool want = !s.logits.host.empty() || s.logits.keep;
+    steps.push_back(SeqStep{s.tokens, s.pos0, s.kv, want});
     total += s.tokens.size();
+    rows += want ? 1 : 0;
   }
   if (!batch_ws_) batch_ws_ = std::make_unique<Workspace>(*backend_, ckpt_->config);
-  batch_ws_->reserve(static_cast<int>(total), static_cast<int>(seqs.size()));
+  batch_ws_->reserve(static_cast<int>(total), std::max(rows, 1));
   forward_batch(*batch_ws_, steps, nullptr);
-  for (size_t i = 0; i < seqs.size(); ++i)
-    backend_->to_host(batch_ws_->logits.row(static_cast<int>(i)), seqs[i].logits.data(), seqs[i].logits.size());
+  int row = 0;
+  for (const BatchSeq& s : seqs) {
+    if (!s.logits.host.empty())
+      backend_->to_host(batch_ws_->logits.row(row), s.logits.host.data(), s.logits.host.size());
+    else if (s.logits.keep)
+      static_cast<LlamaScratch&>(*s.scratch).keep(batch_ws_->logits, row);
+    if (!s.logits.host.empty() || s.logits.keep) ++row;
+  }
 }
 
 void LlamaModel::forward(Workspace& ws, std::span<const int32_t> tokens, int pos0, const KvSeq& seq,
@@ -202,13 +251,12 @@ void LlamaModel::layers(Workspace& ws, std::span<const SeqStep> seqs, const std:
     be.matmul(xn, *w.wq, q);
     be.matmul(xn, *w.wk, k);
     be.matmul(xn, *w.wv, v);
-    be.rope(q, c.n_heads, c.head_dim, pos, rope_freqs_, c.rope_layout);
-    be.rope(k, c.n_kv_heads, c.head_dim, pos, rope_freqs_, c.rope_layout);
     int r0 = 0;
-    for (const SeqStep& s : seqs) {  // the cache and attention are per sequence
+    for (const SeqStep& s : seqs) {  // RoPE + the cache write, and attention, per sequence
       const int n = static_cast<int>(s.tokens.size());
       const auto sp = pos.subspan(static_cast<size_t>(r0), static_cast<size_t>(n));
-      be.kv_write(s.kv, l, part(k, r0, n), part(v, r0, n), sp);
+      be.rope_kv_write(part(q, r0, n), part(k, r0, n), part(v, r0, n), s.kv, l, sp, rope_freqs_, c.rope_layout,
+                       shape);
       be.attention(part(q, r0, n), s.kv, l, sp, shape, part(att, r0, n));
       r0 += n;
     }

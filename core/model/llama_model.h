@@ -29,6 +29,9 @@ struct LayerWeights {
   const TensorView* w3;         // up [F, D]
 };
 
+// Bytes of a Workspace for `tokens` rows and `logit_rows` rows of logits.
+uint64_t step_workspace_bytes(const ModelConfig& c, int tokens, int logit_rows);
+
 // Scratch activations of one step for up to `capacity` tokens and
 // `logit_rows` sequences that want logits.
 class Workspace {
@@ -89,7 +92,10 @@ class LlamaModel final : public ModelRunner {
   Backend& kv_backend() override { return *backend_; }
   std::unique_ptr<Scratch> new_scratch() override;
   void step(Scratch& scratch, std::span<const int32_t> tokens, int pos0, const KvSeq& seq,
-            const std::atomic<bool>* cancel, std::span<float> logits) override;
+            const std::atomic<bool>* cancel, StepLogits logits) override;
+  bool keeps_logits() const override { return true; }
+  void kept_logits(Scratch& scratch, std::span<float> out) override;
+  void top_k(Scratch& scratch, size_t k, std::vector<Candidate>& out) override;
   // All sequences through one forward_batch (the scratches are not used).
   void step_batch(std::span<const BatchSeq> seqs) override;
 

@@ -11,9 +11,11 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "backend/backend.h"
 #include "model/checkpoint.h"
+#include "util/error.h"
 #include "util/log.h"
 
 namespace paca {
@@ -45,13 +47,38 @@ class ModelRunner {
   };
   virtual std::unique_ptr<Scratch> new_scratch() = 0;
 
+  // Where a step leaves the last token's logits: copied to `host` (n_vocab
+  // floats) when it is not empty; else, with `keep`, in the scratch, on the
+  // backend (kept_logits / top_k read them; only when keeps_logits()); else
+  // nowhere (a runner may then skip the LM head: a prefill's earlier chunks).
+  struct StepLogits {
+    std::span<float> host;
+    bool keep = false;
+  };
+
   // Runs tokens at positions pos0, pos0 + 1, ... (at most kMaxStepTokens),
-  // writing their K/V into seq, and copies the last token's logits
-  // (n_vocab floats) into logits. The caller holds compute_mutex(). Throws
-  // Error(cancelled) between layers once *cancel is true.
+  // writing their K/V into seq, and puts the last token's logits where
+  // `logits` says. The caller holds compute_mutex(). Throws Error(cancelled)
+  // between layers once *cancel is true. The logits a scratch keeps change
+  // only when a step that keeps them succeeds.
   virtual void step(Scratch& scratch, std::span<const int32_t> tokens, int pos0, const KvSeq& seq,
-                    const std::atomic<bool>* cancel, std::span<float> logits) = 0;
+                    const std::atomic<bool>* cancel, StepLogits logits) = 0;
   virtual std::mutex& compute_mutex() = 0;
+
+  // Logits kept on the backend. A session then reads them to the host only
+  // when they are asked for, and a sampler that needs only the best few
+  // (Sampler::best_needed) gets those from the backend (Backend::top_k), so
+  // a device sends k candidates, not the vocabulary. The caller holds
+  // compute_mutex(); the scratch's last keeping step must have succeeded.
+  virtual bool keeps_logits() const { return false; }
+  virtual void kept_logits(Scratch& scratch, std::span<float> out) {
+    (void)scratch, (void)out;
+    fail(Status::internal, "kept_logits: this model keeps no logits");
+  }
+  virtual void top_k(Scratch& scratch, size_t k, std::vector<Candidate>& out) {
+    (void)scratch, (void)k, (void)out;
+    fail(Status::internal, "top_k: this model keeps no logits");
+  }
 
   // One sequence's part of a batched step (step_batch).
   struct BatchSeq {
@@ -59,7 +86,7 @@ class ModelRunner {
     std::span<const int32_t> tokens;  // at most kMaxStepTokens
     int pos0;
     KvSeq kv;
-    std::span<float> logits;  // n_vocab floats: the last token's logits
+    StepLogits logits;  // the last token's
   };
   // Several sequences in one step, each with exactly the logits step would
   // give it. The default runs them one after another; a runner that can

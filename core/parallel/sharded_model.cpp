@@ -239,10 +239,12 @@ void ShardedModel::run_rank(Local& l, Workspace& ws, std::span<const int32_t> to
 }
 
 void ShardedModel::step(Scratch& scratch, std::span<const int32_t> tokens, int pos0, const KvSeq& seq,
-                        const std::atomic<bool>* cancel, std::span<float> logits) {
-  check(!tokens.empty() && tokens.size() <= static_cast<size_t>(kMaxStepTokens) &&
-            logits.size() == static_cast<size_t>(full_->config.n_vocab),
-        Status::internal, "ShardedModel::step: {} tokens, {} logits", tokens.size(), logits.size());
+                        const std::atomic<bool>* cancel, StepLogits logits) {
+  // every rank computes the logits of every step (the ranks of other
+  // processes do not know which steps want them); they reach only the host
+  check(!tokens.empty() && tokens.size() <= static_cast<size_t>(kMaxStepTokens) && !logits.keep &&
+            (logits.host.empty() || logits.host.size() == static_cast<size_t>(full_->config.n_vocab)),
+        Status::internal, "ShardedModel::step: {} tokens, {} logits", tokens.size(), logits.host.size());
   check(!failed_, Status::state,
         "an earlier step failed on this rank of a multi-process group: the group cannot continue (load the model again)");
   auto& s = static_cast<ShardScratch&>(scratch);
@@ -286,8 +288,9 @@ void ShardedModel::step(Scratch& scratch, std::span<const int32_t> tokens, int p
       std::rethrow_exception(first);
     }
   }
+  if (logits.host.empty()) return;
   const Act& lg = s.ws[0]->logits;
-  locals_[0].model->backend().to_host(lg.data, logits.data(), logits.size());
+  locals_[0].model->backend().to_host(lg.data, logits.host.data(), logits.host.size());
 }
 
 }  // namespace paca

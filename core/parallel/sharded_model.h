@@ -96,7 +96,7 @@ class ShardedModel final : public ModelRunner {
   Backend& kv_backend() override { return locals_[0].model->backend(); }
   std::unique_ptr<Scratch> new_scratch() override;
   void step(Scratch& scratch, std::span<const int32_t> tokens, int pos0, const KvSeq& seq,
-            const std::atomic<bool>* cancel, std::span<float> logits) override;
+            const std::atomic<bool>* cancel, StepLogits logits) override;
   std::mutex& compute_mutex() override { return compute_mutex_; }
 
  private:

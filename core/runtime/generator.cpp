@@ -88,8 +88,7 @@ Generator::Step Generator::step(bool feed) {
   if (fed_length_ != 0 && session_.length() != fed_length_)
     fail(Status::state, "the previous token was not appended to the session");
   fed_length_ = 0;
-  const int32_t tok = sampler_.sample(session_.logits(), session_.tokens(), opt_.logprobs ? &logprobs_ : nullptr,
-                                      opt_.n_top_logprobs);
+  const int32_t tok = session_.sample(sampler_, opt_.logprobs ? &logprobs_ : nullptr, opt_.n_top_logprobs);
   ++n_generated_;
   if (detok_ != nullptr) {
     scratch_.clear();

@@ -4,21 +4,29 @@
 #include <cstdint>
 #include <utility>
 
+#include "model/llama_model.h"
 #include "util/error.h"
 
 namespace paca {
 
-size_t kv_pool_blocks(double fraction, const DeviceMemory& mem, size_t block_bytes, const std::string& device) {
+size_t kv_pool_blocks(double fraction, const DeviceMemory& mem, size_t block_bytes, const std::string& device,
+                      uint64_t headroom) {
   check(fraction > 0 && fraction <= 1, Status::invalid_argument, "KV memory fraction {} is outside (0, 1]", fraction);
   check(block_bytes > 0, Status::internal, "a KV block of 0 bytes");
   block_bytes = (block_bytes + 255) / 256 * 256;  // the stride BlockPool gives a reserved block
-  const double have = fraction * static_cast<double>(mem.free);
+  const uint64_t usable = mem.free > headroom ? mem.free - headroom : 0;
+  const double have = fraction * static_cast<double>(usable);
   const size_t blocks = static_cast<size_t>(have / static_cast<double>(block_bytes));
   if (blocks == 0)
     fail(Status::out_of_memory,
-         "too little memory for the KV cache on {}: need {} bytes (one block), have {} ({} of {} bytes free of {})",
-         device, block_bytes, static_cast<uint64_t>(have), fraction, mem.free, mem.total);
+         "too little memory for the KV cache on {}: need {} bytes (one block), have {} ({} of {} bytes free less {} "
+         "of headroom for the steps' workspaces, of {})",
+         device, block_bytes, static_cast<uint64_t>(have), fraction, mem.free, headroom, mem.total);
   return blocks;
+}
+
+uint64_t kv_headroom_bytes(const ModelConfig& c) {
+  return 2 * step_workspace_bytes(c, ModelRunner::kMaxStepTokens, 1) + kBackendScratchBytes;
 }
 
 BlockPool::BlockPool(Backend& backend, const KvLayout& layout, size_t max_blocks)

@@ -27,12 +27,22 @@
 
 namespace paca {
 
-// Blocks of `block_bytes` (rounded up to 256) that fraction (0, 1] of the free memory `mem`
-// holds. Throws Error(invalid_argument) for a fraction outside (0, 1] and
-// Error(out_of_memory) with the numbers ("too little memory for the KV cache
-// on <device>: need X bytes (one block), have Y (fraction f of Z bytes
-// free)") when not even one block fits.
-size_t kv_pool_blocks(double fraction, const DeviceMemory& mem, size_t block_bytes, const std::string& device);
+// Blocks of `block_bytes` (rounded up to 256) that fraction (0, 1] of the
+// free memory `mem` holds once `headroom` bytes are set aside (what steps
+// need besides the KV cache: their activations and the backend's scratch; see
+// kv_headroom_bytes). Throws Error(invalid_argument) for a fraction outside
+// (0, 1] and Error(out_of_memory) with the numbers ("too little memory for
+// the KV cache on <device>: need X bytes (one block), have Y (fraction f of
+// Z bytes free less H of headroom, of T)") when not even one block fits.
+size_t kv_pool_blocks(double fraction, const DeviceMemory& mem, size_t block_bytes, const std::string& device,
+                      uint64_t headroom = 0);
+
+// The memory kept out of a reserved KV pool for a model of config c: two
+// workspaces of a full step (a session's and a batch's: step_workspace_bytes
+// at ModelRunner::kMaxStepTokens tokens) and kBackendScratchBytes for the
+// backend's own buffers (cuBLASLt's workspace, bf16 copies, staging).
+constexpr uint64_t kBackendScratchBytes = uint64_t{96} << 20;
+uint64_t kv_headroom_bytes(const ModelConfig& c);
 
 class BlockPool {
  public:

@@ -29,19 +29,64 @@ void Session::prefill(std::span<const int32_t> tokens) {
   try {
     kv_.make_writable(old_len);  // a block shared with a fork is copied before it is written
     kv_.resize_for(old_len + tokens.size());
-    next_logits_.resize(static_cast<size_t>(vocab));
+    const bool keep = model_.keeps_logits();
+    if (!keep) next_logits_.resize(static_cast<size_t>(vocab));
     for (size_t done = 0; done < tokens.size();) {
       size_t n = std::min<size_t>(tokens.size() - done, static_cast<size_t>(kMaxStepTokens));
-      model_.step(*scratch_, tokens.subspan(done, n), static_cast<int>(old_len + done), kv_.view(), &cancel_, next_logits_);
+      // only the last chunk's logits are wanted: the earlier ones skip the LM head
+      ModelRunner::StepLogits out;
+      if (done + n == tokens.size()) {
+        out.keep = keep;
+        if (!keep) out.host = next_logits_;
+      }
+      model_.step(*scratch_, tokens.subspan(done, n), static_cast<int>(old_len + done), kv_.view(), &cancel_, out);
       done += n;
     }
   } catch (...) {
     kv_.resize_for(old_len);
     throw;
   }
-  logits_.assign(next_logits_.begin(), next_logits_.end());  // same size: the buffer callers may view stays put
+  after_step(model_.keeps_logits());
   tokens_.insert(tokens_.end(), tokens.begin(), tokens.end());
-  has_logits_ = true;
+}
+
+void Session::after_step(bool kept) {
+  if (kept) {
+    at_ = LogitsAt::kept;
+    return;
+  }
+  logits_.assign(next_logits_.begin(), next_logits_.end());  // same size: the buffer callers may view stays put
+  at_ = LogitsAt::host;
+}
+
+const std::vector<float>& Session::logits() const {
+  if (at_ == LogitsAt::kept) {
+    std::lock_guard<std::mutex> lock(model_.compute_mutex());
+    logits_.resize(static_cast<size_t>(model_.config().n_vocab));
+    model_.kept_logits(*scratch_, logits_);
+    at_ = LogitsAt::kept_and_host;
+  }
+  return logits_;
+}
+
+void Session::top_k(size_t k, std::vector<Candidate>& out) const {
+  check(has_logits(), Status::state, "the session has no logits (prefill a prompt first)");
+  if (at_ == LogitsAt::host) {
+    select_top_k(logits_, k, out);
+    return;
+  }
+  std::lock_guard<std::mutex> lock(model_.compute_mutex());
+  model_.top_k(*scratch_, k, out);
+}
+
+int32_t Session::sample(Sampler& sampler, Logprobs* out, size_t n_top) const {
+  check(has_logits(), Status::state, "the session has no logits (prefill a prompt first)");
+  const size_t k = sampler.best_needed(out != nullptr);
+  if (k > 0 && sampler.n_vocab() == model_.config().n_vocab) {
+    top_k(k, best_);
+    return sampler.sample_best(best_, tokens_);
+  }
+  return sampler.sample(logits(), tokens_, out, n_top);
 }
 
 void Session::step_batch(std::span<const BatchItem> items) {
@@ -65,6 +110,7 @@ void Session::step_batch(std::span<const BatchItem> items) {
           n_ctx);
   }
   std::lock_guard<std::mutex> lock(model.compute_mutex());
+  const bool keep = model.keeps_logits();
   std::vector<ModelRunner::BatchSeq> seqs;
   seqs.reserve(items.size());
   size_t grown = 0;
@@ -76,8 +122,13 @@ void Session::step_batch(std::span<const BatchItem> items) {
       s.kv_.make_writable(len);  // a block shared with a fork is copied before it is written
       s.kv_.resize_for(len + it.tokens.size());
       ++grown;
-      s.next_logits_.resize(static_cast<size_t>(vocab));
-      seqs.push_back({s.scratch_.get(), it.tokens, static_cast<int>(len), s.kv_.view(), s.next_logits_});
+      ModelRunner::StepLogits out;
+      out.keep = keep;
+      if (!keep) {
+        s.next_logits_.resize(static_cast<size_t>(vocab));
+        out.host = s.next_logits_;
+      }
+      seqs.push_back({s.scratch_.get(), it.tokens, static_cast<int>(len), s.kv_.view(), out});
     }
     model.step_batch(seqs);
   } catch (...) {
@@ -86,9 +137,8 @@ void Session::step_batch(std::span<const BatchItem> items) {
   }
   for (const BatchItem& it : items) {
     Session& s = *it.session;
-    s.logits_.assign(s.next_logits_.begin(), s.next_logits_.end());
+    s.after_step(keep);
     s.tokens_.insert(s.tokens_.end(), it.tokens.begin(), it.tokens.end());
-    s.has_logits_ = true;
   }
 }
 
@@ -97,7 +147,7 @@ void Session::rewind(size_t n_tokens) {
         n_tokens, tokens_.size());
   tokens_.resize(n_tokens);
   kv_.resize_for(n_tokens);
-  has_logits_ = false;
+  at_ = LogitsAt::none;
 }
 
 std::unique_ptr<Session> Session::fork(size_t n_tokens) const {
@@ -106,9 +156,9 @@ std::unique_ptr<Session> Session::fork(size_t n_tokens) const {
   auto child = std::make_unique<Session>(model_, kv_.pool(), n_ctx_);
   child->kv_.share_prefix(kv_, n_tokens);
   child->tokens_.assign(tokens_.begin(), tokens_.begin() + static_cast<std::ptrdiff_t>(n_tokens));
-  if (n_tokens == tokens_.size() && has_logits_) {
-    child->logits_ = logits_;
-    child->has_logits_ = true;
+  if (n_tokens == tokens_.size() && has_logits()) {
+    child->logits_ = logits();
+    child->at_ = LogitsAt::host;
   }
   return child;
 }
@@ -120,7 +170,7 @@ void Session::adopt(std::vector<int32_t> tokens, KvBlocks& kv, std::vector<float
         Status::internal, "adopt: inconsistent session state");
   kv_.swap(kv);
   tokens_ = std::move(tokens);
-  has_logits_ = !logits.empty();
+  at_ = logits.empty() ? LogitsAt::none : LogitsAt::host;
   logits_ = std::move(logits);
 }
 

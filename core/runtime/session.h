@@ -11,6 +11,7 @@
 
 #include "model/runner.h"
 #include "runtime/kv_cache.h"
+#include "sample/sampler.h"
 
 namespace paca {
 
@@ -56,8 +57,19 @@ class Session {
   const KvBlocks& kv() const { return kv_; }
   ModelRunner& model() const { return model_; }
 
-  bool has_logits() const { return has_logits_; }
-  const std::vector<float>& logits() const { return logits_; }
+  bool has_logits() const { return at_ != LogitsAt::none; }
+  // The last logits (n_vocab floats). A model that keeps them on its backend
+  // (ModelRunner::keeps_logits) has them read to the host here, on the first
+  // call after a step (which takes the model's compute mutex); the vector
+  // stays where it is from then on, so a pointer into it stays valid.
+  const std::vector<float>& logits() const;
+  // The k best of the last logits as select_top_k gives them, found by the
+  // model's backend when it keeps them (only k candidates leave a device).
+  void top_k(size_t k, std::vector<Candidate>& out) const;
+  // The next token by `sampler` from the last logits (see Sampler::sample),
+  // through top_k when the sampler needs only the best few. Throws
+  // Error(state) when there are no logits.
+  int32_t sample(Sampler& sampler, Logprobs* out = nullptr, size_t n_top = 0) const;
   const std::vector<int32_t>& tokens() const { return tokens_; }
   size_t length() const { return tokens_.size(); }
   size_t context_size() const { return static_cast<size_t>(n_ctx_); }
@@ -70,9 +82,14 @@ class Session {
   KvBlocks kv_;
   std::unique_ptr<ModelRunner::Scratch> scratch_;
   std::vector<int32_t> tokens_;
-  std::vector<float> logits_;
-  std::vector<float> next_logits_;  // the step's output, kept only when the whole prefill succeeds
-  bool has_logits_ = false;
+  // Where the last logits are: nowhere, in logits_ only, kept by the model
+  // in scratch_ only, or in both (read once by logits()).
+  enum class LogitsAt { none, host, kept, kept_and_host };
+  mutable LogitsAt at_ = LogitsAt::none;
+  mutable std::vector<float> logits_;
+  std::vector<float> next_logits_;  // a host step's output, taken only when the whole prefill succeeds
+  mutable std::vector<Candidate> best_;  // sample()'s candidates
+  void after_step(bool kept);
   std::atomic<bool> cancel_{false};
 };
 

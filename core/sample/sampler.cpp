@@ -214,6 +214,11 @@ int32_t argmax_logit(std::span<const float> logits) {
 void select_top_k(std::span<const float> logits, size_t k, std::vector<Candidate>& out) {
   out.clear();
   if (k == 0) return;
+  if (k == 1) {  // the argmax scan skips whole blocks below the best so far
+    const int32_t i = argmax_logit(logits);
+    if (i >= 0) out.push_back({i, logits[static_cast<size_t>(i)]});
+    return;
+  }
   const size_t n = logits.size();
   const float* x = logits.data();
   if (k >= n) {
@@ -390,6 +395,48 @@ void Sampler::set_logit_bias(std::span<const int32_t> ids, std::span<const float
   bias_ = std::move(unique);
 }
 
+namespace {
+void check_sampled(int32_t token) {
+  check(token >= 0, Status::invalid_argument,
+        "sampler: no token can be sampled: every logit is -inf or NaN after the logit bias and penalties");
+}
+}  // namespace
+
+int32_t Sampler::draw_top_k(double u) {
+  const SamplerParams& p = params_;
+  // 4: top-p on the sorted list
+  cands_.resize(top_p_keep(cands_, p.top_p));
+  if (cands_.empty()) return -1;
+  // 5-7: min-p as a floor on the logits, temperature, the draw
+  const float m = cands_[0].logit;
+  scratch_.logits.resize(cands_.size());
+  for (size_t i = 0; i < cands_.size(); ++i) scratch_.logits[i] = cands_[i].logit;
+  const int64_t i = draw_index(scratch_.logits, m, p.temperature, min_p_floor(m, p.min_p), u, scratch_);
+  return i >= 0 ? cands_[static_cast<size_t>(i)].id : -1;
+}
+
+size_t Sampler::best_needed(bool want_logprobs) const {
+  const SamplerParams& p = params_;
+  if (want_logprobs || !bias_.empty() || p.penalties_active()) return 0;
+  if (p.temperature == 0.0f) return 1;
+  return p.top_k > 0 && static_cast<size_t>(p.top_k) <= kMaxBest ? static_cast<size_t>(p.top_k) : 0;
+}
+
+int32_t Sampler::sample_best(std::span<const Candidate> best, std::span<const int32_t> history) {
+  const size_t k = best_needed(false);
+  check(k > 0 && best.size() <= k, Status::internal, "sampler: {} best candidates given where {} are needed",
+        best.size(), k);
+  int32_t token = -1;
+  if (params_.temperature == 0.0f) {
+    if (!best.empty()) token = best[0].id;
+  } else {
+    cands_.assign(best.begin(), best.end());
+    token = draw_top_k(sampler_uniform(params_.seed, history.size()));
+  }
+  check_sampled(token);
+  return token;
+}
+
 int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history, Logprobs* out,
                         size_t n_top) {
   check(logits.size() == static_cast<size_t>(n_vocab_), Status::invalid_argument,
@@ -418,17 +465,9 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   } else {
     const double u = sampler_uniform(p.seed, history.size());
     if (p.top_k > 0) {
-      // 3-4: the top-k candidate list (sorted), top-p on it
+      // 3: the top-k candidate list (sorted); 4-7 on it
       select_top_k(l, static_cast<size_t>(p.top_k), cands_);
-      cands_.resize(top_p_keep(cands_, p.top_p));
-      // 5-7: min-p as a floor on the logits, temperature, the draw
-      if (!cands_.empty()) {
-        const float m = cands_[0].logit;
-        scratch_.logits.resize(cands_.size());
-        for (size_t i = 0; i < cands_.size(); ++i) scratch_.logits[i] = cands_[i].logit;
-        const int64_t i = draw_index(scratch_.logits, m, p.temperature, min_p_floor(m, p.min_p), u, scratch_);
-        if (i >= 0) token = cands_[static_cast<size_t>(i)].id;
-      }
+      token = draw_top_k(u);
     } else if (const float m = max_logit(l); m > kNegInf) {
       // 4: top-p over the whole vocabulary as a floor on the logits (plus
       // the ties at the floor that fall outside); 5-7: min-p (another
@@ -446,8 +485,7 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
       if (i >= 0) token = static_cast<int32_t>(i);
     }
   }
-  check(token >= 0, Status::invalid_argument,
-        "sampler: no token can be sampled: every logit is -inf or NaN after the logit bias and penalties");
+  check_sampled(token);
 
   if (out != nullptr) {
     // log_softmax(l') over the whole vocabulary

@@ -182,6 +182,22 @@ class Sampler {
   int32_t sample(std::span<const float> logits, std::span<const int32_t> history, Logprobs* out = nullptr,
                  size_t n_top = 0);
 
+  // Sampling from the best candidates only, so that logits kept on a device
+  // need not be read whole (a backend finds the k best; see Backend::top_k).
+  // best_needed() is how many of the best adjusted logits the chain reads
+  // when nothing else of the vocabulary matters: 1 for greedy, top_k for
+  // top-k sampling with top_k <= kMaxBest; 0 when the whole vocabulary is
+  // needed (a logit bias, active penalties, top-p or temperature without
+  // top-k, log-probabilities, which normalise over every token).
+  // sample_best(best, history) then gives exactly the token sample() gives
+  // for the same logits and history; best must be select_top_k(logits,
+  // best_needed()) (sorted by candidate_before, -inf and NaN left out).
+  // Throws Error(invalid_argument) when best is empty (no finite logit) and
+  // Error(internal) when best_needed() is 0 or best is longer.
+  static constexpr size_t kMaxBest = 256;
+  size_t best_needed(bool want_logprobs) const;
+  int32_t sample_best(std::span<const Candidate> best, std::span<const int32_t> history);
+
  private:
   SamplerParams params_;
   int32_t n_vocab_;
@@ -190,6 +206,8 @@ class Sampler {
   std::vector<float> adjusted_;        // [n_vocab] when a bias or a penalty is active
   std::vector<int32_t> window_;        // sorted copy of the penalty window
   std::vector<Candidate> cands_;       // the candidate list of the chain
+  // stages 4-7 on cands_ (sorted, the top-k list): the token, or -1
+  int32_t draw_top_k(double u);
   SampleScratch scratch_;
   TopPCut topp_;
 };

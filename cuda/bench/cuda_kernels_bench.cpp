@@ -1,14 +1,16 @@
 // cuda-kernels-bench - the CUDA backend's hot kernels timed alone, each next
 // to its bound on this device: the decode GEMV (bytes of W over the measured
-// copy bandwidth), paged decode attention (bytes of the K/V read), and the
-// prefill GEMM through cuBLASLt (TFLOP/s); the FP8 weight paths (issue 7)
-// beside them: the FP8 GEMV weight-only and w8a8 (quantizer included), and
-// at prefill sizes the three ways to run an FP8 weight (the w8a8 FP8 GEMM
-// with outer-vector scales or with the epilogue, quantizer included; the
-// weight-only bf16 tiles) next to the BF16 GEMM of the same shape: the A/B
-// behind the defaults of Fp8Policy (cuda_backend.h). Weights rotate over enough copies
-// to exceed the L2 cache, inputs are random (never zeros), timing uses CUDA
-// events around 20 launches after 3 warm-ups, median of 5 such runs.
+// copy bandwidth), paged decode attention (bytes of the K/V read), the
+// prefill GEMM through cuBLASLt (TFLOP/s), and prefill attention at 2048
+// tokens (tensor-core and f32 kernels, TFLOP/s next to the GEMM's); the FP8
+// weight paths (issue 7) beside them: the FP8 GEMV weight-only and w8a8
+// (quantizer included), and at prefill sizes the three ways to run an FP8
+// weight (the w8a8 FP8 GEMM with outer-vector scales or with the epilogue,
+// quantizer included; the weight-only bf16 tiles) next to the BF16 GEMM of
+// the same shape: the A/B behind the defaults of Fp8Policy (cuda_backend.h).
+// Weights rotate over enough copies to exceed the L2 cache, inputs are random
+// (never zeros), timing uses CUDA events around 20 launches after 3 warm-ups,
+// median of 5 such runs.
 //
 //   cuda-kernels-bench [--json]
 //
@@ -236,8 +238,10 @@ void bench_gemm_f8(LtGemm& lt, int rows, int cols, int tokens) {
     cudaFree(p);
 }
 
-void bench_gemm(LtGemm& lt, int rows, int cols, int tokens) {
+// Returns the TFLOP/s measured (0 when cuBLASLt failed).
+double bench_gemm(LtGemm& lt, int rows, int cols, int tokens) {
   const size_t wbytes = static_cast<size_t>(rows) * cols * 2;
+  double tflops = 0;
   void* w = dev_random(wbytes, 5, true);
   void* x = dev_random(static_cast<size_t>(tokens) * cols * 2, 6, true);
   float* y = nullptr;
@@ -255,25 +259,50 @@ void bench_gemm(LtGemm& lt, int rows, int cols, int tokens) {
     });
     report("cublaslt " + std::to_string(rows) + "x" + std::to_string(cols) + " tokens " + std::to_string(tokens), ms,
            static_cast<double>(wbytes), 2.0 * rows * cols * tokens, 0);
+    tflops = 2.0 * rows * cols * tokens / (ms * 1e-3) / 1e12;
   }
   cudaFree(w);
   cudaFree(x);
   cudaFree(y);
   cudaFree(ws);
+  return tflops;
+}
+
+// A random bf16 cache of one layer holding ctx positions in 16-token blocks
+// of scattered order: kv reads it; free() releases the pool and the table.
+struct BenchKv {
+  PagedKv kv;
+  uint8_t* pool = nullptr;
+  uint8_t** table = nullptr;
+  void free() {
+    cudaFree(pool);
+    cudaFree(table);
+  }
+};
+BenchKv bench_kv(int ctx, int kv_dim, uint32_t seed) {
+  const int bt = 16;
+  const int nb = (ctx + bt - 1) / bt;
+  const size_t block_bytes = static_cast<size_t>(bt) * kv_dim * 2 * 2;  // K and V, one layer
+  BenchKv c;
+  c.pool = static_cast<uint8_t*>(dev_random(block_bytes * nb, seed, true));
+  std::vector<uint8_t*> table(static_cast<size_t>(nb));
+  for (int b = 0; b < nb; ++b) table[b] = c.pool + block_bytes * static_cast<size_t>((b * 7919) % nb);
+  c.table = dev_alloc<uint8_t*>(table.size() * sizeof(uint8_t*));
+  check(cudaMemcpy(c.table, table.data(), table.size() * sizeof(uint8_t*), cudaMemcpyHostToDevice), "cudaMemcpy");
+  c.kv.blocks = c.table;
+  c.kv.block_tokens = bt;
+  c.kv.kv_dim = kv_dim;
+  c.kv.elem_bytes = 2;
+  c.kv.layer = 0;
+  return c;
 }
 
 // Decode attention: one token at position ctx - 1 over a bf16 cache of one
 // layer (Llama 3 8B heads: 32 query, 8 kv, head_dim 128), 16-token blocks.
 void bench_attention(int ctx, int splits, double bw) {
-  const int heads = 32, kv_heads = 8, hd = 128, bt = 16, kv_dim = kv_heads * hd;
-  const int nb = (ctx + bt - 1) / bt;
-  const size_t block_bytes = static_cast<size_t>(bt) * kv_dim * 2 * 2;  // K and V, one layer
-  uint8_t* pool = static_cast<uint8_t*>(dev_random(block_bytes * nb, 9, true));
-  std::vector<uint8_t*> table(static_cast<size_t>(nb));
-  for (int b = 0; b < nb; ++b) table[b] = pool + block_bytes * static_cast<size_t>((b * 7919) % nb);
-  uint8_t** dtable = nullptr;
-  dtable = dev_alloc<std::remove_pointer_t<decltype(dtable)>>(table.size() * sizeof(uint8_t*));
-  check(cudaMemcpy(dtable, table.data(), table.size() * sizeof(uint8_t*), cudaMemcpyHostToDevice), "cudaMemcpy");
+  const int heads = 32, kv_heads = 8, hd = 128, kv_dim = kv_heads * hd;
+  BenchKv cache = bench_kv(ctx, kv_dim, 9);
+  const PagedKv& kv = cache.kv;
   auto* q = static_cast<float*>(dev_random(static_cast<size_t>(heads) * hd * 4, 4, false));
   float* out = nullptr;
   int32_t* pos = nullptr;
@@ -284,23 +313,60 @@ void bench_attention(int ctx, int splits, double bw) {
   check(cudaMemcpy(pos, &p, 4, cudaMemcpyHostToDevice), "cudaMemcpy");
   const size_t sf = attention_scratch_floats(1, heads, hd, splits);
   if (sf > 0) scratch = dev_alloc<std::remove_pointer_t<decltype(scratch)>>(sf * 4);
-  PagedKv kv;
-  kv.blocks = dtable;
-  kv.block_tokens = bt;
-  kv.kv_dim = kv_dim;
-  kv.elem_bytes = 2;
-  kv.layer = 0;
   const double ms = time_ms([&](int) {
     launch_attention(kv, q, heads * hd, pos, 1, heads, kv_heads, hd, 0.088f, splits, scratch, out, heads * hd, nullptr);
   });
   report("attention decode ctx " + std::to_string(ctx) + " splits " + std::to_string(splits), ms,
          static_cast<double>(ctx) * kv_dim * 2 * 2, 4.0 * heads * hd * ctx, bw);
-  cudaFree(pool);
-  cudaFree(dtable);
+  cache.free();
   cudaFree(q);
   cudaFree(out);
   cudaFree(pos);
   cudaFree(scratch);
+}
+
+// Prefill attention: T tokens at positions 0..T-1 over a bf16 cache of one
+// layer (Llama 3 8B heads, 16-token blocks in scattered order), through the
+// tensor-core kernel (flash) or the f32 kernel; causal FLOPs 4 * heads * hd *
+// T (T + 1) / 2, next to the cuBLASLt BF16 GEMM figure (gemm_tflops; 0: none).
+void bench_prefill_attention(int T, bool flash, double gemm_tflops) {
+  const int heads = 32, kv_heads = 8, hd = 128;
+  BenchKv cache = bench_kv(T, kv_heads * hd, 12);
+  const PagedKv& kv = cache.kv;
+  const size_t qn = static_cast<size_t>(T) * heads * hd;
+  auto* q = static_cast<float*>(dev_random(qn * 4, 13, false));
+  float* out = nullptr;
+  int32_t* pos = nullptr;
+  out = dev_alloc<std::remove_pointer_t<decltype(out)>>(qn * 4);
+  pos = dev_alloc<std::remove_pointer_t<decltype(pos)>>(static_cast<size_t>(T) * 4);
+  std::vector<int32_t> hp(static_cast<size_t>(T));
+  for (int t = 0; t < T; ++t) hp[t] = t;
+  check(cudaMemcpy(pos, hp.data(), hp.size() * 4, cudaMemcpyHostToDevice), "cudaMemcpy");
+  const float scale = 0.088388f;
+  const double ms = time_ms([&](int) {
+    if (flash)
+      check(launch_flash_prefill(kv, q, heads * hd, pos, T, heads, kv_heads, hd, scale, out, heads * hd, nullptr),
+            "flash prefill");
+    else
+      check(launch_attention(kv, q, heads * hd, pos, T, heads, kv_heads, hd, scale, 1, nullptr, out, heads * hd,
+                             nullptr),
+            "attention");
+  });
+  const double flops = 4.0 * heads * hd * (static_cast<double>(T) * (T + 1) / 2);
+  const double tflops = flops / (ms * 1e-3) / 1e12;
+  const std::string name =
+      std::string("attention prefill ") + (flash ? "flash" : "f32 kernel") + " tokens " + std::to_string(T);
+  if (g_json)
+    std::printf("{\"case\":\"%s\",\"ms\":%.5f,\"TFLOPs\":%.2f,\"fraction_of_cublaslt\":%.3f}\n", name.c_str(), ms,
+                tflops, gemm_tflops > 0 ? tflops / gemm_tflops : 0.0);
+  else
+    std::printf("%-44s %9.4f ms  %7.2f TFLOP/s (%3.0f%% of the cuBLASLt BF16 GEMM's %.1f)\n", name.c_str(), ms, tflops,
+                gemm_tflops > 0 ? 100 * tflops / gemm_tflops : 0.0, gemm_tflops);
+  std::fflush(stdout);
+  cache.free();
+  cudaFree(q);
+  cudaFree(out);
+  cudaFree(pos);
 }
 
 }  // namespace
@@ -344,18 +410,27 @@ int main(int argc, char** argv) {
     bench_attention(ctx, attention_splits_for(1, 32, ctx, sms), bw);
   }
   LtGemm lt;
+  double gemm_2048 = 0;  // TFLOP/s of the 4096x4096 GEMM at 2048 tokens
   if (!lt.available()) {
     std::printf("cuBLASLt unavailable: %s\n", lt.why().c_str());
-    return 0;
+  } else {
+    for (int tokens : {16, 128, 512, 2048}) {
+      const double t = bench_gemm(lt, 4096, 4096, tokens);
+      if (tokens == 2048) gemm_2048 = t;
+    }
+    bench_gemm(lt, 14336, 4096, 512);
+    // FP8 at prefill sizes, beside the BF16 GEMM of the same shape (the prefill A/B)
+    for (int tokens : {16, 128, 512, 2048}) bench_gemm_f8(lt, 4096, 4096, tokens);
+    bench_gemm_f8(lt, 14336, 4096, 512);
+    bench_gemm(lt, 14336, 4096, 2048);
+    bench_gemm_f8(lt, 14336, 4096, 2048);
+    for (int tokens : {512, 2048}) {
+      bench_gemm(lt, 4096, 14336, tokens);
+      bench_gemm_f8(lt, 4096, 14336, tokens);
+    }
   }
-  for (int tokens : {16, 128, 512, 2048}) bench_gemm(lt, 4096, 4096, tokens);
-  // FP8 at prefill sizes, beside the BF16 GEMM of the same shape (the prefill A/B)
-  for (int tokens : {16, 128, 512, 2048}) bench_gemm_f8(lt, 4096, 4096, tokens);
-  for (int tokens : {512, 2048}) {
-    bench_gemm(lt, 14336, 4096, tokens);
-    bench_gemm_f8(lt, 14336, 4096, tokens);
-    bench_gemm(lt, 4096, 14336, tokens);
-    bench_gemm_f8(lt, 4096, 14336, tokens);
-  }
+  // prefill attention at 2048 tokens: the tensor-core kernel and the f32 one it replaces
+  bench_prefill_attention(2048, true, gemm_2048);
+  bench_prefill_attention(2048, false, gemm_2048);
   return 0;
 }

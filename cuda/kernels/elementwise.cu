@@ -1,6 +1,7 @@
 // elementwise.cu - the small kernels of the forward pass: embedding lookup,
-// SwiGLU, residual add, f32 -> bf16, RoPE (see kernels.h). CPU twins: the
-// same-named ops of CpuBackend. Grid-stride loops; nothing here is heavy.
+// SwiGLU, residual add, f32 -> bf16, RoPE, and RoPE fused with the KV write
+// (see kernels.h). CPU twins: the same-named ops of CpuBackend (rope_kv_write:
+// Backend's composed default). Grid-stride loops; nothing here is heavy.
 #include <cuda_bf16.h>  // __float2bfloat16_rn
 
 #include <cstdint>  // uint16_t, int32_t
@@ -49,6 +50,21 @@ __global__ void to_bf16_kernel(const float* __restrict__ x, size_t n, uint16_t* 
     out[i] = __bfloat16_as_ushort(__float2bfloat16_rn(x[i]));
 }
 
+// Turns pair i of one head (head_dim elements at v) by the angle p *
+// freqs[i]. Both RoPE kernels call this, and its products and sums are
+// rounded one by one (no FMA contraction), so they give the same bits.
+__device__ __forceinline__ void rotate_pair(float* v, int i, int half, float p, const float* __restrict__ freqs,
+                                            int half_layout) {
+  const float a = __fmul_rn(p, freqs[i]);  // rounded to f32 like the CPU twin before cos/sin
+  float s, c;
+  sincosf(a, &s, &c);
+  const int ia = half_layout ? i : 2 * i;
+  const int ib = half_layout ? i + half : 2 * i + 1;
+  const float x0 = v[ia], x1 = v[ib];
+  v[ia] = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
+  v[ib] = __fadd_rn(__fmul_rn(x0, s), __fmul_rn(x1, c));
+}
+
 // grid: (tokens, n_heads), block: min(256, half rounded up to 32).
 __global__ void rope_kernel(float* x, int ld, int head_dim, const int32_t* __restrict__ pos,
                             const float* __restrict__ freqs, int half_layout) {
@@ -56,16 +72,44 @@ __global__ void rope_kernel(float* x, int ld, int head_dim, const int32_t* __res
   const int half = head_dim / 2;
   float* v = x + static_cast<size_t>(t) * ld + static_cast<size_t>(h) * head_dim;
   const float p = static_cast<float>(pos[t]);
-  for (int i = static_cast<int>(threadIdx.x); i < half; i += static_cast<int>(blockDim.x)) {
-    const float a = p * freqs[i];  // rounded to f32 like the CPU twin before cos/sin
-    float s, c;
-    sincosf(a, &s, &c);
-    const int ia = half_layout ? i : 2 * i;
-    const int ib = half_layout ? i + half : 2 * i + 1;
-    const float x0 = v[ia], x1 = v[ib];
-    v[ia] = x0 * c - x1 * s;
-    v[ib] = x0 * s + x1 * c;
+  for (int i = static_cast<int>(threadIdx.x); i < half; i += static_cast<int>(blockDim.x))
+    rotate_pair(v, i, half, p, freqs, half_layout);
+}
+
+__device__ __forceinline__ void store_kv(float* p, float v) { *p = v; }
+__device__ __forceinline__ void store_kv(uint16_t* p, float v) { *p = __bfloat16_as_ushort(__float2bfloat16_rn(v)); }
+
+// grid: (tokens), block: 128. Rotates q[t] and k[t] (every pair by one
+// thread, as rope_kernel), then writes k[t] and v[t] into the cache slot of
+// pos[t]. E: float or uint16_t (bf16 bits) cache elements.
+template <typename E>
+__global__ void rope_kv_write_kernel(PagedKv kv, float* q, int ldq, float* k, int ldk, const float* __restrict__ v,
+                                     int ldv, const int32_t* __restrict__ pos, int n_heads, int n_kv_heads,
+                                     int head_dim, const float* __restrict__ freqs, int half_layout) {
+  const int t = static_cast<int>(blockIdx.x);
+  const int half = head_dim / 2;
+  const int p = pos[t];
+  const float pf = static_cast<float>(p);
+  float* qt = q + static_cast<size_t>(t) * ldq;
+  float* kt = k + static_cast<size_t>(t) * ldk;
+  const float* vt = v + static_cast<size_t>(t) * ldv;
+  for (int i = static_cast<int>(threadIdx.x); i < n_heads * half; i += static_cast<int>(blockDim.x))
+    rotate_pair(qt + static_cast<size_t>(i / half) * head_dim, i % half, half, pf, freqs, half_layout);
+  uint8_t* blk = kv.blocks[p / kv.block_tokens];
+  const size_t plane = static_cast<size_t>(kv.block_tokens) * kv.kv_dim * sizeof(E);
+  const size_t row = static_cast<size_t>(p % kv.block_tokens) * kv.kv_dim;
+  E* kd = reinterpret_cast<E*>(blk + plane * 2 * kv.layer) + row;
+  E* vd = reinterpret_cast<E*>(blk + plane * (2 * kv.layer + 1)) + row;
+  for (int i = static_cast<int>(threadIdx.x); i < n_kv_heads * half; i += static_cast<int>(blockDim.x)) {
+    const int h = i / half, j = i % half;
+    float* kh = kt + static_cast<size_t>(h) * head_dim;
+    rotate_pair(kh, j, half, pf, freqs, half_layout);
+    const int ia = half_layout ? j : 2 * j;
+    const int ib = half_layout ? j + half : 2 * j + 1;
+    store_kv(kd + h * head_dim + ia, kh[ia]);
+    store_kv(kd + h * head_dim + ib, kh[ib]);
   }
+  for (int i = static_cast<int>(threadIdx.x); i < kv.kv_dim; i += static_cast<int>(blockDim.x)) store_kv(vd + i, vt[i]);
 }
 
 }  // namespace
@@ -110,6 +154,24 @@ cudaError_t launch_rope(float* x, int tokens, int ld, int n_heads, int head_dim,
   const int threads = half >= 256 ? 256 : (half + 31) / 32 * 32;
   rope_kernel<<<dim3(static_cast<unsigned>(tokens), static_cast<unsigned>(n_heads)), threads, 0, stream>>>(
       x, ld, head_dim, pos, freqs, half_layout);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_rope_kv_write(const PagedKv& kv, float* q, int ldq, float* k, int ldk, const float* v, int ldv,
+                                 const int32_t* pos, int tokens, int n_heads, int n_kv_heads, int head_dim,
+                                 const float* freqs, int half_layout, cudaStream_t stream) {
+  if (kv.blocks == nullptr || kv.block_tokens <= 0 || kv.layer < 0 || (kv.elem_bytes != 4 && kv.elem_bytes != 2) ||
+      tokens < 0 || n_heads <= 0 || n_kv_heads <= 0 || head_dim <= 0 || head_dim % 2 != 0 ||
+      n_kv_heads * head_dim != kv.kv_dim || ldq < n_heads * head_dim || ldk < kv.kv_dim || ldv < kv.kv_dim ||
+      q == nullptr || k == nullptr || v == nullptr || pos == nullptr || freqs == nullptr)
+    return cudaErrorInvalidValue;
+  if (tokens == 0) return cudaSuccess;
+  if (kv.elem_bytes == 4)
+    rope_kv_write_kernel<float><<<static_cast<unsigned>(tokens), 128, 0, stream>>>(
+        kv, q, ldq, k, ldk, v, ldv, pos, n_heads, n_kv_heads, head_dim, freqs, half_layout);
+  else
+    rope_kv_write_kernel<uint16_t><<<static_cast<unsigned>(tokens), 128, 0, stream>>>(
+        kv, q, ldq, k, ldk, v, ldv, pos, n_heads, n_kv_heads, head_dim, freqs, half_layout);
   return cudaGetLastError();
 }
 

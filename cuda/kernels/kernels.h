@@ -125,6 +125,35 @@ cudaError_t launch_kv_write(const PagedKv& kv, const float* k, int ldk, const fl
 cudaError_t launch_attention(const PagedKv& kv, const float* q, int ldq, const int32_t* pos, int tokens, int n_heads,
                              int n_kv_heads, int head_dim, float scale, int splits, float* scratch, float* out, int ldo,
                              cudaStream_t stream);
+// RoPE fused with the KV write (elementwise.cu): for each token t, rotates
+// the n_heads query heads of q[t] and the n_kv_heads heads of k[t] in place
+// exactly as launch_rope does (same angles, same rounding), then stores the
+// rotated k[t] and v[t] at position pos[t] like launch_kv_write: the bits of
+// launch_rope(q), launch_rope(k), launch_kv_write in one pass.
+// n_kv_heads * head_dim must equal kv.kv_dim.
+cudaError_t launch_rope_kv_write(const PagedKv& kv, float* q, int ldq, float* k, int ldk, const float* v, int ldv,
+                                 const int32_t* pos, int tokens, int n_heads, int n_kv_heads, int head_dim,
+                                 const float* freqs, int half_layout, cudaStream_t stream);
+// Causal GQA attention for prefill on tensor cores (flash_prefill.cu): the
+// result of launch_attention (splits 1) with Q, K, V and the softmax weights
+// P rounded to bf16 for the products (f32 accumulation, softmax in f32), so
+// it agrees with the f32 kernels to about 1e-2 relative L2, not 1e-5. Rows
+// of a token are causal over its own position pos[t] (any order of rows).
+// Needs flash_prefill_supports; q and out 8-byte aligned, ldq and ldo even.
+cudaError_t launch_flash_prefill(const PagedKv& kv, const float* q, int ldq, const int32_t* pos, int tokens,
+                                 int n_heads, int n_kv_heads, int head_dim, float scale, float* out, int ldo,
+                                 cudaStream_t stream);
+// Shapes launch_flash_prefill takes: head_dim 64 or 128, n_heads a multiple
+// of n_kv_heads, kv_dim a multiple of 8, f32 or bf16 cache.
+bool flash_prefill_supports(const PagedKv& kv, int n_heads, int n_kv_heads, int head_dim);
+// The k best of n logits (topk.cu; keys in topk.h), 1 <= k <= kTopKMaxK:
+// out_keys[0..k) (device) gets their keys in descending order, which is
+// select_top_k's order (sample/sampler.h); keys of -inf and NaN logits, and
+// the slots past the last candidate, are 0. scratch: topk_scratch_keys(n, k)
+// keys (none needed when n <= kTopKChunk or k == 1).
+cudaError_t launch_top_k(const float* logits, int n, int k, uint64_t* scratch, uint64_t* out_keys,
+                         cudaStream_t stream);
+
 // Floats of scratch launch_attention needs.
 inline size_t attention_scratch_floats(int tokens, int n_heads, int head_dim, int splits) {
   return splits <= 1 ? 0 : static_cast<size_t>(tokens) * n_heads * splits * (static_cast<size_t>(head_dim) + 2);

@@ -10,6 +10,9 @@
 //     f32 arithmetic in another order (rmsnorm, rope, GEMV,
 //       attention, swiglu, add)                              1e-5
 //     cuBLASLt path (activations rounded to bf16)            1e-2
+//     flash prefill attention (Q, P and an f32 cache's K/V
+//       rounded to bf16 for the tensor cores)                1e-2
+//     fused RoPE + KV write vs the composed GPU ops          0 (memcmp)
 //   FP8 weights (CudaOps.Fp8*, CudaFp8Model*): see the tests' comments.
 // CudaGraphs*: decode steps recorded as CUDA graphs vs the same steps op by
 //   op (bit for bit with the same attention splits) and vs the CPU; the
@@ -34,6 +37,7 @@
 #include <filesystem>
 #include <functional>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
@@ -44,6 +48,7 @@
 #include "device.h"
 #include "tests/device_skip.h"
 #include "kernels/kernels.h"
+#include "kernels/topk.h"
 #include "model/llama_model.h"
 #include "model/load.h"
 #include "runtime/kv_cache.h"
@@ -311,6 +316,18 @@ TEST(CudaHost, Fp8WeightChecks) {
   refused(w, "NaN code (0x7f or 0xff) in row 2");
 }
 
+TEST(CudaHost, FlashPrefillPlanning) {
+  using paca::cuda::use_flash_prefill;
+  EXPECT_TRUE(use_flash_prefill(16, 16, 128));
+  EXPECT_TRUE(use_flash_prefill(16, 2048, 64));
+  EXPECT_FALSE(use_flash_prefill(16, 15, 128));  // decode-sized: the split-K kernel
+  EXPECT_FALSE(use_flash_prefill(16, 2048, 96));  // head_dim the kernel lacks
+  EXPECT_FALSE(use_flash_prefill(16, 2048, 32));
+  EXPECT_FALSE(use_flash_prefill(0, 2048, 128));  // switched off
+  EXPECT_TRUE(use_flash_prefill(1, 1, 64));       // forced, as the device tests do
+  EXPECT_EQ(paca::cuda::CudaBackendOptions{}.flash_min_rows, 16);
+}
+
 TEST(CudaHost, GraphPlanning) {
   using paca::cuda::context_bucket;
   using paca::cuda::plan_decode_graph;
@@ -422,7 +439,31 @@ TEST(CudaHost, KernelArgumentChecks) {
   EXPECT_EQ(launch_attention(kv, &f, 256, &i, 1, 4, 1, 64, 1.0f, 2, nullptr, &f, 256, nullptr),
             cudaErrorInvalidValue);  // splits without scratch
   EXPECT_EQ(launch_attention(kv, &f, 256, &i, 0, 4, 1, 64, 1.0f, 1, nullptr, &f, 256, nullptr), cudaSuccess);
+  // flash prefill: head_dim 64/128 only, GQA multiple, even strides
+  alignas(8) float q2[256] = {};
+  EXPECT_EQ(launch_flash_prefill(kv, q2, 256, &i, 1, 4, 1, 96, 1.0f, q2, 256, nullptr),
+            cudaErrorInvalidValue);  // head_dim 96
+  EXPECT_EQ(launch_flash_prefill(kv, q2, 256, &i, 1, 4, 3, 64, 1.0f, q2, 256, nullptr),
+            cudaErrorInvalidValue);  // 4 heads over 3 kv heads
+  EXPECT_EQ(launch_flash_prefill(kv, q2, 257, &i, 1, 4, 1, 64, 1.0f, q2, 256, nullptr),
+            cudaErrorInvalidValue);  // odd ldq
+  EXPECT_EQ(launch_flash_prefill(kv, q2 + 1, 256, &i, 1, 4, 1, 64, 1.0f, q2, 256, nullptr),
+            cudaErrorInvalidValue);  // q not 8-byte aligned
+  EXPECT_EQ(launch_flash_prefill(kv, q2, 128, &i, 1, 4, 1, 64, 1.0f, q2, 256, nullptr),
+            cudaErrorInvalidValue);  // ldq < heads * dim
+  EXPECT_EQ(launch_flash_prefill(kv, q2, 256, &i, 0, 4, 1, 64, 1.0f, q2, 256, nullptr), cudaSuccess);
+  EXPECT_TRUE(flash_prefill_supports(kv, 4, 1, 64));
+  EXPECT_FALSE(flash_prefill_supports(kv, 4, 2, 64));  // 2 x 64 > kv_dim 64
+  // fused RoPE + KV write: the kv heads must fill the cache row exactly
+  EXPECT_EQ(launch_rope_kv_write(kv, q2, 256, q2, 64, q2, 64, &i, 1, 4, 2, 64, &f, 0, nullptr),
+            cudaErrorInvalidValue);  // 2 x 64 != kv_dim
+  EXPECT_EQ(launch_rope_kv_write(kv, q2, 256, q2, 64, q2, 64, &i, 1, 4, 1, 63, &f, 0, nullptr),
+            cudaErrorInvalidValue);  // odd head_dim
+  EXPECT_EQ(launch_rope_kv_write(kv, q2, 256, q2, 64, q2, 64, &i, 1, 4, 1, 64, nullptr, 0, nullptr),
+            cudaErrorInvalidValue);  // no frequencies
+  EXPECT_EQ(launch_rope_kv_write(kv, q2, 256, q2, 64, q2, 64, &i, 0, 4, 1, 64, &f, 0, nullptr), cudaSuccess);
   kv.elem_bytes = 3;
+  EXPECT_FALSE(flash_prefill_supports(kv, 4, 1, 64));
   EXPECT_EQ(launch_kv_write(kv, &f, 64, &f, 64, &i, 1, nullptr), cudaErrorInvalidValue);
   uint8_t b = 0;
   EXPECT_EQ(launch_gemv_f8(&b, nullptr, 4, 16, &f, 16, nullptr, 1, &f, 4, 1, nullptr),
@@ -446,6 +487,60 @@ TEST(CudaHost, KernelArgumentChecks) {
   EXPECT_EQ(launch_scale_rows_tokens(&f, 4, 4, 0, &f, nullptr, &f, 4, nullptr), cudaSuccess);
   EXPECT_EQ(attention_scratch_floats(2, 4, 64, 1), 0u);
   EXPECT_EQ(attention_scratch_floats(2, 4, 64, 3), 2u * 4 * 3 * 66);
+}
+
+// Logits with everything the candidate order must handle: ties, -0 and +0,
+// -inf, NaN, +inf, subnormals, +-FLT_MAX.
+std::vector<float> awkward_logits(std::mt19937& rng, size_t n) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const float special[] = {0.0f,  -0.0f, -inf, std::numeric_limits<float>::quiet_NaN(), inf, 1e-45f, -1e-45f,
+                           3.4028235e38f, -3.4028235e38f, 1.0f};
+  std::uniform_real_distribution<float> u(-8.0f, 8.0f);
+  std::uniform_int_distribution<int> pick(0, 99);
+  std::vector<float> l(n);
+  for (float& x : l) {
+    const int r = pick(rng);
+    x = r < 10 ? special[r] : r < 30 ? std::round(u(rng)) : u(rng);
+  }
+  return l;
+}
+
+// The device top-k's keys (kernels/topk.h): their unsigned order is
+// select_top_k's candidate order, -inf and NaN get 0, and a key gives back
+// its index and logit.
+TEST(CudaHost, TopKKeys) {
+  using namespace paca::cuda;
+  std::mt19937 rng(99);
+  const std::vector<float> l = awkward_logits(rng, 4000);
+  std::vector<paca::Candidate> cands;
+  for (size_t i = 0; i < l.size(); ++i) {
+    const uint64_t key = topk_key(l[i], static_cast<uint32_t>(i));
+    if (!(l[i] > -std::numeric_limits<float>::infinity())) {
+      EXPECT_EQ(key, 0u) << l[i];
+      continue;
+    }
+    ASSERT_NE(key, 0u) << l[i];
+    EXPECT_EQ(topk_key_id(key), i);
+    EXPECT_EQ(topk_key_logit(key), l[i]);  // -0 comes back +0, which compares equal
+    cands.push_back({static_cast<int32_t>(i), l[i]});
+  }
+  std::uniform_int_distribution<size_t> any(0, cands.size() - 1);
+  for (int trial = 0; trial < 200000; ++trial) {
+    const paca::Candidate& a = cands[any(rng)];
+    const paca::Candidate& b = cands[any(rng)];
+    const uint64_t ka = topk_key(a.logit, static_cast<uint32_t>(a.id)), kb = topk_key(b.logit, static_cast<uint32_t>(b.id));
+    ASSERT_EQ(paca::candidate_before(a, b), ka > kb) << a.id << ":" << a.logit << " vs " << b.id << ":" << b.logit;
+  }
+  EXPECT_GT(topk_key(-3.4028235e38f, 0xFFFFFFFEu), 0u);  // the smallest real key is still a key
+  EXPECT_EQ(topk_scratch_keys(2048, 256), 0u);
+  EXPECT_EQ(topk_scratch_keys(2049, 256), 2u * 2 * 256);
+  EXPECT_EQ(topk_scratch_keys(128256, 40), 2u * 63 * 40);
+  float f = 0;
+  uint64_t k = 0;
+  EXPECT_EQ(launch_top_k(&f, 1, 0, nullptr, &k, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(launch_top_k(&f, 1, kTopKMaxK + 1, nullptr, &k, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(launch_top_k(nullptr, 1, 1, nullptr, &k, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(launch_top_k(&f, 5000, 2, nullptr, &k, nullptr), cudaErrorInvalidValue);  // rounds without scratch
 }
 
 // ---- ops: CUDA vs CPU -------------------------------------------------------
@@ -569,6 +664,25 @@ class CudaOps : public ::testing::Test {
   std::vector<std::pair<Backend*, void*>> owned_;
   std::deque<HostWeight> weights_;
 };
+
+// The device's k best against select_top_k over the same logits: the same
+// indices in the same order, the same values (awkward values included).
+TEST_F(CudaOps, TopK) {
+  for (int n : {1, 7, 2048, 2049, 5000, 32000, 128256}) {
+    const std::vector<float> l = awkward_logits(rng_, static_cast<size_t>(n));
+    const Act dev = act(*gpu_, 1, n, l);
+    for (size_t k : {size_t{1}, size_t{2}, size_t{40}, size_t{256}, size_t{300}}) {
+      std::vector<paca::Candidate> got, want;
+      gpu_->top_k(dev.data, static_cast<size_t>(n), k, got);
+      paca::select_top_k(l, k, want);
+      ASSERT_EQ(got.size(), want.size()) << "n " << n << " k " << k;
+      for (size_t i = 0; i < want.size(); ++i) {
+        ASSERT_EQ(got[i].id, want[i].id) << "n " << n << " k " << k << " rank " << i;
+        ASSERT_EQ(got[i].logit, want[i].logit) << "n " << n << " k " << k << " rank " << i;
+      }
+    }
+  }
+}
 
 TEST_F(CudaOps, Embed) {
   const TensorView& t = weight(DType::bf16, 301, 200);
@@ -861,6 +975,9 @@ TEST_F(CudaOps, SwigluAdd) {
 // kv_write of a whole prompt, then causal attention (prefill rows, a decode
 // row, forced splits) over blocks in shuffled order, f32 and bf16 caches.
 TEST_F(CudaOps, PagedAttention) {
+  paca::cuda::CudaBackendOptions f32_only;
+  f32_only.flash_min_rows = 0;  // this test holds the f32 kernel to 1e-5; FlashPrefillAttention the other
+  Backend* gpu = &extra(f32_only);
   struct Case {
     int heads, kv_heads, hd, block, P;
     DType kv;
@@ -910,10 +1027,10 @@ TEST_F(CudaOps, PagedAttention) {
     const std::vector<float> q = random_nonzero(rng_, static_cast<size_t>(c.P) * Q, 0.5f, 3.0f);
     // prefill rows: all positions at once
     Act cq = act(*cpu_, c.P, Q, q), co = act(*cpu_, c.P, Q, {});
-    Act gq = act(*gpu_, c.P, Q, q), go = act(*gpu_, c.P, Q, {});
+    Act gq = act(*gpu, c.P, Q, q), go = act(*gpu, c.P, Q, {});
     cpu_->attention(cq, cs, 1, pos, shape, co);
-    gpu_->attention(gq, gs, 1, pos, shape, go);
-    EXPECT_LT(rel_l2(host(*gpu_, go), host(*cpu_, co)), 1e-5) << "prefill P=" << c.P << " hd=" << c.hd;
+    gpu->attention(gq, gs, 1, pos, shape, go);
+    EXPECT_LT(rel_l2(host(*gpu, go), host(*cpu_, co)), 1e-5) << "prefill P=" << c.P << " hd=" << c.hd;
     // one decode row at the last position (the split path when asked)
     const std::vector<int32_t> last = {c.P - 1};
     const std::vector<float> q1(q.end() - Q, q.end());
@@ -926,6 +1043,184 @@ TEST_F(CudaOps, PagedAttention) {
     const std::vector<float> ref = host(*cpu_, co1);
     EXPECT_LT(rel_l2(host(*gsplit, so1), ref), 1e-5) << "decode, splits " << c.splits;
     EXPECT_LT(rel_l2(host(*gpu_, go1), ref), 1e-5) << "decode, automatic splits";
+  }
+}
+
+// The paged attention test above keeps the f32 kernel (prefill rows below
+// flash_min_rows or head dims it lacks); PagedAttention's first cases have
+// 37 rows of head_dim 64, so they run with flash switched off there.
+
+// Blocks of one sequence on a backend, in shuffled order (as a pool hands them out).
+std::vector<uint8_t*> shuffled_blocks(Backend& be, const paca::KvLayout& L, const std::vector<int>& order,
+                                      std::vector<std::pair<Backend*, void*>>& owned) {
+  std::vector<uint8_t*> all(order.size()), seq(order.size());
+  for (auto& b : all) {
+    b = static_cast<uint8_t*>(be.alloc(L.block_bytes()));
+    owned.push_back({&be, b});
+  }
+  for (size_t i = 0; i < order.size(); ++i) seq[i] = all[static_cast<size_t>(order[i])];
+  return seq;
+}
+
+// The tensor-core prefill kernel against the CPU backend and against the
+// f32 CUDA kernel it replaces for prefill: T query rows at the end of a
+// context of P positions (P > T: a prefix already cached, as in chunked
+// prefill), GQA 1/4/8, head_dim 64/128, blocks that split the tiles
+// unevenly, bf16 and f32 caches, one 32K context. Outputs are NaN-poisoned
+// first. Tolerance 1e-2 relative L2: Q, P (and an f32 cache's K, V) are
+// rounded to bf16 (unit roundoff 2^-9), ~2e-3 expected.
+TEST_F(CudaOps, FlashPrefillAttention) {
+  struct Case {
+    int heads, kv_heads, hd, block, P, T;
+    DType kv;
+  };
+  paca::cuda::CudaBackendOptions fo;
+  fo.flash_min_rows = 1;  // every call through the flash kernel
+  Backend* flash = &extra(fo);
+  paca::cuda::CudaBackendOptions so;
+  so.flash_min_rows = 0;  // never: the f32 kernel
+  Backend* plain = &extra(so);
+  for (const Case& c : std::vector<Case>{{8, 8, 64, 16, 1, 1, DType::bf16},
+                                         {8, 2, 64, 16, 7, 7, DType::bf16},
+                                         {32, 8, 128, 16, 33, 33, DType::bf16},
+                                         {32, 4, 128, 16, 130, 130, DType::bf16},
+                                         {8, 1, 64, 32, 257, 100, DType::bf16},
+                                         {16, 2, 128, 7, 1037, 1037, DType::bf16},
+                                         {32, 8, 128, 16, 700, 130, DType::bf16},
+                                         {8, 2, 64, 16, 300, 65, DType::f32},
+                                         {4, 4, 128, 5, 90, 90, DType::f32},
+                                         {8, 2, 128, 256, 32768, 67, DType::bf16}}) {
+    const std::string what = "heads " + std::to_string(c.heads) + "/" + std::to_string(c.kv_heads) + " hd " +
+                             std::to_string(c.hd) + " block " + std::to_string(c.block) + " P " +
+                             std::to_string(c.P) + " T " + std::to_string(c.T) + " " + paca::dtype_name(c.kv);
+    paca::KvLayout L{2, c.block, c.kv_heads * c.hd, c.kv};
+    const int nb = (c.P + c.block - 1) / c.block;
+    std::vector<int> order(static_cast<size_t>(nb));
+    for (int i = 0; i < nb; ++i) order[i] = i;
+    std::shuffle(order.begin(), order.end(), rng_);
+    std::vector<uint8_t*> cb = shuffled_blocks(*cpu_, L, order, owned_), gb = shuffled_blocks(*gpu_, L, order, owned_);
+    paca::KvSeq cs{&L, cb}, gs{&L, gb};
+    std::vector<int32_t> all(static_cast<size_t>(c.P));
+    for (int i = 0; i < c.P; ++i) all[i] = i;
+    const int KV = L.kv_dim, Q = c.heads * c.hd;
+    const int layer = 1;
+    {
+      const std::vector<float> k = random_nonzero(rng_, static_cast<size_t>(c.P) * KV);
+      const std::vector<float> v = random_nonzero(rng_, static_cast<size_t>(c.P) * KV);
+      cpu_->kv_write(cs, layer, act(*cpu_, c.P, KV, k), act(*cpu_, c.P, KV, v), all);
+      gpu_->kv_write(gs, layer, act(*gpu_, c.P, KV, k), act(*gpu_, c.P, KV, v), all);
+    }
+    const std::vector<int32_t> pos(all.end() - c.T, all.end());
+    const paca::AttentionShape shape{c.heads, c.kv_heads, c.hd};
+    const std::vector<float> q = random_nonzero(rng_, static_cast<size_t>(c.T) * Q, 0.5f, 3.0f);
+    const std::vector<float> nan(q.size(), std::nanf(""));
+    Act cq = act(*cpu_, c.T, Q, q), co = act(*cpu_, c.T, Q, {});
+    cpu_->attention(cq, cs, layer, pos, shape, co);
+    const std::vector<float> ref = host(*cpu_, co);
+    const uint64_t before = paca::cuda::graph_stats(*flash).flash_prefill;
+    Act fq = act(*flash, c.T, Q, q), fout = act(*flash, c.T, Q, nan);
+    flash->attention(fq, gs, layer, pos, shape, fout);
+    EXPECT_EQ(paca::cuda::graph_stats(*flash).flash_prefill, before + 1) << what << ": the flash kernel did not run";
+    Act pq = act(*plain, c.T, Q, q), pout = act(*plain, c.T, Q, nan);
+    plain->attention(pq, gs, layer, pos, shape, pout);
+    EXPECT_EQ(paca::cuda::graph_stats(*plain).flash_prefill, 0u);
+    const std::vector<float> got = host(*flash, fout), old = host(*plain, pout);
+    const double e_cpu = rel_l2(got, ref), e_old = rel_l2(got, old);
+    std::printf("flash prefill %s: rel L2 vs CPU %.2e, vs the f32 CUDA kernel %.2e\n", what.c_str(), e_cpu, e_old);
+    EXPECT_LT(e_cpu, 1e-2) << what;
+    EXPECT_LT(e_old, 1e-2) << what;
+    EXPECT_LT(rel_l2(old, ref), 1e-5) << what << " (the f32 kernel)";
+    // the query rows are read, not written
+    EXPECT_EQ(host(*flash, fq), q) << what;
+  }
+}
+
+// RoPE fused with the KV write: the same bits on the GPU as rope, rope and
+// kv_write there (q, k and the cache bytes), and the CPU's composed default
+// within f32 rounding; plain (Llama 2) and llama3-scaled (Llama 3.1/3.2)
+// frequencies, both layouts, f32 and bf16 caches, positions crossing blocks.
+TEST_F(CudaOps, RopeKvWrite) {
+  struct Case {
+    int heads, kv_heads, hd, block, p0, T;
+    DType kv;
+    paca::RopeScaling scaling;
+    paca::RopeLayout layout;
+  };
+  for (const Case& c : std::vector<Case>{
+           {8, 2, 64, 7, 5, 17, DType::bf16, paca::RopeScaling::llama3, paca::RopeLayout::half},
+           {8, 2, 64, 7, 5, 17, DType::f32, paca::RopeScaling::none, paca::RopeLayout::interleaved},
+           {32, 8, 128, 16, 4090, 33, DType::bf16, paca::RopeScaling::llama3, paca::RopeLayout::half},
+           {6, 6, 96, 16, 0, 1, DType::f32, paca::RopeScaling::none, paca::RopeLayout::half},
+           {4, 1, 128, 256, 100000, 3, DType::bf16, paca::RopeScaling::none, paca::RopeLayout::interleaved}}) {
+    const std::string what = "heads " + std::to_string(c.heads) + "/" + std::to_string(c.kv_heads) + " hd " +
+                             std::to_string(c.hd) + " p0 " + std::to_string(c.p0) + " T " + std::to_string(c.T) + " " +
+                             paca::dtype_name(c.kv) +
+                             (c.scaling == paca::RopeScaling::llama3 ? " llama3 freqs" : " plain freqs");
+    paca::ModelConfig cfg;
+    cfg.head_dim = c.hd;
+    cfg.rope_theta = c.scaling == paca::RopeScaling::llama3 ? 500000.0f : 10000.0f;
+    cfg.rope_scaling = c.scaling;
+    cfg.rope_factor = 32.0f;  // Llama 3.2's
+    cfg.rope_low_freq_factor = 1.0f;
+    cfg.rope_high_freq_factor = 4.0f;
+    cfg.rope_original_context = 8192;
+    const std::vector<float> freqs = paca::rope_frequencies(cfg);
+    ASSERT_EQ(freqs.size(), static_cast<size_t>(c.hd / 2));
+    paca::KvLayout L{3, c.block, c.kv_heads * c.hd, c.kv};
+    const int nb = (c.p0 + c.T + c.block - 1) / c.block;
+    std::vector<int> order(static_cast<size_t>(nb));
+    for (int i = 0; i < nb; ++i) order[i] = i;
+    std::shuffle(order.begin(), order.end(), rng_);
+    std::vector<uint8_t*> cb = shuffled_blocks(*cpu_, L, order, owned_);
+    std::vector<uint8_t*> fb = shuffled_blocks(*gpu_, L, order, owned_), sb = shuffled_blocks(*gpu_, L, order, owned_);
+    paca::KvSeq cs{&L, cb}, fs{&L, fb}, ss{&L, sb};
+    std::vector<int32_t> pos(static_cast<size_t>(c.T));
+    for (int i = 0; i < c.T; ++i) pos[i] = c.p0 + i;
+    const int Q = c.heads * c.hd, KV = L.kv_dim;
+    const std::vector<float> q = random_nonzero(rng_, static_cast<size_t>(c.T) * Q);
+    const std::vector<float> k = random_nonzero(rng_, static_cast<size_t>(c.T) * KV);
+    const std::vector<float> v = random_nonzero(rng_, static_cast<size_t>(c.T) * KV);
+    const paca::AttentionShape shape{c.heads, c.kv_heads, c.hd};
+    const int layer = 2;
+    Act cq = act(*cpu_, c.T, Q, q), ck = act(*cpu_, c.T, KV, k), cv = act(*cpu_, c.T, KV, v);
+    cpu_->rope_kv_write(cq, ck, cv, cs, layer, pos, freqs, c.layout, shape);
+    Act fq = act(*gpu_, c.T, Q, q), fk = act(*gpu_, c.T, KV, k), fv = act(*gpu_, c.T, KV, v);
+    gpu_->rope_kv_write(fq, fk, fv, fs, layer, pos, freqs, c.layout, shape);  // fused
+    Act sq = act(*gpu_, c.T, Q, q), sk = act(*gpu_, c.T, KV, k), sv = act(*gpu_, c.T, KV, v);
+    gpu_->rope(sq, c.heads, c.hd, pos, freqs, c.layout);  // composed on the GPU
+    gpu_->rope(sk, c.kv_heads, c.hd, pos, freqs, c.layout);
+    gpu_->kv_write(ss, layer, sk, sv, pos);
+    const std::vector<float> fqh = host(*gpu_, fq), fkh = host(*gpu_, fk);
+    EXPECT_EQ(0, std::memcmp(fqh.data(), host(*gpu_, sq).data(), fqh.size() * sizeof(float))) << what << ": q";
+    EXPECT_EQ(0, std::memcmp(fkh.data(), host(*gpu_, sk).data(), fkh.size() * sizeof(float))) << what << ": k";
+    EXPECT_NE(fqh, q) << what << ": q was not rotated";
+    EXPECT_LT(rel_l2(fqh, host(*cpu_, cq)), 1e-5) << what;
+    EXPECT_LT(rel_l2(fkh, host(*cpu_, ck)), 1e-5) << what;
+    EXPECT_EQ(host(*gpu_, fv), v) << what << ": v is an input";
+    for (int b = 0; b < nb; ++b) {
+      std::vector<uint8_t> hf(L.block_bytes()), hs(L.block_bytes()), hc(L.block_bytes());
+      gpu_->copy(hf.data(), fb[b], hf.size());
+      gpu_->copy(hs.data(), sb[b], hs.size());
+      cpu_->copy(hc.data(), cb[b], hc.size());
+      ASSERT_EQ(hf, hs) << what << ": cache block " << b;
+      // vs the CPU: the rows this step wrote, widened (an f32 rounding may
+      // flip a bf16 last bit)
+      const size_t n = L.block_bytes() / L.elem_bytes();
+      std::vector<float> wf(n), wc(n);
+      for (size_t i = 0; i < n; ++i) {
+        if (c.kv == DType::f32) {
+          std::memcpy(&wf[i], hf.data() + 4 * i, 4);
+          std::memcpy(&wc[i], hc.data() + 4 * i, 4);
+        } else {
+          uint16_t a, d;
+          std::memcpy(&a, hf.data() + 2 * i, 2);
+          std::memcpy(&d, hc.data() + 2 * i, 2);
+          wf[i] = paca::bf16_to_f32(a);
+          wc[i] = paca::bf16_to_f32(d);
+        }
+      }
+      EXPECT_LT(rel_l2(wf, wc), c.kv == DType::f32 ? 1e-5 : 1e-3) << what << ": cache block " << b;
+    }
   }
 }
 
@@ -943,7 +1238,7 @@ int same_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
 
 // A synthetic model of awkward shape (GQA 3, head_dim 32, ffn not a multiple
 // of 8) on a given backend, its weights uploaded when the backend wants them.
-std::unique_ptr<paca::LlamaModel> synthetic_on(std::unique_ptr<Backend> be) {
+paca::TestModelSpec synthetic_spec() {
   paca::TestModelSpec spec;
   spec.seed = 21;
   spec.dim = 192;
@@ -953,9 +1248,16 @@ std::unique_ptr<paca::LlamaModel> synthetic_on(std::unique_ptr<Backend> be) {
   spec.ffn_dim = 420;
   spec.n_vocab = 1000;
   spec.max_context = 1024;
+  return spec;
+}
+
+std::unique_ptr<paca::LlamaModel> synthetic_on(std::unique_ptr<Backend> be,
+                                               const paca::TestModelSpec& spec = synthetic_spec(),
+                                               DType kv_dtype = DType::f32) {
   paca::ModelOptions opt;
   opt.n_threads = 2;
   opt.kv_block_tokens = 16;
+  opt.kv_dtype = kv_dtype;
   auto m = std::make_unique<paca::LlamaModel>(paca::synthetic_checkpoint(spec, uint64_t{1} << 30), std::move(be), opt);
   if (!m->backend().weights_on_host()) {
     std::vector<const TensorView*> views;
@@ -1049,6 +1351,53 @@ TEST(CudaGraphs, DecodeStepsMatchTheCpu) {
   const auto a = decode_run(*gpu, 250, 10), b = decode_run(*cpu, 250, 10);
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) EXPECT_LT(rel_l2(a[i], b[i]), 1e-4) << "logits " << i;
+}
+
+// A whole model whose prefill takes the flash kernel (head_dim 64, GQA 4,
+// bf16 cache): a 200-token prompt, a 100-token chunk on top of it (a cached
+// prefix), then decode steps (the f32 kernel), against the CPU and against
+// the same GPU model with flash off. GEMV only (f32 activations), so the
+// difference is the kernel's bf16 Q and P; 1e-2 relative L2 of the logits
+// (the tiny models of CudaModel have head dims 8 and 16: never flash).
+TEST(CudaFlashModel, ChunkedPrefillMatchesTheCpu) {
+  SKIP_WITHOUT_DEVICE();
+  paca::TestModelSpec spec = synthetic_spec();
+  spec.dim = 256;
+  spec.n_heads = 4;
+  spec.n_kv_heads = 1;
+  auto run = [&](std::unique_ptr<Backend> be) {
+    auto m = synthetic_on(std::move(be), spec, DType::bf16);
+    paca::BlockPool pool(m->kv_backend(), m->kv_layout());
+    paca::Session s(*m, pool, 0);
+    std::vector<int32_t> p(300);
+    for (int i = 0; i < 300; ++i) p[i] = (i * 53 + 7) % 1000;
+    std::vector<std::vector<float>> out;
+    s.prefill(std::span<const int32_t>(p.data(), 200));
+    out.push_back(s.logits());
+    s.prefill(std::span<const int32_t>(p.data() + 200, 100));
+    out.push_back(s.logits());
+    for (int i = 0; i < 3; ++i) {  // fixed tokens: a near-tie of argmax cannot split the runs
+      const int32_t t = (i * 311 + 5) % 1000;
+      s.prefill(std::span<const int32_t>(&t, 1));
+      out.push_back(s.logits());
+    }
+    return std::make_pair(std::move(m), out);
+  };
+  paca::cuda::CudaBackendOptions on, off;
+  on.use_cublaslt = off.use_cublaslt = false;
+  off.flash_min_rows = 0;
+  auto [gm, got] = run(paca::cuda::make_cuda_backend(on));
+  auto [om, old] = run(paca::cuda::make_cuda_backend(off));
+  auto [cm, ref] = run(paca::make_cpu_backend(2));
+  EXPECT_EQ(paca::cuda::graph_stats(gm->backend()).flash_prefill, 2u * spec.n_layers);  // two chunks per layer
+  EXPECT_EQ(paca::cuda::graph_stats(om->backend()).flash_prefill, 0u);
+  ASSERT_EQ(got.size(), ref.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_LT(rel_l2(got[i], ref[i]), 1e-2) << "logits " << i;
+    EXPECT_LT(rel_l2(got[i], old[i]), 1e-2) << "logits " << i;
+    // flash off: f32 rounding, except where it flips a bf16 cache value's last bit
+    EXPECT_LT(rel_l2(old[i], ref[i]), 1e-3) << "logits " << i << " (flash off)";
+  }
 }
 
 // ---- whole models through the C API -------------------------------------------

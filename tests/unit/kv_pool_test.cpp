@@ -47,6 +47,36 @@ TEST(KvPool, TooLittleMemorySaysHowMuch) {
   }
 }
 
+// The steps' workspaces are set aside before the fraction is taken, so a
+// fraction of 1 still leaves them room.
+TEST(KvPool, HeadroomIsSetAsideFirst) {
+  const DeviceMemory mem{10240, 20480};
+  EXPECT_EQ(kv_pool_blocks(1.0, mem, 1024, "cpu", 2048), 8u);
+  EXPECT_EQ(kv_pool_blocks(0.5, mem, 1024, "cpu", 2048), 4u);
+  try {
+    (void)kv_pool_blocks(1.0, mem, 1024, "cuda:0", 10000);  // 240 bytes left
+    ADD_FAILURE() << "a pool was made in 240 bytes";
+  } catch (const paca::Error& e) {
+    EXPECT_EQ(e.status(), paca::Status::out_of_memory);
+    const std::string m = e.what();
+    for (const char* part : {"need 1024 bytes", "have 240", "less 10000 of headroom"})
+      EXPECT_NE(m.find(part), std::string::npos) << part << " in: " << m;
+  }
+  EXPECT_THROW((void)kv_pool_blocks(1.0, mem, 1024, "cpu", 20000), paca::Error);  // more headroom than free
+  // llama3-8b: a 256-token step holds x, xn, o (3 x 4096), q, att (2 x 4096),
+  // k, v (2 x 1024), gate, up (2 x 14336) floats per token and one row of
+  // 128256 logits: 52,941,824 bytes; two of them and 96 MiB
+  paca::ModelConfig c;
+  c.dim = 4096;
+  c.n_heads = 32;
+  c.n_kv_heads = 8;
+  c.head_dim = 128;
+  c.ffn_dim = 14336;
+  c.n_vocab = 128256;
+  EXPECT_EQ(paca::step_workspace_bytes(c, 256, 1), 52941824u);
+  EXPECT_EQ(paca::kv_headroom_bytes(c), 2u * 52941824u + 100663296u);
+}
+
 TEST(KvPool, ReservedPoolFillsUpAndLeavesTheSessionUnchanged) {
   paca_test::Fixture f;  // 16-token blocks
   paca::BlockPool pool(f.model->backend(), f.model->kv_layout(), 3);

@@ -414,6 +414,88 @@ TEST(Sampler, NegativeInfinityIsNeverDrawn) {
   EXPECT_THROW(s.sample(std::vector<float>(40, -kInf), {}), Error);
 }
 
+// The best few (a full sort's, not select_top_k's) give the token the whole
+// vocabulary gives, for every sampler that needs only those, at every
+// position: ties, -inf and NaN among the logits, vocabularies smaller than k.
+TEST(Sampler, BestCandidatesGiveTheWholeVocabularysToken) {
+  const std::vector<SamplerParams> ps = {with(0.0f),           with(0.7f, 1),          with(0.7f, 3),
+                                         with(1.0f, 40, 0.9f), with(1.6f, 256, 1.0f, 0.03f),
+                                         with(0.4f, 12, 0.5f, 0.2f)};
+  int sampled = 0, differ = 0;
+  for (size_t c = 0; c < ps.size(); ++c) {
+    for (size_t n : {size_t{1}, size_t{5}, size_t{300}, size_t{5000}}) {
+      for (uint64_t seed = 0; seed < 6; ++seed) {
+        std::vector<float> l = test_logits(n, 1000 * c + seed);
+        for (size_t i = 0; i < n; ++i) {
+          const double v = sampler_uniform(seed + 77, i);
+          if (v < 0.1) l[i] = std::round(l[i]);  // ties
+          else if (v < 0.15) l[i] = -kInf;
+          else if (v < 0.18) l[i] = kNaN;
+        }
+        if (std::none_of(l.begin(), l.end(), [](float x) { return x > -kInf; })) l[0] = 0.0f;
+        SamplerParams p = ps[c];
+        p.seed = seed;
+        Sampler whole(p, static_cast<int32_t>(n)), best(p, static_cast<int32_t>(n));
+        const size_t k = best.best_needed(false);
+        ASSERT_GT(k, 0u) << c;
+        std::vector<Candidate> cands;
+        for (int32_t id : reference_top_k(l, k)) cands.push_back({id, l[static_cast<size_t>(id)]});
+        std::vector<int32_t> h(40, 1);
+        for (size_t pos = 0; pos < 40; ++pos) {
+          const int32_t a = whole.sample(l, {h.data(), pos});
+          ASSERT_EQ(best.sample_best(cands, {h.data(), pos}), a) << "params " << c << " n " << n << " pos " << pos;
+          ++sampled;
+          differ += a != cands[0].id;
+        }
+      }
+    }
+  }
+  EXPECT_GT(differ, sampled / 10);  // not only argmaxes: the draws were exercised
+}
+
+TEST(Sampler, BestNeededOnlyWhenNothingElseMatters) {
+  EXPECT_EQ(Sampler(with(0.0f), 10).best_needed(false), 1u);
+  EXPECT_EQ(Sampler(with(0.0f, 7, 0.5f), 10).best_needed(false), 1u);  // truncation cannot change the argmax
+  EXPECT_EQ(Sampler(with(0.8f, 7, 0.5f, 0.1f), 10).best_needed(false), 7u);
+  EXPECT_EQ(Sampler(with(0.8f, 256), 10).best_needed(false), 256u);
+  EXPECT_EQ(Sampler(with(0.8f, 257), 10).best_needed(false), 0u);  // beyond kMaxBest
+  EXPECT_EQ(Sampler(with(0.8f, 0, 0.9f), 10).best_needed(false), 0u);  // top-p over the vocabulary
+  EXPECT_EQ(Sampler(with(0.8f), 10).best_needed(false), 0u);
+  EXPECT_EQ(Sampler(with(0.0f), 10).best_needed(true), 0u);  // log-probabilities normalise over all
+  SamplerParams pen = with(0.0f);
+  pen.frequency_penalty = 0.5f;
+  EXPECT_EQ(Sampler(pen, 10).best_needed(false), 0u);
+  pen.repeat_last_n = 0;  // the penalty is off
+  EXPECT_EQ(Sampler(pen, 10).best_needed(false), 1u);
+  Sampler biased(with(0.0f), 10);
+  const int32_t id = 3;
+  const float b = 2.0f;
+  biased.set_logit_bias({&id, 1}, {&b, 1});
+  EXPECT_EQ(biased.best_needed(false), 0u);
+  // misuse: no candidates (no finite logit), too many, or a sampler that needs all
+  std::vector<Candidate> two = {{1, 2.0f}, {0, 1.0f}};
+  Sampler g(with(0.0f), 10);
+  EXPECT_EQ(g.sample_best({two.data(), 1}, {}), 1);
+  try {
+    g.sample_best({}, {});
+    ADD_FAILURE() << "no candidates";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.status(), Status::invalid_argument);
+  }
+  try {
+    g.sample_best(two, {});
+    ADD_FAILURE() << "two candidates for greedy";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.status(), Status::internal);
+  }
+  try {
+    biased.sample_best({two.data(), 1}, {});
+    ADD_FAILURE() << "a biased sampler sampled from candidates";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.status(), Status::internal);
+  }
+}
+
 TEST(Sampler, SameSeedAndPositionSameToken) {
   const std::vector<float> l = test_logits(1000, 5);
   std::vector<int32_t> h(500, 3);

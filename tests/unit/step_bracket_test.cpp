@@ -54,6 +54,11 @@ class Recorder final : public Backend {
     op("kv_write");
     in_->kv_write(s, layer, k, v, pos);
   }
+  void rope_kv_write(Act q, Act k, Act v, const KvSeq& s, int layer, std::span<const int32_t> pos,
+                     std::span<const float> f, RopeLayout l, const AttentionShape& sh) override {
+    op("rope_kv_write");
+    in_->rope_kv_write(q, k, v, s, layer, pos, f, l, sh);  // the CPU's: the composed default
+  }
   void attention(Act q, const KvSeq& s, int layer, std::span<const int32_t> pos, const AttentionShape& sh,
                  Act out) override {
     op("attention");
@@ -152,15 +157,28 @@ TEST(StepBracket, EveryOpOfAStepIsInsideTheBracket) {
   EXPECT_EQ(rec.ends, 2);
   EXPECT_EQ(rec.pos, std::vector<int32_t>{10});
   EXPECT_EQ(rec.violations, 0);
-  EXPECT_EQ(rec.to_host_calls, 2);
-  // 3 layers: norm, (qkv, rope x2, kv_write, attention, o, add_rmsnorm, gate, up, swiglu, down, add_rmsnorm or add)
-  int fused = 0, adds = 0, norms = 0;
+  // the logits stay on the backend (one copy into the session's scratch,
+  // after end_step) until they are asked for, and are read once
+  EXPECT_EQ(rec.to_host_calls, 0);
+  ASSERT_FALSE(rec.ops.empty());
+  EXPECT_EQ(rec.ops.back(), "copy-");
+  rec.ops.pop_back();
+  const std::vector<float> first = s.logits();
+  EXPECT_EQ(rec.to_host_calls, 1);
+  EXPECT_EQ(s.logits(), first);
+  EXPECT_EQ(rec.to_host_calls, 1);
+  // 3 layers: norm, (qkv, rope_kv_write, attention, o, add_rmsnorm, gate, up, swiglu, down, add_rmsnorm or add)
+  int fused = 0, adds = 0, norms = 0, rope_kv = 0, apart = 0;
   for (const std::string& o : rec.ops) {
     EXPECT_NE(o.back(), '-') << o << " outside the step";
     fused += o == "add_rmsnorm";
     adds += o == "add";
     norms += o == "rmsnorm";
+    rope_kv += o == "rope_kv_write";
+    apart += o == "rope" || o == "kv_write";
   }
+  EXPECT_EQ(rope_kv, 3);  // one fused RoPE + KV write per layer (one sequence)
+  EXPECT_EQ(apart, 0);    // the model never calls rope or kv_write on its own
   EXPECT_EQ(fused, 2 * 3 - 1);  // every residual add but the last layer's FFN one
   EXPECT_EQ(adds, 1);
   EXPECT_EQ(norms, 2);  // the first attention norm and the final norm
@@ -200,7 +218,7 @@ TEST(StepBracket, CancellationAbortsTheStep) {
   const std::atomic<bool> cancel{true};
   const std::vector<int32_t> prompt = {1, 2, 3, 4};
   try {
-    m->step(*scratch, prompt, 0, kv.view(), &cancel, logits);
+    m->step(*scratch, prompt, 0, kv.view(), &cancel, {logits});
     ADD_FAILURE() << "a cancelled step ran";
   } catch (const Error& e) {
     EXPECT_EQ(e.status(), Status::cancelled);
@@ -209,7 +227,7 @@ TEST(StepBracket, CancellationAbortsTheStep) {
   EXPECT_EQ(rec.aborts, 1);
   EXPECT_EQ(rec.ends, 0);
   EXPECT_FALSE(rec.in_step);
-  m->step(*scratch, prompt, 0, kv.view(), nullptr, logits);
+  m->step(*scratch, prompt, 0, kv.view(), nullptr, {logits});
   EXPECT_EQ(rec.begins, 2);
   EXPECT_EQ(rec.ends, 1);
   EXPECT_EQ(rec.violations, 0);

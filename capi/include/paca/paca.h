@@ -193,7 +193,9 @@ typedef struct paca_model_params {
   /* Since v0.2: the KV cache. 0 (the default): blocks are allocated one by
      one as sessions grow, with no limit but the memory. In (0, 1]: at load,
      after the weights, the model reserves this fraction of the device's free
-     memory (the host's available memory for "cpu") as a pool of KV blocks
+     memory (the host's available memory for "cpu"), less room for the steps'
+     activations and the backend's scratch (two 256-token workspaces and 96
+     MiB; so 1 leaves the steps their room), as a pool of KV blocks
      shared by all its sessions; a session that needs a block when all are in
      use fails with PACA_ERR_OUT_OF_MEMORY ("the KV cache is full ...") and is
      left unchanged. A fraction too small for one block fails the load with

@@ -222,6 +222,9 @@ class CpuBackend final : public Backend {
   }
 
   void to_host(const float* src, float* dst, size_t n) override { std::memcpy(dst, src, n * sizeof(float)); }
+  void top_k(const float* logits, size_t n, size_t k, std::vector<Candidate>& out) override {
+    select_top_k(std::span<const float>(logits, n), k, out);  // host memory: read in place
+  }
 
   DeviceMemory memory() const override {
     const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
