@@ -100,7 +100,7 @@ Fp8Plan plan_fp8_matmul(int tokens, int rows, int cols, ActQuant act, const Fp8P
 int fp8_gemv_rows_per_warp(int rows, int sm_count) { return rows >= 16 * std::max(sm_count, 1) ? 2 : 1; }
 
 int fp8_tile_rows(int rows, int cols) {
-  constexpr size_t kTileBytes = size_t{64} << 20;
+  constexpr size_t kTileBytes = size_t{32} << 20;
   const size_t fit = kTileBytes / (static_cast<size_t>(std::max(cols, 1)) * 2) / 16 * 16;
   const size_t r = std::max<size_t>(16, fit);
   return static_cast<int>(std::min<size_t>(r, static_cast<size_t>(std::max(rows, 1))));
@@ -388,7 +388,8 @@ class CudaBackend final : public Backend {
     check(w.cols == x.cols && w.rows <= out.cols && out.rows >= x.rows, Status::internal,
           "matmul: FP8 weight {} [{}, {}] against x [{}, {}] -> out [{}, {}]", wv.name, w.rows, w.cols, x.rows, x.cols,
           out.rows, out.cols);
-    const int T = x.rows, R = static_cast<int>(w.rows), C = static_cast<int>(w.cols);
+    int T = x.rows;
+    const int R = static_cast<int>(w.rows), C = static_cast<int>(w.cols);
     const auto* W = static_cast<const uint8_t*>(w.data);
     const float* ws = w.scales;
     const bool lt_ok = lt_ != nullptr && lt_->available();
@@ -401,11 +402,24 @@ class CudaBackend final : public Backend {
       leave_recording();  // recorded steps have at most kMaxGraphSeqs tokens: GEMV only
       grow(lt_ws_, lt_ws_bytes_, kLtWorkspace);
       std::string err;
-      const bool done = plan.path == Fp8Path::quant_lt ? lt_quant_f8(x, W, ws, R, C, dyn, ub, sscale, out, &err)
-                                                       : lt_bf16_tiles(x, W, ws, R, C, out, &err);
-      if (done) return;
-      lt_note_ = err;  // this shape falls back to the FP8 GEMV
-      ++lt_fallbacks_;
+      // w8a8: the FP8 GEMM takes the tokens in whole 16s, the last T % 16 go
+      // through the GEMV below (no padded GEMM, no scratch for its result)
+      const int Tm = plan.path == Fp8Path::quant_lt ? T / 16 * 16 : T;
+      bool done = Tm == 0;
+      if (Tm > 0) {
+        const Act xm{x.data, Tm, x.cols}, om{out.data, Tm, out.cols};
+        done = plan.path == Fp8Path::quant_lt ? lt_quant_f8(xm, W, ws, R, C, dyn, ub, sscale, om, &err)
+                                              : lt_bf16_tiles(xm, W, ws, R, C, om, &err);
+      }
+      if (done && Tm == T) return;
+      if (done) {
+        x = Act{x.row(Tm), T - Tm, x.cols};
+        out = Act{out.row(Tm), T - Tm, out.cols};
+        T -= Tm;
+      } else {
+        lt_note_ = err;  // this shape falls back to the FP8 GEMV
+        ++lt_fallbacks_;
+      }
       plan.path = plan.act == ActQuant::none ? Fp8Path::gemv : Fp8Path::quant_gemv;
     }
     float* o = out.data;
@@ -438,39 +452,26 @@ class CudaBackend final : public Backend {
            {kOpGemvF8, u(W), u(ws), u(R), u(C), u(qf), u(C), u(xs), u(T), u(o), u(ldo), u(rw)});
   }
 
-  // w8a8 through the FP8 GEMM: activations to E4M3 codes (tokens padded to a
-  // multiple of 16 with zero rows), then cuBLASLt with the row x token
-  // scales in the GEMM (outer-vector mode) or, where that has no algorithm,
-  // unscaled plus the scale epilogue. False (err set) when cuBLASLt fails.
+  // w8a8 through the FP8 GEMM (x.rows a multiple of 16): activations to
+  // E4M3 codes, then cuBLASLt with the row x token scales in the GEMM
+  // (outer-vector mode) or, where that has no algorithm, unscaled plus the
+  // scale epilogue, straight into out. False (err set) when cuBLASLt fails.
   bool lt_quant_f8(Act x, const uint8_t* W, const float* ws, int R, int C, int dyn, float ub, float sscale, Act out,
                    std::string* err) {
-    const int T = x.rows, T16 = (T + 15) / 16 * 16;
-    const size_t qbytes = (static_cast<size_t>(T16) * C + 255) / 256 * 256;
-    grow(f8q_.p, f8q_.bytes, qbytes + static_cast<size_t>(T16) * sizeof(float));
+    const int T = x.rows;
+    const size_t qbytes = (static_cast<size_t>(T) * C + 255) / 256 * 256;
+    grow(f8q_.p, f8q_.bytes, qbytes + static_cast<size_t>(T) * sizeof(float));
     auto* q8 = static_cast<uint8_t*>(f8q_.p);
     auto* xs = reinterpret_cast<float*>(q8 + qbytes);
-    ck(launch_quantize_e4m3(x.data, x.cols, T, C, T16, dyn, ub, sscale, q8, C, nullptr, 0, xs, stream_),
+    ck(launch_quantize_e4m3(x.data, x.cols, T, C, T, dyn, ub, sscale, q8, C, nullptr, 0, xs, stream_),
        "fp8 quantize kernel");
-    // the GEMM writes T16 token rows: straight into out when there is no padding
-    float* d = out.data;
-    int ldd = out.cols;
-    if (T16 != T) {
-      grow(f8d_.p, f8d_.bytes, static_cast<size_t>(T16) * R * sizeof(float));
-      d = static_cast<float*>(f8d_.p);
-      ldd = R;
-    }
     std::string vec_err;
     if (opt_.fp8_lt_scales &&
-        lt_->matmul_f8(W, R, C, q8, T16, d, ldd, ws, xs, lt_ws_, lt_ws_bytes_, stream_, &vec_err)) {
-      if (d != out.data)
-        ck(cudaMemcpy2DAsync(out.data, static_cast<size_t>(out.cols) * sizeof(float), d,
-                             static_cast<size_t>(R) * sizeof(float), static_cast<size_t>(R) * sizeof(float),
-                             static_cast<size_t>(T), cudaMemcpyDeviceToDevice, stream_),
-           "cudaMemcpy2DAsync (fp8 GEMM)");
+        lt_->matmul_f8(W, R, C, q8, T, out.data, out.cols, ws, xs, lt_ws_, lt_ws_bytes_, stream_, &vec_err))
       return true;
-    }
-    if (!lt_->matmul_f8(W, R, C, q8, T16, d, ldd, nullptr, nullptr, lt_ws_, lt_ws_bytes_, stream_, err)) return false;
-    ck(launch_scale_rows_tokens(d, ldd, R, T, ws, xs, out.data, out.cols, stream_), "fp8 scale kernel");
+    if (!lt_->matmul_f8(W, R, C, q8, T, out.data, out.cols, nullptr, nullptr, lt_ws_, lt_ws_bytes_, stream_, err))
+      return false;
+    ck(launch_scale_rows_tokens(out.data, out.cols, R, T, ws, xs, out.data, out.cols, stream_), "fp8 scale kernel");
     return true;
   }
 
@@ -1148,12 +1149,12 @@ class CudaBackend final : public Backend {
     for (auto& [k, w] : weights_) cudaFree(w.data);
     weights_.clear();
     lt_.reset();
-    for (void* p : {lt_ws_, xbf_, att_scratch_, stage_dev_, topk_dev_, f8q_.p, f8d_.p, f8tile_.p}) cudaFree(p);
+    for (void* p : {lt_ws_, xbf_, att_scratch_, stage_dev_, topk_dev_, f8q_.p, f8tile_.p}) cudaFree(p);
     for (void* p : {stage_host_, topk_host_})
       if (p != nullptr) cudaFreeHost(p);
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
     lt_ws_ = xbf_ = att_scratch_ = stage_dev_ = stage_host_ = topk_dev_ = topk_host_ = nullptr;
-    f8q_ = f8d_ = f8tile_ = Scratch{};
+    f8q_ = f8tile_ = Scratch{};
     stream_ = nullptr;
     (void)cudaGetLastError();
   }
@@ -1304,14 +1305,14 @@ class CudaBackend final : public Backend {
   void* topk_dev_ = nullptr;  // top_k: round scratch, then the k output keys
   size_t topk_dev_bytes_ = 0;
   void* topk_host_ = nullptr;  // pinned, kTopKMaxK keys
-  // FP8: quantized activations and token scales; the padded GEMM result; bf16 tiles
+  // FP8: quantized activations and token scales; bf16 tiles
   Fp8Policy fp8_;
   bool any_f8_ = false;
   struct Scratch {
     void* p = nullptr;
     size_t bytes = 0;
   };
-  Scratch f8q_, f8d_, f8tile_;
+  Scratch f8q_, f8tile_;
   void* stage_host_ = nullptr;
   void* stage_dev_ = nullptr;
   size_t stage_cap_ = 0, stage_used_ = 0;

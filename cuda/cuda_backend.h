@@ -104,7 +104,8 @@ struct Fp8Plan {
 };
 // The path of a matmul of `tokens` tokens with an FP8 weight (rows, cols)
 // whose activation treatment is `act`. The FP8 GEMM needs rows and cols that
-// are multiples of 16 (tokens are padded); other w8a8 shapes take quant_gemv.
+// are multiples of 16 (it takes the tokens in whole 16s, the GEMV the rest);
+// other w8a8 shapes take quant_gemv.
 Fp8Plan plan_fp8_matmul(int tokens, int rows, int cols, ActQuant act, const Fp8Policy& policy,
                         bool cublaslt_available);
 // Reads PACA_CUDA_FP8_DECODE / PACA_CUDA_FP8_PREFILL values (null: unset,
@@ -115,7 +116,7 @@ Fp8Plan plan_fp8_matmul(int tokens, int rows, int cols, ActQuant act, const Fp8P
 // multiprocessor a block of 8 warps, else 1.
 int fp8_gemv_rows_per_warp(int rows, int sm_count);
 // Rows of an FP8 weight (rows, cols) widened to bf16 at a time for the
-// weight-only prefill GEMM: a multiple of 16 whose tile takes at most 64 MiB
+// weight-only prefill GEMM: a multiple of 16 whose tile takes at most 32 MiB
 // (at least 16 rows), never more than rows.
 int fp8_tile_rows(int rows, int cols);
 void fp8_policy_from_env(const char* decode, const char* prefill, Fp8Policy* policy);

@@ -241,9 +241,9 @@ TEST(CudaHost, Fp8Planning) {
     }
   }
   EXPECT_THROW(paca::cuda::fp8_policy_from_env(nullptr, "w8a16", &e), paca::Error);
-  // tiles of the weight-only prefill: multiples of 16 rows, <= 64 MiB of bf16, never more than the weight
-  EXPECT_EQ(paca::cuda::fp8_tile_rows(14336, 4096), 8192);
-  EXPECT_EQ(paca::cuda::fp8_tile_rows(4096, 14336), 2336);
+  // tiles of the weight-only prefill: multiples of 16 rows, <= 32 MiB of bf16, never more than the weight
+  EXPECT_EQ(paca::cuda::fp8_tile_rows(14336, 4096), 4096);
+  EXPECT_EQ(paca::cuda::fp8_tile_rows(4096, 14336), 1168);
   EXPECT_EQ(paca::cuda::fp8_tile_rows(100, 64), 100);
   EXPECT_EQ(paca::cuda::fp8_tile_rows(100000, 1 << 30), 16);
   // two rows per warp while every SM still gets a block of 8 warps
@@ -877,7 +877,8 @@ TEST_F(CudaOps, Fp8GemvRowsPerWarpSameBits) {
 // L2 of the whole output):
 //   GEMV paths (w8a16 on f32 x; w8a8 with the CPU's codes, checked bit for
 //     bit above): the same products summed in another order       1e-5
-//   w8a8 through the FP8 GEMM: exact products, but Hopper's FP8 tensor cores
+//   w8a8 through the FP8 GEMM (tokens in whole 16s; the rest on the GEMV):
+//     exact products, but Hopper's FP8 tensor cores
 //     keep partial sums at reduced precision between promotions    2e-3
 //   w8a16 through bf16 tiles: activations rounded to bf16 (2^-9)   1e-2
 TEST_F(CudaOps, Fp8Matmul) {
@@ -908,7 +909,7 @@ TEST_F(CudaOps, Fp8Matmul) {
                                            {4099, 768, 2},
                                            {333, 1024, 37},   // rows % 16 != 0: w8a8 on the GEMV
                                            {512, 1024, 64},   // the FP8 GEMM, no padding
-                                           {512, 1040, 45}}) {  // padded to 48 tokens
+                                           {512, 1040, 45}}) {  // 32 tokens on the GEMM, 13 on the GEMV
       for (Backend* gpu : {gemv_only, gpu_.get(), unscaled}) {
         const TensorView& w = fp8_weight(c.rows, c.cols, m.act, m.ub, m.scale);
         upload({&w}, gpu);
@@ -1555,8 +1556,8 @@ std::vector<float> read_f32(const std::string& path) {
 // arithmetic: relative L2 <= 1e-3 and the first 8 greedy tokens, the bound
 // its README states. Against the CPU backend the same 1e-3 (an activation a
 // rounding away from an E4M3 boundary may take the other code when the f32
-// sums before it ran in another order). A 40-token prompt (the FP8 GEMM,
-// tokens padded to 48; bf16 activations in the BF16 layers' GEMMs): 2e-2 as
+// sums before it ran in another order). A 40-token prompt (the FP8 GEMM for
+// 32 tokens, the GEMV for 8; bf16 activations in the BF16 layers' GEMMs): 2e-2 as
 // the bf16 models. The weight-only mode of the same file too.
 TEST(CudaFp8Model, CheckpointMatchesGoldenAndCpu) {
   SKIP_WITHOUT_DEVICE();
