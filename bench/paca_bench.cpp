@@ -5,6 +5,7 @@
 //
 //   paca-bench [-m PATH | --shape NAME] [--threads N] [--prompt N[,N...]] [--tokens N]
 //              [--depths N[,N...]] [--batch N[,N...]] [--repeats N] [--mmap | --no-mmap] [--device D] [--json]
+//              [--weight-dtype as-stored|fp8] [--fp8-targets mlp|all] [--fp8-mode auto|w8a8|w8a16]
 //
 // --device cuda (or cuda:N) runs the model on a GPU: the decode bound then
 // uses the device's copy bandwidth (a device-to-device copy, bytes read plus
@@ -16,6 +17,12 @@
 // --prompt lists prefill lengths (default 128,512); --depths lists the context
 // depths at which decode is measured (default: after the first prompt).
 // --json prints one JSON object (fields documented in bench/README.md).
+// --weight-dtype fp8 quantizes the linear weights to FP8 E4M3 at load (with
+// --shape: the synthetic BF16 weights); --fp8-targets picks which (mlp:
+// Meta's recipe, the MLP of all but the first and last layer, the default;
+// all: every linear weight of every layer); --fp8-mode how their matmuls
+// treat activations (paca_fp8_mode). The decode bound counts the weights'
+// stored bytes, FP8 codes at one byte each.
 #include <paca/paca.h>
 #include <sys/resource.h>
 #if defined(PACA_BENCH_CUDA)
@@ -186,6 +193,7 @@ int main(int argc, char** argv) {
   bool json = false;
   int load_mode = PACA_LOAD_AUTO;
   std::string device = "cpu";
+  int weight_dtype = PACA_WEIGHTS_AS_STORED, fp8_targets = 0, fp8_mode = PACA_FP8_AUTO;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -204,6 +212,20 @@ int main(int argc, char** argv) {
     else if (a == "--no-mmap") load_mode = PACA_LOAD_READ;
     else if (a == "--mmap") load_mode = PACA_LOAD_MMAP;
     else if (a == "--device") device = next();
+    else if (a == "--weight-dtype") {
+      const std::string v = next();
+      if (v == "fp8") weight_dtype = PACA_WEIGHTS_FP8;
+      else if (v != "as-stored" && v != "bf16") die("--weight-dtype " + v + ": expected as-stored or fp8");
+    } else if (a == "--fp8-targets") {
+      const std::string v = next();
+      if (v == "all") fp8_targets = PACA_FP8_MLP | PACA_FP8_ATTENTION;
+      else if (v != "mlp") die("--fp8-targets " + v + ": expected mlp or all");
+    } else if (a == "--fp8-mode") {
+      const std::string v = next();
+      if (v == "w8a8") fp8_mode = PACA_FP8_W8A8;
+      else if (v == "w8a16") fp8_mode = PACA_FP8_W8A16;
+      else if (v != "auto") die("--fp8-mode " + v + ": expected auto, w8a8 or w8a16");
+    }
     else die("unknown argument " + a);
   }
   for (int& p : prompts) p = std::max(1, p);
@@ -232,6 +254,9 @@ int main(int argc, char** argv) {
   mp.n_threads = threads;
   mp.device = device.c_str();
   mp.load_mode = load_mode;
+  mp.weight_dtype = weight_dtype;
+  mp.fp8_targets = fp8_targets;
+  mp.fp8_mode = fp8_mode;
   paca_model* m = nullptr;
   auto tl = Clock::now();
   std::string label = model;
@@ -248,6 +273,9 @@ int main(int argc, char** argv) {
     die(paca_last_error());
   }
   const double load_s = seconds_since(tl);
+  if (weight_dtype == PACA_WEIGHTS_FP8)
+    label += std::string(", fp8 ") + (fp8_targets ? "all" : "mlp") +
+             (fp8_mode == PACA_FP8_W8A8 ? " w8a8" : fp8_mode == PACA_FP8_W8A16 ? " w8a16" : "");
   paca_model_info info{};
   info.struct_size = sizeof info;
   paca_model_get_info(m, &info);
@@ -363,6 +391,9 @@ int main(int argc, char** argv) {
   const PrefillResult* p0 = prefill.empty() ? nullptr : &prefill.front();
   if (json) {
     std::printf("{\"device\":\"%s\",\"device_name\":\"%s\",", device.c_str(), machine.c_str());
+    if (weight_dtype == PACA_WEIGHTS_FP8)
+      std::printf("\"fp8\":{\"targets\":\"%s\",\"mode\":\"%s\"},", fp8_targets ? "all" : "mlp",
+                  fp8_mode == PACA_FP8_W8A8 ? "w8a8" : fp8_mode == PACA_FP8_W8A16 ? "w8a16" : "auto");
     std::printf("\"model\":\"%s\",\"threads\":%d,\"params\":%llu,\"weight_bytes\":%llu,\"load_s\":%.3f,"
                 "\"load_mode\":\"%s\",\"read_bandwidth_GBps\":%.2f,\"fma_peak_GFLOPs\":%.1f,\"peak_rss_MiB\":%.1f",
                 label.c_str(), threads, static_cast<unsigned long long>(info.n_params),

@@ -1,4 +1,4 @@
-// cublaslt.h - the BF16 GEMM of the CUDA backend through cuBLASLt, opened
+// cublaslt.h - the BF16 and FP8 GEMMs of the CUDA backend through cuBLASLt, opened
 // with dlopen at run time (libpaca never links cuBLAS), so a machine without
 // cuBLAS still loads libpaca and runs the CUDA backend on its own kernels.
 #pragma once
@@ -36,15 +36,33 @@ class LtGemm {
   bool matmul(const uint16_t* w, int rows, int cols, const uint16_t* x, int tokens, float* y, int ldy,
               void* workspace, size_t workspace_bytes, cudaStream_t stream, std::string* err);
 
+  // The FP8 GEMM (Hopper/Ada): y[t, r] = sum_c e4m3(W[r, c]) * e4m3(x[t, c]),
+  // f32 accumulation (cuBLASLt's default, not the "fast accumulation" mode),
+  // f32 output, the "TN" layout FP8 requires. W (rows, cols) and x (tokens,
+  // cols) are E4M3 codes; rows, cols and tokens must be multiples of 16
+  // (false otherwise). With w_scale and x_scale (device f32 vectors of rows
+  // and tokens elements) the product is scaled by w_scale[r] * x_scale[t] in
+  // the GEMM (cuBLASLt's outer-vector scale mode); false when this cuBLASLt
+  // or GPU has no such algorithm: the caller then runs it unscaled and
+  // applies the scales itself (launch_scale_rows_tokens).
+  bool matmul_f8(const uint8_t* w, int rows, int cols, const uint8_t* x, int tokens, float* y, int ldy,
+                 const float* w_scale, const float* x_scale, void* workspace, size_t workspace_bytes,
+                 cudaStream_t stream, std::string* err);
+
  private:
   struct Plan;
-  Plan* plan_for(int rows, int cols, int tokens, int ldy, int align_y, size_t workspace_bytes, std::string* err);
+  enum Kind { kBf16 = 0, kF8 = 1, kF8OuterVec = 2 };
+  Plan* plan_for(Kind kind, int rows, int cols, int tokens, int ldy, int align_y, size_t workspace_bytes,
+                 std::string* err);
+  // Enqueues the plan's GEMM (alpha 1, beta 0); false with *err on failure.
+  bool run(Plan* p, const void* w, const void* x, float* y, void* workspace, size_t workspace_bytes,
+           cudaStream_t stream, const char* what, std::string* err);
 
   const LtApi* api_ = nullptr;
   void* handle_ = nullptr;  // cublasLtHandle_t
   std::string why_;
-  // per (rows, cols, tokens, ldy, alignment of y); a null plan: no algorithm
-  std::map<std::tuple<int, int, int, int, int>, std::unique_ptr<Plan>> plans_;
+  // per (kind, rows, cols, tokens, ldy, alignment of y); a null plan: no algorithm
+  std::map<std::tuple<int, int, int, int, int, int>, std::unique_ptr<Plan>> plans_;
 };
 
 }  // namespace paca::cuda

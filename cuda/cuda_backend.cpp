@@ -2,12 +2,14 @@
 //
 //   weights      uploaded once (upload_weights) through pinned staging
 //                buffers: matrices as bf16 [rows, cols], vectors (norm
-//                weights) as f32; found again by the host view's data pointer
+//                weights) as f32, FP8 weights as their E4M3 codes plus f32
+//                row scales; found again by the host view's data pointer
 //   activations  f32 [tokens, features] in device memory from alloc()
 //   KV cache     the paged blocks of KvLayout, f32 or bf16, in device memory
 //   matmul       GEMV kernel (bf16 weights, f32 x) for <= gemv_max_tokens
 //                tokens; else x -> bf16 and a cuBLASLt BF16 GEMM with f32
-//                accumulation and f32 output
+//                accumulation and f32 output; FP8 weights: see
+//                plan_fp8_matmul (cuda_backend.h) and matmul_f8
 //   host arrays  token ids, positions, block tables and RoPE frequencies go
 //                through a pinned staging ring copied on the stream; a
 //                repeated upload within a step (positions and block tables
@@ -64,13 +66,84 @@ bool use_flash_prefill(int flash_min_rows, int rows, int head_dim) {
   return flash_min_rows > 0 && rows >= flash_min_rows && (head_dim == 64 || head_dim == 128);
 }
 
+namespace {
+// FP8 weights: codes first, the row scales from the next multiple of 256 bytes
+size_t fp8_scales_offset(size_t codes) { return (codes + 255) / 256 * 256; }
+}  // namespace
+
 MatmulPath matmul_path(int tokens, int gemv_max_tokens, bool cublaslt_available) {
   return tokens <= gemv_max_tokens || !cublaslt_available ? MatmulPath::gemv : MatmulPath::cublaslt;
 }
 
 size_t device_weight_bytes(const TensorView& w) {
   const size_t n = static_cast<size_t>(w.rows) * static_cast<size_t>(w.cols);
+  if (w.dtype == DType::f8e4m3) return fp8_scales_offset(n) + static_cast<size_t>(w.rows) * sizeof(float);
   return w.rows > 1 ? n * 2 : n * 4;
+}
+
+Fp8Plan plan_fp8_matmul(int tokens, int rows, int cols, ActQuant act, const Fp8Policy& policy,
+                        bool cublaslt_available) {
+  Fp8Plan p;
+  if (matmul_path(tokens, policy.gemv_max_tokens, cublaslt_available) == MatmulPath::gemv) {
+    p.act = policy.decode_w8a16 && tokens <= policy.gemv_max_tokens ? ActQuant::none : act;
+    p.path = p.act == ActQuant::none ? Fp8Path::gemv : Fp8Path::quant_gemv;
+    return p;
+  }
+  p.act = act == ActQuant::none && policy.prefill_w8a8 ? ActQuant::dynamic_row : act;
+  if (p.act == ActQuant::none)
+    p.path = Fp8Path::bf16_lt;
+  else
+    p.path = rows % 16 == 0 && cols % 16 == 0 ? Fp8Path::quant_lt : Fp8Path::quant_gemv;
+  return p;
+}
+
+int fp8_gemv_rows_per_warp(int rows, int sm_count) { return rows >= 16 * std::max(sm_count, 1) ? 2 : 1; }
+
+int fp8_tile_rows(int rows, int cols) {
+  constexpr size_t kTileBytes = size_t{32} << 20;
+  const size_t fit = kTileBytes / (static_cast<size_t>(std::max(cols, 1)) * 2) / 16 * 16;
+  const size_t r = std::max<size_t>(16, fit);
+  return static_cast<int>(std::min<size_t>(r, static_cast<size_t>(std::max(rows, 1))));
+}
+
+void fp8_policy_from_env(const char* decode, const char* prefill, Fp8Policy* policy) {
+  auto read = [](const char* name, const char* v, const char* mode, bool* out) {
+    if (v == nullptr) return;
+    const std::string s = v;
+    if (s == "auto" || s.empty())
+      *out = false;
+    else if (s == mode)
+      *out = true;
+    else
+      fail(Status::invalid_argument, "{}={}: expected auto or {}", name, s, mode);
+  };
+  read("PACA_CUDA_FP8_DECODE", decode, "w8a16", &policy->decode_w8a16);
+  read("PACA_CUDA_FP8_PREFILL", prefill, "w8a8", &policy->prefill_w8a8);
+}
+
+bool has_e4m3_nan(const uint8_t* codes, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t v;
+    std::memcpy(&v, codes + i, 8);
+    // a byte whose low 7 bits are all ones carries into its bit 7 (no carry
+    // crosses bytes: each low part is at most 0x7f before the +1)
+    if ((((v & 0x7f7f7f7f7f7f7f7full) + 0x0101010101010101ull) & 0x8080808080808080ull) != 0) return true;
+  }
+  for (; i < n; ++i)
+    if ((codes[i] & 0x7f) == 0x7f) return true;
+  return false;
+}
+
+void check_fp8_weight(const TensorView& w) {
+  check(w.scales != nullptr, Status::format, "FP8 weight {} has no scales (one f32 per row is needed on CUDA)", w.name);
+  check(w.act != ActQuant::dynamic_row || w.act_ub > 0, Status::format,
+        "FP8 weight {}: per-token activation quantization needs a positive bound, not {}", w.name, w.act_ub);
+  check(w.act != ActQuant::static_tensor || (w.act_scale > 0 && std::isfinite(w.act_scale)), Status::format,
+        "FP8 weight {}: the static activation scale {} is not a positive number", w.name, w.act_scale);
+  for (int64_t r = 0; r < w.rows; ++r)
+    check(!has_e4m3_nan(w.row(r), static_cast<size_t>(w.cols)), Status::format,
+          "FP8 weight {} holds an E4M3 NaN code (0x7f or 0xff) in row {}", w.name, r);
 }
 
 void check_fits(const std::string& device, const char* what, uint64_t need, uint64_t free, uint64_t total) {
@@ -151,8 +224,12 @@ void ck(cudaError_t e, const char* what) {
 // A weight in device memory.
 struct DevWeight {
   void* data = nullptr;
-  bool bf16 = true;  // else f32
+  bool bf16 = true;  // else f32, or FP8 when f8
+  bool f8 = false;   // E4M3 codes (rows, cols), then the row scales at `scales`
   int64_t rows = 0, cols = 0;
+  const float* scales = nullptr;  // FP8: (rows) f32, inside the allocation at data
+  ActQuant act = ActQuant::none;  // FP8: the tensor's activation treatment
+  float act_ub = 0, act_scale = 0;
 };
 
 class CudaBackend final : public Backend {
@@ -177,6 +254,10 @@ class CudaBackend final : public Backend {
       grow_staging(size_t{1} << 20);
       desc_ = describe_device(dev_);
       graphs_ = opt_.graphs && graphs_enabled_by_env(std::getenv("PACA_CUDA_GRAPHS"));
+      fp8_.gemv_max_tokens = opt_.gemv_max_tokens;
+      fp8_.decode_w8a16 = opt_.fp8_decode_w8a16;
+      fp8_.prefill_w8a8 = opt_.fp8_prefill_w8a8;
+      fp8_policy_from_env(std::getenv("PACA_CUDA_FP8_DECODE"), std::getenv("PACA_CUDA_FP8_PREFILL"), &fp8_);
     } catch (...) {
       destroy();
       throw;
@@ -186,7 +267,7 @@ class CudaBackend final : public Backend {
   ~CudaBackend() override { destroy(); }
 
   std::string name() const override {
-    std::string s = "cuda:" + std::to_string(dev_) + " (" + desc_ + ", bf16 weights, " +
+    std::string s = "cuda:" + std::to_string(dev_) + " (" + desc_ + ", bf16" + (any_f8_ ? "/fp8" : "") + " weights, " +
                     (graphs_ ? "CUDA graphs" : "no CUDA graphs") + (graph_note_.empty() ? "" : " (" + graph_note_ + ")");
     if (lt_ == nullptr || !lt_->available())
       s += ", no cuBLASLt: " + lt_note_ + ")";
@@ -227,6 +308,7 @@ class CudaBackend final : public Backend {
     std::lock_guard<std::mutex> lock(mu_);
     set_device();
     const DevWeight& w = weight(table);
+    check(!w.f8, Status::unsupported, "embed: the FP8 table {} is not supported on CUDA", table.name);
     check(w.bf16 && w.cols == out.cols && static_cast<int>(tokens.size()) <= out.rows, Status::internal,
           "embed: table {} [{}, {}] does not fit the output [{}, {}]", table.name, w.rows, w.cols, out.rows, out.cols);
     const auto* ids = static_cast<const int32_t*>(step_input(tokens.data(), tokens.size_bytes(), step_.tokens, 0));
@@ -245,6 +327,7 @@ class CudaBackend final : public Backend {
     std::lock_guard<std::mutex> lock(mu_);
     set_device();
     const DevWeight& w = weight(wv);
+    check(!w.f8, Status::unsupported, "rmsnorm: the FP8 norm weight {} is not supported on CUDA", wv.name);
     check(static_cast<int64_t>(w.rows) * w.cols == x.cols && out.cols == x.cols && out.rows >= x.rows,
           Status::internal, "rmsnorm: weight {} has {} elements for rows of {}", wv.name, w.rows * w.cols, x.cols);
     const void* wd = w.data;
@@ -257,6 +340,7 @@ class CudaBackend final : public Backend {
     std::lock_guard<std::mutex> lock(mu_);
     set_device();
     const DevWeight& w = weight(wv);
+    check(!w.f8, Status::unsupported, "add_rmsnorm: the FP8 norm weight {} is not supported on CUDA", wv.name);
     check(static_cast<int64_t>(w.rows) * w.cols == x.cols && out.cols == x.cols && out.rows >= x.rows &&
               y.cols == x.cols && y.rows >= x.rows && out.data != x.data && out.data != y.data,
           Status::internal, "add_rmsnorm: weight {} has {} elements for rows of {}", wv.name, w.rows * w.cols, x.cols);
@@ -271,6 +355,10 @@ class CudaBackend final : public Backend {
     std::lock_guard<std::mutex> lock(mu_);
     set_device();
     const DevWeight& w = weight(wv);
+    if (w.f8) {
+      matmul_f8(x, wv, w, out);
+      return;
+    }
     check(w.bf16 && w.cols == x.cols && w.rows <= out.cols && out.rows >= x.rows, Status::internal,
           "matmul: weight {} [{}, {}] against x [{}, {}] -> out [{}, {}]", wv.name, w.rows, w.cols, x.rows, x.cols,
           out.rows, out.cols);
@@ -292,6 +380,123 @@ class CudaBackend final : public Backend {
     }
     submit("gemv kernel", [=, this] { return launch_gemv_bf16(W, R, C, x.data, x.cols, T, out.data, out.cols, stream_); },
            {kOpGemv, u(W), u(R), u(C), u(x.data), u(x.cols), u(T), u(out.data), u(out.cols)});
+  }
+
+  // FP8 weight (see plan_fp8_matmul in cuda_backend.h). Decode paths are
+  // recordable launches; the cuBLASLt paths leave a recorded step.
+  void matmul_f8(Act x, const TensorView& wv, const DevWeight& w, Act out) {
+    check(w.cols == x.cols && w.rows <= out.cols && out.rows >= x.rows, Status::internal,
+          "matmul: FP8 weight {} [{}, {}] against x [{}, {}] -> out [{}, {}]", wv.name, w.rows, w.cols, x.rows, x.cols,
+          out.rows, out.cols);
+    int T = x.rows;
+    const int R = static_cast<int>(w.rows), C = static_cast<int>(w.cols);
+    const auto* W = static_cast<const uint8_t*>(w.data);
+    const float* ws = w.scales;
+    const bool lt_ok = lt_ != nullptr && lt_->available();
+    Fp8Plan plan = plan_fp8_matmul(T, R, C, w.act, fp8_, lt_ok);
+    const int dyn = plan.act == ActQuant::dynamic_row ? 1 : 0;
+    // a weight-only tensor quantized at prefill by the policy has no bound of its own
+    const float ub = w.act == ActQuant::dynamic_row ? w.act_ub : INFINITY;
+    const float sscale = w.act_scale;
+    if (plan.path == Fp8Path::quant_lt || plan.path == Fp8Path::bf16_lt) {
+      leave_recording();  // recorded steps have at most kMaxGraphSeqs tokens: GEMV only
+      grow(lt_ws_, lt_ws_bytes_, kLtWorkspace);
+      std::string err;
+      // w8a8: the FP8 GEMM takes the tokens in whole 16s, the last T % 16 go
+      // through the GEMV below (no padded GEMM, no scratch for its result)
+      const int Tm = plan.path == Fp8Path::quant_lt ? T / 16 * 16 : T;
+      bool done = Tm == 0;
+      if (Tm > 0) {
+        const Act xm{x.data, Tm, x.cols}, om{out.data, Tm, out.cols};
+        done = plan.path == Fp8Path::quant_lt ? lt_quant_f8(xm, W, ws, R, C, dyn, ub, sscale, om, &err)
+                                              : lt_bf16_tiles(xm, W, ws, R, C, om, &err);
+      }
+      if (done && Tm == T) return;
+      if (done) {
+        x = Act{x.row(Tm), T - Tm, x.cols};
+        out = Act{out.row(Tm), T - Tm, out.cols};
+        T -= Tm;
+      } else {
+        lt_note_ = err;  // this shape falls back to the FP8 GEMV
+        ++lt_fallbacks_;
+      }
+      plan.path = plan.act == ActQuant::none ? Fp8Path::gemv : Fp8Path::quant_gemv;
+    }
+    float* o = out.data;
+    const int ldo = out.cols;
+    const int rw = opt_.fp8_gemv_rows_per_warp > 0 ? opt_.fp8_gemv_rows_per_warp : fp8_gemv_rows_per_warp(R, sm_count_);
+    if (plan.path == Fp8Path::gemv) {
+      const float* xd = x.data;
+      const int ldx = x.cols;
+      submit("fp8 gemv kernel",
+             [=, this] { return launch_gemv_f8(W, ws, R, C, xd, ldx, nullptr, T, o, ldo, rw, stream_); },
+             {kOpGemvF8, u(W), u(ws), u(R), u(C), u(xd), u(ldx), u(0), u(T), u(o), u(ldo), u(rw)});
+      return;
+    }
+    // quant_gemv: quantized values (f32) at 0, the token scales after them
+    const size_t qbytes = (static_cast<size_t>(T) * C * sizeof(float) + 255) / 256 * 256;
+    if (qbytes + static_cast<size_t>(T) * sizeof(float) > f8q_.bytes) {
+      leave_recording();  // recorded ops hold the old buffer
+      grow(f8q_.p, f8q_.bytes, qbytes + static_cast<size_t>(T) * sizeof(float));
+    }
+    auto* qf = static_cast<float*>(f8q_.p);
+    auto* xs = reinterpret_cast<float*>(static_cast<uint8_t*>(f8q_.p) + qbytes);
+    const float* xd = x.data;
+    const int ldx = x.cols;
+    submit("fp8 quantize kernel",
+           [=, this] {
+             return launch_quantize_e4m3(xd, ldx, T, C, T, dyn, ub, sscale, nullptr, 0, qf, C, xs, stream_);
+           },
+           {kOpQuantF8, u(xd), u(ldx), u(T), u(C), u(dyn), f(ub), f(sscale), u(qf), u(xs)});
+    submit("fp8 gemv kernel", [=, this] { return launch_gemv_f8(W, ws, R, C, qf, C, xs, T, o, ldo, rw, stream_); },
+           {kOpGemvF8, u(W), u(ws), u(R), u(C), u(qf), u(C), u(xs), u(T), u(o), u(ldo), u(rw)});
+  }
+
+  // w8a8 through the FP8 GEMM (x.rows a multiple of 16): activations to
+  // E4M3 codes, then cuBLASLt with the row x token scales in the GEMM
+  // (outer-vector mode) or, where that has no algorithm, unscaled plus the
+  // scale epilogue, straight into out. False (err set) when cuBLASLt fails.
+  bool lt_quant_f8(Act x, const uint8_t* W, const float* ws, int R, int C, int dyn, float ub, float sscale, Act out,
+                   std::string* err) {
+    const int T = x.rows;
+    const size_t qbytes = (static_cast<size_t>(T) * C + 255) / 256 * 256;
+    grow(f8q_.p, f8q_.bytes, qbytes + static_cast<size_t>(T) * sizeof(float));
+    auto* q8 = static_cast<uint8_t*>(f8q_.p);
+    auto* xs = reinterpret_cast<float*>(q8 + qbytes);
+    ck(launch_quantize_e4m3(x.data, x.cols, T, C, T, dyn, ub, sscale, q8, C, nullptr, 0, xs, stream_),
+       "fp8 quantize kernel");
+    std::string vec_err;
+    if (opt_.fp8_lt_scales &&
+        lt_->matmul_f8(W, R, C, q8, T, out.data, out.cols, ws, xs, lt_ws_, lt_ws_bytes_, stream_, &vec_err))
+      return true;
+    if (!lt_->matmul_f8(W, R, C, q8, T, out.data, out.cols, nullptr, nullptr, lt_ws_, lt_ws_bytes_, stream_, err))
+      return false;
+    ck(launch_scale_rows_tokens(out.data, out.cols, R, T, ws, xs, out.data, out.cols, stream_), "fp8 scale kernel");
+    return true;
+  }
+
+  // Weight-only at prefill: the codes widened to bf16 a tile of rows at a
+  // time (exact), the BF16 GEMM per tile into its columns of out, then the
+  // row scales. False (err set) when cuBLASLt fails.
+  bool lt_bf16_tiles(Act x, const uint8_t* W, const float* ws, int R, int C, Act out, std::string* err) {
+    const int T = x.rows;
+    const size_t n = static_cast<size_t>(T) * C;
+    grow(xbf_, xbf_bytes_, n * 2);
+    ck(launch_to_bf16(x.data, n, static_cast<uint16_t*>(xbf_), stream_), "to_bf16 kernel");
+    const int tile_rows = fp8_tile_rows(R, C);
+    grow(f8tile_.p, f8tile_.bytes, static_cast<size_t>(tile_rows) * C * 2);
+    auto* tile = static_cast<uint16_t*>(f8tile_.p);
+    for (int r0 = 0; r0 < R; r0 += tile_rows) {
+      const int rows = std::min(tile_rows, R - r0);
+      ck(launch_e4m3_to_bf16(W + static_cast<size_t>(r0) * C, static_cast<size_t>(rows) * C, tile, stream_),
+         "fp8 widen kernel");
+      if (!lt_->matmul(tile, rows, C, static_cast<const uint16_t*>(xbf_), T, out.data + r0, out.cols, lt_ws_,
+                       lt_ws_bytes_, stream_, err))
+        return false;
+    }
+    ck(launch_scale_rows_tokens(out.data, out.cols, R, T, ws, nullptr, out.data, out.cols, stream_),
+       "fp8 scale kernel");
+    return true;
   }
 
   void rope(Act x, int n_heads, int head_dim, std::span<const int32_t> pos, std::span<const float> freqs,
@@ -608,6 +813,7 @@ class CudaBackend final : public Backend {
       bool dup = false;
       for (const TensorView* u : todo) dup = dup || key_of(*u) == key_of(*v);
       if (dup) continue;
+      if (v->dtype == DType::f8e4m3) check_fp8_weight(*v);  // before anything is allocated
       todo.push_back(v);
       total += device_weight_bytes(*v);
     }
@@ -640,7 +846,8 @@ class CudaBackend final : public Backend {
         DevWeight w;
         w.rows = v->rows;
         w.cols = v->cols;
-        w.bf16 = v->rows > 1;
+        w.f8 = v->dtype == DType::f8e4m3;
+        w.bf16 = !w.f8 && v->rows > 1;
         const size_t bytes = device_weight_bytes(*v);
         const cudaError_t e = cudaMalloc(&w.data, bytes);
         if (e != cudaSuccess) {
@@ -648,9 +855,23 @@ class CudaBackend final : public Backend {
           fail(Status::out_of_memory, "cannot allocate {} bytes on cuda:{} for weight {}: {} ({} of {} bytes uploaded)",
                bytes, dev_, v->name, cudaGetErrorString(e), sent, total);
         }
+        if (w.f8) {
+          // the row scales behind the codes, sent with them
+          const size_t codes = static_cast<size_t>(v->rows) * static_cast<size_t>(v->cols);
+          w.scales = reinterpret_cast<const float*>(static_cast<uint8_t*>(w.data) + fp8_scales_offset(codes));
+          w.act = v->act;
+          w.act_ub = v->act_ub;
+          w.act_scale = v->act_scale;
+          any_f8_ = true;
+          ck(cudaMemcpyAsync(const_cast<float*>(w.scales), v->scales, static_cast<size_t>(v->rows) * sizeof(float),
+                             cudaMemcpyHostToDevice, stream_),
+             "cudaMemcpyAsync (FP8 scales)");
+          // scales and padding, as device_weight_bytes counted them in total
+          sent += static_cast<size_t>(v->rows) * sizeof(float) + (fp8_scales_offset(codes) - codes);
+        }
         weights_.emplace(key_of(*v), w);
         const size_t cols = static_cast<size_t>(v->cols);
-        const size_t out_row = cols * (w.bf16 ? 2 : 4);
+        const size_t out_row = w.f8 ? cols : cols * (w.bf16 ? 2 : 4);
         const size_t rows_per_chunk = std::max<size_t>(1, kStage / out_row);
         check(out_row <= kStage, Status::unsupported, "weight {} has rows of {} bytes (at most {})", v->name, out_row,
               kStage);
@@ -659,7 +880,7 @@ class CudaBackend final : public Backend {
           const int64_t r1 = std::min<int64_t>(v->rows, r0 + static_cast<int64_t>(rows_per_chunk));
           ck(cudaEventSynchronize(done[buf]), "cudaEventSynchronize (weight staging)");
           auto* dst = static_cast<uint8_t*>(host[buf]);
-          if (v->dtype == DType::bf16 && w.bf16) {
+          if ((v->dtype == DType::bf16 && w.bf16) || w.f8) {  // stored as they are
             std::memcpy(dst, v->row(r0), static_cast<size_t>(r1 - r0) * out_row);
           } else {
             for (int64_t r = r0; r < r1; ++r) {
@@ -717,6 +938,8 @@ class CudaBackend final : public Backend {
     kOpSwiglu,
     kOpAdd,
     kOpCopy,
+    kOpGemvF8,
+    kOpQuantF8,
     kOpRopeKvWrite,
     kOpFlashPrefill
   };
@@ -926,11 +1149,12 @@ class CudaBackend final : public Backend {
     for (auto& [k, w] : weights_) cudaFree(w.data);
     weights_.clear();
     lt_.reset();
-    for (void* p : {lt_ws_, xbf_, att_scratch_, stage_dev_, topk_dev_}) cudaFree(p);
+    for (void* p : {lt_ws_, xbf_, att_scratch_, stage_dev_, topk_dev_, f8q_.p, f8tile_.p}) cudaFree(p);
     for (void* p : {stage_host_, topk_host_})
       if (p != nullptr) cudaFreeHost(p);
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
     lt_ws_ = xbf_ = att_scratch_ = stage_dev_ = stage_host_ = topk_dev_ = topk_host_ = nullptr;
+    f8q_ = f8tile_ = Scratch{};
     stream_ = nullptr;
     (void)cudaGetLastError();
   }
@@ -1081,6 +1305,14 @@ class CudaBackend final : public Backend {
   void* topk_dev_ = nullptr;  // top_k: round scratch, then the k output keys
   size_t topk_dev_bytes_ = 0;
   void* topk_host_ = nullptr;  // pinned, kTopKMaxK keys
+  // FP8: quantized activations and token scales; bf16 tiles
+  Fp8Policy fp8_;
+  bool any_f8_ = false;
+  struct Scratch {
+    void* p = nullptr;
+    size_t bytes = 0;
+  };
+  Scratch f8q_, f8tile_;
   void* stage_host_ = nullptr;
   void* stage_dev_ = nullptr;
   size_t stage_cap_ = 0, stage_used_ = 0;

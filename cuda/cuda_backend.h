@@ -30,6 +30,15 @@ struct CudaBackendOptions {
   // Record decode steps as CUDA graphs and replay them (see "CUDA graphs"
   // below); also switched off by the environment variable PACA_CUDA_GRAPHS=0.
   bool graphs = true;
+  // FP8 weights (issue 7): see Fp8Policy below; the environment variables
+  // PACA_CUDA_FP8_DECODE and PACA_CUDA_FP8_PREFILL override these when set.
+  bool fp8_decode_w8a16 = false;
+  bool fp8_prefill_w8a8 = false;
+  // The FP8 GEMM applies row x token scales itself (cuBLASLt's outer-vector
+  // scale mode) when it can; false: always unscaled plus the epilogue kernel.
+  bool fp8_lt_scales = true;
+  // Rows per warp of the FP8 GEMV (1 or 2); 0: fp8_gemv_rows_per_warp.
+  int fp8_gemv_rows_per_warp = 0;
 };
 
 // Throws Error(device) when the device is unavailable ("no CUDA device: ..."
@@ -59,8 +68,64 @@ enum class MatmulPath { gemv, cublaslt };
 MatmulPath matmul_path(int tokens, int gemv_max_tokens, bool cublaslt_available);
 
 // Bytes a weight of this shape takes on the device: bf16 for matrices
-// (rows > 1), f32 for vectors (norm weights).
+// (rows > 1), f32 for vectors (norm weights); FP8 weights stay FP8: one byte
+// per element, padded to 256 bytes, plus one f32 scale per row.
 size_t device_weight_bytes(const TensorView& w);
+
+// ---- FP8 weights (issue 7) ----------------------------------------------------
+//
+// An FP8 weight keeps its E4M3 codes, its per-row f32 scales and its
+// activation treatment (TensorView::act, act_ub, act_scale) on the device.
+// How one matmul with it runs:
+enum class Fp8Path {
+  gemv,        // weight-only: the FP8 GEMV on the f32 activations
+  quant_gemv,  // w8a8: activations quantized per token (values kept as f32), then the FP8 GEMV
+  quant_lt,    // w8a8: activations quantized to E4M3 codes, cuBLASLt FP8 GEMM, row x token scales
+  bf16_lt,     // weight-only: codes widened to bf16 tiles (exact), activations rounded to
+               // bf16, cuBLASLt BF16 GEMM, row scales applied to its f32 result
+};
+// The knobs of the choice. Defaults keep every tensor's own activation
+// treatment (the CPU's arithmetic); the two switches are the A/B the
+// benchmarks measure (cuda-kernels-bench, paca-bench --fp8-mode):
+//   decode_w8a16: at decode (<= gemv_max_tokens) w8a8 weights run weight-only
+//     (no activation rounding, one launch fewer per matmul, same bytes);
+//     PACA_CUDA_FP8_DECODE=w8a16 (or "auto", the default: as the tensor says).
+//   prefill_w8a8: above that, weight-only weights quantize their activations
+//     per token (dynamic, no bound) for the FP8 tensor cores instead of the
+//     BF16 GEMM on widened tiles; PACA_CUDA_FP8_PREFILL=w8a8 (or "auto").
+struct Fp8Policy {
+  int gemv_max_tokens = 8;
+  bool decode_w8a16 = false;
+  bool prefill_w8a8 = false;
+};
+struct Fp8Plan {
+  Fp8Path path = Fp8Path::gemv;
+  ActQuant act = ActQuant::none;  // the activation treatment that path applies
+};
+// The path of a matmul of `tokens` tokens with an FP8 weight (rows, cols)
+// whose activation treatment is `act`. The FP8 GEMM needs rows and cols that
+// are multiples of 16 (it takes the tokens in whole 16s, the GEMV the rest);
+// other w8a8 shapes take quant_gemv.
+Fp8Plan plan_fp8_matmul(int tokens, int rows, int cols, ActQuant act, const Fp8Policy& policy,
+                        bool cublaslt_available);
+// Reads PACA_CUDA_FP8_DECODE / PACA_CUDA_FP8_PREFILL values (null: unset,
+// keep the option) into policy; Error(invalid_argument) naming the variable
+// for any value but "auto" or the switch's mode.
+// Rows per warp of the FP8 GEMV for a weight of `rows` rows: 2 (each load of
+// the activations serves two rows) when that still gives every
+// multiprocessor a block of 8 warps, else 1.
+int fp8_gemv_rows_per_warp(int rows, int sm_count);
+// Rows of an FP8 weight (rows, cols) widened to bf16 at a time for the
+// weight-only prefill GEMM: a multiple of 16 whose tile takes at most 32 MiB
+// (at least 16 rows), never more than rows.
+int fp8_tile_rows(int rows, int cols);
+void fp8_policy_from_env(const char* decode, const char* prefill, Fp8Policy* policy);
+// Refuses an FP8 weight the device cannot run as the CPU does, with
+// Error(format): no scales, an activation bound or static scale that is not
+// positive, or E4M3 NaN codes (0x7f / 0xff) in its bytes.
+void check_fp8_weight(const TensorView& w);
+// True when any of n E4M3 codes is a NaN (0x7f or 0xff).
+bool has_e4m3_nan(const uint8_t* codes, size_t n);
 
 // Error(out_of_memory) "too little memory on <device> for <what>: need X
 // bytes, have Y free of Z" when need > free.

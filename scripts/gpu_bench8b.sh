@@ -13,9 +13,15 @@
 # Writes under $OUT (default ./gpu-out): bench8b.jsonl (one JSON object per
 # measurement, paca's and PyTorch's), bench8b.log (the tables and stderr) and
 # summary8b.txt. Each step has its own time limit; every step runs regardless.
+# The FP8 steps (issue 7) come before PyTorch's; with a second argument "fp8"
+# only they run:
+#
+#   run(command="scripts/gpu_bench8b.sh gpu-carry fp8", carry=["gpu-carry"], timeout_s=420)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/gpu_env.sh "${1:-gpu-carry}"
+only_fp8=0
+[ "${2:-}" = fp8 ] && only_fp8=1  # scripts/gpu_bench8b.sh gpu-carry fp8: the FP8 steps alone
 jsonl=$out/bench8b.jsonl log=$out/bench8b.log summary=$out/summary8b.txt
 : >"$jsonl"
 : >"$log"
@@ -38,9 +44,18 @@ run() {
 }
 
 args=(--device cuda --shape llama3-8b --prompt 2048 --depths 512,8192 --tokens 64 --repeats 3 --json)
-run paca_graphs 180 "$bin/paca-bench" "${args[@]}"
-run paca_nographs 150 env PACA_CUDA_GRAPHS=0 "$bin/paca-bench" "${args[@]}"
-run torch 240 python3 bench/peer/torch_bench.py --shape llama3-8b --prompt 2048 --depths 512,8192 --tokens 64 \
+if [ "$only_fp8" != 1 ]; then
+  run paca_graphs 180 "$bin/paca-bench" "${args[@]}"
+  run paca_nographs 150 env PACA_CUDA_GRAPHS=0 "$bin/paca-bench" "${args[@]}"
+fi
+# FP8 weights (issue 7), every linear weight quantized at load: w8a8 (per-token
+# activations) with prefill 2,048 and decode; then decode with the weight-only
+# GEMV (the decode A/B of Fp8Policy, PACA_CUDA_FP8_DECODE=w8a16)
+fp8=(--device cuda --shape llama3-8b --weight-dtype fp8 --fp8-targets all --fp8-mode w8a8 --depths 512 --tokens 64
+  --repeats 3 --json)
+run paca_fp8_w8a8 200 "$bin/paca-bench" "${fp8[@]}" --prompt 2048
+run paca_fp8_w8a16 150 env PACA_CUDA_FP8_DECODE=w8a16 "$bin/paca-bench" "${fp8[@]}" --prompt 512
+[ "$only_fp8" = 1 ] || run torch 240 python3 bench/peer/torch_bench.py --shape llama3-8b --prompt 2048 --depths 512,8192 --tokens 64 \
   --repeats 3 --compile
 
 # one line per figure: paca's decode and prefill fractions of the bounds it measured, PyTorch's rates

@@ -5,8 +5,8 @@
 #   gpu-carry/bin/   paca_cuda_tests, paca_cuda_backend_tests, paca_cuda_parallel_tests,
 #                    cuda-kernels-bench, paca-bench
 #   gpu-carry/lib/   libpaca.so* (paca-bench links it)
-#   gpu-carry/models stories260K, tiny-llama2 and tiny-llama31 (weights,
-#                    configs and golden files; tokenizers left out for size)
+#   gpu-carry/models stories260K, tiny-llama2, tiny-llama31 and tiny-llama31-fp8
+#                    (weights, configs and golden files; tokenizers left out for size)
 # The build is Release for sm_90a only (H100/H200), in build-gpu/ (or $1).
 # Checks that nothing links a library the device image lacks: the binaries
 # may need only glibc, libstdc++/libgcc and libzstd (the CUDA runtime is
@@ -18,8 +18,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build-gpu}
 shared=${PACA_SHARED_DIR:-../shared}
+# MPI off: the device image has no libmpi (and a build machine with Open MPI
+# would otherwise link it, failing the dependency check below)
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPACA_CUDA=ON -DPACA_CUDA_ARCHITECTURES=90a \
-  -DPACA_WERROR=ON -DPACA_BUILD_BINDINGS=OFF >/dev/null
+  -DPACA_WERROR=ON -DPACA_BUILD_BINDINGS=OFF -DPACA_MPI=OFF >/dev/null
 cmake --build "$build" -j2 --target paca_cuda_tests paca_cuda_backend_tests paca_cuda_parallel_tests paca_bench \
   paca_cuda_kernels_bench
 
@@ -33,11 +35,12 @@ strip --strip-unneeded gpu-carry/bin/* gpu-carry/lib/libpaca.so.*.*.*
 
 # test models (the tests skip any that is absent)
 m=gpu-carry/models
-mkdir -p "$m/stories260K" "$m/tiny-llama2" "$m/tiny-llama31"
+mkdir -p "$m/stories260K" "$m/tiny-llama2" "$m/tiny-llama31" "$m/tiny-llama31-fp8"
 cp "$shared/models/stories260K/"{stories260K.bin,tok512.bin,golden.json} "$m/stories260K/"
-for d in tiny-llama2 tiny-llama31; do
+for d in tiny-llama2 tiny-llama31 tiny-llama31-fp8; do
   cp "$shared/models/$d/"{config.json,generation_config.json,model.safetensors,golden.json} "$m/$d/"
 done
+cp "$shared/models/tiny-llama31-fp8/"golden-*.f32 "$m/tiny-llama31-fp8/"  # CudaFp8Model compares all logits
 
 # load-time dependencies: only what every glibc system has, plus libzstd
 bad=$(for f in gpu-carry/bin/* gpu-carry/lib/libpaca.so.*.*.*; do ldd "$f"; done |

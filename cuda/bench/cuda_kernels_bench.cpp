@@ -2,9 +2,14 @@
 // to its bound on this device: the decode GEMV (bytes of W over the measured
 // copy bandwidth), paged decode attention (bytes of the K/V read), the
 // prefill GEMM through cuBLASLt (TFLOP/s), and prefill attention at 2048
-// tokens (tensor-core and f32 kernels, TFLOP/s next to the GEMM's). Weights
-// rotate over enough copies to exceed the L2 cache, inputs are random (never
-// zeros), timing uses CUDA events around 20 launches after 3 warm-ups,
+// tokens (tensor-core and f32 kernels, TFLOP/s next to the GEMM's); the FP8
+// weight paths (issue 7) beside them: the FP8 GEMV weight-only and w8a8
+// (quantizer included), and at prefill sizes the three ways to run an FP8
+// weight (the w8a8 FP8 GEMM with outer-vector scales or with the epilogue,
+// quantizer included; the weight-only bf16 tiles) next to the BF16 GEMM of
+// the same shape: the A/B behind the defaults of Fp8Policy (cuda_backend.h).
+// Weights rotate over enough copies to exceed the L2 cache, inputs are random
+// (never zeros), timing uses CUDA events around 20 launches after 3 warm-ups,
 // median of 5 such runs.
 //
 //   cuda-kernels-bench [--json]
@@ -126,6 +131,111 @@ void bench_gemv(int rows, int cols, int tokens, double bw) {
   for (void* p : w) cudaFree(p);
   cudaFree(x);
   cudaFree(y);
+}
+
+// Device memory of n random E4M3 codes (never the NaN codes 0x7f / 0xff).
+uint8_t* dev_codes(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<uint8_t> h(n);
+  for (uint8_t& b : h) {
+    b = static_cast<uint8_t>(rng() & 0xff);
+    if ((b & 0x7f) == 0x7f) b ^= 0x01;
+  }
+  auto* p = dev_alloc<uint8_t>(n);
+  check(cudaMemcpy(p, h.data(), n, cudaMemcpyHostToDevice), "cudaMemcpy");
+  return p;
+}
+
+// The FP8 GEMV: weight-only on f32 x, or w8a8 (the quantizer then the GEMV,
+// timed together). Bound: the bytes of the codes and row scales.
+void bench_gemv_f8(int rows, int cols, int tokens, bool w8a8, int rw, double bw) {
+  const size_t wbytes = static_cast<size_t>(rows) * cols;
+  const int copies = static_cast<int>(std::max<size_t>(2, (size_t{256} << 20) / wbytes + 1));  // > 256 MiB: out of L2
+  std::vector<uint8_t*> w{dev_codes(wbytes, 21)};
+  for (int i = 1; i < copies; ++i) {  // the same codes again (the L2 cannot tell), made once
+    w.push_back(dev_alloc<uint8_t>(wbytes));
+    check(cudaMemcpy(w.back(), w.front(), wbytes, cudaMemcpyDeviceToDevice), "cudaMemcpy");
+  }
+  auto* ws = static_cast<float*>(dev_random(static_cast<size_t>(rows) * 4, 8, false));
+  auto* x = static_cast<float*>(dev_random(static_cast<size_t>(tokens) * cols * 4, 3, false));
+  auto* xq = dev_alloc<float>(static_cast<size_t>(tokens) * cols * 4);
+  auto* xs = dev_alloc<float>(static_cast<size_t>(tokens) * 4);
+  auto* y = dev_alloc<float>(static_cast<size_t>(tokens) * rows * 4);
+  const double ms = time_ms([&](int i) {
+    if (w8a8) {
+      launch_quantize_e4m3(x, cols, tokens, cols, tokens, 1, 1200.0f, 0.0f, nullptr, 0, xq, cols, xs, nullptr);
+      launch_gemv_f8(w[i % copies], ws, rows, cols, xq, cols, xs, tokens, y, rows, rw, nullptr);
+    } else {
+      launch_gemv_f8(w[i % copies], ws, rows, cols, x, cols, nullptr, tokens, y, rows, rw, nullptr);
+    }
+  });
+  report(std::string("gemv fp8 ") + (w8a8 ? "w8a8 " : "w8a16 ") + std::to_string(rows) + "x" + std::to_string(cols) +
+             " tokens " + std::to_string(tokens) + " rw " + std::to_string(rw),
+         ms, static_cast<double>(wbytes + static_cast<size_t>(rows) * 4), 2.0 * rows * cols * tokens, bw);
+  for (uint8_t* p : w) cudaFree(p);
+  for (void* p : {static_cast<void*>(ws), static_cast<void*>(x), static_cast<void*>(xq), static_cast<void*>(xs),
+                  static_cast<void*>(y)})
+    cudaFree(p);
+}
+
+// An FP8 weight at prefill size, the three ways the backend can run it
+// (each with its activation conversion, as in CudaBackend::matmul_f8).
+void bench_gemm_f8(LtGemm& lt, int rows, int cols, int tokens) {
+  const size_t wbytes = static_cast<size_t>(rows) * cols;
+  const size_t lt_ws = size_t{32} << 20;
+  uint8_t* w = dev_codes(wbytes, 31);
+  auto* ws = static_cast<float*>(dev_random(static_cast<size_t>(rows) * 4, 8, false));
+  auto* x = static_cast<float*>(dev_random(static_cast<size_t>(tokens) * cols * 4, 6, false));
+  auto* xq = dev_alloc<uint8_t>(static_cast<size_t>(tokens) * cols);
+  auto* xs = dev_alloc<float>(static_cast<size_t>(tokens) * 4);
+  auto* xbf = dev_alloc<uint16_t>(static_cast<size_t>(tokens) * cols * 2);
+  const int tile_rows = fp8_tile_rows(rows, cols);
+  auto* tile = dev_alloc<uint16_t>(static_cast<size_t>(tile_rows) * cols * 2);
+  auto* y = dev_alloc<float>(static_cast<size_t>(tokens) * rows * 4);
+  auto* work = dev_alloc<void>(lt_ws);
+  const std::string shape = std::to_string(rows) + "x" + std::to_string(cols) + " tokens " + std::to_string(tokens);
+  const double flops = 2.0 * rows * cols * tokens;
+  std::string err;
+  auto quant = [&] {
+    launch_quantize_e4m3(x, cols, tokens, cols, tokens, 1, 1200.0f, 0.0f, xq, cols, nullptr, 0, xs, nullptr);
+  };
+  // w8a8, scales in the GEMM (outer-vector mode)
+  quant();
+  if (lt.matmul_f8(w, rows, cols, xq, tokens, y, rows, ws, xs, work, lt_ws, nullptr, &err)) {
+    report("fp8 w8a8 gemm+scales " + shape, time_ms([&](int) {
+             quant();
+             lt.matmul_f8(w, rows, cols, xq, tokens, y, rows, ws, xs, work, lt_ws, nullptr, &err);
+           }),
+           static_cast<double>(wbytes), flops, 0);
+  } else {
+    std::printf("fp8 w8a8 gemm+scales %s: no outer-vector scales: %s\n", shape.c_str(), err.c_str());
+  }
+  // w8a8, unscaled GEMM then the epilogue
+  if (lt.matmul_f8(w, rows, cols, xq, tokens, y, rows, nullptr, nullptr, work, lt_ws, nullptr, &err)) {
+    report("fp8 w8a8 gemm+epilogue " + shape, time_ms([&](int) {
+             quant();
+             lt.matmul_f8(w, rows, cols, xq, tokens, y, rows, nullptr, nullptr, work, lt_ws, nullptr, &err);
+             launch_scale_rows_tokens(y, rows, rows, tokens, ws, xs, y, rows, nullptr);
+           }),
+           static_cast<double>(wbytes), flops, 0);
+  } else {
+    std::printf("fp8 w8a8 gemm %s: cuBLASLt failed: %s\n", shape.c_str(), err.c_str());
+  }
+  // weight-only: bf16 tiles and the BF16 GEMM
+  report("fp8 w8a16 bf16 tiles " + shape, time_ms([&](int) {
+           launch_to_bf16(x, static_cast<size_t>(tokens) * cols, xbf, nullptr);
+           for (int r0 = 0; r0 < rows; r0 += tile_rows) {
+             const int n = std::min(tile_rows, rows - r0);
+             launch_e4m3_to_bf16(w + static_cast<size_t>(r0) * cols, static_cast<size_t>(n) * cols, tile, nullptr);
+             lt.matmul(tile, n, cols, xbf, tokens, y + r0, rows, work, lt_ws, nullptr, &err);
+           }
+           launch_scale_rows_tokens(y, rows, rows, tokens, ws, nullptr, y, rows, nullptr);
+         }),
+         static_cast<double>(wbytes), flops, 0);
+  for (void* p : {static_cast<void*>(w), static_cast<void*>(ws), static_cast<void*>(x), static_cast<void*>(xq),
+                  static_cast<void*>(xs), static_cast<void*>(xbf), static_cast<void*>(tile), static_cast<void*>(y),
+                  work})
+    cudaFree(p);
 }
 
 // Returns the TFLOP/s measured (0 when cuBLASLt failed).
@@ -284,6 +394,17 @@ int main(int argc, char** argv) {
     bench_gemv(128256, 4096, tokens, bw);
     bench_gemv(2048, 2048, tokens, bw);
   }
+  // FP8 weights at the same shapes: weight-only and w8a8 (the decode A/B)
+  // (rows per warp as the backend picks them; at one token weight-only, the other choice too)
+  const int shapes[][2] = {{4096, 4096}, {1024, 4096}, {14336, 4096}, {4096, 14336}, {128256, 4096}};
+  for (int tokens : {1, 4, 8})
+    for (bool w8a8 : {false, true})
+      for (const auto& sh : shapes) {
+        if (sh[0] == 128256 && tokens > 1) continue;
+        const int rw = fp8_gemv_rows_per_warp(sh[0], sms);
+        bench_gemv_f8(sh[0], sh[1], tokens, w8a8, rw, bw);
+        if (tokens == 1 && !w8a8) bench_gemv_f8(sh[0], sh[1], tokens, w8a8, 3 - rw, bw);
+      }
   for (int ctx : {512, 4096, 32768}) {
     bench_attention(ctx, 1, bw);
     bench_attention(ctx, attention_splits_for(1, 32, ctx, sms), bw);
@@ -298,6 +419,15 @@ int main(int argc, char** argv) {
       if (tokens == 2048) gemm_2048 = t;
     }
     bench_gemm(lt, 14336, 4096, 512);
+    // FP8 at prefill sizes, beside the BF16 GEMM of the same shape (the prefill A/B)
+    for (int tokens : {16, 128, 512, 2048}) bench_gemm_f8(lt, 4096, 4096, tokens);
+    bench_gemm_f8(lt, 14336, 4096, 512);
+    bench_gemm(lt, 14336, 4096, 2048);
+    bench_gemm_f8(lt, 14336, 4096, 2048);
+    for (int tokens : {512, 2048}) {
+      bench_gemm(lt, 4096, 14336, tokens);
+      bench_gemm_f8(lt, 4096, 14336, tokens);
+    }
   }
   // prefill attention at 2048 tokens: the tensor-core kernel and the f32 one it replaces
   bench_prefill_attention(2048, true, gemm_2048);

@@ -55,6 +55,36 @@ namespace paca::cuda {
 cudaError_t launch_gemv_bf16(const uint16_t* w, int rows, int cols, const float* x, int ldx, int tokens, float* y,
                              int ldy, cudaStream_t stream);
 
+// FP8 E4M3 weights (fp8.cu). Codes are bytes; every weight row r has an f32
+// scale ws[r] (W[r, c] = e4m3(codes[r, c]) * ws[r]).
+// GEMV for a few tokens: y[t, r] = (sum_c e4m3(W[r, c]) * x[t, c] * xs[t]) * ws[r]
+//   (the CPU's order; without xs (null) the token factor is left out).
+//   W: (rows, cols) codes, x: (tokens, ldx) f32 (for w8a8: the quantized
+//   values from launch_quantize_e4m3), y: (tokens, ldy) f32. Each warp
+//   takes rows_per_warp (1 or 2) rows, so that one load of x serves them all;
+//   16-byte loads of 16 codes when cols % 16 == 0 and x is 16-byte aligned
+//   (ldx % 4 == 0), else a scalar path; f32 accumulation, each row's sums in
+//   the same order for either rows_per_warp (the same bits).
+cudaError_t launch_gemv_f8(const uint8_t* w, const float* w_scales, int rows, int cols, const float* x, int ldx,
+                           const float* x_scales, int tokens, float* y, int ldy, int rows_per_warp,
+                           cudaStream_t stream);
+// Per-token quantization of x (rows, ldx) f32 to E4M3, as the CPU does it:
+//   dynamic != 0: s_t = max(min(max_c |x[t, c]|, act_ub), 1e-12) / 448 (act_ub
+//   may be +inf); else s_t = act_scale (> 0). code = e4m3(x / s_t), round to
+//   nearest even, saturated to +-448. Writes scales[t] = s_t, the codes into
+//   q8 (ld ldq8) and/or their values (f32, exact) into qf (ld ldqf); either
+//   may be null, not both. Rows rows..pad_rows-1 (q8 only) get zero codes and
+//   scale 1: the padding of a GEMM whose token count must be a multiple of 16.
+cudaError_t launch_quantize_e4m3(const float* x, int ldx, int rows, int cols, int pad_rows, int dynamic, float act_ub,
+                                 float act_scale, uint8_t* q8, int ldq8, float* qf, int ldqf, float* scales,
+                                 cudaStream_t stream);
+// out[i] = e4m3(codes[i]) as bf16 bits, n elements (exact).
+cudaError_t launch_e4m3_to_bf16(const uint8_t* codes, size_t n, uint16_t* out, cudaStream_t stream);
+// The epilogue of an unscaled FP8/BF16 GEMM: y[t, r] = (src[t, r] * xs[t]) * ws[r]
+// for t < tokens, r < rows (xs null: src[t, r] * ws[r]); src may be y (same ld).
+cudaError_t launch_scale_rows_tokens(const float* src, int lds, int rows, int tokens, const float* w_scales,
+                                     const float* x_scales, float* y, int ldy, cudaStream_t stream);
+
 // Elementwise (elementwise.cu).
 // out[t, :] = widen(table[ids[t], :]) for a bf16 table (rows, cols); an id
 // outside [0, rows) gives a row of zeros.

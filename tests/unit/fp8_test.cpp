@@ -7,7 +7,11 @@
 #include <cmath>
 #include <random>
 
+#include "model/checkpoint.h"
+#include "model/quantize.h"
+#include "util/error.h"
 #include "util/fp8.h"
+#include "util/half.h"
 
 using namespace paca;
 
@@ -90,4 +94,68 @@ TEST(Fp8, RoundsToNearestEvenAndSaturates) {
   EXPECT_EQ(f32_to_e4m3(-0.0f), 0x80);
   EXPECT_EQ(f32_to_e4m3(std::ldexp(1.0f, -10)), 0x00);  // half the smallest subnormal: tie to even 0
   EXPECT_EQ(f32_to_e4m3(std::ldexp(3.0f, -10)), 0x02);  // 1.5 x 2^-9: tie to even 2
+}
+
+// quantize_fp8 splits a tensor's rows over threads: every code and scale is
+// what the one-row formula gives (scale = max|w| / 448, code = e4m3(w /
+// scale)), and a non-finite weight is reported at the first row that holds
+// one, whichever thread met it.
+namespace {
+
+struct OneMatrix {
+  paca::Checkpoint ck;
+  std::vector<uint16_t> bf;  // [rows, cols] bf16
+};
+
+void make_one_matrix(OneMatrix& m, int64_t rows, int64_t cols) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> d(0.0f, 0.02f);
+  m.bf.resize(static_cast<size_t>(rows * cols));
+  for (auto& b : m.bf) b = paca::f32_to_bf16(d(rng) * (1 + (rng() % 5)));
+  m.ck.config.n_layers = 3;
+  paca::TensorView& t = m.ck.tensors[paca::layer_tensor(1, "w1")];
+  t.name = "L1.w1";
+  t.dtype = paca::DType::bf16;
+  t.rows = rows;
+  t.cols = cols;
+  t.data = reinterpret_cast<const uint8_t*>(m.bf.data());
+}
+
+}  // namespace
+
+TEST(Fp8, QuantizeAtLoadOverThreadsGivesTheOneRowFormula) {
+  const int64_t rows = 2050, cols = 1040;  // > 2 Mi elements: split over threads when there are several
+  OneMatrix m;
+  make_one_matrix(m, rows, cols);
+  paca::quantize_fp8(m.ck, paca::Fp8Options{});
+  const paca::TensorView& t = m.ck.tensors.at(paca::layer_tensor(1, "w1"));
+  ASSERT_EQ(t.dtype, paca::DType::f8e4m3);
+  ASSERT_NE(t.scales, nullptr);
+  size_t bad_codes = 0, bad_scales = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    float mx = 0;
+    for (int64_t c = 0; c < cols; ++c) mx = std::max(mx, std::fabs(paca::bf16_to_f32(m.bf[r * cols + c])));
+    const float s = mx / paca::kE4M3Max;
+    bad_scales += t.scales[r] != s;
+    for (int64_t c = 0; c < cols; ++c)
+      bad_codes += t.data[r * cols + c] != paca::f32_to_e4m3(paca::bf16_to_f32(m.bf[r * cols + c]) / s);
+  }
+  EXPECT_EQ(bad_codes, 0u);
+  EXPECT_EQ(bad_scales, 0u);
+}
+
+TEST(Fp8, QuantizeAtLoadReportsTheFirstNonFiniteRow) {
+  const int64_t rows = 2050, cols = 1040;
+  OneMatrix m;
+  make_one_matrix(m, rows, cols);
+  m.bf[1900 * cols + 5] = 0x7f80;  // +inf, late in the last rows
+  m.bf[700 * cols + 1000] = 0x7fc0;  // NaN, earlier
+  try {
+    paca::quantize_fp8(m.ck, paca::Fp8Options{});
+    ADD_FAILURE() << "non-finite weights quantized";
+  } catch (const paca::Error& e) {
+    EXPECT_EQ(e.status(), paca::Status::format);
+    EXPECT_NE(std::string(e.what()).find("L1.w1 row 700 holds a non-finite weight"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(m.ck.tensors.at(paca::layer_tensor(1, "w1")).dtype, paca::DType::bf16);  // left as it was
 }
