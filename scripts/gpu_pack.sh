@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds, here (no GPU needed), everything scripts/gpu_check.sh runs on a GPU
-# machine, into gpu-carry/ (ignored by git; name it in the device tool's
-# `carry`, at most 64 MiB with the working tree):
+# machine, packed as gpu-carry/pack.tgz (ignored by git; name gpu-carry in
+# the device tool's `carry`, at most 64 MiB with the working tree; gpu_env.sh
+# unpacks it there). Inside:
 #   gpu-carry/bin/   paca_cuda_tests, paca_cuda_backend_tests, paca_cuda_parallel_tests,
 #                    cuda-kernels-bench, paca-bench
 #   gpu-carry/lib/   libpaca.so* (paca-bench links it)
@@ -51,5 +52,13 @@ if [ -n "$bad" ]; then
   echo "$bad" >&2
   exit 1
 fi
+echo "unpacked: $(du -sh gpu-carry | cut -f1)"
+# one gzip archive: the stripped binaries (each holds the sm_90a kernels)
+# come to about 60 MiB unpacked, close to the carry's 64 MiB with the tree;
+# scripts/gpu_env.sh unpacks it on the device
+tar -C gpu-carry -czf gpu-carry.tgz .
+rm -rf gpu-carry
+mkdir gpu-carry
+mv gpu-carry.tgz gpu-carry/pack.tgz
 du -sh gpu-carry
 echo "gpu-carry ready: run scripts/gpu_check.sh on the device with carry [\"gpu-carry\"]"
