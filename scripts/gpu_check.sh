@@ -50,7 +50,7 @@ step cuda_kernels 120 "$out/cuda_kernels.log" "$bin/paca_cuda_tests"
 step cuda_backend 300 "$out/cuda_backend.log" "$bin/paca_cuda_backend_tests"
 echo "### PACA_CUDA_GRAPHS=0" >>"$out/cuda_backend.log"
 step graphs_off 150 "$out/cuda_backend.log" env PACA_CUDA_GRAPHS=0 "$bin/paca_cuda_backend_tests" \
-  --gtest_filter='CudaModel*:CudaGraphs*:CudaFp8Model*'
+  --gtest_filter='*CudaModel*:CudaGraphs*:CudaFp8Model*'
 # sharding on CUDA ranks: the NCCL loader, TP/PP on cuda:0, NCCL (world of one,
 # a missing peer), then NCCL named but absent (every request a clear error)
 step parallel 150 "$out/parallel.log" "$bin/paca_cuda_parallel_tests" --gtest_filter='NcclHost*:CudaParallel*'
