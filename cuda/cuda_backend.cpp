@@ -578,6 +578,7 @@ class CudaBackend final : public Backend {
     }
     const PagedKv kv = paged(seq, layer, table);
     const int half = layout == RopeLayout::half ? 1 : 0;
+    ++stats_.rope_kv_fused;
     submit("rope_kv_write kernel",
            [=, this] {
              return launch_rope_kv_write(kv, q.data, q.cols, k.data, k.cols, v.data, v.cols, p, k.rows, s.n_heads,

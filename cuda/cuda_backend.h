@@ -200,6 +200,7 @@ struct GraphStats {
   uint64_t eager = 0;      // bracketed steps that ran op by op (not decode-shaped, graphs off, or a fallback)
   uint64_t fallbacks = 0;  // decode steps that left recording (an input not from begin_step, a capture error)
   uint64_t flash_prefill = 0;  // attention calls that took the flash prefill kernel (not a graph counter)
+  uint64_t rope_kv_fused = 0;  // rope_kv_write calls that took the fused kernel (not a graph counter)
 };
 GraphStats graph_stats(const Backend& backend);
 

@@ -1204,7 +1204,9 @@ TEST_F(CudaOps, RopeKvWrite) {
     Act cq = act(*cpu_, c.T, Q, q), ck = act(*cpu_, c.T, KV, k), cv = act(*cpu_, c.T, KV, v);
     cpu_->rope_kv_write(cq, ck, cv, cs, layer, pos, freqs, c.layout, shape);
     Act fq = act(*gpu_, c.T, Q, q), fk = act(*gpu_, c.T, KV, k), fv = act(*gpu_, c.T, KV, v);
+    const uint64_t fused_before = paca::cuda::graph_stats(*gpu_).rope_kv_fused;
     gpu_->rope_kv_write(fq, fk, fv, fs, layer, pos, freqs, c.layout, shape);  // fused
+    EXPECT_EQ(paca::cuda::graph_stats(*gpu_).rope_kv_fused, fused_before + 1) << what << ": the fused kernel did not run";
     Act sq = act(*gpu_, c.T, Q, q), sk = act(*gpu_, c.T, KV, k), sv = act(*gpu_, c.T, KV, v);
     gpu_->rope(sq, c.heads, c.hd, pos, freqs, c.layout);  // composed on the GPU
     gpu_->rope(sk, c.kv_heads, c.hd, pos, freqs, c.layout);
