@@ -76,7 +76,8 @@ paca_status parallel_options_of(const paca_model_params& p, const std::string& f
 paca_status load_options_of(const paca_model_params& p, const char* fn, paca::LoadOptions& opt) {
   const std::string f = fn;
   PACA_REQUIRE(p.n_threads >= 0 && p.n_threads <= 4096, f + ": n_threads must be in 0..4096");
-  PACA_REQUIRE(p.kv_dtype == PACA_KV_F32 || p.kv_dtype == PACA_KV_BF16, f + ": unknown kv_dtype");
+  PACA_REQUIRE(p.kv_dtype == PACA_KV_AUTO || p.kv_dtype == PACA_KV_F32 || p.kv_dtype == PACA_KV_BF16,
+               f + ": unknown kv_dtype");
   PACA_REQUIRE(p.kv_block_tokens >= 0 && p.kv_block_tokens <= 4096, f + ": kv_block_tokens must be in 0..4096");
   PACA_REQUIRE(p.weight_dtype == PACA_WEIGHTS_AS_STORED || p.weight_dtype == PACA_WEIGHTS_FP8, f + ": unknown weight_dtype");
   PACA_REQUIRE((p.fp8_targets & ~(PACA_FP8_MLP | PACA_FP8_ATTENTION | PACA_FP8_KEEP_FIRST_LAST)) == 0,
@@ -102,7 +103,9 @@ paca_status load_options_of(const paca_model_params& p, const char* fn, paca::Lo
                 : p.load_mode == PACA_LOAD_AUTO ? paca::MappedFile::Mode::automatic
                                                 : paca::MappedFile::Mode::map;
   opt.model.n_threads = p.n_threads;
-  opt.model.kv_dtype = p.kv_dtype == PACA_KV_BF16 ? paca::DType::bf16 : paca::DType::f32;
+  // automatic: bf16 on a GPU (half the bytes each decode step reads), exact f32 on the CPU
+  const bool bf16 = p.kv_dtype == PACA_KV_BF16 || (p.kv_dtype == PACA_KV_AUTO && paca::parse_cuda_device(opt.device) >= 0);
+  opt.model.kv_dtype = bf16 ? paca::DType::bf16 : paca::DType::f32;
   opt.model.kv_block_tokens = p.kv_block_tokens == 0 ? 16 : p.kv_block_tokens;
   opt.model.log = paca::LogSink{p.log, p.log_user, p.log_level};
   if (p.progress != nullptr) {
@@ -183,7 +186,7 @@ PACA_API paca_model_params paca_model_params_default(void) {
   p.n_threads = 0;
   p.device = nullptr;
   p.log_level = PACA_LOG_WARN;
-  p.kv_dtype = PACA_KV_F32;
+  p.kv_dtype = PACA_KV_AUTO;
   p.kv_block_tokens = 16;
   p.load_mode = PACA_LOAD_AUTO;
   p.tensor_parallel = 1;

@@ -152,6 +152,16 @@ TEST(CudaHost, CapiLoad) {
   const paca_status s = paca_model_load(dir.c_str(), &p, &m);
   if (have_device()) {
     EXPECT_EQ(s, PACA_OK) << paca_last_error();
+    // the default KV dtype (PACA_KV_AUTO) is bf16 on a GPU: half the CPU's f32 bytes
+    paca_model_params cp = paca_model_params_default();
+    paca_model* mc = nullptr;
+    ASSERT_EQ(paca_model_load(dir.c_str(), &cp, &mc), PACA_OK) << paca_last_error();
+    paca_model_info ig{}, ic{};
+    ig.struct_size = ic.struct_size = sizeof(paca_model_info);
+    ASSERT_EQ(paca_model_get_info(m, &ig), PACA_OK);
+    ASSERT_EQ(paca_model_get_info(mc, &ic), PACA_OK);
+    EXPECT_EQ(2 * ig.kv_bytes_per_token, ic.kv_bytes_per_token);
+    paca_model_free(mc);
   } else {
     EXPECT_EQ(s, PACA_ERR_DEVICE);
     EXPECT_EQ(m, nullptr);

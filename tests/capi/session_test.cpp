@@ -247,6 +247,36 @@ TEST(Session, Bf16KvCacheIsCloseToF32) {
   paca_model_free(m16);
 }
 
+// The default KV dtype is automatic: the exact f32 cache on the CPU (the
+// same bytes and logits as asking for f32). Unknown values are refused.
+TEST(Session, DefaultKvDtypeIsF32OnTheCpu) {
+  std::string dir = test::make_small_model();
+  paca_model_params p = paca_model_params_default();
+  EXPECT_EQ(p.kv_dtype, PACA_KV_AUTO);
+  paca_model* automatic = nullptr;
+  ASSERT_EQ(paca_model_load(dir.c_str(), &p, &automatic), PACA_OK) << paca_last_error();
+  p.kv_dtype = PACA_KV_F32;
+  paca_model* f32 = nullptr;
+  ASSERT_EQ(paca_model_load(dir.c_str(), &p, &f32), PACA_OK) << paca_last_error();
+  paca_model_info ia{}, i32{};
+  ia.struct_size = i32.struct_size = sizeof(paca_model_info);
+  ASSERT_EQ(paca_model_get_info(automatic, &ia), PACA_OK);
+  ASSERT_EQ(paca_model_get_info(f32, &i32), PACA_OK);
+  EXPECT_EQ(ia.kv_bytes_per_token, i32.kv_bytes_per_token);
+  auto prompt = some_tokens(30, 7);
+  auto a = logits_after(automatic, prompt), b = logits_after(f32, prompt);
+  EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float)));
+  paca_model_free(automatic);
+  paca_model_free(f32);
+  for (int32_t bad : {-2, 2, 77}) {
+    p.kv_dtype = bad;
+    paca_model* m = nullptr;
+    EXPECT_EQ(paca_model_load(dir.c_str(), &p, &m), PACA_ERR_INVALID_ARGUMENT) << bad;
+    EXPECT_EQ(m, nullptr);
+    EXPECT_NE(std::string(paca_last_error()).find("kv_dtype"), std::string::npos) << paca_last_error();
+  }
+}
+
 int32_t abort_at_half(void* user, float f) {
   ++*static_cast<int*>(user);
   return f >= 0.5f ? 1 : 0;

@@ -111,8 +111,9 @@ typedef struct paca_model paca_model;
 typedef int32_t (*paca_progress_fn)(void* user, float progress);
 
 typedef enum paca_kv_dtype {
-  PACA_KV_F32 = 0, /* exact; the default on the CPU */
-  PACA_KV_BF16 = 1 /* half the memory, about 1e-3 relative error */
+  PACA_KV_AUTO = -1, /* the default (since v0.2): f32 on the CPU, bf16 on a CUDA device */
+  PACA_KV_F32 = 0,   /* exact */
+  PACA_KV_BF16 = 1   /* half the memory, about 1e-3 relative error */
 } paca_kv_dtype;
 
 typedef enum paca_weight_dtype {
