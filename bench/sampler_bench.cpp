@@ -1,7 +1,9 @@
 // sampler_bench.cpp - Google Benchmark micro-benchmark of the sampler chain
 // (core/sample/): ns per sampled token at vocabularies of 32000 (Llama 2) and
 // 128256 (Llama 3), next to the cost of one plain pass over the same logits
-// (the bound for anything that must look at every logit once).
+// (the bound for anything that must look at every logit once). Top-p without
+// top-k is measured twice: over these logits, whose long tail holds most of
+// the mass (a nucleus of thousands), and with a few confident candidates.
 //
 //   sampler-bench [--benchmark_repetitions=5 --benchmark_report_aggregates_only=true]
 //
@@ -32,7 +34,15 @@ std::vector<float> model_like_logits(size_t n) {
   return v;
 }
 
-enum Config : int64_t { kGreedy, kTypical, kTypicalPenalties, kTypicalLogprobs, kTopPOnly, kTemperatureOnly };
+enum Config : int64_t {
+  kGreedy,
+  kTypical,
+  kTypicalPenalties,
+  kTypicalLogprobs,
+  kTopPOnly,
+  kTemperatureOnly,
+  kTopPOnlyConfident
+};
 
 const char* config_name(int64_t c) {
   switch (c) {
@@ -42,6 +52,7 @@ const char* config_name(int64_t c) {
     case kTypicalLogprobs: return "top-k 40, top-p 0.9, T 0.7, logprobs + top 5";
     case kTopPOnly: return "top-p 0.9, T 0.7 (no top-k)";
     case kTemperatureOnly: return "T 0.7 only (no truncation)";
+    case kTopPOnlyConfident: return "top-p 0.9, T 0.7 (no top-k), nucleus of a few tokens";
   }
   return "?";
 }
@@ -57,13 +68,15 @@ void BM_Sample(benchmark::State& state) {
     p.seed = 42;
   }
   if (config == kTypicalPenalties) p.repeat_penalty = 1.1f;
-  if (config == kTopPOnly) p.top_k = 0;
+  if (config == kTopPOnly || config == kTopPOnlyConfident) p.top_k = 0;
   if (config == kTemperatureOnly) {
     p.top_k = 0;
     p.top_p = 1.0f;
   }
   paca::Sampler s(p, static_cast<int32_t>(vocab));
-  const std::vector<float> logits = model_like_logits(vocab);
+  std::vector<float> logits = model_like_logits(vocab);
+  if (config == kTopPOnlyConfident)  // the strong candidates 8 above the rest: they hold 99% of the mass
+    for (size_t i = 0; i < 8; ++i) logits[(i * 7919) % vocab] += 8.0f;
   // a long history so that positions keep changing; the penalty window is its tail
   std::vector<int32_t> history(1 << 16);
   for (size_t i = 0; i < history.size(); ++i) history[i] = static_cast<int32_t>((i * 2654435761u) % vocab);
@@ -103,7 +116,8 @@ void vocab_sizes(benchmark::internal::Benchmark* b, bool with_configs) {
       b->Args({vocab});
       continue;
     }
-    for (int64_t c : {kGreedy, kTypical, kTypicalPenalties, kTypicalLogprobs, kTopPOnly, kTemperatureOnly})
+    for (int64_t c : {kGreedy, kTypical, kTypicalPenalties, kTypicalLogprobs, kTopPOnly, kTemperatureOnly,
+                      kTopPOnlyConfident})
       b->Args({vocab, c});
   }
 }

@@ -679,9 +679,9 @@ class CudaBackend final : public Backend {
 
   // The k best logits found on the device (kernels/topk.cu): k keys come
   // back instead of n floats. Beyond kTopKMaxK, the default (read them all).
-  void top_k(const float* logits, size_t n, size_t k, std::vector<Candidate>& out) override {
+  void top_k(const float* logits, size_t n, size_t k, std::vector<Candidate>& out, uint64_t* mass) override {
     if (k == 0 || k > static_cast<size_t>(kTopKMaxK) || n > static_cast<size_t>(INT32_MAX / 2)) {
-      Backend::top_k(logits, n, k, out);
+      Backend::top_k(logits, n, k, out, mass);
       return;
     }
     std::lock_guard<std::mutex> lock(mu_);
@@ -689,18 +689,24 @@ class CudaBackend final : public Backend {
     leave_recording();
     const int ni = static_cast<int>(n), ki = static_cast<int>(k);
     const size_t keys = k == 1 ? 0 : topk_scratch_keys(ni, ki);
-    grow(topk_dev_, topk_dev_bytes_, (keys + k) * sizeof(uint64_t));
+    // [round scratch][k keys][the mass]: one copy brings keys and mass back
+    grow(topk_dev_, topk_dev_bytes_, (keys + k + 1) * sizeof(uint64_t));
     if (topk_host_ == nullptr)
-      ck(cudaMallocHost(&topk_host_, static_cast<size_t>(kTopKMaxK) * sizeof(uint64_t)), "cudaMallocHost (top_k)");
+      ck(cudaMallocHost(&topk_host_, static_cast<size_t>(kTopKMaxK + 1) * sizeof(uint64_t)),
+         "cudaMallocHost (top_k)");
     auto* dev = static_cast<uint64_t*>(topk_dev_);
     ck(launch_top_k(logits, ni, ki, keys > 0 ? dev : nullptr, dev + keys, stream_), "top_k kernel");
-    ck(cudaMemcpyAsync(topk_host_, dev + keys, k * sizeof(uint64_t), cudaMemcpyDeviceToHost, stream_),
+    if (mass != nullptr)
+      ck(launch_logit_mass(logits, ni, dev + keys, mass_scale(n), dev + keys + k, stream_), "logit mass kernel");
+    const size_t back = k + (mass != nullptr ? 1 : 0);
+    ck(cudaMemcpyAsync(topk_host_, dev + keys, back * sizeof(uint64_t), cudaMemcpyDeviceToHost, stream_),
        "cudaMemcpyAsync (top_k)");
     sync("top_k");
     out.clear();
     const auto* host = static_cast<const uint64_t*>(topk_host_);
     for (size_t i = 0; i < k && host[i] != 0; ++i)
       out.push_back({static_cast<int32_t>(topk_key_id(host[i])), topk_key_logit(host[i])});
+    if (mass != nullptr) *mass = out.empty() ? 0 : host[k];
   }
 
   DeviceMemory memory() const override {

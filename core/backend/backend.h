@@ -128,9 +128,12 @@ class Backend {
   // The k best of the n logits at `logits` (backend memory) into `out`, as
   // select_top_k (sample/sampler.h) gives them: the largest first, ties by
   // the lower index, -inf and NaN never (fewer than k when fewer are left).
-  // Called outside a step. The default reads the n logits to the host; a
-  // device finds the k there and sends only those (k <= Sampler::kMaxBest).
-  virtual void top_k(const float* logits, size_t n, size_t k, std::vector<Candidate>& out);
+  // When mass is not null it also receives logit_mass(logits, out[0].logit)
+  // (0 when out is empty; any value when out[0] is +inf), the vocabulary's
+  // mass top-p needs (Sampler::mass_needed). Called outside a step. The
+  // default reads the n logits to the host; a device finds the k and adds up
+  // the mass there, and sends only those (k <= Sampler::kMaxBest).
+  virtual void top_k(const float* logits, size_t n, size_t k, std::vector<Candidate>& out, uint64_t* mass);
 
   // Steps. A model may bracket the ops of one forward step with begin_step
   // (its host inputs, before the first op) and end_step (after the last op,

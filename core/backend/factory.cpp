@@ -9,10 +9,11 @@
 
 namespace paca {
 
-void Backend::top_k(const float* logits, size_t n, size_t k, std::vector<Candidate>& out) {
+void Backend::top_k(const float* logits, size_t n, size_t k, std::vector<Candidate>& out, uint64_t* mass) {
   std::vector<float> host(n);
   to_host(logits, host.data(), n);
   select_top_k(host, k, out);
+  if (mass != nullptr) *mass = out.empty() ? 0 : logit_mass(host, out[0].logit);
 }
 
 int parse_cuda_device(const std::string& device) {

@@ -134,10 +134,10 @@ void LlamaModel::kept_logits(Scratch& scratch, std::span<float> out) {
   backend_->to_host(s.kept, out.data(), out.size());
 }
 
-void LlamaModel::top_k(Scratch& scratch, size_t k, std::vector<Candidate>& out) {
+void LlamaModel::top_k(Scratch& scratch, size_t k, std::vector<Candidate>& out, uint64_t* mass) {
   auto& s = static_cast<LlamaScratch&>(scratch);
   check(s.kept != nullptr, Status::internal, "top_k: no logits kept");
-  backend_->top_k(s.kept, static_cast<size_t>(ckpt_->config.n_vocab), k, out);
+  backend_->top_k(s.kept, static_cast<size_t>(ckpt_->config.n_vocab), k, out, mass);
 }
 
 void LlamaModel::step_batch(std::span<const BatchSeq> seqs) {

@@ -95,7 +95,7 @@ class LlamaModel final : public ModelRunner {
             const std::atomic<bool>* cancel, StepLogits logits) override;
   bool keeps_logits() const override { return true; }
   void kept_logits(Scratch& scratch, std::span<float> out) override;
-  void top_k(Scratch& scratch, size_t k, std::vector<Candidate>& out) override;
+  void top_k(Scratch& scratch, size_t k, std::vector<Candidate>& out, uint64_t* mass) override;
   // All sequences through one forward_batch (the scratches are not used).
   void step_batch(std::span<const BatchSeq> seqs) override;
 

@@ -75,8 +75,9 @@ class ModelRunner {
     (void)scratch, (void)out;
     fail(Status::internal, "kept_logits: this model keeps no logits");
   }
-  virtual void top_k(Scratch& scratch, size_t k, std::vector<Candidate>& out) {
-    (void)scratch, (void)k, (void)out;
+  // The k best of the kept logits, and their mass when asked (Backend::top_k).
+  virtual void top_k(Scratch& scratch, size_t k, std::vector<Candidate>& out, uint64_t* mass) {
+    (void)scratch, (void)k, (void)out, (void)mass;
     fail(Status::internal, "top_k: this model keeps no logits");
   }
 

@@ -69,22 +69,26 @@ const std::vector<float>& Session::logits() const {
   return logits_;
 }
 
-void Session::top_k(size_t k, std::vector<Candidate>& out) const {
+void Session::top_k(size_t k, std::vector<Candidate>& out, uint64_t* mass) const {
   check(has_logits(), Status::state, "the session has no logits (prefill a prompt first)");
   if (at_ == LogitsAt::host) {
     select_top_k(logits_, k, out);
+    if (mass != nullptr) *mass = out.empty() ? 0 : logit_mass(logits_, out[0].logit);
     return;
   }
   std::lock_guard<std::mutex> lock(model_.compute_mutex());
-  model_.top_k(*scratch_, k, out);
+  model_.top_k(*scratch_, k, out, mass);
 }
 
 int32_t Session::sample(Sampler& sampler, Logprobs* out, size_t n_top) const {
   check(has_logits(), Status::state, "the session has no logits (prefill a prompt first)");
   const size_t k = sampler.best_needed(out != nullptr);
-  if (k > 0 && sampler.n_vocab() == model_.config().n_vocab) {
-    top_k(k, best_);
-    return sampler.sample_best(best_, tokens_);
+  // with the logits on the host, sample() takes the same shortcut itself
+  if (k > 0 && at_ == LogitsAt::kept && sampler.n_vocab() == model_.config().n_vocab) {
+    uint64_t mass = 0;
+    top_k(k, best_, sampler.mass_needed() ? &mass : nullptr);
+    const int32_t token = sampler.sample_best(best_, tokens_, mass);
+    if (token >= 0) return token;  // else the truncated set goes on beyond the best: read them all
   }
   return sampler.sample(logits(), tokens_, out, n_top);
 }

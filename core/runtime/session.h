@@ -64,11 +64,13 @@ class Session {
   // stays where it is from then on, so a pointer into it stays valid.
   const std::vector<float>& logits() const;
   // The k best of the last logits as select_top_k gives them, found by the
-  // model's backend when it keeps them (only k candidates leave a device).
-  void top_k(size_t k, std::vector<Candidate>& out) const;
+  // model's backend when it keeps them (only k candidates leave a device),
+  // and when mass is not null the logits' mass (Backend::top_k).
+  void top_k(size_t k, std::vector<Candidate>& out, uint64_t* mass = nullptr) const;
   // The next token by `sampler` from the last logits (see Sampler::sample),
-  // through top_k when the sampler needs only the best few. Throws
-  // Error(state) when there are no logits.
+  // through top_k when the sampler needs only the best few (and the mass for
+  // top-p), reading the whole vocabulary only when those do not decide it.
+  // Throws Error(state) when there are no logits.
   int32_t sample(Sampler& sampler, Logprobs* out = nullptr, size_t n_top = 0) const;
   const std::vector<int32_t>& tokens() const { return tokens_; }
   size_t length() const { return tokens_.size(); }

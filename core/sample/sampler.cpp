@@ -2,6 +2,7 @@
 #include "sample/sampler.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -41,27 +42,76 @@ float max_logit(std::span<const float> l) {
 }
 
 // Weights w[i] = exp((l[i] - m) * inv_t) for l[i] >= floor, else 0 (also for
-// -inf and NaN), summed per block of kSumBlock in 8 float lanes and across
-// blocks in double. Returns the total; fills scratch.weights/block_sums.
-// The loops vectorize (this file is built with -fno-trapping-math, which lets
-// the compiler turn the float compares into selects); on x86-64 an AVX2 clone
-// is chosen at load time. Without FMA contraction (ISO C++ mode) both clones
-// compute bit-identical weights and sums.
+// -inf and NaN). The loops vectorize (this file is built with
+// -fno-trapping-math, which lets the compiler turn the float compares into
+// selects); on x86-64 an AVX2 clone is chosen at load time. Without FMA
+// contraction (ISO C++ mode, and -ffp-contract=off for this file) both clones
+// compute bit-identical weights, and so does a device that evaluates
+// fast_exp with correctly rounded operations in the same order.
 #if defined(__x86_64__) && defined(__ELF__) && defined(__GNUC__)
 #define PACA_SAMPLER_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define PACA_SAMPLER_CLONES
 #endif
 constexpr size_t kSumBlock = 256;
-PACA_SAMPLER_CLONES double exp_weights_into(const float* x, size_t n, float m, float inv_t, float floor, float* w,
-                                            double* block_sums) {
+
+// floor(w * scale) for a weight w in [0, 1] and scale = 2^s, s <= 52. The
+// product d is an exact double in [0, 2^52]; d + 2^52 rounds it to an integer
+// held in the low mantissa bits, one less when that rounded up. Plain adds,
+// compares and bit moves: no libm call, and loops of it vectorize.
+inline uint64_t mass_of(float w, double scale) {
+  const double d = static_cast<double>(w) * scale;
+  double t = d + 0x1p52;
+  t = t - 0x1p52 > d ? t - 1.0 : t;
+  return std::bit_cast<uint64_t>(t) - std::bit_cast<uint64_t>(0x1p52);
+}
+
+// The masses into q and, per block of kSumBlock, their sums into
+// block_mass. Returns the total mass.
+PACA_SAMPLER_CLONES uint64_t mass_weights_into(const float* x, size_t n, float m, float inv_t, float floor,
+                                               double scale, uint64_t* q, uint64_t* block_mass) {
+  float w[kSumBlock];
+  uint64_t total = 0;
+  for (size_t b = 0; b < n; b += kSumBlock) {
+    const size_t e = std::min(n, b + kSumBlock) - b;
+    for (size_t i = 0; i < e; ++i) {
+      const float v = fast_exp((x[b + i] - m) * inv_t);
+      w[i] = x[b + i] >= floor ? v : 0.0f;
+    }
+    uint64_t sum = 0;
+    for (size_t i = 0; i < e; ++i) sum += q[b + i] = mass_of(w[i], scale);
+    block_mass[b / kSumBlock] = sum;
+    total += sum;
+  }
+  return total;
+}
+
+// The sum of the masses at temperature 1 (logit_mass), block by block in a
+// small buffer so that both loops vectorize.
+PACA_SAMPLER_CLONES uint64_t mass_into(const float* x, size_t n, float m, double scale) {
+  float w[kSumBlock];
+  uint64_t total = 0;
+  for (size_t b = 0; b < n; b += kSumBlock) {
+    const size_t e = std::min(n, b + kSumBlock) - b;
+    for (size_t i = 0; i < e; ++i) w[i] = fast_exp(x[b + i] - m);
+    for (size_t i = 0; i < e; ++i) total += mass_of(w[i], scale);
+  }
+  return total;
+}
+
+uint64_t mass_weights(std::span<const float> l, float m, float inv_t, float floor, double scale, SampleScratch& s) {
+  s.mass.resize(l.size());
+  s.block_mass.resize((l.size() + kSumBlock - 1) / kSumBlock);
+  return mass_weights_into(l.data(), l.size(), m, inv_t, floor, scale, s.mass.data(), s.block_mass.data());
+}
+
+// The sum of exp(l[i] - m) in float weights, summed per block of kSumBlock in
+// 8 float lanes and across blocks in double (log-probabilities).
+PACA_SAMPLER_CLONES double sum_exp_into(const float* x, size_t n, float m, float* w) {
   double total = 0;
   for (size_t b = 0; b < n; b += kSumBlock) {
     const size_t e = std::min(n, b + kSumBlock);
-    for (size_t i = b; i < e; ++i) {
-      const float v = fast_exp((x[i] - m) * inv_t);
-      w[i] = x[i] >= floor ? v : 0.0f;
-    }
+    for (size_t i = b; i < e; ++i) w[i] = fast_exp(x[i] - m);
     float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     size_t i = b;
     for (; i + 8 <= e; i += 8)
@@ -69,53 +119,48 @@ PACA_SAMPLER_CLONES double exp_weights_into(const float* x, size_t n, float m, f
     double sum = 0;
     for (; i < e; ++i) sum += w[i];
     for (float v : lanes) sum += v;
-    block_sums[b / kSumBlock] = sum;
     total += sum;
   }
   return total;
 }
 
-double exp_weights(std::span<const float> l, float m, float inv_t, float floor, SampleScratch& s) {
+double sum_exp(std::span<const float> l, float m, SampleScratch& s) {
   s.weights.resize(l.size());
-  s.block_sums.resize((l.size() + kSumBlock - 1) / kSumBlock);
-  return exp_weights_into(l.data(), l.size(), m, inv_t, floor, s.weights.data(), s.block_sums.data());
+  return sum_exp_into(l.data(), l.size(), m, s.weights.data());
 }
 
-// Walks the weights of exp_weights to the index where the running sum passes
-// u * total: whole blocks first, then one block element by element.
-int64_t pick(const SampleScratch& s, double total, double u) {
-  const size_t n = s.weights.size();
-  if (!(total > 0)) return -1;
-  const double target = u * total;
-  double cum = 0;
+// The draw's target mass for u in [0, 1): floor(u * total), below total.
+uint64_t draw_target(double u, uint64_t total) {
+  const auto t = static_cast<uint64_t>(u * static_cast<double>(total));
+  return t < total ? t : total - 1;
+}
+
+// Walks the masses of mass_weights to the first index where the running sum
+// passes draw_target(u, total): whole blocks first, then one block element
+// by element.
+int64_t pick(const SampleScratch& s, uint64_t total, double u) {
+  if (total == 0) return -1;
+  const uint64_t target = draw_target(u, total);
+  const size_t n = s.mass.size();
+  uint64_t cum = 0;
   size_t b = 0;
-  while (b + 1 < s.block_sums.size() && cum + s.block_sums[b] <= target) cum += s.block_sums[b++];
-  int64_t last = -1;
+  while (b + 1 < s.block_mass.size() && cum + s.block_mass[b] <= target) cum += s.block_mass[b++];
   for (size_t i = b * kSumBlock; i < n; ++i) {
-    if (!(s.weights[i] > 0.0f)) continue;
-    cum += s.weights[i];
-    last = static_cast<int64_t>(i);
-    if (cum > target) return last;
+    cum += s.mass[i];
+    if (cum > target) return static_cast<int64_t>(i);
   }
-  if (last >= 0) return last;  // rounding left the target at the very end
-  for (size_t i = n; i-- > 0;)
-    if (s.weights[i] > 0.0f) return static_cast<int64_t>(i);
-  return -1;
+  return -1;  // not reached: the masses add up to total > target
 }
 
-// Sets the weights of `ids` to 0 and recomputes the sums of their blocks;
+// Sets the masses of `ids` (distinct) to 0 and takes them off their blocks;
 // returns the new total.
-double remove_weights(std::span<const int32_t> ids, SampleScratch& s) {
-  for (int32_t id : ids) s.weights[static_cast<size_t>(id)] = 0.0f;
+uint64_t remove_weights(std::span<const int32_t> ids, uint64_t total, SampleScratch& s) {
   for (int32_t id : ids) {
-    const size_t b = static_cast<size_t>(id) / kSumBlock;
-    const size_t e = std::min(s.weights.size(), (b + 1) * kSumBlock);
-    double sum = 0;
-    for (size_t i = b * kSumBlock; i < e; ++i) sum += s.weights[i];
-    s.block_sums[b] = sum;
+    uint64_t& q = s.mass[static_cast<size_t>(id)];
+    s.block_mass[static_cast<size_t>(id) / kSumBlock] -= q;
+    total -= q;
+    q = 0;
   }
-  double total = 0;
-  for (double v : s.block_sums) total += v;
   return total;
 }
 
@@ -128,12 +173,12 @@ bool weighted_before(const WeightedCandidate& a, const WeightedCandidate& b) {
 }
 
 // Reorders v so that v[0, k) are its k best (weighted_before), k the
-// smallest with weight sum >= target (v.size() when the sum never gets
-// there), and returns k. Quickselect on weights: partition around a
+// smallest with mass sum >= target (v.size() when the sum never gets
+// there), and returns k. Quickselect on masses: partition around a
 // median-of-three pivot, keep the side that holds the cut. Expected linear.
-size_t weighted_select(std::vector<WeightedCandidate>& v, double target) {
+size_t weighted_select(std::vector<WeightedCandidate>& v, uint64_t target) {
   size_t lo = 0, hi = v.size();  // v[0, lo) are kept (mass acc); the cut is in (lo, hi]
-  double acc = 0;
+  uint64_t acc = 0;
   while (hi - lo > 16) {
     const WeightedCandidate& a = v[lo];
     const WeightedCandidate& b = v[lo + (hi - lo) / 2];
@@ -144,8 +189,8 @@ size_t weighted_select(std::vector<WeightedCandidate>& v, double target) {
     const auto mid = std::partition(first, v.begin() + static_cast<ptrdiff_t>(hi),
                                     [&](const WeightedCandidate& x) { return weighted_before(x, pivot); });
     const size_t j = static_cast<size_t>(mid - v.begin());
-    double s = 0;
-    for (size_t i = lo; i < j; ++i) s += v[i].weight;
+    uint64_t s = 0;
+    for (size_t i = lo; i < j; ++i) s += v[i].mass;
     if (acc + s >= target) {  // the cut lies among the better ones (j > lo, since acc < target)
       hi = j;
       continue;
@@ -157,13 +202,13 @@ size_t weighted_select(std::vector<WeightedCandidate>& v, double target) {
         std::swap(v[i], v[j]);
         break;
       }
-    acc += v[j].weight;
+    acc += v[j].mass;
     if (acc >= target) return j + 1;
     lo = j + 1;
   }
   std::sort(v.begin() + static_cast<ptrdiff_t>(lo), v.begin() + static_cast<ptrdiff_t>(hi), weighted_before);
   for (size_t i = lo; i < hi; ++i) {
-    acc += v[i].weight;
+    acc += v[i].mass;
     if (acc >= target) return i + 1;
   }
   return hi;
@@ -277,31 +322,57 @@ void apply_penalties(std::span<float> logits, std::span<const int32_t> window, f
   }
 }
 
+int mass_shift(size_t n) {
+  const int log2n = n <= 1 ? 0 : static_cast<int>(std::bit_width(n - 1));  // ceil(log2 n)
+  return std::min(52, 62 - log2n);
+}
+
+uint64_t token_mass(float logit, float max_logit, float inv_t, double scale) {
+  return mass_of(fast_exp((logit - max_logit) * inv_t), scale);
+}
+
+uint64_t logit_mass(std::span<const float> logits, float max_logit) {
+  return mass_into(logits.data(), logits.size(), max_logit, mass_scale(logits.size()));
+}
+
+uint64_t nucleus_target(uint64_t total, float top_p) {
+  const double t = static_cast<double>(top_p) * static_cast<double>(total);
+  auto r = static_cast<uint64_t>(t);
+  if (static_cast<double>(r) < t) ++r;
+  return std::max<uint64_t>(1, std::min(r, total));
+}
+
 size_t top_p_keep(std::span<const Candidate> sorted, float top_p) {
   const size_t n = sorted.size();
   if (top_p >= 1.0f || n <= 1) return n;
-  const double m = sorted[0].logit;
-  double z = 0;
-  for (const Candidate& c : sorted) z += std::exp(static_cast<double>(c.logit) - m);
-  const double target = static_cast<double>(top_p) * z;
-  double cum = 0;
+  const float m = sorted[0].logit;
+  const double scale = mass_scale(n);
+  uint64_t total = 0;
+  for (const Candidate& c : sorted) total += token_mass(c.logit, m, 1.0f, scale);
+  const uint64_t target = nucleus_target(total, top_p);
+  uint64_t cum = 0;
   for (size_t i = 0; i < n; ++i) {
-    cum += std::exp(static_cast<double>(sorted[i].logit) - m);
+    cum += token_mass(sorted[i].logit, m, 1.0f, scale);
     if (cum >= target) return i + 1;
   }
   return n;
 }
 
-void top_p_cut(std::span<const float> logits, float max_logit, float top_p, TopPCut& out, SampleScratch& scratch) {
+namespace {
+// top_p_cut given the masses and their total mass_weights left in scratch at
+// temperature 1 (the sampler weighs once for its two paths).
+void top_p_cut_weighed(std::span<const float> logits, float max_logit, float top_p, uint64_t total, TopPCut& out,
+                       SampleScratch& scratch) {
   out.tied_out.clear();
   const size_t n = logits.size();
   const float* x = logits.data();
-  const double target = static_cast<double>(top_p) * exp_weights(logits, max_logit, 1.0f, kNegInf, scratch);
-  const float* w = scratch.weights.data();
+  const uint64_t target = nucleus_target(total, top_p);
+  const uint64_t* q = scratch.mass.data();
   // A histogram of the mass over kBins equal bins of logit, from the maximum
   // down to the smallest logit with weight: the bins above the one where the
   // running mass reaches the target are kept whole; only the tokens of that
-  // bin need ordering (a weighted quickselect).
+  // bin need ordering (a weighted quickselect). The masses are integers, so
+  // the nucleus does not depend on the order they are added in.
   constexpr size_t kBins = 2048;
   float lo = max_logit;  // the smallest logit with weight (8 lanes: vectorized)
   {
@@ -316,18 +387,18 @@ void top_p_cut(std::span<const float> logits, float max_logit, float top_p, TopP
   const float range = max_logit - lo;
   const float scale = range > 1e-30f ? static_cast<float>(kBins) / range : 0.0f;
   auto bin_of = [&](float v) { return std::min(kBins - 1, static_cast<size_t>((max_logit - v) * scale)); };
-  std::vector<double>& mass = scratch.bins;
-  mass.assign(kBins, 0.0);
+  std::vector<uint64_t>& mass = scratch.bins;
+  mass.assign(kBins, 0);
   for (size_t i = 0; i < n; ++i)
-    if (w[i] > 0.0f) mass[bin_of(x[i])] += w[i];
+    if (q[i] > 0) mass[bin_of(x[i])] += q[i];
   size_t cut = 0;
-  double acc = 0;
+  uint64_t acc = 0;
   while (cut + 1 < kBins && acc + mass[cut] < target) acc += mass[cut++];
   // the tokens of the cut's bin, ordered just enough to find the last one kept
   std::vector<WeightedCandidate>& v = scratch.weighted;
   v.clear();
   auto take = [&](size_t i) {
-    if (w[i] > 0.0f && bin_of(x[i]) == cut) v.push_back({x[i], static_cast<int32_t>(i), w[i]});
+    if (q[i] > 0 && bin_of(x[i]) == cut) v.push_back({x[i], static_cast<int32_t>(i), q[i]});
   };
   if (scale == 0.0f) {
     for (size_t i = 0; i < n; ++i) take(i);
@@ -344,7 +415,7 @@ void top_p_cut(std::span<const float> logits, float max_logit, float top_p, TopP
     }
     for (; i < n; ++i) take(i);
   }
-  if (v.empty()) {  // only when rounding left the target beyond the last bin: keep every token with weight
+  if (v.empty()) {  // not reached (the masses add up to the target): keep every token with weight
     out.threshold = lo;
     return;
   }
@@ -353,6 +424,12 @@ void top_p_cut(std::span<const float> logits, float max_logit, float top_p, TopP
   out.threshold = last.logit;
   for (size_t i = keep; i < v.size(); ++i)
     if (v[i].logit == last.logit) out.tied_out.push_back(v[i].id);  // ties after the last one kept
+}
+}  // namespace
+
+void top_p_cut(std::span<const float> logits, float max_logit, float top_p, TopPCut& out, SampleScratch& scratch) {
+  const uint64_t total = mass_weights(logits, max_logit, 1.0f, kNegInf, mass_scale(logits.size()), scratch);
+  top_p_cut_weighed(logits, max_logit, top_p, total, out, scratch);
 }
 
 float min_p_floor(float max_logit, float min_p) {
@@ -365,7 +442,8 @@ float min_p_floor(float max_logit, float min_p) {
 
 int64_t draw_index(std::span<const float> logits, float max_logit, float temperature, float floor, double u,
                    SampleScratch& scratch) {
-  const double total = exp_weights(logits, max_logit, inverse_temperature(temperature), floor, scratch);
+  const double scale = mass_scale(logits.size());
+  const uint64_t total = mass_weights(logits, max_logit, inverse_temperature(temperature), floor, scale, scratch);
   return pick(scratch, total, u);
 }
 
@@ -419,22 +497,100 @@ size_t Sampler::best_needed(bool want_logprobs) const {
   const SamplerParams& p = params_;
   if (want_logprobs || !bias_.empty() || p.penalties_active()) return 0;
   if (p.temperature == 0.0f) return 1;
-  return p.top_k > 0 && static_cast<size_t>(p.top_k) <= kMaxBest ? static_cast<size_t>(p.top_k) : 0;
+  if (p.top_k > 0) return static_cast<size_t>(p.top_k) <= kMaxBest ? static_cast<size_t>(p.top_k) : 0;
+  return p.top_p < 1.0f || p.min_p > 0.0f ? kMaxBest : 0;
 }
 
-int32_t Sampler::sample_best(std::span<const Candidate> best, std::span<const int32_t> history) {
+bool Sampler::mass_needed() const {
+  const SamplerParams& p = params_;
+  return p.temperature > 0.0f && p.top_k == 0 && p.top_p < 1.0f;
+}
+
+int32_t Sampler::draw_truncated_best(std::span<const Candidate> best, uint64_t mass, double u) {
+  const SamplerParams& p = params_;
+  const float m = best[0].logit;
+  if (!std::isfinite(m)) return -1;  // +inf: the whole-vocabulary path decides
+  const double scale = mass_scale(static_cast<size_t>(n_vocab_));
+  const float floor = min_p_floor(m, p.min_p);
+  size_t keep = best.size();
+  if (p.top_p < 1.0f) {
+    // the nucleus: the shortest run of the best whose mass reaches the target
+    if (mass == 0) return -1;  // not given (the maximum alone weighs 2^s)
+    const uint64_t target = nucleus_target(mass, p.top_p);
+    uint64_t cum = 0;
+    keep = 0;
+    for (size_t i = 0; i < best.size() && keep == 0; ++i) {
+      cum += token_mass(best[i].logit, m, 1.0f, scale);
+      if (cum >= target) keep = i + 1;
+    }
+    if (keep == 0) return -1;  // the nucleus goes on beyond the best
+  } else if (best.size() == kMaxBest && best.back().logit >= floor) {
+    return -1;  // the min-p set may go on beyond the best
+  }
+  // 5-7: min-p, temperature and the draw over the kept set in id order, as
+  // the whole-vocabulary path walks it (its other tokens weigh 0 there)
+  const float inv_t = inverse_temperature(p.temperature);
+  std::vector<WeightedCandidate>& v = scratch_.weighted;
+  v.clear();
+  for (size_t i = 0; i < keep; ++i)
+    if (best[i].logit >= floor) v.push_back({best[i].logit, best[i].id, token_mass(best[i].logit, m, inv_t, scale)});
+  std::sort(v.begin(), v.end(), [](const WeightedCandidate& a, const WeightedCandidate& b) { return a.id < b.id; });
+  uint64_t total = 0;
+  for (const WeightedCandidate& c : v) total += c.mass;
+  if (total == 0) return -1;
+  const uint64_t target = draw_target(u, total);
+  uint64_t cum = 0;
+  for (const WeightedCandidate& c : v) {
+    cum += c.mass;
+    if (cum > target) return c.id;
+  }
+  return -1;
+}
+
+int32_t Sampler::sample_best(std::span<const Candidate> best, std::span<const int32_t> history, uint64_t mass) {
   const size_t k = best_needed(false);
   check(k > 0 && best.size() <= k, Status::internal, "sampler: {} best candidates given where {} are needed",
         best.size(), k);
   int32_t token = -1;
+  const double u = sampler_uniform(params_.seed, history.size());
   if (params_.temperature == 0.0f) {
     if (!best.empty()) token = best[0].id;
-  } else {
+  } else if (params_.top_k > 0) {
     cands_.assign(best.begin(), best.end());
-    token = draw_top_k(sampler_uniform(params_.seed, history.size()));
+    token = draw_top_k(u);
+  } else {
+    check_sampled(best.empty() ? -1 : 0);
+    return draw_truncated_best(best, mass, u);
   }
   check_sampled(token);
   return token;
+}
+
+int32_t Sampler::draw_vocabulary(std::span<const float> l, float m, double u) {
+  const SamplerParams& p = params_;
+  // 4-7 from the best kMaxBest and the mass, when the truncated set is among
+  // them (as with a device: see sample_best)
+  const double scale = mass_scale(l.size());
+  uint64_t mass = 0;  // at temperature 1 (top-p), each token's in scratch_
+  if (p.top_p < 1.0f) mass = mass_weights(l, m, 1.0f, kNegInf, scale, scratch_);
+  if (p.top_p < 1.0f || p.min_p > 0.0f) {
+    select_top_k(l, kMaxBest, best_);
+    const int32_t token = draw_truncated_best(best_, mass, u);
+    if (token >= 0) return token;
+  }
+  // else 4: top-p over the whole vocabulary as a floor on the logits (plus
+  // the ties at the floor that fall outside); 5-7: min-p (another floor),
+  // temperature and the draw, in token id order
+  float floor = min_p_floor(m, p.min_p);
+  bool cut_ties = false;
+  if (p.top_p < 1.0f) {
+    top_p_cut_weighed(l, m, p.top_p, mass, topp_, scratch_);
+    cut_ties = topp_.threshold >= floor;
+    floor = std::max(floor, topp_.threshold);
+  }
+  uint64_t total = mass_weights(l, m, inverse_temperature(p.temperature), floor, scale, scratch_);
+  if (cut_ties && !topp_.tied_out.empty()) total = remove_weights(topp_.tied_out, total, scratch_);
+  return static_cast<int32_t>(pick(scratch_, total, u));
 }
 
 int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history, Logprobs* out,
@@ -469,20 +625,7 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
       select_top_k(l, static_cast<size_t>(p.top_k), cands_);
       token = draw_top_k(u);
     } else if (const float m = max_logit(l); m > kNegInf) {
-      // 4: top-p over the whole vocabulary as a floor on the logits (plus
-      // the ties at the floor that fall outside); 5-7: min-p (another
-      // floor), temperature and the draw, in token id order
-      float floor = min_p_floor(m, p.min_p);
-      bool cut_ties = false;
-      if (p.top_p < 1.0f) {
-        top_p_cut(l, m, p.top_p, topp_, scratch_);
-        cut_ties = topp_.threshold >= floor;
-        floor = std::max(floor, topp_.threshold);
-      }
-      double total = exp_weights(l, m, inverse_temperature(p.temperature), floor, scratch_);
-      if (cut_ties && !topp_.tied_out.empty()) total = remove_weights(topp_.tied_out, scratch_);
-      const int64_t i = pick(scratch_, total, u);
-      if (i >= 0) token = static_cast<int32_t>(i);
+      token = draw_vocabulary(l, m, u);
     }
   }
   check_sampled(token);
@@ -490,7 +633,7 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   if (out != nullptr) {
     // log_softmax(l') over the whole vocabulary
     const float m = max_logit(l);
-    const double lse = static_cast<double>(m) + std::log(exp_weights(l, m, 1.0f, kNegInf, scratch_));
+    const double lse = static_cast<double>(m) + std::log(sum_exp(l, m, scratch_));
     out->logprob = static_cast<float>(static_cast<double>(l[static_cast<size_t>(token)]) - lse);
     out->top.clear();
     if (n_top > 0) {

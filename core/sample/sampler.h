@@ -37,15 +37,28 @@
 //   - greedy: one pass (argmax); top-k: one pass with a rising threshold,
 //     then work on k candidates only;
 //   - a bias or a penalty: one memcpy of the logits, then O(window) updates;
-//   - top-p without top-k: one vectorized exp pass, a histogram of the mass
-//     over 2048 logit bins (one pass), one pass collecting the bin that holds
-//     the cut and a weighted quickselect (expected linear) inside it; the cut
-//     becomes a floor on the logits for the draw (one more exp pass);
+//   - top-p or min-p without top-k: one vectorized exp pass (the mass) and
+//     one top-256 pass; when the truncated set is among those 256 (usual for
+//     a model that is fairly sure), the rest works on them only. Otherwise a
+//     histogram of the mass over 2048 logit bins (one pass), one pass
+//     collecting the bin that holds the cut and a weighted quickselect
+//     (expected linear) inside it; the cut becomes a floor on the logits for
+//     the draw (one more exp pass);
 //   - temperature without truncation: one vectorized exp pass;
 //   - log-probabilities: one more vectorized exp pass (+ a top-k pass for
 //     the alternatives).
-// Softmax weights use fast_exp (about 2 ulp, float) summed per block in
-// double.
+//
+// Weights. Every stage that weighs tokens (top-p, the draw) weighs token i of
+// a list of n by the integer mass q_i = floor(w_i * 2^s), w_i =
+// fast_exp((l'_i - l'_max) / T) (fast_exp: about 2 ulp, float, 1 at the
+// maximum), s = mass_shift(n) (52 for n <= 1024, 45 for Llama 3's 128,256):
+// sums of masses are exact in 64 bits whatever their order, so the nucleus
+// and the draw are defined exactly (no rounding decides them), and a backend
+// may add up a vocabulary's mass on a device (logit_mass) and let the host
+// finish from the best few candidates (sample_best) with the same token. A
+// token less likely than 2^-s of the most likely one weighs 0: for a 128,256
+// vocabulary all such tokens together hold less than 4e-9 of the mass.
+// Log-probabilities use the float weights summed in double.
 //
 // A Sampler has no random state: the draw depends only on (seed, position),
 // position being the index the new token will have (history.size()). It
@@ -121,15 +134,30 @@ void apply_penalties(std::span<float> logits, std::span<const int32_t> window, f
 struct WeightedCandidate {
   float logit;
   int32_t id;
-  float weight;  // exp(logit - max)
+  uint64_t mass;  // token_mass(logit, max, 1, scale)
 };
 struct SampleScratch {
-  std::vector<float> weights;        // [n] softmax weights
-  std::vector<double> block_sums;    // [n / 256] their sums per block
+  std::vector<float> weights;        // [n] float softmax weights (log-probabilities)
+  std::vector<uint64_t> mass;        // [n] the masses q_i
+  std::vector<uint64_t> block_mass;  // [n / 256] the masses of each block, summed
   std::vector<float> logits;         // logits of a candidate list, contiguous
   std::vector<WeightedCandidate> weighted;
-  std::vector<double> bins;          // mass histogram of top-p
+  std::vector<uint64_t> bins;        // mass histogram of top-p
 };
+
+// The shift s of the masses of a list of n tokens: min(52, 62 - ceil(log2 n)),
+// so that n masses of at most 2^s add up below 2^62.
+int mass_shift(size_t n);
+inline double mass_scale(size_t n) { return static_cast<double>(uint64_t{1} << mass_shift(n)); }
+// floor(fast_exp((logit - max_logit) * inv_t) * scale) (0 for -inf and NaN).
+// The product is exact in double (a float times a power of two).
+uint64_t token_mass(float logit, float max_logit, float inv_t, double scale);
+// The mass of a whole vocabulary at temperature 1: the sum of
+// token_mass(l_i, max_logit, 1, mass_scale(n)). What a backend reports with
+// the best candidates (Backend::top_k) for top-p without top-k.
+uint64_t logit_mass(std::span<const float> logits, float max_logit);
+// The mass the nucleus must reach: ceil(top_p * total), at least 1.
+uint64_t nucleus_target(uint64_t total, float top_p);
 
 // How many of `sorted` (by candidate_before, non-empty) top-p keeps.
 size_t top_p_keep(std::span<const Candidate> sorted, float top_p);
@@ -149,10 +177,11 @@ void top_p_cut(std::span<const float> logits, float max_logit, float top_p, TopP
 // (-inf for min_p 0): min-p keeps exactly the logits >= f.
 float min_p_floor(float max_logit, float min_p);
 
-// Index into `logits` drawn with weights exp((l - max_logit) / temperature)
-// for l >= floor (0 below, and for -inf/NaN) by the uniform u in [0, 1),
-// walking in index order. max_logit is the maximum of logits (finite).
-// Returns -1 when every weight is 0.
+// Index into `logits` drawn with the masses of exp((l - max_logit) /
+// temperature) for l >= floor (0 below, and for -inf/NaN) by the uniform u
+// in [0, 1): the first index, walking in index order, at which the running
+// mass passes floor(u * total). max_logit is the maximum of logits (finite).
+// Returns -1 when every mass is 0.
 int64_t draw_index(std::span<const float> logits, float max_logit, float temperature, float floor, double u,
                    SampleScratch& scratch);
 
@@ -184,19 +213,25 @@ class Sampler {
 
   // Sampling from the best candidates only, so that logits kept on a device
   // need not be read whole (a backend finds the k best; see Backend::top_k).
-  // best_needed() is how many of the best adjusted logits the chain reads
-  // when nothing else of the vocabulary matters: 1 for greedy, top_k for
-  // top-k sampling with top_k <= kMaxBest; 0 when the whole vocabulary is
-  // needed (a logit bias, active penalties, top-p or temperature without
-  // top-k, log-probabilities, which normalise over every token).
-  // sample_best(best, history) then gives exactly the token sample() gives
-  // for the same logits and history; best must be select_top_k(logits,
-  // best_needed()) (sorted by candidate_before, -inf and NaN left out).
-  // Throws Error(invalid_argument) when best is empty (no finite logit) and
+  // best_needed() is how many of the best adjusted logits the chain asks
+  // for: 1 for greedy; top_k for top-k sampling with top_k <= kMaxBest;
+  // kMaxBest for top-p or min-p without top-k, whose truncated set is
+  // usually far smaller than the vocabulary (top-p then also needs the
+  // vocabulary's mass: mass_needed()); 0 when the whole vocabulary is needed
+  // (a logit bias, active penalties, temperature without truncation,
+  // log-probabilities, which normalise over every token).
+  // sample_best(best, history, mass) then gives exactly the token sample()
+  // gives for the same logits and history, or -1 when the best do not hold
+  // the whole truncated set (top-p or min-p without top-k: the caller then
+  // samples from all the logits). best must be select_top_k(logits,
+  // best_needed()) (sorted by candidate_before, -inf and NaN left out) and
+  // mass logit_mass(logits, best[0].logit) when mass_needed(). Throws
+  // Error(invalid_argument) when best is empty (no finite logit) and
   // Error(internal) when best_needed() is 0 or best is longer.
   static constexpr size_t kMaxBest = 256;
   size_t best_needed(bool want_logprobs) const;
-  int32_t sample_best(std::span<const Candidate> best, std::span<const int32_t> history);
+  bool mass_needed() const;
+  int32_t sample_best(std::span<const Candidate> best, std::span<const int32_t> history, uint64_t mass = 0);
 
  private:
   SamplerParams params_;
@@ -206,8 +241,16 @@ class Sampler {
   std::vector<float> adjusted_;        // [n_vocab] when a bias or a penalty is active
   std::vector<int32_t> window_;        // sorted copy of the penalty window
   std::vector<Candidate> cands_;       // the candidate list of the chain
+  std::vector<Candidate> best_;        // the best kMaxBest (top-p or min-p without top-k)
   // stages 4-7 on cands_ (sorted, the top-k list): the token, or -1
   int32_t draw_top_k(double u);
+  // stages 4-7 without top-k from the best candidates and the mass (see
+  // sample_best): the token, or -1 when they do not hold the truncated set
+  int32_t draw_truncated_best(std::span<const Candidate> best, uint64_t mass, double u);
+  // stages 4-7 without top-k over the whole vocabulary (l's maximum m is
+  // finite): from the best when the truncated set is among them, else by
+  // floors on the logits; the token, or -1
+  int32_t draw_vocabulary(std::span<const float> l, float m, double u);
   SampleScratch scratch_;
   TopPCut topp_;
 };

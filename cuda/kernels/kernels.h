@@ -153,6 +153,11 @@ bool flash_prefill_supports(const PagedKv& kv, int n_heads, int n_kv_heads, int 
 // keys (none needed when n <= kTopKChunk or k == 1).
 cudaError_t launch_top_k(const float* logits, int n, int k, uint64_t* scratch, uint64_t* out_keys,
                          cudaStream_t stream);
+// The sampler's mass of n logits (logit_mass, sample/sampler.h) against the
+// logit of *best_key (a key of topk.h, on the device: launch_top_k's first),
+// with scale = mass_scale(n), into *out (device memory). No host wait.
+cudaError_t launch_logit_mass(const float* logits, int n, const uint64_t* best_key, double scale, uint64_t* out,
+                              cudaStream_t stream);
 
 // Floats of scratch launch_attention needs.
 inline size_t attention_scratch_floats(int tokens, int n_heads, int head_dim, int splits) {

@@ -9,6 +9,11 @@
 // network and writes its first k; a round over n keys leaves
 // ceil(n / kTopKChunk) * k, and the last round (one chunk) writes the
 // answer. 128256 logits, k = 256: 63 blocks, then 8, then 1.
+//
+// The mass (launch_logit_mass): each thread adds its logits' terms in 64-bit
+// integers, a warp adds its threads' by shuffles and one atomicAdd per warp
+// adds that to the output. Integer sums: the order of the adds does not
+// matter, so the result is the host's bit for bit.
 #include <cstdint>
 
 #include "kernels/kernels.h"
@@ -78,7 +83,29 @@ __global__ void __launch_bounds__(kSortThreads) topk_round(const float* __restri
   for (int i = threadIdx.x; i < k; i += blockDim.x) out[static_cast<size_t>(blockIdx.x) * k + i] = s[i];
 }
 
+__global__ void logit_mass_kernel(const float* __restrict__ logits, int n, const uint64_t* __restrict__ best_key,
+                                  double scale, unsigned long long* out) {
+  const float m = topk_key_logit(*best_key);
+  unsigned long long sum = 0;
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
+    sum += logit_mass_term(logits[i], m, scale);
+  for (int o = 16; o > 0; o >>= 1) sum += __shfl_down_sync(0xFFFFFFFFu, sum, o);
+  if (threadIdx.x % 32 == 0 && sum != 0) atomicAdd(out, sum);
+}
+
 }  // namespace
+
+cudaError_t launch_logit_mass(const float* logits, int n, const uint64_t* best_key, double scale, uint64_t* out,
+                              cudaStream_t stream) {
+  if (n < 0 || logits == nullptr || best_key == nullptr || out == nullptr || !(scale >= 1.0 && scale <= 0x1p52))
+    return cudaErrorInvalidValue;
+  cudaError_t e = cudaMemsetAsync(out, 0, sizeof(uint64_t), stream);
+  if (e != cudaSuccess || n == 0) return e;
+  const int blocks = n / (kArgmaxThreads * 8) + 1 < 264 ? n / (kArgmaxThreads * 8) + 1 : 264;
+  logit_mass_kernel<<<blocks, kArgmaxThreads, 0, stream>>>(logits, n, best_key, scale,
+                                                           reinterpret_cast<unsigned long long*>(out));
+  return cudaGetLastError();
+}
 
 cudaError_t launch_top_k(const float* logits, int n, int k, uint64_t* scratch, uint64_t* out_keys,
                          cudaStream_t stream) {

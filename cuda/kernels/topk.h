@@ -41,6 +41,48 @@ PACA_HD inline float topk_key_logit(uint64_t key) {
   return x;
 }
 
+// The sampler's mass of one logit (sample/sampler.h, "Weights": token_mass
+// at temperature 1) for the device to add up (launch_logit_mass): fast_exp
+// (util/fast_exp.h) step by step with correctly rounded operations, never
+// fused (the device's __f*_rn intrinsics; on the host plain operations, which
+// ISO C++ mode does not contract), so both give the same bits.
+#ifdef __CUDA_ARCH__
+#define PACA_MUL(a, b) __fmul_rn(a, b)
+#define PACA_ADD(a, b) __fadd_rn(a, b)
+#define PACA_SUB(a, b) __fsub_rn(a, b)
+#else
+#define PACA_MUL(a, b) ((a) * (b))
+#define PACA_ADD(a, b) ((a) + (b))
+#define PACA_SUB(a, b) ((a) - (b))
+#endif
+PACA_HD inline float mass_exp(float x) {
+  const bool zero = !(x >= -87.0f);  // also NaN
+  x = zero ? -87.0f : x;
+  x = x < 88.0f ? x : 88.0f;
+  const float n = PACA_SUB(PACA_ADD(PACA_MUL(x, 1.44269504088896341f), 12582912.0f), 12582912.0f);
+  const float r = PACA_SUB(PACA_SUB(x, PACA_MUL(n, 0.693359375f)), PACA_MUL(n, -2.12194440e-4f));
+  float p = 1.9875691500e-4f;
+  p = PACA_ADD(PACA_MUL(p, r), 1.3981999507e-3f);
+  p = PACA_ADD(PACA_MUL(p, r), 8.3334519073e-3f);
+  p = PACA_ADD(PACA_MUL(p, r), 4.1665795894e-2f);
+  p = PACA_ADD(PACA_MUL(p, r), 1.6666665459e-1f);
+  p = PACA_ADD(PACA_MUL(p, r), 5.0000001201e-1f);
+  p = PACA_ADD(PACA_ADD(PACA_MUL(PACA_MUL(p, r), r), r), 1.0f);
+  const uint32_t bits = static_cast<uint32_t>(static_cast<int32_t>(n) + 127) << 23;
+  float two_n;
+  std::memcpy(&two_n, &bits, sizeof two_n);
+  return zero ? 0.0f : PACA_MUL(p, two_n);
+}
+// floor(mass_exp(logit - max) * scale), scale = 2^s <= 2^52: the product of
+// a float and a power of two is exact in double, so truncation is the floor.
+PACA_HD inline uint64_t logit_mass_term(float logit, float max_logit, double scale) {
+  const double d = static_cast<double>(mass_exp(PACA_SUB(logit, max_logit))) * scale;
+  return static_cast<uint64_t>(d);
+}
+#undef PACA_MUL
+#undef PACA_ADD
+#undef PACA_SUB
+
 // Each round of launch_top_k sorts chunks of kTopKChunk keys (one thread
 // block each, in shared memory) and keeps each chunk's best k; the rounds
 // repeat on the kept keys until one chunk is left, whose best k are the

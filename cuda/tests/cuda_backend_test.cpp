@@ -563,6 +563,41 @@ TEST(CudaHost, TopKKeys) {
   EXPECT_EQ(launch_top_k(&f, 5000, 2, nullptr, &k, nullptr), cudaErrorInvalidValue);  // rounds without scratch
 }
 
+// The device's mass term (kernels/topk.h, written out with explicit
+// roundings) compiled for the host gives the sampler's token_mass bit for
+// bit: awkward logits against several maxima, and every 97th float pattern
+// of the differences that matter ([-88, 0]).
+TEST(CudaHost, MassTermIsTheSamplers) {
+  using namespace paca::cuda;
+  std::mt19937 rng(7);
+  const std::vector<float> l = awkward_logits(rng, 20000);
+  for (size_t n : {size_t{1}, size_t{700}, size_t{128256}}) {
+    const double scale = paca::mass_scale(n);
+    for (float m : {0.0f, 8.0f, -3.25f, 3.4028235e38f, 1e-45f}) {
+      for (float x : l) {
+        if (x > m) continue;  // the maximum is the largest logit
+        ASSERT_EQ(logit_mass_term(x, m, scale), paca::token_mass(x, m, 1.0f, scale)) << x << " " << m << " " << n;
+      }
+    }
+    uint64_t checked = 0;
+    for (uint32_t b = 0x80000000u; b <= 0xC2B00000u; b += 97) {  // -0 .. -88
+      float d;
+      std::memcpy(&d, &b, sizeof d);
+      ASSERT_EQ(logit_mass_term(d, 0.0f, scale), paca::token_mass(d, 0.0f, 1.0f, scale)) << d;
+      ++checked;
+    }
+    EXPECT_GT(checked, 10000000u);
+  }
+  EXPECT_EQ(logit_mass_term(0.0f, 0.0f, 0x1p45), uint64_t{1} << 45);  // the maximum weighs 2^s
+  float f = 0;
+  uint64_t k = 0, out = 0;
+  EXPECT_EQ(launch_logit_mass(nullptr, 1, &k, 2.0, &out, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(launch_logit_mass(&f, 1, nullptr, 2.0, &out, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(launch_logit_mass(&f, 1, &k, 2.0, nullptr, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(launch_logit_mass(&f, -1, &k, 2.0, &out, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(launch_logit_mass(&f, 1, &k, 0x1p53, &out, nullptr), cudaErrorInvalidValue);
+}
+
 // ---- ops: CUDA vs CPU -------------------------------------------------------
 
 // A host weight and the bytes behind it.
@@ -686,23 +721,37 @@ class CudaOps : public ::testing::Test {
 };
 
 // The device's k best against select_top_k over the same logits: the same
-// indices in the same order, the same values (awkward values included).
+// indices in the same order, the same values (awkward values included); and
+// the vocabulary's mass against logit_mass, bit for bit (integers), with and
+// without +inf (whose mass means nothing) and with no finite logit at all.
 TEST_F(CudaOps, TopK) {
   for (int n : {1, 7, 2048, 2049, 5000, 32000, 128256}) {
-    const std::vector<float> l = awkward_logits(rng_, static_cast<size_t>(n));
-    const Act dev = act(*gpu_, 1, n, l);
-    for (size_t k : {size_t{1}, size_t{2}, size_t{40}, size_t{256}, size_t{300}}) {
-      std::vector<paca::Candidate> got, want;
-      gpu_->top_k(dev.data, static_cast<size_t>(n), k, got);
-      paca::select_top_k(l, k, want);
-      ASSERT_EQ(got.size(), want.size()) << "n " << n << " k " << k;
-      for (size_t i = 0; i < want.size(); ++i) {
-        ASSERT_EQ(got[i].id, want[i].id) << "n " << n << " k " << k << " rank " << i;
-        ASSERT_EQ(got[i].logit, want[i].logit) << "n " << n << " k " << k << " rank " << i;
+    for (int variant = 0; variant < 3; ++variant) {
+      std::vector<float> l = awkward_logits(rng_, static_cast<size_t>(n));
+      const float inf = std::numeric_limits<float>::infinity();
+      if (variant == 1) std::replace(l.begin(), l.end(), inf, 7.5f);
+      if (variant == 2) std::fill(l.begin(), l.end(), -inf);
+      const Act dev = act(*gpu_, 1, n, l);
+      for (size_t k : {size_t{1}, size_t{2}, size_t{40}, size_t{256}, size_t{300}}) {
+        std::vector<paca::Candidate> got, want;
+        uint64_t mass = 12345;
+        gpu_->top_k(dev.data, static_cast<size_t>(n), k, got, &mass);
+        paca::select_top_k(l, k, want);
+        ASSERT_EQ(got.size(), want.size()) << "n " << n << " k " << k;
+        for (size_t i = 0; i < want.size(); ++i) {
+          ASSERT_EQ(got[i].id, want[i].id) << "n " << n << " k " << k << " rank " << i;
+          ASSERT_EQ(got[i].logit, want[i].logit) << "n " << n << " k " << k << " rank " << i;
+        }
+        if (want.empty()) {
+          EXPECT_EQ(mass, 0u);
+        } else if (std::isfinite(want[0].logit)) {
+          ASSERT_EQ(mass, paca::logit_mass(l, want[0].logit)) << "n " << n << " k " << k;
+        }
       }
     }
   }
 }
+
 
 TEST_F(CudaOps, Embed) {
   const TensorView& t = weight(DType::bf16, 301, 200);
@@ -1338,6 +1387,40 @@ std::unique_ptr<paca::LlamaModel> cuda_synthetic(bool graphs, int splits, bool c
   o.attention_splits = splits;
   o.use_cublaslt = cublaslt;
   return synthetic_on(paca::cuda::make_cuda_backend(o));
+}
+
+// Session::sample on a GPU model (logits kept on the device: the k best, and
+// for top-p the mass, come back) gives the token the same sampler gives
+// from the session's logits read whole, for greedy, top-k, top-p (a nucleus
+// among the 256 best or beyond them), min-p and plain temperature.
+TEST(CudaSampling, KeptLogitsGiveTheHostsTokens) {
+  SKIP_WITHOUT_DEVICE();
+  auto m = cuda_synthetic(true, 0);
+  paca::BlockPool pool(m->kv_backend(), m->kv_layout());
+  const std::vector<paca::SamplerParams> ps = [] {
+    std::vector<paca::SamplerParams> v(7);
+    v[1].temperature = 0.8f, v[1].top_k = 40;
+    v[2].temperature = 0.7f, v[2].top_p = 0.9f;
+    v[3].temperature = 1.0f, v[3].top_p = 0.2f;
+    v[4].temperature = 0.6f, v[4].min_p = 0.3f;
+    v[5].temperature = 1.2f;
+    v[6].temperature = 0.9f, v[6].top_p = 0.95f, v[6].min_p = 0.05f;
+    for (size_t i = 0; i < v.size(); ++i) v[i].seed = 100 + i;
+    return v;
+  }();
+  for (size_t c = 0; c < ps.size(); ++c) {
+    paca::Session s(*m, pool, 0);
+    std::vector<int32_t> p(37);
+    for (size_t i = 0; i < p.size(); ++i) p[i] = static_cast<int32_t>((i * 53 + c) % 1000);
+    s.prefill(p);
+    paca::Sampler kept(ps[c], 1000), whole(ps[c], 1000);
+    for (int step = 0; step < 16; ++step) {
+      const int32_t a = s.sample(kept);
+      const int32_t b = whole.sample(s.logits(), s.tokens());
+      ASSERT_EQ(a, b) << "sampler " << c << " step " << step;
+      s.prefill(std::span<const int32_t>(&a, 1));
+    }
+  }
 }
 
 // Graphs on and off launch the same kernels on the same data (with the

@@ -56,9 +56,9 @@ class Counting final : public Backend {
     ++to_host_calls;
     in_->to_host(src, dst, n);
   }
-  void top_k(const float* logits, size_t n, size_t k, std::vector<Candidate>& out) override {
+  void top_k(const float* logits, size_t n, size_t k, std::vector<Candidate>& out, uint64_t* mass) override {
     ++top_k_calls;
-    Backend::top_k(logits, n, k, out);  // the default: read them all, select on the host
+    Backend::top_k(logits, n, k, out, mass);  // the default: read them all, select on the host
   }
   DeviceMemory memory() const override { return in_->memory(); }
 
@@ -181,22 +181,25 @@ TEST(KeptLogits, ChunkedPrefillGivesTheSameLogits) {
 
 // Every sampler the chain allows, through Session::sample, on both sessions,
 // token for token; the kept session sends only the k best when the sampler
-// needs no more (greedy, top-k), and all logits otherwise.
+// needs no more (greedy, top-k; top-p and min-p when the truncated set is
+// among the 256 best), and all logits otherwise.
 TEST(KeptLogits, SamplingGivesTheSameTokensAndReadsOnlyTheBest) {
   struct Case {
     SamplerParams p;
     bool logprobs;
     bool best;  // expected to go through top_k
+    int fits;   // top-p/min-p without top-k: 1 when the set is among the 256 best (nothing more read)
   };
   std::vector<Case> cases = {
-      {params(0.0f, 0), false, true},         {params(0.9f, 1), false, true},
-      {params(0.9f, 40, 0.9f), false, true},  {params(1.3f, 256, 1.0f, 0.02f), false, true},
-      {params(0.8f, 0, 0.9f), false, false},  {params(0.8f, 257), false, false},
-      {params(0.0f, 0), true, false},         {params(0.9f, 40), true, false},
+      {params(0.0f, 0), false, true, 1},         {params(0.9f, 1), false, true, 1},
+      {params(0.9f, 40, 0.9f), false, true, 1},  {params(1.3f, 256, 1.0f, 0.02f), false, true, 1},
+      {params(0.8f, 0, 0.9f), false, true, 0},   {params(0.8f, 0, 0.5f, 0.9f), false, true, 1},
+      {params(0.8f, 0, 0.2f), false, true, 1},   {params(0.8f, 257), false, false, 1},
+      {params(0.0f, 0), true, false, 1},         {params(0.9f, 40), true, false, 1},
   };
   SamplerParams pen = params(0.0f, 0);
   pen.repeat_penalty = 1.3f;
-  cases.push_back({pen, false, false});
+  cases.push_back({pen, false, false, 1});
   for (size_t c = 0; c < cases.size(); ++c) {
     SCOPED_TRACE("case " + std::to_string(c));
     Models m;
@@ -211,8 +214,9 @@ TEST(KeptLogits, SamplingGivesTheSameTokensAndReadsOnlyTheBest) {
       const int32_t a = kept.sample(sk, cases[c].logprobs ? &lk : nullptr, 3);
       const bool used_best = m.be->top_k_calls == tops + 1;
       EXPECT_EQ(used_best, cases[c].best);
-      // the default top_k reads all logits itself; the sampler reads none beyond it
-      EXPECT_EQ(m.be->to_host_calls, reads + 1);
+      // the default top_k reads all logits itself; the sampler reads none
+      // beyond it unless the truncated set goes on beyond the best
+      EXPECT_EQ(m.be->to_host_calls, reads + 1 + (cases[c].fits == 1 ? 0 : 1));
       const int32_t b = host.sample(sh, cases[c].logprobs ? &lh : nullptr, 3);
       ASSERT_EQ(a, b) << "token " << i;
       if (cases[c].logprobs) {
@@ -341,11 +345,30 @@ TEST(KeptLogits, BackendTopKMatchesAFullSort) {
     cpu->copy(dev, l.data(), n * sizeof(float));
     for (size_t k : {size_t{1}, size_t{2}, size_t{17}, size_t{256}, n}) {
       std::vector<Candidate> a, b;
-      cpu->top_k(dev, n, k, a);
-      cpu->Backend::top_k(dev, n, k, b);
+      uint64_t mass_a = 1, mass_b = 2;
+      cpu->top_k(dev, n, k, a, &mass_a);
+      cpu->Backend::top_k(dev, n, k, b, k == 1 ? nullptr : &mass_b);
       const size_t want = std::min(k, idx.size());
       ASSERT_EQ(a.size(), want);
       ASSERT_EQ(b.size(), want);
+      // the mass top-p needs: every finite logit's, against the maximum
+      const float top = idx.empty() ? 0.0f : l[static_cast<size_t>(idx[0])];
+      if (!idx.empty() && std::isfinite(top)) {
+        uint64_t mass = 0;
+        for (float x : l)
+          if (x > -inf) mass += token_mass(x, top, 1.0f, mass_scale(n));
+        EXPECT_EQ(mass_a, mass);
+        EXPECT_GT(mass_a, 0u);
+        if (k != 1) {
+          EXPECT_EQ(mass_b, mass);
+        }
+      }
+      if (idx.empty()) {
+        EXPECT_EQ(mass_a, 0u);
+      }
+      if (k == 1) {
+        EXPECT_EQ(mass_b, 2u);  // not asked for: untouched
+      }
       for (size_t i = 0; i < want; ++i) {
         EXPECT_EQ(a[i].id, idx[i]) << "seed " << seed << " k " << k << " rank " << i;
         EXPECT_EQ(b[i].id, idx[i]);

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -47,6 +48,64 @@ std::vector<int32_t> reference_top_k(const std::vector<float>& l, size_t k) {
   std::stable_sort(idx.begin(), idx.end(), [&](int32_t a, int32_t b) { return l[a] > l[b]; });
   if (idx.size() > k) idx.resize(k);
   return idx;
+}
+
+// The mass of a weight w in a list of n (sampler.h, "Weights"), written out.
+uint64_t reference_mass(float w, size_t n) {
+  const int log2n = n <= 1 ? 0 : static_cast<int>(std::ceil(std::log2(static_cast<double>(n))));
+  return static_cast<uint64_t>(std::floor(static_cast<double>(w) * std::ldexp(1.0, std::min(52, 62 - log2n))));
+}
+
+// How many of the best (sorted) the nucleus holds by the definition: the
+// shortest run whose mass reaches ceil(top_p * the vocabulary's mass).
+size_t reference_nucleus(const std::vector<Candidate>& sorted, size_t n, float top_p) {
+  uint64_t total = 0;
+  for (const Candidate& c : sorted) total += reference_mass(fast_exp(c.logit - sorted[0].logit), n);
+  const double t = static_cast<double>(top_p) * static_cast<double>(total);
+  auto target = static_cast<uint64_t>(std::ceil(t));
+  target = std::max<uint64_t>(1, std::min(target, total));
+  size_t keep = 0;
+  for (uint64_t cum = 0; keep < sorted.size() && cum < target; ++keep)
+    cum += reference_mass(fast_exp(sorted[keep].logit - sorted[0].logit), n);
+  return keep;
+}
+
+// The chain without top-k (no bias, no penalties) the slow, obvious way: sort
+// the vocabulary, cut the nucleus and the min-p floor, then walk the kept
+// tokens in id order to the first whose running mass passes floor(u * total).
+int32_t reference_draw(const std::vector<float>& l, float temperature, float top_p, float min_p, double u) {
+  std::vector<Candidate> sorted;
+  for (int32_t id : reference_top_k(l, l.size())) sorted.push_back({id, l[static_cast<size_t>(id)]});
+  if (sorted.empty()) return -1;
+  const float m = sorted[0].logit;
+  const size_t keep = top_p < 1.0f ? reference_nucleus(sorted, l.size(), top_p) : sorted.size();
+  const float floor = min_p_floor(m, min_p);
+  std::vector<Candidate> set;
+  for (size_t i = 0; i < keep; ++i)
+    if (sorted[i].logit >= floor) set.push_back(sorted[i]);
+  std::sort(set.begin(), set.end(), [](const Candidate& a, const Candidate& b) { return a.id < b.id; });
+  const auto inv_t = static_cast<float>(std::min(1.0 / static_cast<double>(temperature), 1e30));
+  std::vector<uint64_t> q;
+  uint64_t total = 0;
+  for (const Candidate& c : set) total += q.emplace_back(reference_mass(fast_exp((c.logit - m) * inv_t), l.size()));
+  const uint64_t target = std::min(total - 1, static_cast<uint64_t>(u * static_cast<double>(total)));
+  uint64_t cum = 0;
+  for (size_t i = 0; i < set.size(); ++i)
+    if ((cum += q[i]) > target) return set[i].id;
+  return -1;
+}
+
+// Rounds some logits to a grid of 1/grid (ties) and makes others -inf or
+// NaN: with v uniform per logit, v < cut[0] a tie, then -inf below cut[1],
+// NaN below cut[2]. At least one logit stays finite.
+void add_ties_and_holes(std::vector<float>& l, uint64_t seed, float grid, std::array<double, 3> cut) {
+  for (size_t i = 0; i < l.size(); ++i) {
+    const double v = sampler_uniform(seed, i);
+    if (v < cut[0]) l[i] = std::round(l[i] * grid) / grid;
+    else if (v < cut[1]) l[i] = -kInf;
+    else if (v < cut[2]) l[i] = kNaN;
+  }
+  if (std::none_of(l.begin(), l.end(), [](float x) { return x > -kInf; })) l[0] = 0.0f;
 }
 
 SamplerParams with(float temperature, int32_t top_k = 0, float top_p = 1.0f, float min_p = 0.0f) {
@@ -266,21 +325,13 @@ TEST(SamplerStages, TopPCutMatchesTheSortedDefinition) {
                std::find(cut.tied_out.begin(), cut.tied_out.end(), static_cast<int32_t>(i)) == cut.tied_out.end()))
             got.push_back(static_cast<int32_t>(i));
         select_top_k(l, n, sorted);
-        const size_t want = top_p_keep(sorted, p);
-        // the nucleus is the `got.size()` best tokens ...
+        // the nucleus is exactly the best tokens the definition says (integer
+        // masses: no rounding decides the boundary)
+        const size_t want = reference_nucleus(sorted, n, p);
         std::vector<int32_t> best = ids_of(sorted);
-        best.resize(got.size());
+        best.resize(want);
         std::sort(best.begin(), best.end());
         EXPECT_EQ(got, best) << n << " " << scale << " " << p;
-        // ... and as many as the definition says (one more or less only when
-        // the cut is within float rounding of the boundary)
-        if (got.size() != want) {
-          double z = 0, cum = 0;
-          for (const Candidate& c : sorted) z += std::exp(static_cast<double>(c.logit) - m);
-          for (size_t i = 0; i < std::min(got.size(), want); ++i) cum += std::exp(static_cast<double>(sorted[i].logit) - m);
-          EXPECT_EQ(std::max(got.size(), want) - std::min(got.size(), want), 1u) << n << " " << scale << " " << p;
-          EXPECT_NEAR(cum / z, p, 1e-5) << n << " " << scale << " " << p;
-        }
       }
     }
   }
@@ -426,13 +477,7 @@ TEST(Sampler, BestCandidatesGiveTheWholeVocabularysToken) {
     for (size_t n : {size_t{1}, size_t{5}, size_t{300}, size_t{5000}}) {
       for (uint64_t seed = 0; seed < 6; ++seed) {
         std::vector<float> l = test_logits(n, 1000 * c + seed);
-        for (size_t i = 0; i < n; ++i) {
-          const double v = sampler_uniform(seed + 77, i);
-          if (v < 0.1) l[i] = std::round(l[i]);  // ties
-          else if (v < 0.15) l[i] = -kInf;
-          else if (v < 0.18) l[i] = kNaN;
-        }
-        if (std::none_of(l.begin(), l.end(), [](float x) { return x > -kInf; })) l[0] = 0.0f;
+        add_ties_and_holes(l, seed + 77, 1.0f, {0.1, 0.15, 0.18});
         SamplerParams p = ps[c];
         p.seed = seed;
         Sampler whole(p, static_cast<int32_t>(n)), best(p, static_cast<int32_t>(n));
@@ -453,14 +498,87 @@ TEST(Sampler, BestCandidatesGiveTheWholeVocabularysToken) {
   EXPECT_GT(differ, sampled / 10);  // not only argmaxes: the draws were exercised
 }
 
+// Top-p and min-p without top-k from the 256 best and the vocabulary's mass
+// (what a device sends instead of the logits): the same token as the whole
+// vocabulary gives, or -1 (fall back) only when the truncated set goes on
+// beyond the 256; both outcomes must occur, and the fallbacks must be the
+// right ones (checked against the nucleus size the sorted definition gives).
+// Top-p and min-p without top-k: sample() over the whole vocabulary, and
+// sample_best() from the 256 best and the vocabulary's mass (what a device
+// sends instead of the logits), both against the definition written out
+// (reference_draw). sample_best may only fall back (-1) when the truncated
+// set goes on beyond the 256; both outcomes must occur.
+TEST(Sampler, NucleusFromTheBestAndTheMass) {
+  const std::vector<SamplerParams> ps = {with(0.6f, 0, 0.9f),        with(1.0f, 0, 0.5f),
+                                         with(1.4f, 0, 0.95f, 0.05f), with(0.8f, 0, 1.0f, 0.2f),
+                                         with(0.3f, 0, 0.999f),       with(2.0f, 0, 0.3f, 0.6f)};
+  int sampled = 0, fell_back = 0, differ = 0;
+  for (size_t c = 0; c < ps.size(); ++c) {
+    for (size_t n : {size_t{1}, size_t{7}, size_t{300}, size_t{5000}, size_t{128256}}) {
+      for (float spread : {0.3f, 4.0f, 12.0f}) {  // flat (large nucleus), model-like, peaky
+        const uint64_t seed = 31 * c + static_cast<uint64_t>(spread);
+        std::vector<float> l = test_logits(n, seed, spread);
+        add_ties_and_holes(l, seed + 5, 2.0f, {0.1, 0.13, 0.15});
+        SamplerParams p = ps[c];
+        p.seed = seed;
+        Sampler whole(p, static_cast<int32_t>(n)), best(p, static_cast<int32_t>(n));
+        const size_t k = best.best_needed(false);
+        ASSERT_EQ(k, Sampler::kMaxBest);
+        std::vector<Candidate> cands, all;
+        for (int32_t id : reference_top_k(l, n)) all.push_back({id, l[static_cast<size_t>(id)]});
+        cands.assign(all.begin(), all.begin() + static_cast<ptrdiff_t>(std::min(k, all.size())));
+        // the mass, added up independently (in reverse order: integers, so any order gives it)
+        uint64_t mass = 0;
+        for (size_t i = n; i-- > 0;)
+          if (l[i] > -kInf && !std::isnan(l[i])) mass += reference_mass(fast_exp(l[i] - cands[0].logit), n);
+        ASSERT_EQ(mass, logit_mass(l, cands[0].logit));
+        const size_t nucleus = p.top_p < 1.0f ? reference_nucleus(all, n, p.top_p) : 0;
+        std::vector<int32_t> h(30, 2);
+        for (size_t pos = 0; pos < 30; ++pos) {
+          const int32_t want = reference_draw(l, p.temperature, p.top_p, p.min_p, sampler_uniform(seed, pos));
+          ASSERT_EQ(whole.sample(l, {h.data(), pos}), want)
+              << "params " << c << " n " << n << " spread " << spread << " pos " << pos;
+          const int32_t b = best.sample_best(cands, {h.data(), pos}, p.top_p < 1.0f ? mass : 0);
+          if (b < 0) {
+            ++fell_back;
+            if (p.top_p < 1.0f) {
+              EXPECT_GT(nucleus, k) << "params " << c << " n " << n << " spread " << spread;
+            }
+            continue;
+          }
+          ASSERT_EQ(b, want) << "params " << c << " n " << n << " spread " << spread << " pos " << pos;
+          ++sampled;
+          differ += b != cands[0].id;
+        }
+      }
+    }
+  }
+  std::printf("[ nucleus  ] %d draws from the best 256 (%d not the argmax), %d fell back\n", sampled, differ,
+              fell_back);
+  EXPECT_GT(sampled, 1000);
+  EXPECT_GT(fell_back, 100);       // flat distributions over big vocabularies
+  EXPECT_GT(differ, sampled / 5);  // not only argmaxes
+  // without the mass, top-p cannot tell where the nucleus ends
+  Sampler s(with(0.7f, 0, 0.9f), 10);
+  const std::vector<Candidate> two = {{3, 1.0f}, {1, 0.0f}};
+  EXPECT_EQ(s.sample_best(two, {}, 0), -1);
+  EXPECT_THROW(s.sample_best({}, {}, 5), Error);  // no finite logit
+}
+
 TEST(Sampler, BestNeededOnlyWhenNothingElseMatters) {
   EXPECT_EQ(Sampler(with(0.0f), 10).best_needed(false), 1u);
   EXPECT_EQ(Sampler(with(0.0f, 7, 0.5f), 10).best_needed(false), 1u);  // truncation cannot change the argmax
   EXPECT_EQ(Sampler(with(0.8f, 7, 0.5f, 0.1f), 10).best_needed(false), 7u);
   EXPECT_EQ(Sampler(with(0.8f, 256), 10).best_needed(false), 256u);
   EXPECT_EQ(Sampler(with(0.8f, 257), 10).best_needed(false), 0u);  // beyond kMaxBest
-  EXPECT_EQ(Sampler(with(0.8f, 0, 0.9f), 10).best_needed(false), 0u);  // top-p over the vocabulary
-  EXPECT_EQ(Sampler(with(0.8f), 10).best_needed(false), 0u);
+  // top-p or min-p over the vocabulary: the best 256, and for top-p the mass
+  EXPECT_EQ(Sampler(with(0.8f, 0, 0.9f), 10).best_needed(false), Sampler::kMaxBest);
+  EXPECT_TRUE(Sampler(with(0.8f, 0, 0.9f), 10).mass_needed());
+  EXPECT_EQ(Sampler(with(0.8f, 0, 1.0f, 0.1f), 10).best_needed(false), Sampler::kMaxBest);
+  EXPECT_FALSE(Sampler(with(0.8f, 0, 1.0f, 0.1f), 10).mass_needed());
+  EXPECT_FALSE(Sampler(with(0.8f, 7, 0.9f), 10).mass_needed());  // top-p within the top-k list
+  EXPECT_FALSE(Sampler(with(0.0f, 0, 0.9f), 10).mass_needed());  // greedy
+  EXPECT_EQ(Sampler(with(0.8f), 10).best_needed(false), 0u);     // temperature alone weighs every token
   EXPECT_EQ(Sampler(with(0.0f), 10).best_needed(true), 0u);  // log-probabilities normalise over all
   SamplerParams pen = with(0.0f);
   pen.frequency_penalty = 0.5f;

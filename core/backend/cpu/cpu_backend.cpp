@@ -222,8 +222,10 @@ class CpuBackend final : public Backend {
   }
 
   void to_host(const float* src, float* dst, size_t n) override { std::memcpy(dst, src, n * sizeof(float)); }
-  void top_k(const float* logits, size_t n, size_t k, std::vector<Candidate>& out) override {
-    select_top_k(std::span<const float>(logits, n), k, out);  // host memory: read in place
+  void top_k(const float* logits, size_t n, size_t k, std::vector<Candidate>& out, uint64_t* mass) override {
+    const std::span<const float> l(logits, n);  // host memory: read in place
+    select_top_k(l, k, out);
+    if (mass != nullptr) *mass = out.empty() ? 0 : logit_mass(l, out[0].logit);
   }
 
   DeviceMemory memory() const override {
