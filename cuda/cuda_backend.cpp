@@ -37,6 +37,7 @@
 #include <cstring>        // std::memcpy, std::memcmp
 #include <functional>     // std::function
 #include <mutex>          // std::mutex
+#include <optional>       // std::optional
 #include <utility>        // std::pair
 #include <string>         // std::string
 #include <type_traits>    // std::is_pointer_v
@@ -95,6 +96,44 @@ Fp8Plan plan_fp8_matmul(int tokens, int rows, int cols, ActQuant act, const Fp8P
   else
     p.path = rows % 16 == 0 && cols % 16 == 0 ? Fp8Path::quant_lt : Fp8Path::quant_gemv;
   return p;
+}
+
+bool Fp8ActQuant::operator==(const Fp8ActQuant& o) const {
+  return dynamic == o.dynamic && std::bit_cast<uint32_t>(ub) == std::bit_cast<uint32_t>(o.ub) &&
+         std::bit_cast<uint32_t>(scale) == std::bit_cast<uint32_t>(o.scale) && code_rows == o.code_rows;
+}
+
+std::optional<Fp8ActQuant> fp8_act_quant(int tokens, int rows, int cols, ActQuant act, float act_ub, float act_scale,
+                                         const Fp8Policy& policy, bool cublaslt_available) {
+  const Fp8Plan plan = plan_fp8_matmul(tokens, rows, cols, act, policy, cublaslt_available);
+  if (plan.act == ActQuant::none) return std::nullopt;
+  Fp8ActQuant q;
+  q.dynamic = plan.act == ActQuant::dynamic_row ? 1 : 0;
+  // a weight-only tensor quantized at prefill by the policy has no bound of its own
+  q.ub = q.dynamic != 0 ? (act == ActQuant::dynamic_row ? act_ub : INFINITY) : 0.0f;
+  q.scale = q.dynamic != 0 ? 0.0f : act_scale;
+  q.code_rows = plan.path == Fp8Path::quant_lt ? tokens / 16 * 16 : 0;
+  return q;
+}
+
+void NormQuantMemo::made(const float* out, int rows, int cols, const Fp8ActQuant& q) {
+  valid_ = true;
+  out_ = out;
+  rows_ = rows;
+  cols_ = cols;
+  q_ = q;
+}
+
+bool NormQuantMemo::usable(const float* x, int rows, int cols, const Fp8ActQuant& q) const {
+  return valid_ && x == out_ && rows == rows_ && cols == cols_ && q == q_;
+}
+
+void NormQuantMemo::wrote(const void* p, size_t bytes) {
+  if (!valid_ || bytes == 0) return;
+  const auto b = reinterpret_cast<uintptr_t>(out_);
+  const uintptr_t e = b + static_cast<size_t>(rows_) * static_cast<size_t>(cols_) * sizeof(float);
+  const auto q = reinterpret_cast<uintptr_t>(p);
+  if (q < e && q + bytes > b) valid_ = false;
 }
 
 int fp8_gemv_rows_per_warp(int rows, int sm_count) { return rows >= 16 * std::max(sm_count, 1) ? 2 : 1; }
@@ -180,11 +219,13 @@ DecodeGraphPlan plan_decode_graph(bool enabled, std::span<const int> rows, std::
   return p;
 }
 
-bool graphs_enabled_by_env(const char* value) {
+bool env_switch_on(const char* value) {
   if (value == nullptr) return true;
   const std::string v = value;
   return !(v == "0" || v == "off" || v == "false" || v == "no" || v == "OFF" || v == "FALSE" || v == "NO");
 }
+
+bool graphs_enabled_by_env(const char* value) { return env_switch_on(value); }
 
 void* GraphCache::find(const Key& key) {
   for (auto it = entries_.begin(); it != entries_.end(); ++it)
@@ -258,6 +299,7 @@ class CudaBackend final : public Backend {
       fp8_.decode_w8a16 = opt_.fp8_decode_w8a16;
       fp8_.prefill_w8a8 = opt_.fp8_prefill_w8a8;
       fp8_policy_from_env(std::getenv("PACA_CUDA_FP8_DECODE"), std::getenv("PACA_CUDA_FP8_PREFILL"), &fp8_);
+      fused_norm_ = opt_.fp8_fused_norm && env_switch_on(std::getenv("PACA_CUDA_FP8_FUSED_NORM"));
     } catch (...) {
       destroy();
       throw;
@@ -280,7 +322,7 @@ class CudaBackend final : public Backend {
 
   void* alloc(size_t bytes) override {
     std::lock_guard<std::mutex> lock(mu_);
-    set_device();
+    enter_op();
     void* p = nullptr;
     const cudaError_t e = cudaMalloc(&p, std::max<size_t>(bytes, 1));
     if (e != cudaSuccess) {
@@ -299,6 +341,7 @@ class CudaBackend final : public Backend {
   void release(void* p) override {
     if (p == nullptr) return;
     std::lock_guard<std::mutex> lock(mu_);
+    norm_q_.forget();  // the buffer may come back from alloc
     cudaSetDevice(dev_);
     cudaFree(p);
     (void)cudaGetLastError();
@@ -306,7 +349,7 @@ class CudaBackend final : public Backend {
 
   void embed(const TensorView& table, std::span<const int32_t> tokens, Act out) override {
     std::lock_guard<std::mutex> lock(mu_);
-    set_device();
+    enter_op();
     const DevWeight& w = weight(table);
     check(!w.f8, Status::unsupported, "embed: the FP8 table {} is not supported on CUDA", table.name);
     check(w.bf16 && w.cols == out.cols && static_cast<int>(tokens.size()) <= out.rows, Status::internal,
@@ -323,38 +366,98 @@ class CudaBackend final : public Backend {
            {kOpEmbed, u(tab), u(rows), u(cols), u(ids), u(T), u(o)});
   }
 
-  void rmsnorm(Act x, const TensorView& wv, float eps, Act out) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    set_device();
-    const DevWeight& w = weight(wv);
-    check(!w.f8, Status::unsupported, "rmsnorm: the FP8 norm weight {} is not supported on CUDA", wv.name);
-    check(static_cast<int64_t>(w.rows) * w.cols == x.cols && out.cols == x.cols && out.rows >= x.rows,
-          Status::internal, "rmsnorm: weight {} has {} elements for rows of {}", wv.name, w.rows * w.cols, x.cols);
-    const void* wd = w.data;
-    const int bf = w.bf16 ? 1 : 0;
-    submit("rmsnorm kernel", [=, this] { return launch_rmsnorm(x.data, wd, bf, eps, x.rows, x.cols, out.data, stream_); },
-           {kOpRmsnorm, u(x.data), u(wd), u(bf), f(eps), u(x.rows), u(x.cols), u(out.data)});
+  void rmsnorm(Act x, const TensorView& wv, float eps, Act out) override { norm(x, nullptr, wv, eps, out, {}); }
+  void add_rmsnorm(Act x, Act y, const TensorView& wv, float eps, Act out) override {
+    norm(x, &y, wv, eps, out, {});
+  }
+  void rmsnorm_for(Act x, const TensorView& wv, float eps, Act out,
+                   std::span<const TensorView* const> readers) override {
+    norm(x, nullptr, wv, eps, out, readers);
+  }
+  void add_rmsnorm_for(Act x, Act y, const TensorView& wv, float eps, Act out,
+                       std::span<const TensorView* const> readers) override {
+    norm(x, &y, wv, eps, out, readers);
   }
 
-  void add_rmsnorm(Act x, Act y, const TensorView& wv, float eps, Act out) override {
+  // rmsnorm (y null) or add_rmsnorm; quantized for the first reader that
+  // quantizes its activations (see NormQuantMemo in cuda_backend.h)
+  void norm(Act x, const Act* y, const TensorView& wv, float eps, Act out, std::span<const TensorView* const> readers) {
+    const char* op = y != nullptr ? "add_rmsnorm" : "rmsnorm";
     std::lock_guard<std::mutex> lock(mu_);
-    set_device();
+    enter_op();
     const DevWeight& w = weight(wv);
-    check(!w.f8, Status::unsupported, "add_rmsnorm: the FP8 norm weight {} is not supported on CUDA", wv.name);
+    check(!w.f8, Status::unsupported, "{}: the FP8 norm weight {} is not supported on CUDA", op, wv.name);
     check(static_cast<int64_t>(w.rows) * w.cols == x.cols && out.cols == x.cols && out.rows >= x.rows &&
-              y.cols == x.cols && y.rows >= x.rows && out.data != x.data && out.data != y.data,
-          Status::internal, "add_rmsnorm: weight {} has {} elements for rows of {}", wv.name, w.rows * w.cols, x.cols);
+              (y == nullptr || (y->cols == x.cols && y->rows >= x.rows && out.data != x.data && out.data != y->data)),
+          Status::internal, "{}: weight {} has {} elements for rows of {}", op, wv.name, w.rows * w.cols, x.cols);
     const void* wd = w.data;
     const int bf = w.bf16 ? 1 : 0;
-    submit("add_rmsnorm kernel",
-           [=, this] { return launch_add_rmsnorm(x.data, y.data, wd, bf, eps, x.rows, x.cols, out.data, stream_); },
-           {kOpAddRmsnorm, u(x.data), u(y.data), u(wd), u(bf), f(eps), u(x.rows), u(x.cols), u(out.data)});
+    float* r = y != nullptr ? y->data : nullptr;
+    const std::optional<Fp8ActQuant> want = norm_quant_for(x.rows, x.cols, readers);
+    if (!want) {
+      if (r == nullptr)
+        submit("rmsnorm kernel",
+               [=, this] { return launch_rmsnorm(x.data, wd, bf, eps, x.rows, x.cols, out.data, stream_); },
+               {kOpRmsnorm, u(x.data), u(wd), u(bf), f(eps), u(x.rows), u(x.cols), u(out.data)});
+      else
+        submit("add_rmsnorm kernel",
+               [=, this] { return launch_add_rmsnorm(x.data, r, wd, bf, eps, x.rows, x.cols, out.data, stream_); },
+               {kOpAddRmsnorm, u(x.data), u(r), u(wd), u(bf), f(eps), u(x.rows), u(x.cols), u(out.data)});
+      return;
+    }
+    // the norm's quantized output: codes of rows [0, code_rows), then the
+    // values of the rest, then the scales, each from a 256-byte boundary
+    const int T = x.rows, C = x.cols;
+    const size_t codes = (static_cast<size_t>(want->code_rows) * C + 255) / 256 * 256;
+    const size_t values = (static_cast<size_t>(T - want->code_rows) * C * sizeof(float) + 255) / 256 * 256;
+    const size_t bytes = codes + values + static_cast<size_t>(T) * sizeof(float);
+    if (bytes > f8n_.bytes) {
+      leave_recording();  // recorded ops hold the old buffer
+      grow(f8n_.p, f8n_.bytes, bytes);
+    }
+    E4m3Quant q;
+    q.dynamic = want->dynamic;
+    q.act_ub = want->ub;
+    q.act_scale = want->scale;
+    q.code_rows = want->code_rows;
+    q.q8 = static_cast<uint8_t*>(f8n_.p);
+    q.ldq8 = C;
+    q.qf = reinterpret_cast<float*>(static_cast<uint8_t*>(f8n_.p) + codes);
+    q.ldqf = C;
+    q.scales = reinterpret_cast<float*>(static_cast<uint8_t*>(f8n_.p) + codes + values);
+    ++stats_.norm_quant_fused;
+    submit("fused norm + fp8 quantize kernel",
+           [=, this] { return launch_rmsnorm_quant(x.data, r, wd, bf, eps, T, C, out.data, q, stream_); },
+           {kOpNormQuant, u(x.data), u(r), u(wd), u(bf), f(eps), u(T), u(C), u(out.data), u(q.dynamic), f(q.act_ub),
+            f(q.act_scale), u(q.code_rows), u(q.q8), u(q.qf), u(q.scales)});
+    norm_q_.made(out.data, T, C, *want);
+    norm_qbuf_ = q;
+  }
+
+  // The quantization the first FP8 reader of a norm's output (T, C) that
+  // quantizes its activations applies; nullopt when none does, when fusion
+  // is off or a reader is unknown or of another width (its matmul will say).
+  std::optional<Fp8ActQuant> norm_quant_for(int T, int C, std::span<const TensorView* const> readers) const {
+    if (!fused_norm_ || T <= 0) return std::nullopt;
+    const bool lt_ok = lt_ != nullptr && lt_->available();
+    for (const TensorView* v : readers) {
+      if (v == nullptr) return std::nullopt;
+      const auto it = weights_.find(key_of(*v));
+      if (it == weights_.end() || it->second.cols != C) return std::nullopt;
+      const DevWeight& w = it->second;
+      if (!w.f8) continue;
+      auto q = fp8_act_quant(T, static_cast<int>(w.rows), C, w.act, w.act_ub, w.act_scale, fp8_, lt_ok);
+      if (q) return q;
+    }
+    return std::nullopt;
   }
 
   void matmul(Act x, const TensorView& wv, Act out) override {
     std::lock_guard<std::mutex> lock(mu_);
     set_device();
     const DevWeight& w = weight(wv);
+    // the output may overwrite the buffer of the norm's quantized output
+    norm_q_.wrote(out.data, static_cast<size_t>(std::max(out.rows, 0)) * std::max(out.cols, 0) * sizeof(float));
     if (w.f8) {
       matmul_f8(x, wv, w, out);
       return;
@@ -394,10 +497,13 @@ class CudaBackend final : public Backend {
     const float* ws = w.scales;
     const bool lt_ok = lt_ != nullptr && lt_->available();
     Fp8Plan plan = plan_fp8_matmul(T, R, C, w.act, fp8_, lt_ok);
-    const int dyn = plan.act == ActQuant::dynamic_row ? 1 : 0;
-    // a weight-only tensor quantized at prefill by the policy has no bound of its own
-    const float ub = w.act == ActQuant::dynamic_row ? w.act_ub : INFINITY;
-    const float sscale = w.act_scale;
+    const std::optional<Fp8ActQuant> aq = fp8_act_quant(T, R, C, w.act, w.act_ub, w.act_scale, fp8_, lt_ok);
+    const int dyn = aq ? aq->dynamic : 0;
+    const float ub = aq ? aq->ub : 0.0f, sscale = aq ? aq->scale : 0.0f;
+    // the norm that wrote x quantized it this way: its codes, values and
+    // scales (rows [0, code_rows) as codes, the rest as values)
+    const E4m3Quant* made = aq && norm_q_.usable(x.data, T, C, *aq) ? &norm_qbuf_ : nullptr;
+    int row0 = 0;  // the first row of x still to do (rows of made are counted from the norm's row 0)
     if (plan.path == Fp8Path::quant_lt || plan.path == Fp8Path::bf16_lt) {
       leave_recording();  // recorded steps have at most kMaxGraphSeqs tokens: GEMV only
       grow(lt_ws_, lt_ws_bytes_, kLtWorkspace);
@@ -408,17 +514,22 @@ class CudaBackend final : public Backend {
       bool done = Tm == 0;
       if (Tm > 0) {
         const Act xm{x.data, Tm, x.cols}, om{out.data, Tm, out.cols};
-        done = plan.path == Fp8Path::quant_lt ? lt_quant_f8(xm, W, ws, R, C, dyn, ub, sscale, om, &err)
+        done = plan.path == Fp8Path::quant_lt ? lt_quant_f8(xm, W, ws, R, C, dyn, ub, sscale, made, om, &err)
                                               : lt_bf16_tiles(xm, W, ws, R, C, om, &err);
       }
-      if (done && Tm == T) return;
+      if (done && Tm == T) {
+        if (made != nullptr) ++stats_.norm_quant_reused;
+        return;
+      }
       if (done) {
         x = Act{x.row(Tm), T - Tm, x.cols};
         out = Act{out.row(Tm), T - Tm, out.cols};
         T -= Tm;
+        row0 = Tm;
       } else {
         lt_note_ = err;  // this shape falls back to the FP8 GEMV
         ++lt_fallbacks_;
+        made = nullptr;  // the GEMV takes values, the norm made codes for these rows
       }
       plan.path = plan.act == ActQuant::none ? Fp8Path::gemv : Fp8Path::quant_gemv;
     }
@@ -433,21 +544,28 @@ class CudaBackend final : public Backend {
              {kOpGemvF8, u(W), u(ws), u(R), u(C), u(xd), u(ldx), u(0), u(T), u(o), u(ldo), u(rw)});
       return;
     }
-    // quant_gemv: quantized values (f32) at 0, the token scales after them
-    const size_t qbytes = (static_cast<size_t>(T) * C * sizeof(float) + 255) / 256 * 256;
-    if (qbytes + static_cast<size_t>(T) * sizeof(float) > f8q_.bytes) {
-      leave_recording();  // recorded ops hold the old buffer
-      grow(f8q_.p, f8q_.bytes, qbytes + static_cast<size_t>(T) * sizeof(float));
+    const float* qf = nullptr;
+    const float* xs = nullptr;
+    if (made != nullptr) {  // quant_gemv on the norm's values (rows from its code_rows on)
+      qf = made->qf + static_cast<size_t>(row0 - made->code_rows) * made->ldqf;
+      xs = made->scales + row0;
+      ++stats_.norm_quant_reused;
+    } else {  // quant_gemv: quantized values (f32) at 0, the token scales after them
+      const size_t qbytes = (static_cast<size_t>(T) * C * sizeof(float) + 255) / 256 * 256;
+      if (qbytes + static_cast<size_t>(T) * sizeof(float) > f8q_.bytes) {
+        leave_recording();  // recorded ops hold the old buffer
+        grow(f8q_.p, f8q_.bytes, qbytes + static_cast<size_t>(T) * sizeof(float));
+      }
+      auto* q = static_cast<float*>(f8q_.p);
+      auto* s = reinterpret_cast<float*>(static_cast<uint8_t*>(f8q_.p) + qbytes);
+      const float* xd = x.data;
+      const int ldx = x.cols;
+      submit("fp8 quantize kernel",
+             [=, this] { return launch_quantize_e4m3(xd, ldx, T, C, T, dyn, ub, sscale, nullptr, 0, q, C, s, stream_); },
+             {kOpQuantF8, u(xd), u(ldx), u(T), u(C), u(dyn), f(ub), f(sscale), u(q), u(s)});
+      qf = q;
+      xs = s;
     }
-    auto* qf = static_cast<float*>(f8q_.p);
-    auto* xs = reinterpret_cast<float*>(static_cast<uint8_t*>(f8q_.p) + qbytes);
-    const float* xd = x.data;
-    const int ldx = x.cols;
-    submit("fp8 quantize kernel",
-           [=, this] {
-             return launch_quantize_e4m3(xd, ldx, T, C, T, dyn, ub, sscale, nullptr, 0, qf, C, xs, stream_);
-           },
-           {kOpQuantF8, u(xd), u(ldx), u(T), u(C), u(dyn), f(ub), f(sscale), u(qf), u(xs)});
     submit("fp8 gemv kernel", [=, this] { return launch_gemv_f8(W, ws, R, C, qf, C, xs, T, o, ldo, rw, stream_); },
            {kOpGemvF8, u(W), u(ws), u(R), u(C), u(qf), u(C), u(xs), u(T), u(o), u(ldo), u(rw)});
   }
@@ -456,15 +574,23 @@ class CudaBackend final : public Backend {
   // E4M3 codes, then cuBLASLt with the row x token scales in the GEMM
   // (outer-vector mode) or, where that has no algorithm, unscaled plus the
   // scale epilogue, straight into out. False (err set) when cuBLASLt fails.
-  bool lt_quant_f8(Act x, const uint8_t* W, const float* ws, int R, int C, int dyn, float ub, float sscale, Act out,
-                   std::string* err) {
+  // made: the codes and scales of these rows from the norm that wrote x
+  // (launch_rmsnorm_quant), or null: quantized here.
+  bool lt_quant_f8(Act x, const uint8_t* W, const float* ws, int R, int C, int dyn, float ub, float sscale,
+                   const E4m3Quant* made, Act out, std::string* err) {
     const int T = x.rows;
-    const size_t qbytes = (static_cast<size_t>(T) * C + 255) / 256 * 256;
-    grow(f8q_.p, f8q_.bytes, qbytes + static_cast<size_t>(T) * sizeof(float));
-    auto* q8 = static_cast<uint8_t*>(f8q_.p);
-    auto* xs = reinterpret_cast<float*>(q8 + qbytes);
-    ck(launch_quantize_e4m3(x.data, x.cols, T, C, T, dyn, ub, sscale, q8, C, nullptr, 0, xs, stream_),
-       "fp8 quantize kernel");
+    const uint8_t* q8 = made != nullptr ? made->q8 : nullptr;
+    const float* xs = made != nullptr ? made->scales : nullptr;
+    if (made == nullptr) {
+      const size_t qbytes = (static_cast<size_t>(T) * C + 255) / 256 * 256;
+      grow(f8q_.p, f8q_.bytes, qbytes + static_cast<size_t>(T) * sizeof(float));
+      auto* q = static_cast<uint8_t*>(f8q_.p);
+      auto* s = reinterpret_cast<float*>(q + qbytes);
+      ck(launch_quantize_e4m3(x.data, x.cols, T, C, T, dyn, ub, sscale, q, C, nullptr, 0, s, stream_),
+         "fp8 quantize kernel");
+      q8 = q;
+      xs = s;
+    }
     std::string vec_err;
     if (opt_.fp8_lt_scales &&
         lt_->matmul_f8(W, R, C, q8, T, out.data, out.cols, ws, xs, lt_ws_, lt_ws_bytes_, stream_, &vec_err))
@@ -502,7 +628,7 @@ class CudaBackend final : public Backend {
   void rope(Act x, int n_heads, int head_dim, std::span<const int32_t> pos, std::span<const float> freqs,
             RopeLayout layout) override {
     std::lock_guard<std::mutex> lock(mu_);
-    set_device();
+    enter_op();
     check(static_cast<int>(pos.size()) >= x.rows && static_cast<int>(freqs.size()) >= head_dim / 2 &&
               n_heads * head_dim <= x.cols,
           Status::internal, "rope: {} heads of {} over rows of {}", n_heads, head_dim, x.cols);
@@ -524,7 +650,7 @@ class CudaBackend final : public Backend {
 
   void kv_write(const KvSeq& seq, int layer, Act k, Act v, std::span<const int32_t> pos) override {
     std::lock_guard<std::mutex> lock(mu_);
-    set_device();
+    enter_op();
     const KvLayout& L = *seq.layout;
     check(k.cols >= L.kv_dim && v.cols >= L.kv_dim && static_cast<int>(pos.size()) >= k.rows, Status::internal,
           "kv_write: rows of {} for a kv_dim of {}", k.cols, L.kv_dim);
@@ -550,7 +676,7 @@ class CudaBackend final : public Backend {
       return;
     }
     std::lock_guard<std::mutex> lock(mu_);
-    set_device();
+    enter_op();
     check(q.rows == k.rows && v.rows >= k.rows && static_cast<int>(pos.size()) >= k.rows &&
               s.n_heads * s.head_dim <= q.cols && k.cols >= L.kv_dim && v.cols >= L.kv_dim &&
               static_cast<int>(freqs.size()) >= s.head_dim / 2,
@@ -592,7 +718,7 @@ class CudaBackend final : public Backend {
   void attention(Act q, const KvSeq& seq, int layer, std::span<const int32_t> pos, const AttentionShape& s,
                  Act out) override {
     std::lock_guard<std::mutex> lock(mu_);
-    set_device();
+    enter_op();
     const KvLayout& L = *seq.layout;
     int max_pos = 0;
     for (int t = 0; t < q.rows; ++t) {
@@ -639,7 +765,7 @@ class CudaBackend final : public Backend {
 
   void swiglu(Act gate, Act up, Act out) override {
     std::lock_guard<std::mutex> lock(mu_);
-    set_device();
+    enter_op();
     const size_t n = static_cast<size_t>(gate.rows) * gate.cols;
     submit("swiglu kernel", [=, this] { return launch_swiglu(gate.data, up.data, n, out.data, stream_); },
            {kOpSwiglu, u(gate.data), u(up.data), u(n), u(out.data)});
@@ -647,7 +773,7 @@ class CudaBackend final : public Backend {
 
   void add(Act x, Act y) override {
     std::lock_guard<std::mutex> lock(mu_);
-    set_device();
+    enter_op();
     const size_t n = static_cast<size_t>(x.rows) * x.cols;
     submit("add kernel", [=, this] { return launch_add(x.data, y.data, n, stream_); },
            {kOpAdd, u(x.data), u(y.data), u(n)});
@@ -656,7 +782,7 @@ class CudaBackend final : public Backend {
   void copy(void* dst, const void* src, size_t bytes) override {
     if (bytes == 0) return;
     std::lock_guard<std::mutex> lock(mu_);
-    set_device();
+    enter_op();
     if (in_step_ && is_device(dst) && is_device(src)) {
       // inside a step: device to device, in stream order, no wait
       submit("cudaMemcpyAsync (copy)",
@@ -671,7 +797,7 @@ class CudaBackend final : public Backend {
 
   void to_host(const float* src, float* dst, size_t n) override {
     std::lock_guard<std::mutex> lock(mu_);
-    set_device();
+    enter_op();
     leave_recording();
     if (n > 0) ck(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, stream_), "cudaMemcpyAsync (to_host)");
     sync("to_host");
@@ -685,7 +811,7 @@ class CudaBackend final : public Backend {
       return;
     }
     std::lock_guard<std::mutex> lock(mu_);
-    set_device();
+    enter_op();
     leave_recording();
     const int ni = static_cast<int>(n), ki = static_cast<int>(k);
     const size_t keys = k == 1 ? 0 : topk_scratch_keys(ni, ki);
@@ -726,7 +852,7 @@ class CudaBackend final : public Backend {
 
   void begin_step(const StepInputs& in) override {
     std::lock_guard<std::mutex> lock(mu_);
-    set_device();
+    enter_op();
     if (step_.mode != StepMode::none) drop_step();  // a step nobody ended
     in_step_ = true;
     std::vector<size_t>& blocks = step_.blocks_scratch;
@@ -774,7 +900,7 @@ class CudaBackend final : public Backend {
 
   void end_step() override {
     std::lock_guard<std::mutex> lock(mu_);
-    set_device();
+    enter_op();
     in_step_ = false;
     if (step_.mode != StepMode::record) {
       step_.mode = StepMode::none;
@@ -797,6 +923,7 @@ class CudaBackend final : public Backend {
 
   void abort_step() noexcept override {
     std::lock_guard<std::mutex> lock(mu_);
+    norm_q_.forget();
     drop_step();
   }
 
@@ -812,7 +939,7 @@ class CudaBackend final : public Backend {
 
   void upload_weights(std::span<const TensorView* const> views, const std::function<bool(float)>& progress) override {
     std::lock_guard<std::mutex> lock(mu_);
-    set_device();
+    enter_op();
     std::vector<const TensorView*> todo;
     uint64_t total = 0;
     for (const TensorView* v : views) {
@@ -948,7 +1075,8 @@ class CudaBackend final : public Backend {
     kOpGemvF8,
     kOpQuantF8,
     kOpRopeKvWrite,
-    kOpFlashPrefill
+    kOpFlashPrefill,
+    kOpNormQuant
   };
   template <typename T>
   static uint64_t u(T v) {
@@ -1139,6 +1267,12 @@ class CudaBackend final : public Backend {
 
 
   void set_device() { ck(cudaSetDevice(dev_), "cudaSetDevice"); }
+  // The start of every op but matmul: the device, and the quantized output
+  // of the last fused norm is forgotten (the op may write its buffer).
+  void enter_op() {
+    norm_q_.forget();
+    set_device();
+  }
 
   // Rows the flash prefill kernel can take: 8-byte aligned, an even stride.
   static bool even_aligned(Act a) { return reinterpret_cast<uintptr_t>(a.data) % 8 == 0 && a.cols % 2 == 0; }
@@ -1156,12 +1290,13 @@ class CudaBackend final : public Backend {
     for (auto& [k, w] : weights_) cudaFree(w.data);
     weights_.clear();
     lt_.reset();
-    for (void* p : {lt_ws_, xbf_, att_scratch_, stage_dev_, topk_dev_, f8q_.p, f8tile_.p}) cudaFree(p);
+    for (void* p : {lt_ws_, xbf_, att_scratch_, stage_dev_, topk_dev_, f8q_.p, f8tile_.p, f8n_.p}) cudaFree(p);
     for (void* p : {stage_host_, topk_host_})
       if (p != nullptr) cudaFreeHost(p);
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
     lt_ws_ = xbf_ = att_scratch_ = stage_dev_ = stage_host_ = topk_dev_ = topk_host_ = nullptr;
-    f8q_ = f8tile_ = Scratch{};
+    f8q_ = f8tile_ = f8n_ = Scratch{};
+    norm_q_.forget();
     stream_ = nullptr;
     (void)cudaGetLastError();
   }
@@ -1320,6 +1455,12 @@ class CudaBackend final : public Backend {
     size_t bytes = 0;
   };
   Scratch f8q_, f8tile_;
+  // the fused norm's quantized output (NormQuantMemo): one buffer, rewritten
+  // by every fused norm, and where its parts are
+  bool fused_norm_ = true;
+  Scratch f8n_;
+  NormQuantMemo norm_q_;
+  E4m3Quant norm_qbuf_;
   void* stage_host_ = nullptr;
   void* stage_dev_ = nullptr;
   size_t stage_cap_ = 0, stage_used_ = 0;

@@ -10,6 +10,7 @@
 #include <functional>  // std::function
 #include <list>        // std::list
 #include <memory>      // std::unique_ptr
+#include <optional>    // std::optional
 #include <span>        // std::span
 #include <string>      // std::string
 #include <vector>      // std::vector
@@ -39,6 +40,11 @@ struct CudaBackendOptions {
   bool fp8_lt_scales = true;
   // Rows per warp of the FP8 GEMV (1 or 2); 0: fp8_gemv_rows_per_warp.
   int fp8_gemv_rows_per_warp = 0;
+  // A norm told its readers (Backend::rmsnorm_for) quantizes its output for
+  // the first w8a8 reader in the same kernel, and the matmuls that quantize
+  // the same way reuse it (see NormQuantMemo); false, or the environment
+  // variable PACA_CUDA_FP8_FUSED_NORM=0: every matmul quantizes for itself.
+  bool fp8_fused_norm = true;
 };
 
 // Throws Error(device) when the device is unavailable ("no CUDA device: ..."
@@ -120,6 +126,57 @@ int fp8_gemv_rows_per_warp(int rows, int sm_count);
 // (at least 16 rows), never more than rows.
 int fp8_tile_rows(int rows, int cols);
 void fp8_policy_from_env(const char* decode, const char* prefill, Fp8Policy* policy);
+// How a matmul with an FP8 weight quantizes its activations, when it does:
+// the treatment (dynamic per-token scales with the bound ub, or the static
+// scale) and which rows take the FP8 GEMM as E4M3 codes, [0, code_rows)
+// (quant_lt: the whole 16s of tokens), the rest going to the GEMV as the
+// codes' f32 values. Equal when every field is, the floats bit for bit.
+struct Fp8ActQuant {
+  int dynamic = 1;
+  float ub = 0;     // dynamic: bound of the row maxima (+inf: none)
+  float scale = 0;  // static: the scale
+  int code_rows = 0;
+  bool operator==(const Fp8ActQuant& o) const;
+};
+// The activation quantization of a matmul of `tokens` tokens with an FP8
+// weight (rows, cols) of treatment act (bound act_ub, static scale
+// act_scale), as plan_fp8_matmul plans it; nullopt when it quantizes
+// nothing (weight-only paths).
+std::optional<Fp8ActQuant> fp8_act_quant(int tokens, int rows, int cols, ActQuant act, float act_ub, float act_scale,
+                                         const Fp8Policy& policy, bool cublaslt_available);
+
+// What the backend remembers of the quantized output of its last fused norm
+// (launch_rmsnorm_quant): the f32 buffer it normalised into, its shape and
+// quantization. A matmul may take the codes instead of quantizing again
+// only when it reads exactly that buffer and shape and quantizes exactly
+// that way (usable). The memory is forgotten by every other op (the backend
+// calls forget at their start: any of them may write the buffer), by a
+// matmul whose output overlaps the buffer (wrote) and by the next norm;
+// between a norm and its readers the caller promises no other writes
+// (Backend::rmsnorm_for). Plain host state, read only while ops are issued:
+// a recorded decode step holds the launches it chose, so a graph replays
+// the fused kernel and its readers together or neither.
+class NormQuantMemo {
+ public:
+  void made(const float* out, int rows, int cols, const Fp8ActQuant& q);
+  bool usable(const float* x, int rows, int cols, const Fp8ActQuant& q) const;
+  // [p, p + bytes) was written: forget when it overlaps the remembered buffer
+  void wrote(const void* p, size_t bytes);
+  void forget() { valid_ = false; }
+  bool valid() const { return valid_; }
+
+ private:
+  bool valid_ = false;
+  const float* out_ = nullptr;
+  int rows_ = 0, cols_ = 0;
+  Fp8ActQuant q_;
+};
+
+// PACA_CUDA_GRAPHS and PACA_CUDA_FP8_FUSED_NORM: unset, "", "1", "on",
+// "true": on; "0", "off", "false", "no" (or OFF, FALSE, NO): off; anything
+// else: on.
+bool env_switch_on(const char* value);
+
 // Refuses an FP8 weight the device cannot run as the CPU does, with
 // Error(format): no scales, an activation bound or static scale that is not
 // positive, or E4M3 NaN codes (0x7f / 0xff) in its bytes.
@@ -161,8 +218,7 @@ struct DecodeGraphPlan {
 DecodeGraphPlan plan_decode_graph(bool enabled, std::span<const int> rows, std::span<const size_t> blocks,
                                   int max_positions, int current_table_blocks);
 
-// PACA_CUDA_GRAPHS: unset, "", "1", "on", "true": graphs on; "0", "off",
-// "false", "no": off; anything else: on.
+// PACA_CUDA_GRAPHS: env_switch_on.
 bool graphs_enabled_by_env(const char* value);
 
 // Recorded graphs keyed by the exact launch signature of a step's ops
@@ -201,6 +257,8 @@ struct GraphStats {
   uint64_t fallbacks = 0;  // decode steps that left recording (an input not from begin_step, a capture error)
   uint64_t flash_prefill = 0;  // attention calls that took the flash prefill kernel (not a graph counter)
   uint64_t rope_kv_fused = 0;  // rope_kv_write calls that took the fused kernel (not a graph counter)
+  uint64_t norm_quant_fused = 0;   // norms that quantized their output for FP8 readers (not a graph counter)
+  uint64_t norm_quant_reused = 0;  // FP8 matmuls that took a norm's codes instead of quantizing (idem)
 };
 GraphStats graph_stats(const Backend& backend);
 

@@ -123,6 +123,23 @@ class Backend {
     add(x, y);
     rmsnorm(x, w, eps, out);
   }
+  // The two norms with a hint: `readers` are the weights of the matmuls that
+  // will read `out` next, in that order, each with x = out (all its rows),
+  // before any op or collective writes `out` again; the caller promises that
+  // much and nothing more (it may also run fewer of them). A device may use
+  // the hint to emit, in the norm's pass, what those matmuls would otherwise
+  // compute from `out` first (the CUDA backend: the FP8 activation codes and
+  // per-token scales of w8a8 weights, see cuda/README.md); the results are
+  // those of the plain norm and matmuls, bit for bit. The defaults ignore it.
+  virtual void rmsnorm_for(Act x, const TensorView& w, float eps, Act out, std::span<const TensorView* const> readers) {
+    (void)readers;
+    rmsnorm(x, w, eps, out);
+  }
+  virtual void add_rmsnorm_for(Act x, Act y, const TensorView& w, float eps, Act out,
+                               std::span<const TensorView* const> readers) {
+    (void)readers;
+    add_rmsnorm(x, y, w, eps, out);
+  }
   // Copies n floats from the backend to host memory.
   virtual void to_host(const float* src, float* dst, size_t n) = 0;
   // The k best of the n logits at `logits` (backend memory) into `out`, as

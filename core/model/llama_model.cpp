@@ -3,6 +3,7 @@
 #include "model/llama_model.h"
 
 #include <algorithm>
+#include <array>
 
 #include "model/fingerprint.h"
 #include "util/error.h"
@@ -243,7 +244,10 @@ void LlamaModel::layers(Workspace& ws, std::span<const SeqStep> seqs, const std:
   // Each residual add is fused with the norm that reads its result: the
   // FFN's norm, or the next layer's attention norm (the last layer's add
   // stands alone: the final norm reads only the rows that want logits).
-  if (c.n_layers > 0) be.rmsnorm(x, *layers_[0].attn_norm, c.norm_eps, xn);
+  // Each norm names the matmuls that read its output next (rmsnorm_for), so
+  // that a device may quantize their activations in the norm's pass.
+  auto qkv = [](const LayerWeights& w) { return std::array<const TensorView*, 3>{w.wq, w.wk, w.wv}; };
+  if (c.n_layers > 0) be.rmsnorm_for(x, *layers_[0].attn_norm, c.norm_eps, xn, qkv(layers_[0]));
   for (int l = 0; l < c.n_layers; ++l) {
     if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) fail(Status::cancelled, "cancelled");
     const LayerWeights& w = layers_[l];
@@ -262,7 +266,7 @@ void LlamaModel::layers(Workspace& ws, std::span<const SeqStep> seqs, const std:
     }
     be.matmul(att, *w.wo, o);
     if (comm_ != nullptr) comm_->all_reduce_sum(o.data, static_cast<size_t>(T) * c.dim);
-    be.add_rmsnorm(x, o, *w.ffn_norm, c.norm_eps, xn);
+    be.add_rmsnorm_for(x, o, *w.ffn_norm, c.norm_eps, xn, std::array<const TensorView*, 2>{w.w1, w.w3});
     // feed-forward block (xn = ffn_norm(x))
     be.matmul(xn, *w.w1, g);
     be.matmul(xn, *w.w3, u);
@@ -270,7 +274,7 @@ void LlamaModel::layers(Workspace& ws, std::span<const SeqStep> seqs, const std:
     be.matmul(g, *w.w2, o);
     if (comm_ != nullptr) comm_->all_reduce_sum(o.data, static_cast<size_t>(T) * c.dim);
     if (l + 1 < c.n_layers)
-      be.add_rmsnorm(x, o, *layers_[l + 1].attn_norm, c.norm_eps, xn);
+      be.add_rmsnorm_for(x, o, *layers_[l + 1].attn_norm, c.norm_eps, xn, qkv(layers_[l + 1]));
     else
       be.add(x, o);
   }
@@ -298,11 +302,12 @@ void LlamaModel::final_logits(Workspace& ws, std::span<const SeqStep> seqs) {
   }
   if (L == 0) return;
   const Act last{ws.o.data, L, c.dim}, last_n{ws.xn.data, L, c.dim};
-  be.rmsnorm(last, *norm_, c.norm_eps, last_n);
   if (ckpt_->lm_head_rows == 0) {
+    be.rmsnorm_for(last, *norm_, c.norm_eps, last_n, std::span<const TensorView* const>(&output_, 1));
     be.matmul(last_n, *output_, Act{ws.logits.data, L, ws.logits.cols});
     return;
   }
+  be.rmsnorm(last, *norm_, c.norm_eps, last_n);  // the head reads it a row at a time
   // tensor parallel: this rank's vocabulary rows (zero-padded), gathered in
   // rank order; both buffers in the backend's memory (the communicator works
   // on the rank's own memory, device memory for a CUDA rank)

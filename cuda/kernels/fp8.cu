@@ -5,20 +5,11 @@
 // that applies row x token scales to an f32 GEMM result. CPU twin:
 // CpuBackend::matmul / quantize_activations (core/backend/cpu/cpu_backend.cpp).
 //
-// E4M3 -> f32 without a conversion instruction: the code's 7 magnitude bits
-// placed at bit 20 of an f32 are exponent e (4 bits) and mantissa m (3 bits)
-// of a float whose value is 2^-120 times the E4M3 value, for normal codes
-// (e > 0: 2^(e-127) (1 + m/8)) and for subnormal ones alike (e = 0: the f32
-// is subnormal, m/8 2^-126 = 2^-120 m 2^-9): one multiply by 2^120 makes it
-// exact. The NaN codes (0x7f, 0xff) decode to +-480 here, not NaN: the
-// upload refuses weights that hold them (see cuda_backend.cpp).
-//
-// E4M3 <- f32: __nv_cvt_float_to_fp8 with __NV_SATFINITE (round to nearest
-// even, saturate to +-448, NaN -> NaN), the CPU's f32_to_e4m3 (core/util/fp8.h).
-#include <cuda_fp8.h>  // __nv_cvt_float_to_fp8
-
+// E4M3 <-> f32: kernels/e4m3.cuh (decoding by bit placement; encoding with
+// __nv_cvt_float_to_fp8 and __NV_SATFINITE, the CPU's f32_to_e4m3).
 #include <cstdint>  // uint8_t, uintptr_t
 
+#include "kernels/e4m3.cuh"    // e4m3_of, to_e4m3, e4m3_act_scale
 #include "kernels/kernels.h"  // launch_gemv_f8, launch_quantize_e4m3, ...
 
 namespace paca::cuda {
@@ -27,15 +18,6 @@ namespace {
 constexpr int kWarp = 32;
 constexpr int kRowsPerBlock = 8;
 constexpr int kUnroll = 4;
-
-// the E4M3 value of byte `k` of u (see the header comment)
-template <int K>
-__device__ __forceinline__ float e4m3_of(uint32_t u) {
-  const uint32_t b = u >> (8 * K);
-  const uint32_t bits = ((b << 24) & 0x80000000u) | ((b << 20) & 0x07f00000u);
-  return __uint_as_float(bits) * 0x1p120f;
-}
-__device__ __forceinline__ float e4m3_byte(uint8_t b) { return e4m3_of<0>(b); }
 
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
@@ -173,10 +155,6 @@ void launch_f8_nt(int rw, bool vec, const uint8_t* w, const float* ws, int rows,
 
 constexpr int kQuantThreads = 256;
 
-__device__ __forceinline__ uint8_t to_e4m3(float v) {
-  return static_cast<uint8_t>(__nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3));
-}
-
 // grid: rows (+ pad rows), block: 256. Row t < rows: scale s_t (static, or
 // max(min(max|x_t|, ub), 1e-12) / 448 as on the CPU), codes e4m3(x / s_t)
 // into q8 (if any) and their values into qf (if any). Rows in [rows,
@@ -205,16 +183,12 @@ __global__ void __launch_bounds__(kQuantThreads)
     mx = part[0];
 #pragma unroll
     for (int i = 1; i < kQuantThreads / kWarp; ++i) mx = fmaxf(mx, part[i]);
-    // the CPU: std::max(std::min(mx, ub), 1e-12f) / 448 (IEEE division here too)
-    s = fmaxf(fminf(mx, ub), 1e-12f) / 448.0f;
+    s = e4m3_act_scale(mx, ub);
   }
   for (int c = static_cast<int>(threadIdx.x); c < cols; c += kQuantThreads) {
     const uint8_t code = to_e4m3(xr[c] / s);
     if (q8 != nullptr) q8[static_cast<size_t>(t) * ldq8 + c] = code;
-    if (qf != nullptr) {
-      // NaN codes stay NaN here (the CPU's table gives NaN)
-      qf[static_cast<size_t>(t) * ldqf + c] = (code & 0x7f) == 0x7f ? __int_as_float(0x7fc00000) : e4m3_byte(code);
-    }
+    if (qf != nullptr) qf[static_cast<size_t>(t) * ldqf + c] = e4m3_value(code);
   }
   if (threadIdx.x == 0) scales[t] = s;
 }

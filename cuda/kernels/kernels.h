@@ -78,6 +78,32 @@ cudaError_t launch_gemv_f8(const uint8_t* w, const float* w_scales, int rows, in
 cudaError_t launch_quantize_e4m3(const float* x, int ldx, int rows, int cols, int pad_rows, int dynamic, float act_ub,
                                  float act_scale, uint8_t* q8, int ldq8, float* qf, int ldqf, float* scales,
                                  cudaStream_t stream);
+// RMSNorm, or the residual add fused with RMSNorm, that also quantizes its
+// output per token (rmsnorm.cu): y, and x when r is given, get exactly the
+// bits of launch_rmsnorm (r null: x is only read, y may alias it) or
+// launch_add_rmsnorm (r given: x += r first; y must not alias x or r), and
+// q gets what launch_quantize_e4m3 (no padding) would compute from that y:
+// the same scale rule and codes, bit for bit. Rows [0, code_rows) are
+// written as codes into q8 (row t at q8 + t * ldq8), rows [code_rows, rows)
+// as values into qf (row t at qf + (t - code_rows) * ldqf): the split of an
+// FP8 GEMM over whole 16s of tokens plus the GEMV over the rest; scales
+// (rows) gets every row's scale. One thread block per row, as the norms.
+struct E4m3Quant {
+  int dynamic = 1;        // per-token scales from the row maxima, else act_scale
+  float act_ub = 0;       // dynamic: the bound of the row maxima (> 0, may be +inf)
+  float act_scale = 0;    // static: the scale (> 0)
+  int code_rows = 0;      // rows [0, code_rows) as codes, the rest as values
+  uint8_t* q8 = nullptr;  // (code_rows, ldq8) codes; may be null when code_rows == 0
+  int ldq8 = 0;
+  float* qf = nullptr;    // (rows - code_rows, ldqf) values; may be null when code_rows == rows
+  int ldqf = 0;
+  float* scales = nullptr;  // (rows) f32
+};
+// Returns cudaErrorInvalidValue for what the two norms refuse, a missing
+// output, a leading dimension below cols, code_rows outside [0, rows], or a
+// bound / static scale that is not positive.
+cudaError_t launch_rmsnorm_quant(float* x, const float* r, const void* w, int w_is_bf16, float eps, int rows, int cols,
+                                 float* y, const E4m3Quant& q, cudaStream_t stream);
 // out[i] = e4m3(codes[i]) as bf16 bits, n elements (exact).
 cudaError_t launch_e4m3_to_bf16(const uint8_t* codes, size_t n, uint16_t* out, cudaStream_t stream);
 // The epilogue of an unscaled FP8/BF16 GEMM: y[t, r] = (src[t, r] * xs[t]) * ws[r]

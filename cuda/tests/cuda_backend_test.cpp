@@ -29,6 +29,7 @@
 #include <cuda_runtime_api.h>  // cudaErrorInvalidValue
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -51,6 +52,7 @@
 #include "kernels/topk.h"
 #include "model/llama_model.h"
 #include "model/load.h"
+#include "model/quantize.h"
 #include "runtime/kv_cache.h"
 #include "runtime/session.h"
 #include "paca/paca.h"
@@ -281,6 +283,141 @@ TEST(CudaHost, Fp8Planning) {
   w.rows = 14336;
   w.cols = 4096;
   EXPECT_EQ(paca::cuda::device_weight_bytes(w), 14336u * 4096u + 14336u * 4u);
+}
+
+// The activation quantization each FP8 matmul applies (what a fused norm must
+// reproduce), when a norm's quantized output may be reused, the switch of
+// the fusion, and the fused kernel's argument checks (no device needed).
+TEST(CudaHost, NormQuantPlanningAndMemo) {
+  using paca::ActQuant;
+  using paca::cuda::Fp8ActQuant;
+  using paca::cuda::fp8_act_quant;
+  const paca::cuda::Fp8Policy def;
+  // decode: values for the GEMV (no code rows), the tensor's bound or static scale
+  auto q = fp8_act_quant(1, 4096, 4096, ActQuant::dynamic_row, 1200.0f, 0.0f, def, true);
+  ASSERT_TRUE(q.has_value());
+  EXPECT_EQ(q->dynamic, 1);
+  EXPECT_EQ(q->ub, 1200.0f);
+  EXPECT_EQ(q->code_rows, 0);
+  q = fp8_act_quant(8, 4096, 4096, ActQuant::static_tensor, 0.0f, 0.25f, def, true);
+  ASSERT_TRUE(q.has_value());
+  EXPECT_EQ(q->dynamic, 0);
+  EXPECT_EQ(q->scale, 0.25f);
+  EXPECT_FALSE(fp8_act_quant(1, 4096, 4096, ActQuant::none, 0.0f, 0.0f, def, true).has_value());
+  // prefill: codes for the whole 16s of tokens (the FP8 GEMM), values for the rest
+  EXPECT_EQ(fp8_act_quant(37, 4096, 4096, ActQuant::dynamic_row, 1200.0f, 0.0f, def, true)->code_rows, 32);
+  EXPECT_EQ(fp8_act_quant(300, 4096, 4096, ActQuant::dynamic_row, 1200.0f, 0.0f, def, true)->code_rows, 288);
+  EXPECT_EQ(fp8_act_quant(9, 4096, 4096, ActQuant::dynamic_row, 1200.0f, 0.0f, def, true)->code_rows, 0);
+  EXPECT_EQ(fp8_act_quant(300, 4104, 4096, ActQuant::dynamic_row, 1200.0f, 0.0f, def, true)->code_rows, 0);
+  EXPECT_EQ(fp8_act_quant(300, 4096, 4096, ActQuant::dynamic_row, 1200.0f, 0.0f, def, false)->code_rows, 0);
+  // the policy: weight-only at decode; unbounded per-token scales at prefill
+  paca::cuda::Fp8Policy ab;
+  ab.decode_w8a16 = ab.prefill_w8a8 = true;
+  EXPECT_FALSE(fp8_act_quant(1, 4096, 4096, ActQuant::dynamic_row, 1200.0f, 0.0f, ab, true).has_value());
+  q = fp8_act_quant(64, 4096, 4096, ActQuant::none, 0.0f, 0.0f, ab, true);
+  ASSERT_TRUE(q.has_value());
+  EXPECT_EQ(q->dynamic, 1);
+  EXPECT_EQ(q->ub, INFINITY);
+  EXPECT_EQ(q->code_rows, 64);
+  // equality: every field, floats bit for bit
+  Fp8ActQuant a, b;
+  a.ub = b.ub = 1200.0f;
+  EXPECT_TRUE(a == b);
+  b.ub = 1199.9999f;
+  EXPECT_FALSE(a == b);
+  b = a;
+  b.code_rows = 16;
+  EXPECT_FALSE(a == b);
+  b = a;
+  b.dynamic = 0;
+  EXPECT_FALSE(a == b);
+  a.dynamic = b.dynamic = 0;
+  a.scale = 0.0f;
+  b.scale = -0.0f;
+  EXPECT_FALSE(a == b);
+  // the memo: the exact buffer, shape and quantization, forgotten on an overlapping write
+  paca::cuda::NormQuantMemo m;
+  std::vector<float> buf(3 * 64 + 64);
+  const float* p = buf.data() + 32;
+  Fp8ActQuant k;
+  k.ub = 1200.0f;
+  EXPECT_FALSE(m.usable(p, 3, 64, k));  // nothing made yet
+  m.made(p, 3, 64, k);
+  EXPECT_TRUE(m.usable(p, 3, 64, k));
+  EXPECT_FALSE(m.usable(p + 1, 3, 64, k));
+  EXPECT_FALSE(m.usable(p, 2, 64, k));  // fewer rows: another activation
+  EXPECT_FALSE(m.usable(p, 3, 63, k));
+  Fp8ActQuant other = k;
+  other.ub = 3.0f;
+  EXPECT_FALSE(m.usable(p, 3, 64, other));
+  m.wrote(p - 32, 32 * sizeof(float));  // ends where the buffer starts
+  m.wrote(p + 3 * 64, 32 * sizeof(float));  // starts where it ends
+  m.wrote(p, 0);
+  EXPECT_TRUE(m.usable(p, 3, 64, k));
+  m.wrote(p + 3 * 64 - 1, sizeof(float));  // its last element
+  EXPECT_FALSE(m.usable(p, 3, 64, k));
+  EXPECT_FALSE(m.valid());
+  m.made(p, 3, 64, k);
+  m.wrote(p - 1, 2 * sizeof(float));  // its first element
+  EXPECT_FALSE(m.valid());
+  m.made(p, 3, 64, k);
+  m.forget();
+  EXPECT_FALSE(m.usable(p, 3, 64, k));
+  // the switch (PACA_CUDA_FP8_FUSED_NORM, PACA_CUDA_GRAPHS)
+  EXPECT_TRUE(paca::cuda::env_switch_on(nullptr));
+  EXPECT_TRUE(paca::cuda::env_switch_on("1"));
+  EXPECT_TRUE(paca::cuda::env_switch_on("on"));
+  for (const char* off : {"0", "off", "false", "no", "NO"}) EXPECT_FALSE(paca::cuda::env_switch_on(off)) << off;
+  EXPECT_TRUE(paca::cuda::CudaBackendOptions{}.fp8_fused_norm);
+  // the fused kernel refuses bad arguments before any CUDA call
+  using paca::cuda::E4m3Quant;
+  using paca::cuda::launch_rmsnorm_quant;
+  float f[4] = {};
+  uint8_t c8[4] = {};
+  E4m3Quant ok;
+  ok.act_ub = INFINITY;
+  ok.qf = f;
+  ok.ldqf = 4;
+  ok.scales = f;
+  EXPECT_EQ(launch_rmsnorm_quant(f, nullptr, f, 0, 1e-5f, 0, 4, f, ok, nullptr), cudaSuccess);  // no rows
+  auto bad = [&](E4m3Quant e, const float* r = nullptr, float* y = nullptr, int cols = 4) {
+    return launch_rmsnorm_quant(f, r, f, 0, 1e-5f, 1, cols, y != nullptr ? y : f + 1, e, nullptr);
+  };
+  E4m3Quant e = ok;
+  e.scales = nullptr;
+  EXPECT_EQ(bad(e), cudaErrorInvalidValue);
+  e = ok;
+  e.act_ub = 0.0f;
+  EXPECT_EQ(bad(e), cudaErrorInvalidValue);
+  e.act_ub = NAN;
+  EXPECT_EQ(bad(e), cudaErrorInvalidValue);
+  e = ok;
+  e.dynamic = 0;  // static without a scale
+  EXPECT_EQ(bad(e), cudaErrorInvalidValue);
+  e = ok;
+  e.ldqf = 3;  // ld below cols
+  EXPECT_EQ(bad(e), cudaErrorInvalidValue);
+  e = ok;
+  e.qf = nullptr;  // values wanted, nowhere to put them
+  EXPECT_EQ(bad(e), cudaErrorInvalidValue);
+  e = ok;
+  e.code_rows = 1;  // codes wanted, no q8
+  EXPECT_EQ(bad(e), cudaErrorInvalidValue);
+  e.q8 = c8;
+  e.ldq8 = 2;
+  EXPECT_EQ(bad(e), cudaErrorInvalidValue);
+  e.code_rows = 2;  // more code rows than rows
+  e.ldq8 = 4;
+  EXPECT_EQ(bad(e), cudaErrorInvalidValue);
+  e = ok;
+  e.code_rows = -1;
+  EXPECT_EQ(bad(e), cudaErrorInvalidValue);
+  EXPECT_EQ(bad(ok, f, f), cudaErrorInvalidValue);  // with the add: y aliases x
+  EXPECT_EQ(bad(ok, f + 1, f + 1), cudaErrorInvalidValue);  // y aliases r
+  EXPECT_EQ(bad(ok, nullptr, nullptr, 0), cudaErrorInvalidValue);  // cols 0
+  EXPECT_EQ(launch_rmsnorm_quant(nullptr, nullptr, f, 0, 1e-5f, 1, 4, f, ok, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(launch_rmsnorm_quant(f, nullptr, nullptr, 0, 1e-5f, 1, 4, f, ok, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(launch_rmsnorm_quant(f, nullptr, f, 0, 1e-5f, 1, 4, nullptr, ok, nullptr), cudaErrorInvalidValue);
 }
 
 TEST(CudaHost, Fp8WeightChecks) {
@@ -998,6 +1135,176 @@ TEST_F(CudaOps, Fp8Matmul) {
 
 // Weights the device cannot run as the CPU does are refused at upload with
 // a clear error, before anything is allocated.
+// ---- the fused norm + FP8 quantize kernel (issue 7) ---------------------------
+
+// Device memory freed on scope exit.
+struct DevBuf {
+  void* p = nullptr;
+  explicit DevBuf(size_t bytes) { EXPECT_EQ(cudaMalloc(&p, bytes), cudaSuccess); }
+  ~DevBuf() { cudaFree(p); }
+  DevBuf(const DevBuf&) = delete;
+  DevBuf& operator=(const DevBuf&) = delete;
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(p);
+  }
+};
+
+template <typename T>
+std::vector<T> from_dev(const void* p, size_t n) {
+  std::vector<T> v(n);
+  EXPECT_EQ(cudaMemcpy(v.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
+  return v;
+}
+
+// launch_rmsnorm_quant against launch_rmsnorm / launch_add_rmsnorm followed
+// by launch_quantize_e4m3 on their output, bit for bit: y (and x after the
+// add), the codes of rows [0, code_rows), the values of the rest, every
+// scale. Rows 1, 3, 17, 300; cols 64, 4096, 4100, 14336; per-token scales
+// without and with a bound below the row maxima (saturation), a static scale
+// (saturation and subnormal codes); f32 and bf16 norm weights; code rows
+// none, half, all; every output poisoned first.
+TEST(CudaFusedNorm, KernelIsNormThenQuantizeBitForBit) {
+  SKIP_WITHOUT_DEVICE();
+  using namespace paca::cuda;
+  std::mt19937 rng(77);
+  const float eps = 1e-5f;
+  int n_case = 0;
+  for (int rows : {1, 3, 17, 300}) {
+    for (int cols : {64, 4096, 4100, 14336}) {
+      const size_t n = static_cast<size_t>(rows) * cols;
+      std::vector<float> x = random_nonzero(rng, n, 0.05f, 4.0f);
+      for (size_t i = 0; i < n; i += 97) x[i] *= 1e-4f;  // a few tiny elements: subnormal codes
+      const std::vector<float> r = random_nonzero(rng, n, 0.05f, 4.0f);
+      const std::vector<float> w = random_nonzero(rng, static_cast<size_t>(cols), 0.25f, 2.0f);
+      std::vector<uint16_t> wb(w.size());
+      for (size_t i = 0; i < w.size(); ++i) wb[i] = paca::f32_to_bf16(w[i]);
+      DevBuf dx(n * 4), dr(n * 4), dwf(w.size() * 4), dwb(w.size() * 2), dy(n * 4), ref_x(n * 4), ref_y(n * 4);
+      DevBuf ref_q8(n), ref_qf(n * 4), ref_s(static_cast<size_t>(rows) * 4);
+      DevBuf q8(n), qf(n * 4), sc(static_cast<size_t>(rows) * 4);
+      cudaMemcpy(dr.p, r.data(), n * 4, cudaMemcpyHostToDevice);
+      cudaMemcpy(dwf.p, w.data(), w.size() * 4, cudaMemcpyHostToDevice);
+      cudaMemcpy(dwb.p, wb.data(), wb.size() * 2, cudaMemcpyHostToDevice);
+      for (int add : {0, 1}) {
+        for (int mode : {0, 1, 2}) {  // dynamic unbounded, dynamic bounded, static
+          const int bf = (rows + cols + mode) % 2;
+          const void* wd = bf ? dwb.p : dwf.p;
+          const int dyn = mode == 2 ? 0 : 1;
+          const float ub = mode == 1 ? 0.5f : INFINITY, sscale = 0.004f;
+          const int code_rows = std::array<int, 3>{0, rows / 2, rows}[static_cast<size_t>(n_case % 3)];
+          SCOPED_TRACE(testing::Message() << "rows " << rows << " cols " << cols << " add " << add << " mode " << mode
+                                          << " bf16 " << bf << " code rows " << code_rows);
+          // the reference: the norm, then the quantizer (codes, then values)
+          cudaMemcpy(ref_x.p, x.data(), n * 4, cudaMemcpyHostToDevice);
+          ASSERT_EQ(add ? launch_add_rmsnorm(ref_x.as<float>(), dr.as<float>(), wd, bf, eps, rows, cols,
+                                             ref_y.as<float>(), nullptr)
+                        : launch_rmsnorm(ref_x.as<float>(), wd, bf, eps, rows, cols, ref_y.as<float>(), nullptr),
+                    cudaSuccess);
+          ASSERT_EQ(launch_quantize_e4m3(ref_y.as<float>(), cols, rows, cols, rows, dyn, ub, sscale,
+                                         ref_q8.as<uint8_t>(), cols, nullptr, 0, ref_s.as<float>(), nullptr),
+                    cudaSuccess);
+          ASSERT_EQ(launch_quantize_e4m3(ref_y.as<float>(), cols, rows, cols, rows, dyn, ub, sscale, nullptr, 0,
+                                         ref_qf.as<float>(), cols, ref_s.as<float>(), nullptr),
+                    cudaSuccess);
+          // the fused kernel on poisoned outputs
+          cudaMemcpy(dx.p, x.data(), n * 4, cudaMemcpyHostToDevice);
+          cudaMemset(dy.p, 0xff, n * 4);
+          cudaMemset(q8.p, 0x7f, n);
+          cudaMemset(qf.p, 0xff, n * 4);
+          cudaMemset(sc.p, 0xff, static_cast<size_t>(rows) * 4);
+          const E4m3Quant q{.dynamic = dyn, .act_ub = ub, .act_scale = sscale, .code_rows = code_rows,
+                            .q8 = q8.as<uint8_t>(), .ldq8 = cols, .qf = qf.as<float>(), .ldqf = cols,
+                            .scales = sc.as<float>()};
+          ASSERT_EQ(launch_rmsnorm_quant(dx.as<float>(), add ? dr.as<float>() : nullptr, wd, bf, eps, rows, cols,
+                                         dy.as<float>(), q, nullptr),
+                    cudaSuccess);
+          ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+          const size_t nc = static_cast<size_t>(code_rows) * cols;
+          const auto y = from_dev<float>(dy.p, n), yr = from_dev<float>(ref_y.p, n);
+          EXPECT_EQ(0, std::memcmp(y.data(), yr.data(), n * 4)) << "y";
+          if (add) {
+            const auto xa = from_dev<float>(dx.p, n), xr = from_dev<float>(ref_x.p, n);
+            EXPECT_EQ(0, std::memcmp(xa.data(), xr.data(), n * 4)) << "x += r";
+          }
+          const auto c = from_dev<uint8_t>(q8.p, nc), cr = from_dev<uint8_t>(ref_q8.p, nc);
+          EXPECT_EQ(c, cr) << "codes";
+          const auto v = from_dev<float>(qf.p, n - nc), vr = from_dev<float>(ref_qf.as<float>() + nc, n - nc);
+          EXPECT_EQ(0, std::memcmp(v.data(), vr.data(), (n - nc) * 4)) << "values";
+          const auto s = from_dev<float>(sc.p, static_cast<size_t>(rows)),
+                     sr = from_dev<float>(ref_s.p, static_cast<size_t>(rows));
+          EXPECT_EQ(0, std::memcmp(s.data(), sr.data(), s.size() * 4)) << "scales";
+          if (mode == 1) {  // the bound took effect: some code saturated
+            const auto all = from_dev<uint8_t>(ref_q8.p, n);
+            EXPECT_TRUE(std::any_of(all.begin(), all.end(), [](uint8_t b) { return (b & 0x7f) == 0x7e; }));
+          }
+          ++n_case;
+        }
+      }
+    }
+  }
+  EXPECT_EQ(n_case, 96);
+}
+
+// The backend: a norm told its readers quantizes once for the first w8a8
+// reader; readers that quantize the same way take its codes, one with another
+// bound, a static scale or BF16 weights does its own; any op in between
+// makes the next matmul quantize again. Every output the same bits as a
+// backend with the fusion off, at decode (GEMV) and prefill (FP8 GEMM plus
+// the GEMV for the last T % 16 tokens) sizes.
+TEST_F(CudaOps, NormQuantReuseSameBits) {
+  paca::cuda::CudaBackendOptions off_opt;
+  off_opt.fp8_fused_norm = false;
+  Backend& off = extra(off_opt);
+  const int C = 256;
+  const TensorView& nw = weight(DType::bf16, 1, C);
+  const TensorView& wq = fp8_weight(256, C, paca::ActQuant::dynamic_row, 1200.0f, 0);
+  const TensorView& wk = fp8_weight(64, C, paca::ActQuant::dynamic_row, 0.75f, 0);  // another bound
+  const TensorView& wv = fp8_weight(64, C, paca::ActQuant::dynamic_row, 1200.0f, 0);
+  const TensorView& wb = weight(DType::bf16, 128, C);
+  const TensorView& ws = fp8_weight(64, C, paca::ActQuant::static_tensor, 0, 0.01f);
+  for (Backend* be : {gpu_.get(), &off}) upload({&nw, &wq, &wk, &wv, &wb, &ws}, be);
+  const std::array<const TensorView*, 4> attn{&wq, &wk, &wv, &wb};
+  const std::array<const TensorView*, 2> ffn{&ws, &wq};
+  uint64_t fused = 0, reused = 0;
+  for (int T : {1, 5, 37, 300}) {
+    SCOPED_TRACE(testing::Message() << "tokens " << T);
+    const std::vector<float> x = random_nonzero(rng_, static_cast<size_t>(T) * C, 0.05f, 4.0f);
+    const std::vector<float> y = random_nonzero(rng_, static_cast<size_t>(T) * C, 0.05f, 4.0f);
+    std::vector<std::vector<float>> got[2];
+    for (int b = 0; b < 2; ++b) {
+      Backend& be = b == 0 ? *gpu_ : off;
+      // every buffer first (alloc, copy and to_host are ops too), outputs poisoned
+      Act ax = act(be, T, C, x), ay = act(be, T, C, y), xn = act(be, T, C, {});
+      std::vector<Act> outs;
+      const std::array<const TensorView*, 7> order{&wq, &wk, &wv, &wb, &ws, &wq, &wq};
+      for (const TensorView* w : order)
+        outs.push_back(act(be, T, static_cast<int>(w->rows), std::vector<float>(static_cast<size_t>(T) * w->rows, NAN)));
+      be.rmsnorm_for(ax, nw, 1e-5f, xn, attn);
+      for (size_t i = 0; i < 4; ++i) be.matmul(xn, *order[i], outs[i]);
+      be.add_rmsnorm_for(ax, ay, nw, 1e-5f, xn, ffn);
+      for (size_t i = 4; i < 6; ++i) be.matmul(xn, *order[i], outs[i]);
+      be.rmsnorm_for(ax, nw, 1e-5f, xn, attn);
+      be.add(ay, ay);  // another op: the next matmul quantizes again
+      be.matmul(xn, *order[6], outs[6]);
+      for (const Act& o : outs) got[b].push_back(host(be, o));
+      got[b].push_back(host(be, xn));
+    }
+    ASSERT_EQ(got[0].size(), got[1].size());
+    for (size_t i = 0; i < got[0].size(); ++i) {
+      ASSERT_EQ(got[0][i].size(), got[1][i].size());
+      EXPECT_EQ(0, std::memcmp(got[0][i].data(), got[1][i].data(), got[0][i].size() * 4)) << "output " << i;
+      EXPECT_FALSE(std::any_of(got[0][i].begin(), got[0][i].end(), [](float v) { return std::isnan(v); }))
+          << "output " << i;
+    }
+    fused += 3;   // every norm with an FP8 w8a8 reader
+    reused += 3;  // wq and wv after the first norm, ws after the second
+    const paca::cuda::GraphStats st = paca::cuda::graph_stats(*gpu_), none = paca::cuda::graph_stats(off);
+    EXPECT_EQ(st.norm_quant_fused, fused);
+    EXPECT_EQ(st.norm_quant_reused, reused);
+    EXPECT_EQ(none.norm_quant_fused + none.norm_quant_reused, 0u);
+  }
+}
+
 TEST_F(CudaOps, Fp8UploadRefusesBadWeights) {
   HostWeight w = make_fp8_weight(rng_, "layers.1.w2", 64, 32, paca::ActQuant::dynamic_row, INFINITY, 0);
   w.view.scales = nullptr;
@@ -1743,6 +2050,54 @@ TEST(CudaFp8Model, QuantizeAtLoadMatchesCpu) {
       std::printf("tiny-llama31 quantized at load, mode %d, prompt %d: rel L2 %.2e, %d of 8 greedy tokens agree\n", mode,
                   n_prompt, rel_l2(gpu.logits, cpu.logits), same_prefix(gpu.greedy, cpu.greedy));
     }
+  }
+}
+
+// A synthetic model with every linear weight quantized at load (w8a8, a
+// bound of 1200, the k projections with a bound of their own so that they
+// quantize for themselves), on CUDA with the fused norm + quantize and
+// without it (the option; PACA_CUDA_FP8_FUSED_NORM=0 does the same): the same
+// logits bit for bit through a 245-token prefill (the FP8 GEMM and the GEMV
+// tail), decode steps alone and batched (recorded as CUDA graphs when on),
+// and forks. The fused backend must really fuse and reuse.
+TEST(CudaFp8Model, FusedNormQuantSameLogits) {
+  SKIP_WITHOUT_DEVICE();
+  auto make = [](bool fused) {
+    paca::cuda::CudaBackendOptions o;
+    o.fp8_fused_norm = fused;
+    auto ckpt = paca::synthetic_checkpoint(synthetic_spec(), uint64_t{1} << 30);
+    paca::Fp8Options q;
+    q.attention = true;
+    q.keep_first_last = false;
+    paca::quantize_fp8(*ckpt, q);
+    for (auto& [name, t] : ckpt->tensors)
+      if (name.find("k_proj") != std::string::npos) t.act_ub = 2.5f;
+    paca::ModelOptions opt;
+    opt.n_threads = 2;
+    opt.kv_block_tokens = 16;
+    auto m = std::make_unique<paca::LlamaModel>(std::move(ckpt), paca::cuda::make_cuda_backend(o), opt);
+    std::vector<const TensorView*> views;
+    for (const auto& [n, t] : m->checkpoint().tensors) views.push_back(&t);
+    m->backend().upload_weights(views, nullptr);
+    return m;
+  };
+  auto on = make(true), off = make(false);
+  EXPECT_GT(paca::count_fp8(on->checkpoint()), 0);
+  const auto a = decode_run(*on, 245, 6), b = decode_run(*off, 245, 6);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i)
+    ASSERT_EQ(0, std::memcmp(a[i].data(), b[i].data(), a[i].size() * sizeof(float))) << "logits " << i;
+  const paca::cuda::GraphStats st = paca::cuda::graph_stats(on->backend());
+  const paca::cuda::GraphStats none = paca::cuda::graph_stats(off->backend());
+  std::printf("fused norm + quantize: %llu norms fused, %llu matmuls reused their codes\n",
+              static_cast<unsigned long long>(st.norm_quant_fused),
+              static_cast<unsigned long long>(st.norm_quant_reused));
+  EXPECT_GT(st.norm_quant_fused, 0u);
+  EXPECT_GT(st.norm_quant_reused, st.norm_quant_fused);  // wq and wv after the attention norms, w1 and w3 after the FFN's
+  EXPECT_EQ(none.norm_quant_fused + none.norm_quant_reused, 0u);
+  if (paca::cuda::graphs_enabled_by_env(std::getenv("PACA_CUDA_GRAPHS"))) {
+    EXPECT_GT(st.replayed, 0u);
+    EXPECT_EQ(st.fallbacks, 0u);
   }
 }
 

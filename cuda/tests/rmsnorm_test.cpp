@@ -2,15 +2,19 @@
 // (cuda/kernels/rmsnorm.cu) against a CPU reference in f64, on random
 // never-zero inputs of awkward shapes, for f32 and bf16 weights, outputs
 // poisoned with NaN first. Tolerance: relative error 1e-5 per element; the
-// fused kernel's updated x must equal the f32 sums exactly.
+// fused kernel's updated x must equal the f32 sums exactly. The quantizing
+// variant (launch_rmsnorm_quant) against launch_quantize_e4m3 on a small
+// problem here; at scale in cuda_backend_test.cpp (CudaFusedNorm).
 // Every test skips, with the reason, when there is no CUDA device.
 #include <gtest/gtest.h>  // TEST_P, GTEST_SKIP
 
 #include <cuda_runtime_api.h>  // cudaMalloc, cudaMemcpyAsync, streams
 
+#include <algorithm>  // std::equal
 #include <cmath>    // std::sqrt, std::fabs
 #include <cstddef>  // size_t
 #include <cstdint>  // uint16_t
+#include <cstring>  // std::memcmp
 #include <random>   // std::mt19937
 #include <string>   // std::string
 #include <tuple>    // std::tuple
@@ -244,6 +248,49 @@ TEST_F(RmsnormEdgeTest, BadArgumentsAndEmpty) {
   EXPECT_EQ(launch_rmsnorm(f, nullptr, 0, 1e-5f, 1, 8, f, stream_), cudaErrorInvalidValue);
   EXPECT_EQ(launch_rmsnorm(f, f, 0, 1e-5f, 1, 8, nullptr, stream_), cudaErrorInvalidValue);
   CUDA_ASSERT(cudaStreamSynchronize(stream_));
+}
+
+// The quantizing variant (launch_rmsnorm_quant) on a small problem, so that
+// racecheck covers its second block reduction: y as launch_add_rmsnorm
+// writes it (checked above), codes (rows [0, 2)), values (the rest) and
+// scales as launch_quantize_e4m3 gives them from that y, bit for bit.
+TEST_F(RmsnormEdgeTest, QuantizedVariantIsTheQuantizersBitForBit) {
+  const int rows = 5, cols = 1000, code_rows = 2;
+  const size_t n = static_cast<size_t>(rows) * cols;
+  std::mt19937 rng(9);
+  const std::vector<float> x = random_nonzero(rng, n, 0.05f, 4.0f), r = random_nonzero(rng, n, 0.05f, 4.0f);
+  const std::vector<float> w = random_nonzero(rng, static_cast<size_t>(cols), 0.25f, 2.0f);
+  DeviceBuffer dx(n * 4), dr(n * 4), dw(cols * 4), dy(n * 4), q8(n), qf(n * 4), sc(rows * 4), ref8(n), refs(rows * 4);
+  for (const DeviceBuffer* b : {&dx, &dr, &dw, &dy, &q8, &qf, &sc, &ref8, &refs}) CUDA_ASSERT(b->status());
+  CUDA_ASSERT(cudaMemcpyAsync(dx.as<float>(), x.data(), n * 4, cudaMemcpyHostToDevice, stream_));
+  CUDA_ASSERT(cudaMemcpyAsync(dr.as<float>(), r.data(), n * 4, cudaMemcpyHostToDevice, stream_));
+  CUDA_ASSERT(cudaMemcpyAsync(dw.as<float>(), w.data(), cols * 4, cudaMemcpyHostToDevice, stream_));
+  CUDA_ASSERT(cudaMemsetAsync(q8.as<void>(), 0x7f, n, stream_));
+  CUDA_ASSERT(cudaMemsetAsync(qf.as<void>(), 0xff, n * 4, stream_));
+  CUDA_ASSERT(cudaMemsetAsync(sc.as<void>(), 0xff, rows * 4, stream_));
+  const paca::cuda::E4m3Quant q{.dynamic = 1, .act_ub = 3.0f, .act_scale = 0.0f, .code_rows = code_rows,
+                                .q8 = q8.as<uint8_t>(), .ldq8 = cols, .qf = qf.as<float>(), .ldqf = cols,
+                                .scales = sc.as<float>()};
+  CUDA_ASSERT(paca::cuda::launch_rmsnorm_quant(dx.as<float>(), dr.as<float>(), dw.as<void>(), 0, 1e-5f, rows, cols,
+                                               dy.as<float>(), q, stream_));
+  // the quantizer on the fused kernel's own y: codes into ref8, values into dr (r is read by now)
+  CUDA_ASSERT(paca::cuda::launch_quantize_e4m3(dy.as<float>(), cols, rows, cols, rows, 1, 3.0f, 0.0f,
+                                               ref8.as<uint8_t>(), cols, nullptr, 0, refs.as<float>(), stream_));
+  CUDA_ASSERT(paca::cuda::launch_quantize_e4m3(dy.as<float>(), cols, rows, cols, rows, 1, 3.0f, 0.0f, nullptr, 0,
+                                               dr.as<float>(), cols, refs.as<float>(), stream_));
+  std::vector<uint8_t> got8(n), want8(n);
+  std::vector<float> gotv(n), wantv(n), gots(rows), wants(rows);
+  CUDA_ASSERT(cudaMemcpyAsync(got8.data(), q8.as<void>(), n, cudaMemcpyDeviceToHost, stream_));
+  CUDA_ASSERT(cudaMemcpyAsync(want8.data(), ref8.as<void>(), n, cudaMemcpyDeviceToHost, stream_));
+  CUDA_ASSERT(cudaMemcpyAsync(gotv.data(), qf.as<void>(), n * 4, cudaMemcpyDeviceToHost, stream_));
+  CUDA_ASSERT(cudaMemcpyAsync(wantv.data(), dr.as<void>(), n * 4, cudaMemcpyDeviceToHost, stream_));
+  CUDA_ASSERT(cudaMemcpyAsync(gots.data(), sc.as<void>(), rows * 4, cudaMemcpyDeviceToHost, stream_));
+  CUDA_ASSERT(cudaMemcpyAsync(wants.data(), refs.as<void>(), rows * 4, cudaMemcpyDeviceToHost, stream_));
+  CUDA_ASSERT(cudaStreamSynchronize(stream_));
+  const size_t nc = static_cast<size_t>(code_rows) * cols;
+  EXPECT_TRUE(std::equal(got8.begin(), got8.begin() + nc, want8.begin())) << "codes";
+  EXPECT_EQ(0, std::memcmp(gotv.data(), wantv.data() + nc, (n - nc) * 4)) << "values";
+  EXPECT_EQ(0, std::memcmp(gots.data(), wants.data(), rows * 4)) << "scales";
 }
 
 }  // namespace
