@@ -711,6 +711,14 @@ PACA_API paca_status paca_chat_parse_tool_calls(const char* text, size_t len, in
  * Ties are always broken toward the lower token id. Tokens whose l' is -inf
  * (or NaN) are never chosen.
  *
+ * Stages 4-7 weigh tokens in integers: floor(weight * 2^s) with the largest
+ * weight 1 and 2^s near 2^62 / the number of tokens weighed (2^45 for a
+ * 128,256-token vocabulary), so no rounding decides a boundary and the token
+ * is the same whether a device or the host adds the weights up. A token less
+ * likely than 2^-s times the most likely one weighs nothing. On a GPU, greedy,
+ * top-k and (usually) top-p/min-p sampling read only the best candidates, not
+ * the whole vocabulary.
+ *
  * Reproducibility: a draw depends only on (seed, position) and the logits, so
  * the same seed gives the same tokens for any thread count, alone or beside
  * other sessions, and after a rewind to the same position. The sampler keeps
