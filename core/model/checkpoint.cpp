@@ -25,6 +25,13 @@ const char* dtype_name(DType t) {
     case DType::bf16: return "BF16";
     case DType::q8_0: return "Q8_0";
     case DType::f8e4m3: return "F8_E4M3";
+    case DType::q4_0: return "Q4_0";
+    case DType::q4_1: return "Q4_1";
+    case DType::q5_0: return "Q5_0";
+    case DType::q5_1: return "Q5_1";
+    case DType::q4_k: return "Q4_K";
+    case DType::q5_k: return "Q5_K";
+    case DType::q6_k: return "Q6_K";
   }
   return "?";
 }
@@ -229,7 +236,7 @@ void check_llama_tensors(const Checkpoint& ck) {
     check(t->rows == rows && t->cols == cols, Status::format,
           "tensor {} ({}) has shape [{}, {}], expected [{}, {}]", name, t->name, t->rows, t->cols, rows, cols);
     if (!matrix)
-      check(t->dtype != DType::q8_0 && t->dtype != DType::f8e4m3, Status::unsupported,
+      check(t->dtype != DType::q8_0 && t->dtype != DType::f8e4m3 && !is_block_quant(t->dtype), Status::unsupported,
             "tensor {} ({}): {} norms are not supported", name, t->name, dtype_name(t->dtype));
     if (name == "embed")
       check(t->dtype != DType::f8e4m3, Status::unsupported, "tensor {} ({}): FP8 embeddings are not supported", name,

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <map>
 
+#include "model/block_quant.h"
 #include "model/checkpoint.h"
 #include "model/gguf.h"
 #include "util/error.h"
@@ -95,15 +96,11 @@ void read_gguf_checkpoint(std::span<const uint8_t> file, const std::string& what
     if (canon.empty()) continue;
     TensorView v;
     v.name = t.name;
-    switch (t.type) {
-      case 0: v.dtype = DType::f32; break;
-      case 1: v.dtype = DType::f16; break;
-      case 8: v.dtype = DType::q8_0; break;
-      case 30: v.dtype = DType::bf16; break;
-      default:
-        fail(Status::unsupported, "{}: tensor '{}' has GGUF type {}, which is not supported (F32, F16, BF16, Q8_0)",
-             what, t.name, ggml_type_name(t.type));
-    }
+    if (!dtype_of_ggml(t.type, v.dtype))
+      fail(Status::unsupported,
+           "{}: tensor '{}' has GGUF type {}, which is not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, "
+           "Q4_K, Q5_K, Q6_K)",
+           what, t.name, ggml_type_name(t.type));
     check(t.ne[2] == 1 && t.ne[3] == 1, Status::format, "{}: tensor '{}' has more than 2 dims", what, t.name);
     v.cols = static_cast<int64_t>(t.ne[0]);
     v.rows = static_cast<int64_t>(t.ne[1]);

@@ -15,7 +15,44 @@ enum class DType : int {
   bf16 = 2,
   q8_0 = 3,  // GGUF Q8_0: blocks of 32 along a row: f16 scale + 32 x int8
   f8e4m3 = 4,  // FP8 E4M3 codes with one f32 scale per row (TensorView::scales)
+  // GGUF's quantized block types (layouts in model/block_quant.h), kept as
+  // blocks in memory and multiplied against 8-bit quantized activations
+  q4_0 = 5,
+  q4_1 = 6,
+  q5_0 = 7,
+  q5_1 = 8,
+  q4_k = 9,
+  q5_k = 10,
+  q6_k = 11,
 };
+
+// One of the block types above other than q8_0 (whose kernels read f32
+// activations).
+constexpr bool is_block_quant(DType t) { return static_cast<int>(t) >= static_cast<int>(DType::q4_0); }
+
+// Elements and bytes of one block along a row (1 and the element size for
+// the plain types).
+struct BlockShape {
+  size_t elems;
+  size_t bytes;
+};
+constexpr BlockShape block_shape(DType t) {
+  switch (t) {
+    case DType::f32: return {1, 4};
+    case DType::f16:
+    case DType::bf16: return {1, 2};
+    case DType::q8_0: return {32, 34};
+    case DType::f8e4m3: return {1, 1};
+    case DType::q4_0: return {32, 18};
+    case DType::q4_1: return {32, 20};
+    case DType::q5_0: return {32, 22};
+    case DType::q5_1: return {32, 24};
+    case DType::q4_k: return {256, 144};
+    case DType::q5_k: return {256, 176};
+    case DType::q6_k: return {256, 210};
+  }
+  return {1, 0};
+}
 
 // How the activations entering an FP8 matmul are treated.
 enum class ActQuant : int {
@@ -29,16 +66,10 @@ const char* dtype_name(DType t);
 constexpr size_t kQ8Block = 32;
 constexpr size_t kQ8BlockBytes = 34;
 
-// Bytes of one row of `cols` elements (cols must be a multiple of 32 for q8_0).
+// Bytes of one row of `cols` elements (cols must be a multiple of the block).
 inline size_t row_bytes(DType t, size_t cols) {
-  switch (t) {
-    case DType::f32: return cols * 4;
-    case DType::f16:
-    case DType::bf16: return cols * 2;
-    case DType::q8_0: return cols / kQ8Block * kQ8BlockBytes;
-    case DType::f8e4m3: return cols;
-  }
-  return 0;
+  const BlockShape b = block_shape(t);
+  return cols / b.elems * b.bytes;
 }
 
 // A 1-D or 2-D weight, row-major [rows, cols]; 1-D tensors have rows == 1.

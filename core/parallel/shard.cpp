@@ -18,8 +18,9 @@ TensorView row_slice(const TensorView& t, int64_t r0, int64_t rows) {
 }
 
 TensorView col_slice(Checkpoint& ck, const TensorView& t, int64_t c0, int64_t cols) {
-  check(t.dtype != DType::q8_0 || (c0 % kQ8Block == 0 && cols % kQ8Block == 0), Status::invalid_argument,
-        "tensor {}: a column split at {} would cut a Q8_0 block", t.name, c0);
+  const size_t blk = block_shape(t.dtype).elems;
+  check(c0 % static_cast<int64_t>(blk) == 0 && cols % static_cast<int64_t>(blk) == 0, Status::invalid_argument,
+        "tensor {}: a column split at {} would cut a {} block of {}", t.name, c0, dtype_name(t.dtype), blk);
   const size_t full_rb = row_bytes(t.dtype, static_cast<size_t>(t.cols));
   const size_t rb = row_bytes(t.dtype, static_cast<size_t>(cols));
   const size_t off = row_bytes(t.dtype, static_cast<size_t>(c0));

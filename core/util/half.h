@@ -43,6 +43,13 @@ inline float f16_to_f32(uint16_t h) {
   return bits_to_f32(sign | ((exp + 112) << 23) | (man << 13));
 }
 
+// The binary16 value stored (little-endian, any alignment) at p.
+inline float f16_load(const void* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return f16_to_f32(h);
+}
+
 inline uint16_t f32_to_f16(float f) {
   uint32_t u = f32_to_bits(f);
   uint32_t sign = (u >> 16) & 0x8000u;

@@ -64,6 +64,10 @@ class CpuBackend final : public Backend {
     const size_t rb = row_bytes(w.dtype, n);
     const int T = x.rows;
     const bool fp8 = w.dtype == DType::f8e4m3;
+    if (is_block_quant(w.dtype)) {
+      matmul_blocks(x, w, out);
+      return;
+    }
     const float* xs = x.data;
     if (fp8 && w.act != ActQuant::none) {
       quantize_activations(x, w);
@@ -97,6 +101,32 @@ class CpuBackend final : public Backend {
         if (fp8) {
           const float xscale = w.act == ActQuant::none ? 1.0f : xq_scale_[t];
           for (size_t r = r0; r < r1; ++r) o[r] = o[r] * xscale * w.scales[r];
+        }
+      }
+    });
+  }
+
+  // Block-quantized weights: each token row is quantized to 8 bits once
+  // (cpu::quantize_activations), then each thread takes chunks of rows and
+  // runs every token over a group of 16 rows (a few KiB of blocks, L1
+  // resident) with the same block dot, so decode, prefill and batches give
+  // the same bits per output.
+  void matmul_blocks(Act x, const TensorView& w, Act out) {
+    const size_t n = static_cast<size_t>(w.cols);
+    const size_t T = static_cast<size_t>(x.rows);
+    const size_t rb = row_bytes(w.dtype, n), xb = cpu::act_row_bytes(w.dtype, n);
+    xq8_.resize(T * xb);
+    for (size_t t = 0; t < T; ++t) cpu::quantize_activations(w.dtype, x.row(static_cast<int>(t)), xq8_.data() + t * xb, n);
+    const cpu::BlockDot dot = cpu::block_dot(k_, w.dtype);
+    const size_t grain = std::max<size_t>(1, 32768 / rb);
+    constexpr size_t kRowGroup = 16;
+    pool_.parallel_for(static_cast<size_t>(w.rows), grain, [&](size_t r0, size_t r1) {
+      for (size_t c0 = r0; c0 < r1; c0 += kRowGroup) {
+        const size_t c1 = std::min(r1, c0 + kRowGroup);
+        for (size_t t = 0; t < T; ++t) {
+          const uint8_t* xr = xq8_.data() + t * xb;
+          float* o = out.row(static_cast<int>(t));
+          for (size_t r = c0; r < c1; ++r) o[r] = dot(w.data + r * rb, xr, n);
         }
       }
     });
@@ -289,6 +319,7 @@ class CpuBackend final : public Backend {
   std::vector<float> xq_, xq_scale_;  // FP8 activation scratch (ops run under the model's compute lock)
   std::vector<float> norm_scratch_, rope_scratch_;
   std::vector<float> xpack_;  // activations packed for gemm_f32
+  std::vector<uint8_t> xq8_;  // activations quantized for the block dots (cpu::ActQ32 / ActQ256 rows)
 };
 
 }  // namespace

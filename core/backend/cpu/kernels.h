@@ -11,6 +11,43 @@
 
 namespace paca::cpu {
 
+// Activations entering a matmul with block-quantized weights are quantized
+// once per token row to 8 bits, per block of the weight type:
+//   legacy types (32-blocks): d = max|x| / 127, q = round(x / d) (ties to even), s = d * sum q
+//   K types (256-blocks): the same d and q per 256, and bsum[k] = sum of q[16k .. 16k+15]
+// (a row with a non-finite value gets d = NaN, so its outputs are NaN, not garbage).
+struct ActQ32 {
+  float d;
+  float s;
+  int8_t q[32];
+};
+struct ActQ256 {
+  float d;
+  int8_t q[256];
+  int16_t bsum[16];
+};
+static_assert(sizeof(ActQ32) == 40 && sizeof(ActQ256) == 292);
+
+// The activation format a block type reads: 32 (ActQ32) or 256 (ActQ256).
+inline size_t act_block(DType t) { return block_shape(t).elems; }
+inline size_t act_row_bytes(DType t, size_t n) {
+  return act_block(t) == 256 ? n / 256 * sizeof(ActQ256) : n / 32 * sizeof(ActQ32);
+}
+// Quantizes one row of n activations for weights of type t (n a multiple
+// of its block). One scalar routine for every ISA, so every ISA reads the
+// same codes.
+void quantize_activations(DType t, const float* x, void* out, size_t n);
+
+// The block dot products: sum over the row of dequantized w times the
+// dequantized activations, in one fixed order that every ISA follows bit for
+// bit: eight f32 lanes, lane l of each 32 consecutive elements taking the
+// exact integer sum over elements 4l .. 4l+3 (times the integer sub-block
+// scale of the K types), each block (legacy) or super-block (K) adding
+// fma(d_w * d_x, lane, acc[l]); the terms of the weight mins (Q4_1, Q5_1,
+// Q4_K, Q5_K) go to one scalar fma chain; then
+// ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)) and the min chain.
+using BlockDot = float (*)(const void* w, const void* xq, size_t n);
+
 struct Kernels {
   const char* isa;
   // sum_i w[i] * x[i] for a weight row of n elements in each dtype
@@ -47,7 +84,28 @@ struct Kernels {
   // dst[i] = src[i] widened to f32 for F16/BF16 rows (exact)
   void (*widen_f16)(const void* src, float* dst, size_t n);
   void (*widen_bf16)(const void* src, float* dst, size_t n);
+  // block dots (see BlockDot) for Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K
+  BlockDot dot_q4_0, dot_q4_1, dot_q5_0, dot_q5_1, dot_q4_k, dot_q5_k, dot_q6_k;
 };
+
+// The block dot of k for a block type (nullptr for any other dtype).
+inline BlockDot block_dot(const Kernels& k, DType t) {
+  switch (t) {
+    case DType::q4_0: return k.dot_q4_0;
+    case DType::q4_1: return k.dot_q4_1;
+    case DType::q5_0: return k.dot_q5_0;
+    case DType::q5_1: return k.dot_q5_1;
+    case DType::q4_k: return k.dot_q4_k;
+    case DType::q5_k: return k.dot_q5_k;
+    case DType::q6_k: return k.dot_q6_k;
+    default: return nullptr;
+  }
+}
+
+// The scalar block dots (the reference every ISA matches bit for bit).
+void scalar_block_dots(Kernels& k);
+// The AVX2 block dots (the scalar ones when AVX2 is not compiled in).
+void avx2_block_dots(Kernels& k);
 
 // E4M3 code -> f32 for all 256 codes.
 const float* e4m3_table();
@@ -67,6 +125,7 @@ inline float dot_row(const Kernels& k, DType t, const void* w, const float* x, s
     case DType::bf16: return k.dot_bf16(w, x, n);
     case DType::q8_0: return k.dot_q8_0(w, x, n);
     case DType::f8e4m3: return k.dot_f8e4m3(w, x, n);
+    default: break;  // block types read quantized activations (block_dot)
   }
   return 0;
 }

@@ -381,7 +381,8 @@ PACA_AVX2 void v_widen_bf16(const void* src, float* dst, size_t n) {
 }  // namespace
 
 const Kernels* avx2_kernels() {
-  static const Kernels k{.isa = "avx2",
+  static const Kernels k = [] {
+    Kernels v{.isa = "avx2",
                          .dot_f32 = v_dot_f32,
                          .dot_f16 = v_dot_half<F16>,
                          .dot_bf16 = v_dot_half<Bf16>,
@@ -398,6 +399,9 @@ const Kernels* avx2_kernels() {
                          .axpy_rows_f32 = v_axpy_rows_f32,
                          .widen_f16 = v_widen_f16,
                          .widen_bf16 = v_widen_bf16};
+    avx2_block_dots(v);
+    return v;
+  }();
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &k;
   return nullptr;

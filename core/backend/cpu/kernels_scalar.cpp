@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "backend/cpu/kernels.h"
+#include "model/block_quant.h"
 #include "util/fast_exp.h"
 #include "util/fp8.h"
 #include "util/half.h"
@@ -121,7 +122,8 @@ void s_widen_f16(const void* src, float* dst, size_t n) { dequant_row(DType::f16
 void s_widen_bf16(const void* src, float* dst, size_t n) { dequant_row(DType::bf16, src, dst, n); }
 
 const Kernels& scalar_kernels() {
-  static const Kernels k{.isa = "scalar",
+  static const Kernels k = [] {
+    Kernels s{.isa = "scalar",
                          .dot_f32 = s_dot_f32,
                          .dot_f16 = s_dot_f16,
                          .dot_bf16 = s_dot_bf16,
@@ -138,6 +140,9 @@ const Kernels& scalar_kernels() {
                          .axpy_rows_f32 = s_axpy_rows_f32,
                          .widen_f16 = s_widen_f16,
                          .widen_bf16 = s_widen_bf16};
+    scalar_block_dots(s);
+    return s;
+  }();
   return k;
 }
 
@@ -164,13 +169,13 @@ void dequant_row(DType t, const void* src, float* dst, size_t n) {
       }
       return;
     case DType::q8_0:
-      for (size_t b = 0; b < n / kQ8Block; ++b, p += kQ8BlockBytes) {
-        uint16_t h;
-        std::memcpy(&h, p, 2);
-        float d = f16_to_f32(h);
-        for (size_t i = 0; i < kQ8Block; ++i) dst[b * kQ8Block + i] = d * static_cast<float>(static_cast<int8_t>(p[2 + i]));
-      }
-      return;
+    case DType::q4_0:
+    case DType::q4_1:
+    case DType::q5_0:
+    case DType::q5_1:
+    case DType::q4_k:
+    case DType::q5_k:
+    case DType::q6_k: dequantize_blocks(t, p, dst, n); return;
     case DType::f8e4m3:
       for (size_t i = 0; i < n; ++i) dst[i] = e4m3_table()[p[i]];
       return;

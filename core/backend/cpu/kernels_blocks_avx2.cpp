@@ -1,0 +1,176 @@
+// kernels_blocks_avx2.cpp - the block dots with AVX2 integer arithmetic:
+// weights unpacked to bytes, multiplied with the 8-bit activations by
+// vpmaddubsw (pairs, exact in int16 for these ranges) and vpmaddwd (to the
+// eight int32 lanes of kernels.h, times the sub-block scale), then one f32
+// fma per block. The lanes and the fma order are the scalar kernels', so
+// the results are bit-identical to kernels_blocks.cpp.
+#include "backend/cpu/kernels.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "model/block_quant.h"
+#include "util/half.h"
+
+#define PACA_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+namespace paca::cpu {
+
+namespace {
+
+// ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)), as lanes_sum.
+PACA_AVX2 inline float lanes_sum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));  // a_i + a_{i+4}
+  __m128 p = _mm_add_ps(s, _mm_movehl_ps(s, s));                                   // s0 + s2, s1 + s3
+  return _mm_cvtss_f32(_mm_add_ss(p, _mm_shuffle_ps(p, p, 1)));
+}
+
+PACA_AVX2 inline __m256i load32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+// 16 packed bytes -> 32 bytes: the low nibbles (elements 0..15), then the high ones.
+PACA_AVX2 inline __m256i nibbles16(const uint8_t* p) {
+  const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i m = _mm_set1_epi8(0x0F);
+  return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m), _mm_and_si128(b, m));
+}
+
+// Bit j of x -> byte j = 0x10 (set) or 0.
+PACA_AVX2 inline __m256i bit4_from_bits(uint32_t x) {
+  const __m256i sel = _mm256_setr_epi64x(0x0000000000000000, 0x0101010101010101, 0x0202020202020202,
+                                         0x0303030303030303);
+  __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(x)), sel);  // byte j = byte j/8 of x
+  v = _mm256_or_si256(v, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));                // all other bits set
+  v = _mm256_cmpeq_epi8(v, _mm256_set1_epi64x(-1));
+  return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
+}
+
+// Eight int32 lanes of 32 unsigned codes u (0..63) times 32 signed activations.
+PACA_AVX2 inline __m256i lanes_u(__m256i u, __m256i x) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set1_epi16(1));
+}
+// The same for signed codes w (|w| <= 32): |w| times x with w's sign.
+PACA_AVX2 inline __m256i lanes_s(__m256i w, __m256i x) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w)), _mm256_set1_epi16(1));
+}
+
+template <DType T>
+PACA_AVX2 float v_dot_legacy(const void* wv, const void* xv, size_t n) {
+  constexpr bool kMin = T == DType::q4_1 || T == DType::q5_1;
+  constexpr bool kFive = T == DType::q5_0 || T == DType::q5_1;
+  constexpr size_t kBytes = block_shape(T).bytes;
+  const auto* w = static_cast<const uint8_t*>(wv);
+  const auto* x = static_cast<const ActQ32*>(xv);
+  __m256 acc = _mm256_setzero_ps();
+  float accm = 0;
+  for (size_t b = 0; b < n / 32; ++b, w += kBytes, ++x) {
+    const uint8_t* qs = w + (kMin ? 4 : 2);
+    __m256i q;
+    if constexpr (kFive) {
+      uint32_t qh;
+      std::memcpy(&qh, qs, 4);
+      q = _mm256_or_si256(nibbles16(qs + 4), bit4_from_bits(qh));
+    } else {
+      q = nibbles16(qs);
+    }
+    const __m256i xq = load32(x->q);
+    __m256i lanes;
+    if constexpr (kMin) {
+      lanes = lanes_u(q, xq);
+    } else {
+      lanes = lanes_s(_mm256_sub_epi8(q, _mm256_set1_epi8(kFive ? 16 : 8)), xq);
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_load(w) * x->d), _mm256_cvtepi32_ps(lanes), acc);
+    if constexpr (kMin) accm = std::fma(f16_load(w + 2), x->s, accm);
+  }
+  return lanes_sum(acc) + accm;
+}
+
+template <bool kFive>
+PACA_AVX2 float v_dot_k(const void* wv, const void* xv, size_t n) {
+  constexpr size_t kBytes = kFive ? 176 : 144;
+  const auto* w = static_cast<const uint8_t*>(wv);
+  const auto* x = static_cast<const ActQ256*>(xv);
+  const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+  __m256 acc = _mm256_setzero_ps();
+  float accm = 0;
+  for (size_t b = 0; b < n / 256; ++b, w += kBytes, ++x) {
+    int sc[8], m[8];
+    for (int s = 0; s < 8; ++s) k_scale_min(w + 4, s, sc[s], m[s]);
+    const uint8_t* qs = w + (kFive ? 48 : 16);
+    const __m256i qh = kFive ? load32(w + 16) : _mm256_setzero_si256();
+    __m256i lanes = _mm256_setzero_si256();
+    for (int c = 0; c < 4; ++c) {
+      const __m256i raw = load32(qs + 32 * c);
+      __m256i lo = _mm256_and_si256(raw, m4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+      if constexpr (kFive) {
+        lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c), one), 4));
+        hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c + 1), one), 4));
+      }
+      const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, load32(x->q + 64 * c)),
+                                           _mm256_set1_epi16(static_cast<int16_t>(sc[2 * c])));
+      const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, load32(x->q + 64 * c + 32)),
+                                           _mm256_set1_epi16(static_cast<int16_t>(sc[2 * c + 1])));
+      lanes = _mm256_add_epi32(lanes, _mm256_add_epi32(p0, p1));
+    }
+    int mins = 0;
+    for (int s = 0; s < 8; ++s) mins += m[s] * (x->bsum[2 * s] + x->bsum[2 * s + 1]);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_load(w) * x->d), _mm256_cvtepi32_ps(lanes), acc);
+    accm = std::fma(f16_load(w + 2) * x->d, static_cast<float>(mins), accm);
+  }
+  return lanes_sum(acc) - accm;
+}
+
+PACA_AVX2 float v_dot_q6_k(const void* wv, const void* xv, size_t n) {
+  const auto* w = static_cast<const uint8_t*>(wv);
+  const auto* x = static_cast<const ActQ256*>(xv);
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03), off = _mm256_set1_epi8(32);
+  __m256 acc = _mm256_setzero_ps();
+  for (size_t b = 0; b < n / 256; ++b, w += 210, ++x) {
+    const auto* sc = reinterpret_cast<const int8_t*>(w + 192);
+    __m256i lanes = _mm256_setzero_si256();
+    for (int h = 0; h < 2; ++h) {
+      const __m256i ql0 = load32(w + 64 * h), ql1 = load32(w + 64 * h + 32), qh = load32(w + 128 + 32 * h);
+      __m256i g[4];
+      g[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
+      g[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4),
+                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
+      g[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
+      g[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
+      for (int j = 0; j < 4; ++j) {
+        const int grp = 4 * h + j;
+        const __m256i xq = load32(x->q + 32 * grp);
+        // (q - 32) * x in pairs: both maddubs terms and their difference fit in int16
+        const __m256i pairs = _mm256_sub_epi16(_mm256_maddubs_epi16(g[j], xq), _mm256_maddubs_epi16(off, xq));
+        const __m256i scales = _mm256_set_m128i(_mm_set1_epi16(sc[2 * grp + 1]), _mm_set1_epi16(sc[2 * grp]));
+        lanes = _mm256_add_epi32(lanes, _mm256_madd_epi16(pairs, scales));
+      }
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_load(w + 208) * x->d), _mm256_cvtepi32_ps(lanes), acc);
+  }
+  return lanes_sum(acc);
+}
+
+}  // namespace
+
+void avx2_block_dots(Kernels& k) {
+  k.dot_q4_0 = v_dot_legacy<DType::q4_0>;
+  k.dot_q4_1 = v_dot_legacy<DType::q4_1>;
+  k.dot_q5_0 = v_dot_legacy<DType::q5_0>;
+  k.dot_q5_1 = v_dot_legacy<DType::q5_1>;
+  k.dot_q4_k = v_dot_k<false>;
+  k.dot_q5_k = v_dot_k<true>;
+  k.dot_q6_k = v_dot_q6_k;
+}
+
+}  // namespace paca::cpu
+
+#else
+namespace paca::cpu {
+void avx2_block_dots(Kernels& k) { scalar_block_dots(k); }
+}  // namespace paca::cpu
+#endif
