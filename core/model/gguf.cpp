@@ -202,6 +202,7 @@ GgufFile parse_gguf(std::span<const uint8_t> file, const std::string& what) {
         n_tensors);
 
   for (uint64_t k = 0; k < n_kv; ++k) {
+    const uint64_t record_begin = r.pos();
     std::string key = r.str("key");
     check(!g.kv.count(key), Status::format, "{}: key '{}' appears twice", what, key);
     GgufValue v;
@@ -220,6 +221,8 @@ GgufFile parse_gguf(std::span<const uint8_t> file, const std::string& what) {
     } else {
       read_scalar(r, v.type, v);
     }
+    v.record_begin = record_begin;
+    v.record_end = r.pos();
     g.kv.emplace(std::move(key), std::move(v));
   }
   if (auto a = g.get_int("general.alignment")) {

@@ -26,6 +26,9 @@ struct GgufValue {
   GgufType elem = GgufType::u8;  // arrays: element type
   uint64_t count = 0;            // arrays: element count
   uint64_t offset = 0;           // arrays: file offset of the first element
+  // the whole record (key, type, value) as file offsets [begin, end), so a
+  // writer can copy it verbatim
+  uint64_t record_begin = 0, record_end = 0;
 };
 
 struct GgufTensorInfo {

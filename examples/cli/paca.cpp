@@ -67,6 +67,8 @@ void usage() {
                "            [--kv-dtype bf16|f32|fp8] [--ctx N] [--batch N] [--device-memory GB] [--json]\n"
                "            (bytes per rank of a sharded layout; exit 3 when it does not fit)\n"
                "  paca bench [paca-bench options]   (runs paca-bench: throughput next to its bounds)\n"
+               "  paca quantize IN.gguf OUT.gguf --type MIX [--threads N] [--json]\n"
+               "            (MIX: q4_0 q4_1 q5_0 q5_1 q8_0 q4_k_s q4_k_m q5_k_s q5_k_m q6_k; see paca_quantize_gguf)\n"
                "  paca make-test-model DIR [--seed N] [--dim N] [--layers N] [--heads N] [--kv-heads N]\n"
                "                           [--ffn N] [--vocab N] [--ctx N] [--tied]\n"
                "PATH is a Hugging Face model directory, a .gguf file or a llama2.c .bin checkpoint.\n"
@@ -156,6 +158,7 @@ struct Args {
   std::string device;               // --device D ("" = the library's default, cpu)
   float kv_memory_fraction = 0;     // --kv-memory-fraction F
   long rank = -1, world_size = 1, comm_timeout = 0;  // --rank, --world-size, --comm-timeout MS
+  std::string quant_type;  // quantize --type MIX
 };
 
 Args parse_args(int argc, char** argv) {
@@ -235,6 +238,7 @@ Args parse_args(int argc, char** argv) {
     else if (k == "--ffn") a.tm.ffn_dim = static_cast<int32_t>(parse_long(val(), "--ffn", 1, 1 << 20));
     else if (k == "--vocab") a.tm.n_vocab = static_cast<int32_t>(parse_long(val(), "--vocab", 1, 1 << 21));
     else if (k == "--tied") a.tm.tied_embeddings = 1;
+    else if (k == "--type") a.quant_type = val();
     else if (k == "-h" || k == "--help") { usage(); std::exit(0); }
     else if (k.empty() || k[0] != '-') a.positional.push_back(k);
     else die("unknown argument '%s' (see paca --help)", k.c_str());
@@ -242,7 +246,9 @@ Args parse_args(int argc, char** argv) {
   if (a.cmd == "make-test-model" && a.ctx > 0) a.tm.max_context = static_cast<int32_t>(a.ctx);
   if (a.cmd == "make-test-model" && !a.positional.empty()) a.dir = a.positional[0];
   if (a.have_text && a.have_prompt) die("give either -p TEXT or --prompt-tokens, not both");
-  size_t max_operands = a.cmd == "tokenize" || a.cmd == "detokenize" || a.cmd == "make-test-model" ? 1 : 0;
+  size_t max_operands = a.cmd == "tokenize" || a.cmd == "detokenize" || a.cmd == "make-test-model" ? 1
+                        : a.cmd == "quantize"                                                     ? 2
+                                                                                                  : 0;
   if (a.positional.size() > max_operands) die("unexpected argument '%s' (see paca --help)", a.positional.back().c_str());
   return a;
 }
@@ -767,6 +773,33 @@ int cmd_make_test_model(const Args& a) {
   return 0;
 }
 
+int32_t quantize_progress(void*, float f) {
+  const int w = 40, n = static_cast<int>(f * w + 0.5f);
+  std::fprintf(stderr, "\rquantizing [%.*s%*s] %3d%%", n, "========================================", w - n, "",
+               static_cast<int>(f * 100 + 0.5f));
+  if (f >= 1.0f) std::fprintf(stderr, "\n");
+  std::fflush(stderr);
+  return 0;
+}
+
+int cmd_quantize(const Args& a) {
+  if (a.positional.size() != 2) die("quantize needs IN.gguf and OUT.gguf");
+  if (a.quant_type.empty()) die("quantize needs --type MIX (e.g. q4_k_m)");
+  std::vector<char> buf(4096);
+  size_t needed = 0;
+  const paca_status st =
+      paca_quantize_gguf(a.positional[0].c_str(), a.positional[1].c_str(), a.quant_type.c_str(),
+                         static_cast<int32_t>(a.threads), a.json ? nullptr : quantize_progress, nullptr, buf.data(),
+                         buf.size(), &needed);
+  if (st != PACA_OK) die_status("quantize", st);
+  if (a.json) {
+    std::printf("%s\n", buf.data());
+  } else {
+    std::fprintf(stderr, "paca: wrote %s: %s\n", a.positional[1].c_str(), buf.data());
+  }
+  return 0;
+}
+
 }  // namespace
 
 // `paca bench ARGS...` runs paca-bench with ARGS: the one beside this
@@ -811,6 +844,7 @@ int main(int argc, char** argv) {
   if (a.cmd == "chat-template") return cmd_chat_template(a);
   if (a.cmd == "plan") return cmd_plan(a);
   if (a.cmd == "make-test-model") return cmd_make_test_model(a);
+  if (a.cmd == "quantize") return cmd_quantize(a);
   if (a.cmd == "--version" || a.cmd == "version") {
     std::printf("paca %s (ABI %u)\n", paca_version(), paca_abi_version());
     return 0;

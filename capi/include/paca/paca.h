@@ -426,6 +426,34 @@ PACA_API paca_status paca_test_model_params_for_shape(const char* name, paca_tes
  */
 PACA_API paca_status paca_plan_json(const char* request_json, char* buf, size_t cap, size_t* out_needed);
 
+/* ---- quantization ------------------------------------------------------- */
+/**
+ * Writes out_path: the GGUF file in_path with its weights re-encoded as the
+ * block-quantization mix `mix` (any case): "q4_0", "q4_1", "q5_0", "q5_1",
+ * "q8_0", "q4_k_s", "q4_k_m", "q5_k_s", "q5_k_m" or "q6_k". Every key/value of
+ * in_path (its tokenizer included) is kept but general.file_type and
+ * general.quantization_version, which are set for the mix; norms and tensors
+ * paca does not use are copied byte for byte. The *_m mixes give the value
+ * and MLP-down projections of the first and last eighth of the layers (and
+ * every third between) Q6_K; all but q8_0 give the LM head (or a tied
+ * embedding) Q6_K; a row that does not hold whole 256-element super-blocks
+ * falls back to Q5_0 (Q4_K), Q5_1 (Q5_K) or Q8_0 (Q6_K), and to F16 when not
+ * a multiple of 32. Scales are chosen per block by least squared error.
+ * The file is written under out_path + ".tmp" and renamed: a failure leaves
+ * no partial out_path. n_threads <= 0 uses every core. progress (may be
+ * NULL) is called with the fraction done; non-zero cancels
+ * (PACA_ERR_CANCELLED). On success a summary goes to buf (buffer rules as
+ * paca_chat_format; buf may be NULL with cap 0):
+ *   {"mix", "tensors", "converted", "bytes_in", "bytes_out", "types": {"Q4_K": n, ...}}
+ * Errors: PACA_ERR_INVALID_ARGUMENT (unknown mix, NULL path),
+ * PACA_ERR_UNSUPPORTED (not a GGUF file), PACA_ERR_FORMAT (a malformed file or
+ * a non-finite weight, named), PACA_ERR_IO.
+ * Since v0.3.
+ */
+PACA_API paca_status paca_quantize_gguf(const char* in_path, const char* out_path, const char* mix, int32_t n_threads,
+                                        paca_progress_fn progress, void* progress_user, char* buf, size_t cap,
+                                        size_t* out_needed);
+
 /* ---- tokenizer ---------------------------------------------------------- */
 /*
  * A model has a tokenizer when its checkpoint has one (Llama 2 SentencePiece
