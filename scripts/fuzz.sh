@@ -10,7 +10,8 @@
 # targets (fuzz_tokenize, fuzz_tokenizer_json, fuzz_spm_model, fuzz_tiktoken,
 # fuzz_gguf_vocab, fuzz_llama2c_tokenizer) and the chat targets (fuzz_jinja:
 # templates, fuzz_tool_call: generated replies; seeds in tests/fuzz/seeds/) and
-# fuzz_snapshot (session snapshot files) in
+# fuzz_snapshot (session snapshot files) and fuzz_blocks (the block-quantized
+# weight rows: dequantizer, quantizer, scalar and AVX2 block dots) in
 # turn, each for SECONDS_PER_TARGET with ASan + UBSan. The small model and
 # tokenizer files and the chat templates of ../shared are added as extra seeds
 # when they exist.
@@ -57,7 +58,7 @@ extra="$build/seeds-extra"
 rm -rf "$extra"
 mkdir -p "$extra/gguf" "$extra/hf_config" "$extra/llama2c" "$extra/safetensors" \
   "$extra/tokenize" "$extra/tokenizer_json" "$extra/spm_model" "$extra/tiktoken" "$extra/gguf_vocab" \
-  "$extra/llama2c_tokenizer" "$extra/jinja" "$extra/tool_call" "$extra/snapshot"
+  "$extra/llama2c_tokenizer" "$extra/jinja" "$extra/tool_call" "$extra/snapshot" "$extra/blocks"
 for t in "$root"/../shared/templates/*.jinja; do  # the real chat templates
   [ -f "$t" ] && ln -s "$t" "$extra/jinja/"
 done
@@ -89,7 +90,7 @@ mkdir -p "$build/logs"
 failed=()
 for kind in safetensors gguf hf_config llama2c \
             tokenize tokenizer_json spm_model tiktoken gguf_vocab llama2c_tokenizer \
-            jinja tool_call snapshot; do
+            jinja tool_call snapshot blocks; do
   target="fuzz_$kind"
   corpus="$build/corpus/$target"
   artifacts="$build/artifacts/$target"

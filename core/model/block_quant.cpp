@@ -12,8 +12,12 @@ namespace paca {
 
 namespace {
 
+// f16 fields saturate at +-65504: a scale past the f16 range stays finite
+// (the values it decodes are then clipped, never inf).
+float f16_saturate(float v) { return std::clamp(v, -65504.0f, 65504.0f); }
+
 void put_f16(uint8_t* p, float v) {
-  const uint16_t h = f32_to_f16(v);
+  const uint16_t h = f32_to_f16(f16_saturate(v));
   std::memcpy(p, &h, 2);
 }
 
@@ -208,12 +212,20 @@ void asym_fit(const float* x, int n, int qmax, bool min_le_zero, float& scale_ou
   }
 }
 
-float f16_round(float v) { return f16_to_f32(f32_to_f16(v)); }
+float f16_round(float v) { return f16_to_f32(f32_to_f16(f16_saturate(v))); }
+
+// A block scale as stored: f16_round, except that a nonzero scale never
+// underflows to 0 (which would zero the whole block): it becomes the
+// smallest f16 subnormal, 2^-24, and the codes absorb the rest.
+float f16_scale(float v) {
+  const float r = f16_round(v);
+  return r == 0 && v != 0 ? std::copysign(0x1p-24f, v) : r;
+}
 
 void quant_q8_0(const float* x, uint8_t* b) {
   float amax = 0;
   for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
-  const float d = f16_round(amax / 127.0f);
+  const float d = f16_scale(amax / 127.0f);
   put_f16(b, d);
   for (int j = 0; j < 32; ++j) b[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(d == 0 ? 0 : round_clamp(x[j] / d, -127, 127)));
 }
@@ -226,13 +238,13 @@ void quant_legacy(DType t, const float* x, uint8_t* b) {
   if (has_min) {
     float scale, lo_v;
     asym_fit(x, 32, levels - 1, false, scale, lo_v);
-    const float d = f16_round(scale), m = f16_round(lo_v);
+    const float d = f16_scale(scale), m = f16_round(lo_v);
     put_f16(b, d);
     put_f16(b + 2, m);
     for (int j = 0; j < 32; ++j) q[j] = d == 0 ? 0 : round_clamp((x[j] - m) / d, 0, levels - 1);
   } else {
     const int off = levels / 2;
-    const float d = f16_round(sym_scale(x, 32, -off, off - 1));
+    const float d = f16_scale(sym_scale(x, 32, -off, off - 1));
     put_f16(b, d);
     for (int j = 0; j < 32; ++j) q[j] = (d == 0 ? 0 : round_clamp(x[j] / d, -off, off - 1)) + off;
   }
@@ -256,7 +268,7 @@ void quant_k(bool five, const float* x, uint8_t* b) {
     max_scale = std::max(max_scale, scale[s]);
     max_min = std::max(max_min, mins[s]);
   }
-  const float d = f16_round(max_scale / 63.0f), dmin = f16_round(max_min / 63.0f);
+  const float d = f16_scale(max_scale / 63.0f), dmin = f16_scale(max_min / 63.0f);
   put_f16(b, d);
   put_f16(b + 2, dmin);
   int sc[8], m[8];
@@ -287,7 +299,7 @@ void quant_q6k(const float* x, uint8_t* b) {
     sub[s] = sym_scale(x + 16 * s, 16, -32, 31);
     amax = std::max(amax, std::fabs(sub[s]));
   }
-  const float d = f16_round(amax / 127.0f);
+  const float d = f16_scale(amax / 127.0f);
   auto* scales = reinterpret_cast<int8_t*>(b + 192);
   int q[256];
   for (int s = 0; s < 16; ++s) {

@@ -43,7 +43,10 @@ void dequantize_blocks(DType t, const uint8_t* src, float* dst, size_t n);
 
 // Writes row_bytes(t, n) bytes to dst: src quantized to type t (q8_0 or a
 // block type), scales chosen per block to minimise the squared error over a
-// few candidates (round to nearest). Non-finite inputs are treated as 0.
+// few candidates (round to nearest). Non-finite inputs are treated as 0; the
+// f16 scales and mins saturate at +-65504, so the row always decodes to
+// finite values (clipped where |x| passes what the f16 fields can express;
+// quantize_checkpoint refuses such weights rather than clip them).
 void quantize_blocks(DType t, const float* src, uint8_t* dst, size_t n);
 
 // The raw codes of one block of type t (q4_*/q5_*/q4_k/q5_k/q6_k): q[e] for

@@ -2,13 +2,13 @@
 // (the mixes), re-encoding in memory, and the GGUF writer behind
 // `paca quantize`. See quantize.h.
 #include <algorithm>
-#include <atomic>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "backend/cpu/kernels.h"
@@ -66,16 +66,26 @@ void row_f32(const TensorView& t, int64_t r, float* dst) {
 void encode_rows(const TensorView& t, DType to, uint8_t* dst, ThreadPool& pool) {
   const size_t cols = static_cast<size_t>(t.cols);
   const size_t rb = row_bytes(to, cols);
-  std::atomic<int64_t> bad{t.rows};
+  // The first row holding a weight the target cannot store: non-finite
+  // anywhere, or past +-65504 where the target keeps f16 values or scales.
+  const bool f16_range = to != DType::f32 && to != DType::bf16;
+  std::mutex bad_mu;
+  int64_t bad = t.rows;
+  bool bad_range = false;
   pool.parallel_for(static_cast<size_t>(t.rows), 1, [&](size_t r0, size_t r1) {
     std::vector<float> row(cols);
     for (size_t r = r0; r < r1; ++r) {
       row_f32(t, static_cast<int64_t>(r), row.data());
-      bool finite = true;
-      for (float v : row) finite = finite && std::isfinite(v);
-      if (!finite) {
-        int64_t cur = bad.load();
-        while (static_cast<int64_t>(r) < cur && !bad.compare_exchange_weak(cur, static_cast<int64_t>(r))) {
+      bool finite = true, in_range = true;
+      for (float v : row) {
+        finite = finite && std::isfinite(v);
+        in_range = in_range && !(std::fabs(v) > 65504.0f);
+      }
+      if (!finite || (f16_range && !in_range)) {
+        const std::lock_guard<std::mutex> lock(bad_mu);
+        if (static_cast<int64_t>(r) < bad) {
+          bad = static_cast<int64_t>(r);
+          bad_range = finite;
         }
         return;
       }
@@ -99,7 +109,10 @@ void encode_rows(const TensorView& t, DType to, uint8_t* dst, ThreadPool& pool) 
       }
     }
   });
-  check(bad.load() == t.rows, Status::format, "tensor {} row {} holds a non-finite weight", t.name, bad.load());
+  check(bad == t.rows, Status::format, "tensor {} row {} holds {}", t.name, bad,
+        bad_range ? fmt::format("a weight beyond +-65504, which {} cannot store (its f16 fields overflow)",
+                                       dtype_name(to))
+                         : std::string("a non-finite weight"));
 }
 
 }  // namespace

@@ -8,12 +8,14 @@
 //     OUT_DIR/gguf/*.gguf                 for fuzz_gguf
 //     OUT_DIR/hf_config/*.json            for fuzz_hf_config (config.json [NUL generation_config.json])
 //     OUT_DIR/llama2c/*.bin               for fuzz_llama2c
+//     OUT_DIR/blocks/row_*.bin            for fuzz_blocks (type, pattern, a row of blocks)
 //     OUT_DIR/{tokenizer_json,spm_model,tiktoken,gguf_vocab,llama2c_tokenizer,tokenize}/
 //                                         for the tokenizer targets (gen_tokenizer_seeds.cpp)
 // Exits 0 when every seed was written and parses, 1 otherwise.
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -24,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "model/block_quant.h"
 #include "model/checkpoint.h"
 #include "model/config.h"
 #include "model/gguf.h"
@@ -417,6 +420,30 @@ void snapshot_seeds(const std::string& dir) {
   }
 }
 
+// fuzz_blocks seeds: type index, activation pattern, then two blocks that
+// quantize a wave (the order of types is fuzz_blocks.cpp's kTypes).
+void blocks_seeds(const std::string& dir) {
+  const paca::DType types[] = {paca::DType::q4_0, paca::DType::q4_1, paca::DType::q5_0, paca::DType::q5_1,
+                               paca::DType::q8_0, paca::DType::q4_k, paca::DType::q5_k, paca::DType::q6_k};
+  for (size_t k = 0; k < sizeof types / sizeof types[0]; ++k) {
+    const paca::DType t = types[k];
+    const size_t n = 2 * paca::block_shape(t).elems;
+    std::vector<float> x(n);
+    for (size_t i = 0; i < n; ++i) x[i] = std::sin(0.21f * static_cast<float>(i)) * (1.0f + static_cast<float>(i % 7));
+    Bytes data = {static_cast<uint8_t>(k), static_cast<uint8_t>(8 * 16)};
+    data.resize(2 + paca::row_bytes(t, n));
+    paca::quantize_blocks(t, x.data(), data.data() + 2, n);
+    const auto check = [t, n](std::span<const uint8_t> d) {
+      std::vector<float> back(n);
+      paca::dequantize_blocks(t, d.data() + 2, back.data(), n);
+      for (float v : back) {
+        if (!std::isfinite(v)) throw paca::Error(paca::Status::format, "seed decodes to a non-finite value");
+      }
+    };
+    emit(dir, std::string("row_") + paca::dtype_name(t) + ".bin", data, check);
+  }
+}
+
 bool make_dir(const std::string& path) { return ::mkdir(path.c_str(), 0755) == 0 || errno == EEXIST; }
 
 }  // namespace
@@ -438,7 +465,8 @@ int main(int argc, char** argv) {
                {"gguf", gguf_seeds},
                {"hf_config", hf_config_seeds},
                {"llama2c", llama2c_seeds},
-               {"snapshot", snapshot_seeds}};
+               {"snapshot", snapshot_seeds},
+               {"blocks", blocks_seeds}};
   if (!make_dir(out)) {
     std::fprintf(stderr, "paca_fuzz_seeds: cannot create %s\n", out.c_str());
     return 1;

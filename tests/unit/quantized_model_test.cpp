@@ -168,7 +168,35 @@ TEST(QuantizedModel, NonFiniteWeightsAreNamed) {
     FAIL() << "a non-finite weight was quantized";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("row 5"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("non-finite"), std::string::npos) << e.what();
   }
+}
+
+TEST(QuantizedModel, WeightsPastTheF16RangeAreNamedNotClipped) {
+  auto ck = synthetic_checkpoint(kq_spec(), uint64_t{1} << 30);
+  TensorView& t = ck->tensors.at("L0.wq");
+  std::vector<uint8_t>& mem = ck->owned_u8.emplace_back(t.bytes());
+  std::memcpy(mem.data(), t.data, t.bytes());
+  ASSERT_EQ(t.dtype, DType::bf16);
+  const uint16_t big = static_cast<uint16_t>(f32_to_bits(-70000.0f) >> 16);  // about -69632 in bf16
+  std::memcpy(mem.data() + 2 * (7 * t.cols + 1), &big, 2);
+  t.data = mem.data();
+  try {
+    quantize_checkpoint(*ck, QuantMix::q4_1, 1);
+    FAIL() << "a weight past the f16 range was quantized";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("L0.wq row 7"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("65504"), std::string::npos) << e.what();
+  }
+  // The block quantizer alone saturates its f16 fields: finite, clipped values.
+  std::vector<float> x(32, -70000.0f);
+  x[3] = 1.0f;
+  std::vector<uint8_t> q(row_bytes(DType::q4_1, 32));
+  quantize_blocks(DType::q4_1, x.data(), q.data(), 32);
+  std::vector<float> back(32);
+  dequantize_blocks(DType::q4_1, q.data(), back.data(), 32);
+  for (float v : back) EXPECT_TRUE(std::isfinite(v)) << v;
+  EXPECT_EQ(back[0], -65504.0f);
 }
 
 // ---- the GGUF writer, on the shared stories260K GGUF ------------------------
