@@ -97,8 +97,25 @@ PACA_AVX2 float v_dot_k(const void* wv, const void* xv, size_t n) {
   __m256 acc = _mm256_setzero_ps();
   float accm = 0;
   for (size_t b = 0; b < n / 256; ++b, w += kBytes, ++x) {
-    int sc[8], m[8];
-    for (int s = 0; s < 8; ++s) k_scale_min(w + 4, s, sc[s], m[s]);
+    // The eight 6-bit scales and mins (k_scale_min) four at a time: bytes
+    // 0..3 hold sc[0..3] and the top bits of sc[4..7], bytes 4..7 m[0..3] and
+    // the top bits of m[4..7], bytes 8..11 the low nibbles of sc/m[4..7].
+    uint32_t u[3];
+    std::memcpy(u, w + 4, 12);
+    const uint32_t sc_lo = u[0] & 0x3f3f3f3fu, m_lo = u[1] & 0x3f3f3f3fu;
+    const uint32_t sc_hi = (u[2] & 0x0f0f0f0fu) | (((u[0] >> 6) & 0x03030303u) << 4);
+    const uint32_t m_hi = ((u[2] >> 4) & 0x0f0f0f0fu) | (((u[1] >> 6) & 0x03030303u) << 4);
+    uint8_t sc[8];
+    std::memcpy(sc, &sc_lo, 4);
+    std::memcpy(sc + 4, &sc_hi, 4);
+    // sum_s m[s] * (bsum[2s] + bsum[2s+1]) exactly in int32: each min twice, against the 16 bsums
+    const __m128i m8 = _mm_set_epi32(0, 0, static_cast<int>(m_hi), static_cast<int>(m_lo));
+    const __m256i m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
+    const __m256i mb = _mm256_madd_epi16(m16, load32(x->bsum));
+    __m128i ms = _mm_add_epi32(_mm256_castsi256_si128(mb), _mm256_extracti128_si256(mb, 1));
+    ms = _mm_add_epi32(ms, _mm_shuffle_epi32(ms, 0x4e));
+    ms = _mm_add_epi32(ms, _mm_shuffle_epi32(ms, 0xb1));
+    const int mins = _mm_cvtsi128_si32(ms);
     const uint8_t* qs = w + (kFive ? 48 : 16);
     const __m256i qh = kFive ? load32(w + 16) : _mm256_setzero_si256();
     __m256i lanes = _mm256_setzero_si256();
@@ -115,8 +132,6 @@ PACA_AVX2 float v_dot_k(const void* wv, const void* xv, size_t n) {
                                            _mm256_set1_epi16(static_cast<int16_t>(sc[2 * c + 1])));
       lanes = _mm256_add_epi32(lanes, _mm256_add_epi32(p0, p1));
     }
-    int mins = 0;
-    for (int s = 0; s < 8; ++s) mins += m[s] * (x->bsum[2 * s] + x->bsum[2 * s + 1]);
     acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_load(w) * x->d), _mm256_cvtepi32_ps(lanes), acc);
     accm = std::fma(f16_load(w + 2) * x->d, static_cast<float>(mins), accm);
   }
