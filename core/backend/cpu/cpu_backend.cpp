@@ -107,28 +107,30 @@ class CpuBackend final : public Backend {
   }
 
   // Block-quantized weights: each token row is quantized to 8 bits once
-  // (cpu::quantize_activations), then each thread takes chunks of rows and
-  // runs every token over a group of 16 rows (a few KiB of blocks, L1
-  // resident) with the same block dot, so decode, prefill and batches give
-  // the same bits per output.
+  // (cpu::quantize_activations, rows split over the threads), then each
+  // thread takes chunks of weight rows and dots each row with every token
+  // (cpu::BlockDots: the row unpacked once per few tokens, the activations
+  // L2-resident), with the single dot's bits, so decode, prefill and
+  // batches give the same bits per output.
   void matmul_blocks(Act x, const TensorView& w, Act out) {
     const size_t n = static_cast<size_t>(w.cols);
     const size_t T = static_cast<size_t>(x.rows);
     const size_t rb = row_bytes(w.dtype, n), xb = cpu::act_row_bytes(w.dtype, n);
     xq8_.resize(T * xb);
-    for (size_t t = 0; t < T; ++t) cpu::quantize_activations(w.dtype, x.row(static_cast<int>(t)), xq8_.data() + t * xb, n);
-    const cpu::BlockDot dot = cpu::block_dot(k_, w.dtype);
+    const auto quantize = [&](size_t t0, size_t t1) {
+      for (size_t t = t0; t < t1; ++t)
+        cpu::quantize_activations(w.dtype, x.row(static_cast<int>(t)), xq8_.data() + t * xb, n);
+    };
+    if (T >= 8) {
+      pool_.parallel_for(T, 1, quantize);
+    } else {
+      quantize(0, T);  // a decode step: not worth waking the pool
+    }
+    const cpu::BlockDots dots = cpu::block_dots(k_, w.dtype);
     const size_t grain = std::max<size_t>(1, 32768 / rb);
-    constexpr size_t kRowGroup = 16;
+    const size_t ldo = static_cast<size_t>(out.cols);
     pool_.parallel_for(static_cast<size_t>(w.rows), grain, [&](size_t r0, size_t r1) {
-      for (size_t c0 = r0; c0 < r1; c0 += kRowGroup) {
-        const size_t c1 = std::min(r1, c0 + kRowGroup);
-        for (size_t t = 0; t < T; ++t) {
-          const uint8_t* xr = xq8_.data() + t * xb;
-          float* o = out.row(static_cast<int>(t));
-          for (size_t r = c0; r < c1; ++r) o[r] = dot(w.data + r * rb, xr, n);
-        }
-      }
+      for (size_t r = r0; r < r1; ++r) dots(w.data + r * rb, xq8_.data(), xb, T, n, out.row(0) + r, ldo);
     });
   }
 

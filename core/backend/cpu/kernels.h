@@ -47,6 +47,11 @@ void quantize_activations(DType t, const float* x, void* out, size_t n);
 // Q4_K, Q5_K) go to one scalar fma chain; then
 // ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)) and the min chain.
 using BlockDot = float (*)(const void* w, const void* xq, size_t n);
+// The same dot of one weight row with `tokens` activation rows `stride` bytes
+// apart: out[t * ldo] = BlockDot(w, xq + t * stride, n), bit for bit, the
+// weight row unpacked once for several tokens (prefill, batches).
+using BlockDots = void (*)(const void* w, const void* xq, size_t stride, size_t tokens, size_t n, float* out,
+                           size_t ldo);
 
 struct Kernels {
   const char* isa;
@@ -86,6 +91,8 @@ struct Kernels {
   void (*widen_bf16)(const void* src, float* dst, size_t n);
   // block dots (see BlockDot) for Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K
   BlockDot dot_q4_0, dot_q4_1, dot_q5_0, dot_q5_1, dot_q4_k, dot_q5_k, dot_q6_k;
+  // their token-batched forms (see BlockDots)
+  BlockDots dots_q4_0, dots_q4_1, dots_q5_0, dots_q5_1, dots_q4_k, dots_q5_k, dots_q6_k;
 };
 
 // The block dot of k for a block type (nullptr for any other dtype).
@@ -102,9 +109,32 @@ inline BlockDot block_dot(const Kernels& k, DType t) {
   }
 }
 
-// The scalar block dots (the reference every ISA matches bit for bit).
+// The batched form of a single dot: one call per activation row (the
+// reference, and what a type without its own batched kernel uses).
+template <BlockDot Dot>
+void dots_by_loop(const void* w, const void* xq, size_t stride, size_t tokens, size_t n, float* out, size_t ldo) {
+  for (size_t t = 0; t < tokens; ++t) out[t * ldo] = Dot(w, static_cast<const uint8_t*>(xq) + t * stride, n);
+}
+
+// The token-batched block dots of k for a block type (nullptr for any other dtype).
+inline BlockDots block_dots(const Kernels& k, DType t) {
+  switch (t) {
+    case DType::q4_0: return k.dots_q4_0;
+    case DType::q4_1: return k.dots_q4_1;
+    case DType::q5_0: return k.dots_q5_0;
+    case DType::q5_1: return k.dots_q5_1;
+    case DType::q4_k: return k.dots_q4_k;
+    case DType::q5_k: return k.dots_q5_k;
+    case DType::q6_k: return k.dots_q6_k;
+    default: return nullptr;
+  }
+}
+
+// The scalar block dots and their batched forms (the reference every ISA
+// matches bit for bit).
 void scalar_block_dots(Kernels& k);
-// The AVX2 block dots (the scalar ones when AVX2 is not compiled in).
+// The AVX2 block dots (the scalar ones when AVX2 is not compiled in); the
+// legacy types' batched forms loop over the single dot.
 void avx2_block_dots(Kernels& k);
 
 // E4M3 code -> f32 for all 256 codes.

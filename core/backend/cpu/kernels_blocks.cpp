@@ -124,6 +124,13 @@ void scalar_block_dots(Kernels& k) {
   k.dot_q4_k = s_dot_k<DType::q4_k>;
   k.dot_q5_k = s_dot_k<DType::q5_k>;
   k.dot_q6_k = s_dot_k<DType::q6_k>;
+  k.dots_q4_0 = dots_by_loop<s_dot_legacy<DType::q4_0>>;
+  k.dots_q4_1 = dots_by_loop<s_dot_legacy<DType::q4_1>>;
+  k.dots_q5_0 = dots_by_loop<s_dot_legacy<DType::q5_0>>;
+  k.dots_q5_1 = dots_by_loop<s_dot_legacy<DType::q5_1>>;
+  k.dots_q4_k = dots_by_loop<s_dot_k<DType::q4_k>>;
+  k.dots_q5_k = dots_by_loop<s_dot_k<DType::q5_k>>;
+  k.dots_q6_k = dots_by_loop<s_dot_k<DType::q6_k>>;
 }
 
 }  // namespace paca::cpu

@@ -88,15 +88,22 @@ PACA_AVX2 float v_dot_legacy(const void* wv, const void* xv, size_t n) {
   return lanes_sum(acc) + accm;
 }
 
-template <bool kFive>
-PACA_AVX2 float v_dot_k(const void* wv, const void* xv, size_t n) {
+// NT activation rows x_t = x0 + t * stride bytes against one weight row:
+// out[t * ldo] = the block dot of row t, each with exactly the operations of
+// a single dot (the unpacked codes and scales are shared, nothing else).
+template <bool kFive, int NT>
+PACA_AVX2 void v_dot_k_n(const uint8_t* w, const uint8_t* x0, size_t stride, size_t n, float* out, size_t ldo) {
   constexpr size_t kBytes = kFive ? 176 : 144;
-  const auto* w = static_cast<const uint8_t*>(wv);
-  const auto* x = static_cast<const ActQ256*>(xv);
   const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
-  __m256 acc = _mm256_setzero_ps();
-  float accm = 0;
-  for (size_t b = 0; b < n / 256; ++b, w += kBytes, ++x) {
+  const ActQ256* x[NT];
+  __m256 acc[NT];
+  float accm[NT];
+  for (int t = 0; t < NT; ++t) {
+    x[t] = reinterpret_cast<const ActQ256*>(x0 + t * stride);
+    acc[t] = _mm256_setzero_ps();
+    accm[t] = 0;
+  }
+  for (size_t b = 0; b < n / 256; ++b, w += kBytes) {
     // The eight 6-bit scales and mins (k_scale_min) four at a time: bytes
     // 0..3 hold sc[0..3] and the top bits of sc[4..7], bytes 4..7 m[0..3] and
     // the top bits of m[4..7], bytes 8..11 the low nibbles of sc/m[4..7].
@@ -108,17 +115,13 @@ PACA_AVX2 float v_dot_k(const void* wv, const void* xv, size_t n) {
     uint8_t sc[8];
     std::memcpy(sc, &sc_lo, 4);
     std::memcpy(sc + 4, &sc_hi, 4);
-    // sum_s m[s] * (bsum[2s] + bsum[2s+1]) exactly in int32: each min twice, against the 16 bsums
+    // each min twice, against the 16 bsums: sum_s m[s] * (bsum[2s] + bsum[2s+1]) exactly in int32
     const __m128i m8 = _mm_set_epi32(0, 0, static_cast<int>(m_hi), static_cast<int>(m_lo));
     const __m256i m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
-    const __m256i mb = _mm256_madd_epi16(m16, load32(x->bsum));
-    __m128i ms = _mm_add_epi32(_mm256_castsi256_si128(mb), _mm256_extracti128_si256(mb, 1));
-    ms = _mm_add_epi32(ms, _mm_shuffle_epi32(ms, 0x4e));
-    ms = _mm_add_epi32(ms, _mm_shuffle_epi32(ms, 0xb1));
-    const int mins = _mm_cvtsi128_si32(ms);
     const uint8_t* qs = w + (kFive ? 48 : 16);
     const __m256i qh = kFive ? load32(w + 16) : _mm256_setzero_si256();
-    __m256i lanes = _mm256_setzero_si256();
+    __m256i lanes[NT];
+    for (int t = 0; t < NT; ++t) lanes[t] = _mm256_setzero_si256();
     for (int c = 0; c < 4; ++c) {
       const __m256i raw = load32(qs + 32 * c);
       __m256i lo = _mm256_and_si256(raw, m4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
@@ -126,26 +129,41 @@ PACA_AVX2 float v_dot_k(const void* wv, const void* xv, size_t n) {
         lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c), one), 4));
         hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c + 1), one), 4));
       }
-      const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, load32(x->q + 64 * c)),
-                                           _mm256_set1_epi16(static_cast<int16_t>(sc[2 * c])));
-      const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, load32(x->q + 64 * c + 32)),
-                                           _mm256_set1_epi16(static_cast<int16_t>(sc[2 * c + 1])));
-      lanes = _mm256_add_epi32(lanes, _mm256_add_epi32(p0, p1));
+      const __m256i s0 = _mm256_set1_epi16(static_cast<int16_t>(sc[2 * c]));
+      const __m256i s1 = _mm256_set1_epi16(static_cast<int16_t>(sc[2 * c + 1]));
+      for (int t = 0; t < NT; ++t) {
+        const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, load32(x[t]->q + 64 * c)), s0);
+        const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, load32(x[t]->q + 64 * c + 32)), s1);
+        lanes[t] = _mm256_add_epi32(lanes[t], _mm256_add_epi32(p0, p1));
+      }
     }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_load(w) * x->d), _mm256_cvtepi32_ps(lanes), acc);
-    accm = std::fma(f16_load(w + 2) * x->d, static_cast<float>(mins), accm);
+    const float dw = f16_load(w), dmin = f16_load(w + 2);
+    for (int t = 0; t < NT; ++t) {
+      const __m256i mb = _mm256_madd_epi16(m16, load32(x[t]->bsum));
+      __m128i ms = _mm_add_epi32(_mm256_castsi256_si128(mb), _mm256_extracti128_si256(mb, 1));
+      ms = _mm_add_epi32(ms, _mm_shuffle_epi32(ms, 0x4e));
+      ms = _mm_add_epi32(ms, _mm_shuffle_epi32(ms, 0xb1));
+      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * x[t]->d), _mm256_cvtepi32_ps(lanes[t]), acc[t]);
+      accm[t] = std::fma(dmin * x[t]->d, static_cast<float>(_mm_cvtsi128_si32(ms)), accm[t]);
+      ++x[t];
+    }
   }
-  return lanes_sum(acc) - accm;
+  for (int t = 0; t < NT; ++t) out[t * ldo] = lanes_sum(acc[t]) - accm[t];
 }
 
-PACA_AVX2 float v_dot_q6_k(const void* wv, const void* xv, size_t n) {
-  const auto* w = static_cast<const uint8_t*>(wv);
-  const auto* x = static_cast<const ActQ256*>(xv);
+template <int NT>
+PACA_AVX2 void v_dot_q6_k_n(const uint8_t* w, const uint8_t* x0, size_t stride, size_t n, float* out, size_t ldo) {
   const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03), off = _mm256_set1_epi8(32);
-  __m256 acc = _mm256_setzero_ps();
-  for (size_t b = 0; b < n / 256; ++b, w += 210, ++x) {
+  const ActQ256* x[NT];
+  __m256 acc[NT];
+  for (int t = 0; t < NT; ++t) {
+    x[t] = reinterpret_cast<const ActQ256*>(x0 + t * stride);
+    acc[t] = _mm256_setzero_ps();
+  }
+  for (size_t b = 0; b < n / 256; ++b, w += 210) {
     const auto* sc = reinterpret_cast<const int8_t*>(w + 192);
-    __m256i lanes = _mm256_setzero_si256();
+    __m256i lanes[NT];
+    for (int t = 0; t < NT; ++t) lanes[t] = _mm256_setzero_si256();
     for (int h = 0; h < 2; ++h) {
       const __m256i ql0 = load32(w + 64 * h), ql1 = load32(w + 64 * h + 32), qh = load32(w + 128 + 32 * h);
       __m256i g[4];
@@ -158,16 +176,52 @@ PACA_AVX2 float v_dot_q6_k(const void* wv, const void* xv, size_t n) {
                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
       for (int j = 0; j < 4; ++j) {
         const int grp = 4 * h + j;
-        const __m256i xq = load32(x->q + 32 * grp);
-        // (q - 32) * x in pairs: both maddubs terms and their difference fit in int16
-        const __m256i pairs = _mm256_sub_epi16(_mm256_maddubs_epi16(g[j], xq), _mm256_maddubs_epi16(off, xq));
         const __m256i scales = _mm256_set_m128i(_mm_set1_epi16(sc[2 * grp + 1]), _mm_set1_epi16(sc[2 * grp]));
-        lanes = _mm256_add_epi32(lanes, _mm256_madd_epi16(pairs, scales));
+        for (int t = 0; t < NT; ++t) {
+          const __m256i xq = load32(x[t]->q + 32 * grp);
+          // (q - 32) * x in pairs: both maddubs terms and their difference fit in int16
+          const __m256i pairs = _mm256_sub_epi16(_mm256_maddubs_epi16(g[j], xq), _mm256_maddubs_epi16(off, xq));
+          lanes[t] = _mm256_add_epi32(lanes[t], _mm256_madd_epi16(pairs, scales));
+        }
       }
     }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_load(w + 208) * x->d), _mm256_cvtepi32_ps(lanes), acc);
+    const float dw = f16_load(w + 208);
+    for (int t = 0; t < NT; ++t) {
+      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * x[t]->d), _mm256_cvtepi32_ps(lanes[t]), acc[t]);
+      ++x[t];
+    }
   }
-  return lanes_sum(acc);
+  for (int t = 0; t < NT; ++t) out[t * ldo] = lanes_sum(acc[t]);
+}
+
+template <bool kFive>
+PACA_AVX2 float v_dot_k(const void* w, const void* x, size_t n) {
+  float r;
+  v_dot_k_n<kFive, 1>(static_cast<const uint8_t*>(w), static_cast<const uint8_t*>(x), 0, n, &r, 0);
+  return r;
+}
+PACA_AVX2 float v_dot_q6_k(const void* w, const void* x, size_t n) {
+  float r;
+  v_dot_q6_k_n<1>(static_cast<const uint8_t*>(w), static_cast<const uint8_t*>(x), 0, n, &r, 0);
+  return r;
+}
+
+// Four activation rows at a time, then the rest.
+template <void (*F1)(const uint8_t*, const uint8_t*, size_t, size_t, float*, size_t),
+          void (*F2)(const uint8_t*, const uint8_t*, size_t, size_t, float*, size_t),
+          void (*F3)(const uint8_t*, const uint8_t*, size_t, size_t, float*, size_t),
+          void (*F4)(const uint8_t*, const uint8_t*, size_t, size_t, float*, size_t)>
+void v_dots(const void* wv, const void* xv, size_t stride, size_t tokens, size_t n, float* out, size_t ldo) {
+  const auto* w = static_cast<const uint8_t*>(wv);
+  const auto* x = static_cast<const uint8_t*>(xv);
+  size_t t = 0;
+  for (; t + 4 <= tokens; t += 4) F4(w, x + t * stride, stride, n, out + t * ldo, ldo);
+  switch (tokens - t) {
+    case 3: F3(w, x + t * stride, stride, n, out + t * ldo, ldo); break;
+    case 2: F2(w, x + t * stride, stride, n, out + t * ldo, ldo); break;
+    case 1: F1(w, x + t * stride, stride, n, out + t * ldo, ldo); break;
+    default: break;
+  }
 }
 
 }  // namespace
@@ -180,6 +234,13 @@ void avx2_block_dots(Kernels& k) {
   k.dot_q4_k = v_dot_k<false>;
   k.dot_q5_k = v_dot_k<true>;
   k.dot_q6_k = v_dot_q6_k;
+  k.dots_q4_0 = dots_by_loop<v_dot_legacy<DType::q4_0>>;
+  k.dots_q4_1 = dots_by_loop<v_dot_legacy<DType::q4_1>>;
+  k.dots_q5_0 = dots_by_loop<v_dot_legacy<DType::q5_0>>;
+  k.dots_q5_1 = dots_by_loop<v_dot_legacy<DType::q5_1>>;
+  k.dots_q4_k = v_dots<v_dot_k_n<false, 1>, v_dot_k_n<false, 2>, v_dot_k_n<false, 3>, v_dot_k_n<false, 4>>;
+  k.dots_q5_k = v_dots<v_dot_k_n<true, 1>, v_dot_k_n<true, 2>, v_dot_k_n<true, 3>, v_dot_k_n<true, 4>>;
+  k.dots_q6_k = v_dots<v_dot_q6_k_n<1>, v_dot_q6_k_n<2>, v_dot_q6_k_n<3>, v_dot_q6_k_n<4>>;
 }
 
 }  // namespace paca::cpu
