@@ -1,6 +1,7 @@
 // kernels_bench.cpp - Google Benchmark micro-benchmarks of the CPU backend's
 // ops (core/backend/cpu/) at Llama decode and prefill shapes: matmul as GEMV
-// (1 token) and as blocked GEMM (64 tokens) in BF16/F16/F32, causal attention
+// (1 token) and as blocked GEMM (64 tokens) in BF16/F16/F32 and the GGUF
+// block types, causal attention
 // over a KV cache, RMSNorm and RoPE. Counters: bytes/s for the memory-bound
 // ones (weights or KV read once), FLOP/s for the compute-bound ones.
 //
@@ -16,6 +17,8 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "model/block_quant.h"
+#include "model/tensor.h"
 #include "util/half.h"
 
 namespace {
@@ -41,13 +44,18 @@ struct Weights {
     bytes.resize(view.bytes());
     uint32_t s = 12345;
     const size_t n = static_cast<size_t>(rows * cols);
+    std::vector<float> f(paca::is_block_quant(t) || t == DType::q8_0 ? n : 0);
     for (size_t i = 0; i < n; ++i) {
       s = s * 1664525u + 1013904223u;
       const float v = (static_cast<float>(s >> 8) / 16777216.0f - 0.5f) * 0.1f;
-      if (t == DType::f32) reinterpret_cast<float*>(bytes.data())[i] = v;
+      if (!f.empty()) f[i] = v;
+      else if (t == DType::f32) reinterpret_cast<float*>(bytes.data())[i] = v;
       else if (t == DType::f16) reinterpret_cast<uint16_t*>(bytes.data())[i] = paca::f32_to_f16(v);
       else reinterpret_cast<uint16_t*>(bytes.data())[i] = paca::f32_to_bf16(v);
     }
+    const size_t rb = paca::row_bytes(t, static_cast<size_t>(cols));
+    for (int64_t r = 0; r < rows && !f.empty(); ++r)  // block types: quantized rows of the same values
+      paca::quantize_blocks(t, f.data() + r * cols, bytes.data() + r * rb, static_cast<size_t>(cols));
     view.data = bytes.data();
   }
 };
@@ -125,7 +133,9 @@ void BM_rope(benchmark::State& st) {
 }
 
 constexpr int64_t kBF16 = static_cast<int64_t>(DType::bf16), kF16 = static_cast<int64_t>(DType::f16),
-                  kF32 = static_cast<int64_t>(DType::f32);
+                  kF32 = static_cast<int64_t>(DType::f32), kQ8_0 = static_cast<int64_t>(DType::q8_0),
+                  kQ4_0 = static_cast<int64_t>(DType::q4_0), kQ4_K = static_cast<int64_t>(DType::q4_k),
+                  kQ5_K = static_cast<int64_t>(DType::q5_k), kQ6_K = static_cast<int64_t>(DType::q6_k);
 
 // Decode GEMV: the 110M model's FFN (2048 x 768), Llama 3 8B's q (4096 x 4096) and FFN up (14336 x 4096).
 BENCHMARK(BM_matmul)->ArgNames({"dtype", "rows", "cols", "tokens"})
@@ -136,6 +146,11 @@ BENCHMARK(BM_matmul)->ArgNames({"dtype", "rows", "cols", "tokens"})
     ->Args({kBF16, 2048, 768, 2})->Args({kBF16, 2048, 768, 4})->Args({kBF16, 2048, 768, 8})->Args({kBF16, 4096, 4096, 2})
     // prefill GEMM, 64 tokens
     ->Args({kBF16, 2048, 768, 64})->Args({kF16, 2048, 768, 64})->Args({kBF16, 4096, 4096, 64})
+    ->Unit(benchmark::kMicrosecond)->UseRealTime();
+// Block-quantized weights (GGUF Q4_0 .. Q6_K, Q8_0): decode GEMV and 64-token prefill at 2048 x 768 and 4096 x 4096.
+BENCHMARK(BM_matmul)->Name("BM_matmul_blocks")->ArgNames({"dtype", "rows", "cols", "tokens"})
+    ->ArgsProduct({{kQ4_0, kQ8_0, kQ4_K, kQ5_K, kQ6_K}, {2048}, {768}, {1, 64}})
+    ->Args({kQ4_K, 4096, 4096, 1})->Args({kQ6_K, 4096, 4096, 1})->Args({kQ4_K, 4096, 4096, 64})
     ->Unit(benchmark::kMicrosecond)->UseRealTime();
 // Decode attention at 512 and 4096 tokens of context (Llama 3 8B heads), and a 64-token prefill.
 BENCHMARK(BM_attention)->ArgNames({"ctx", "heads", "kv_heads", "head_dim", "tokens"})

@@ -46,6 +46,8 @@ void quantize_activations(DType t, const float* x, void* out, size_t n);
 // fma(d_w * d_x, lane, acc[l]); the terms of the weight mins (Q4_1, Q5_1,
 // Q4_K, Q5_K) go to one scalar fma chain; then
 // ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)) and the min chain.
+// Q6_K's lanes take its unsigned codes (0..63); its offset of 32 is the
+// integer 32 * sum_s scale[s] * bsum[s] per super-block, in the min chain.
 using BlockDot = float (*)(const void* w, const void* xq, size_t n);
 // The same dot of one weight row with `tokens` activation rows `stride` bytes
 // apart: out[t * ldo] = BlockDot(w, xq + t * stride, n), bit for bit, the

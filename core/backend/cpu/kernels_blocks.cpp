@@ -71,11 +71,13 @@ float s_dot_k(const void* wv, const void* xv, size_t n) {
     int lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     if constexpr (T == DType::q6_k) {
       const auto* sc = reinterpret_cast<const int8_t*>(w + 192);
-      for (int& v : q) v -= 32;
       for (int g = 0; g < 8; ++g)
         for (int l = 0; l < 8; ++l) lanes[l] += sc[2 * g + (l >= 4)] * lane_dot(q + 32 * g, x->q + 32 * g, l);
+      int offset = 0;  // the codes' offset of 32, per 16-element sub-block
+      for (int s = 0; s < 16; ++s) offset += sc[s] * x->bsum[s];
       const float D = f16_load(w + 208) * x->d;
       for (int l = 0; l < 8; ++l) acc[l] = std::fma(D, static_cast<float>(lanes[l]), acc[l]);
+      accm = std::fma(D, static_cast<float>(32 * offset), accm);
     } else {
       int mins = 0;
       for (int s = 0; s < 8; ++s) {

@@ -153,12 +153,14 @@ PACA_AVX2 void v_dot_k_n(const uint8_t* w, const uint8_t* x0, size_t stride, siz
 
 template <int NT>
 PACA_AVX2 void v_dot_q6_k_n(const uint8_t* w, const uint8_t* x0, size_t stride, size_t n, float* out, size_t ldo) {
-  const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03), off = _mm256_set1_epi8(32);
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
   const ActQ256* x[NT];
   __m256 acc[NT];
+  float accm[NT];
   for (int t = 0; t < NT; ++t) {
     x[t] = reinterpret_cast<const ActQ256*>(x0 + t * stride);
     acc[t] = _mm256_setzero_ps();
+    accm[t] = 0;
   }
   for (size_t b = 0; b < n / 256; ++b, w += 210) {
     const auto* sc = reinterpret_cast<const int8_t*>(w + 192);
@@ -178,20 +180,27 @@ PACA_AVX2 void v_dot_q6_k_n(const uint8_t* w, const uint8_t* x0, size_t stride, 
         const int grp = 4 * h + j;
         const __m256i scales = _mm256_set_m128i(_mm_set1_epi16(sc[2 * grp + 1]), _mm_set1_epi16(sc[2 * grp]));
         for (int t = 0; t < NT; ++t) {
-          const __m256i xq = load32(x[t]->q + 32 * grp);
-          // (q - 32) * x in pairs: both maddubs terms and their difference fit in int16
-          const __m256i pairs = _mm256_sub_epi16(_mm256_maddubs_epi16(g[j], xq), _mm256_maddubs_epi16(off, xq));
+          // q * x in pairs (0..63 times -127..127: exact in int16)
+          const __m256i pairs = _mm256_maddubs_epi16(g[j], load32(x[t]->q + 32 * grp));
           lanes[t] = _mm256_add_epi32(lanes[t], _mm256_madd_epi16(pairs, scales));
         }
       }
     }
     const float dw = f16_load(w + 208);
+    // the offset of 32: sum_s sc[s] * bsum[s], exact in int32
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc)));
     for (int t = 0; t < NT; ++t) {
-      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * x[t]->d), _mm256_cvtepi32_ps(lanes[t]), acc[t]);
+      const float D = dw * x[t]->d;
+      const __m256i ob = _mm256_madd_epi16(sc16, load32(x[t]->bsum));
+      __m128i os = _mm_add_epi32(_mm256_castsi256_si128(ob), _mm256_extracti128_si256(ob, 1));
+      os = _mm_add_epi32(os, _mm_shuffle_epi32(os, 0x4e));
+      os = _mm_add_epi32(os, _mm_shuffle_epi32(os, 0xb1));
+      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(D), _mm256_cvtepi32_ps(lanes[t]), acc[t]);
+      accm[t] = std::fma(D, static_cast<float>(32 * _mm_cvtsi128_si32(os)), accm[t]);
       ++x[t];
     }
   }
-  for (int t = 0; t < NT; ++t) out[t * ldo] = lanes_sum(acc[t]);
+  for (int t = 0; t < NT; ++t) out[t * ldo] = lanes_sum(acc[t]) - accm[t];
 }
 
 template <bool kFive>
