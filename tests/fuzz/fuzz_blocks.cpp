@@ -80,7 +80,6 @@ void check_codes(DType t, const uint8_t* row, size_t blocks) {
 
 void check_dots(DType t, const uint8_t* row, const std::vector<float>& w, uint8_t pattern) {
   const paca::cpu::Kernels& scalar = paca::cpu::scalar_kernels();
-  const paca::cpu::Kernels* avx2 = paca::cpu::avx2_kernels();
   const paca::cpu::BlockDot sdot = paca::cpu::block_dot(scalar, t);
   if (sdot == nullptr) return;  // Q8_0 reads f32 activations (dot_q8_0)
   const size_t n = w.size();
@@ -88,8 +87,9 @@ void check_dots(DType t, const uint8_t* row, const std::vector<float>& w, uint8_
   std::vector<uint8_t> xq(paca::cpu::act_row_bytes(t, n));
   paca::cpu::quantize_activations(t, x.data(), xq.data(), n);
   const float got = sdot(row, xq.data(), n);
-  if (avx2 != nullptr) {  // nullptr when this CPU lacks AVX2
-    const float v = paca::cpu::block_dot(*avx2, t)(row, xq.data(), n);
+  static const std::vector<const paca::cpu::Kernels*> isas = paca::cpu::available_kernels();
+  for (size_t i = 1; i < isas.size(); ++i) {  // every wider set this CPU runs, bit for bit
+    const float v = paca::cpu::block_dot(*isas[i], t)(row, xq.data(), n);
     require((std::isnan(got) && std::isnan(v)) || std::memcmp(&got, &v, sizeof got) == 0);
   }
   double ref = 0, mag = 0;

@@ -353,8 +353,11 @@ TEST(BlockKernels, ActivationQuantizer) {
 
 TEST(BlockKernels, ScalarMatchesDefinition) { check_block_kernels(cpu::scalar_kernels()); }
 
-TEST(BlockKernels, Avx2MatchesScalarBitForBit) {
-  const cpu::Kernels* k = cpu::avx2_kernels();
-  if (k == nullptr) GTEST_SKIP() << "this CPU has no AVX2/FMA";
-  check_block_kernels(*k);
+TEST(BlockKernels, EveryIsaMatchesScalarBitForBit) {
+  const std::vector<const cpu::Kernels*> all = cpu::available_kernels();
+  if (all.size() < 2) GTEST_SKIP() << "this CPU runs only the scalar kernels";
+  for (size_t i = 1; i < all.size(); ++i) {
+    SCOPED_TRACE(all[i]->isa);
+    check_block_kernels(*all[i]);
+  }
 }

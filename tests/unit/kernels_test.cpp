@@ -225,8 +225,12 @@ void check_kernels(const cpu::Kernels& k) {
 
 TEST(Kernels, ScalarMatchesReference) { check_kernels(cpu::scalar_kernels()); }
 
-TEST(Kernels, Avx2MatchesReference) {
-  const cpu::Kernels* k = cpu::avx2_kernels();
-  if (k == nullptr) GTEST_SKIP() << "this CPU has no AVX2/FMA";
-  check_kernels(*k);
+// Every wider set this CPU runs (avx2, avx512), each on its own.
+TEST(Kernels, EveryIsaMatchesReference) {
+  const std::vector<const cpu::Kernels*> all = cpu::available_kernels();
+  if (all.size() < 2) GTEST_SKIP() << "this CPU runs only the scalar kernels";
+  for (size_t i = 1; i < all.size(); ++i) {
+    SCOPED_TRACE(all[i]->isa);
+    check_kernels(*all[i]);
+  }
 }

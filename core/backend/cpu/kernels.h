@@ -1,11 +1,13 @@
-// kernels.h - the CPU inner loops, in a portable scalar version and an
-// AVX2/FMA/F16C version chosen at run time (cpu_kernels()). Every function
+// kernels.h - the CPU inner loops, in a portable scalar version, an
+// AVX2/FMA/F16C version and an AVX-512 (F/BW/VL + VNNI) version, chosen at
+// run time (cpu_kernels()). Every function
 // computes one result with a fixed summation order, so results do not depend
 // on how work is split across threads.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "model/tensor.h"
 
@@ -38,16 +40,20 @@ inline size_t act_row_bytes(DType t, size_t n) {
 // same codes.
 void quantize_activations(DType t, const float* x, void* out, size_t n);
 
-// The block dot products: sum over the row of dequantized w times the
+// The block dots: sum over the row of dequantized w times the
 // dequantized activations, in one fixed order that every ISA follows bit for
 // bit: eight f32 lanes, lane l of each 32 consecutive elements taking the
 // exact integer sum over elements 4l .. 4l+3 (times the integer sub-block
 // scale of the K types), each block (legacy) or super-block (K) adding
-// fma(d_w * d_x, lane, acc[l]); the terms of the weight mins (Q4_1, Q5_1,
-// Q4_K, Q5_K) go to one scalar fma chain; then
-// ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)) and the min chain.
-// Q6_K's lanes take its unsigned codes (0..63); its offset of 32 is the
-// integer 32 * sum_s scale[s] * bsum[s] per super-block, in the min chain.
+// fma(d_w * d_x, lane, acc[l]); at the end
+// ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)).
+// The weight mins: Q4_1/Q5_1 add fma(m, s_x, accm) per block to one scalar
+// chain, added last; Q4_K/Q5_K subtract, right after each super-block's fma,
+// lane l += -(d_min * d_x) * (m[l] * (bsum[2l] + bsum[2l+1])) (one fma per
+// lane, sub-block l's min in lane l: no horizontal sum per super-block).
+// Q6_K's lanes take its unsigned codes (0..63) and its offset of 32 as the
+// integer 32 * (scale[2l] * bsum[2l] + scale[2l+1] * bsum[2l+1]) taken from
+// lane l before the fma (exact in int32: |lane| < 2^26).
 using BlockDot = float (*)(const void* w, const void* xq, size_t n);
 // The same dot of one weight row with `tokens` activation rows `stride` bytes
 // apart: out[t * ldo] = BlockDot(w, xq + t * stride, n), bit for bit, the
@@ -143,10 +149,16 @@ void avx2_block_dots(Kernels& k);
 const float* e4m3_table();
 
 const Kernels& scalar_kernels();
-const Kernels* avx2_kernels();  // nullptr when not compiled in
+const Kernels* avx2_kernels();    // nullptr when not compiled in or not on this CPU
+const Kernels* avx512_kernels();  // the same
 
-// The kernels for this machine: AVX2 when the CPU has AVX2+FMA+F16C, else
-// scalar. The environment variable PACA_CPU_ISA=scalar forces scalar.
+// Every kernel set this machine can run, scalar first (tests compare each
+// with scalar).
+std::vector<const Kernels*> available_kernels();
+
+// The kernels for this machine: the widest of avx512, avx2 and scalar the
+// CPU runs. The environment variable PACA_CPU_ISA=scalar|avx2|avx512 picks a
+// narrower one (a developer override; a set the CPU cannot run is ignored).
 const Kernels& cpu_kernels();
 
 // Row dot product for any weight dtype.

@@ -64,7 +64,7 @@ float s_dot_k(const void* wv, const void* xv, size_t n) {
   constexpr size_t kBytes = block_shape(T).bytes;
   const auto* w = static_cast<const uint8_t*>(wv);
   const auto* x = static_cast<const ActQ256*>(xv);
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, accm = 0;
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int q[256];
   for (size_t b = 0; b < n / 256; ++b, w += kBytes, ++x) {
     block_codes(T, w, q);
@@ -73,25 +73,26 @@ float s_dot_k(const void* wv, const void* xv, size_t n) {
       const auto* sc = reinterpret_cast<const int8_t*>(w + 192);
       for (int g = 0; g < 8; ++g)
         for (int l = 0; l < 8; ++l) lanes[l] += sc[2 * g + (l >= 4)] * lane_dot(q + 32 * g, x->q + 32 * g, l);
-      int offset = 0;  // the codes' offset of 32, per 16-element sub-block
-      for (int s = 0; s < 16; ++s) offset += sc[s] * x->bsum[s];
+      // the codes' offset of 32, sub-blocks 2l and 2l+1 in lane l
+      for (int l = 0; l < 8; ++l) lanes[l] -= 32 * (sc[2 * l] * x->bsum[2 * l] + sc[2 * l + 1] * x->bsum[2 * l + 1]);
       const float D = f16_load(w + 208) * x->d;
       for (int l = 0; l < 8; ++l) acc[l] = std::fma(D, static_cast<float>(lanes[l]), acc[l]);
-      accm = std::fma(D, static_cast<float>(32 * offset), accm);
     } else {
-      int mins = 0;
+      int mins[8];
       for (int s = 0; s < 8; ++s) {
         int sc, m;
         k_scale_min(w + 4, s, sc, m);
         for (int l = 0; l < 8; ++l) lanes[l] += sc * lane_dot(q + 32 * s, x->q + 32 * s, l);
-        mins += m * (x->bsum[2 * s] + x->bsum[2 * s + 1]);
+        mins[s] = m * (x->bsum[2 * s] + x->bsum[2 * s + 1]);
       }
-      const float D = f16_load(w) * x->d;
-      for (int l = 0; l < 8; ++l) acc[l] = std::fma(D, static_cast<float>(lanes[l]), acc[l]);
-      accm = std::fma(f16_load(w + 2) * x->d, static_cast<float>(mins), accm);
+      const float D = f16_load(w) * x->d, Dmin = f16_load(w + 2) * x->d;
+      for (int l = 0; l < 8; ++l) {
+        acc[l] = std::fma(D, static_cast<float>(lanes[l]), acc[l]);
+        acc[l] = std::fma(-Dmin, static_cast<float>(mins[l]), acc[l]);
+      }
     }
   }
-  return lanes_sum(acc) - accm;
+  return lanes_sum(acc);
 }
 
 }  // namespace

@@ -146,12 +146,21 @@ const Kernels& scalar_kernels() {
   return k;
 }
 
+std::vector<const Kernels*> available_kernels() {
+  std::vector<const Kernels*> all{&scalar_kernels()};
+  for (const Kernels* k : {avx2_kernels(), avx512_kernels()})
+    if (k != nullptr) all.push_back(k);
+  return all;
+}
+
 const Kernels& cpu_kernels() {
   static const Kernels* chosen = [] {
+    const std::vector<const Kernels*> all = available_kernels();
     const char* env = std::getenv("PACA_CPU_ISA");
-    if (env != nullptr && std::strcmp(env, "scalar") == 0) return &scalar_kernels();
-    const Kernels* v = avx2_kernels();
-    return v != nullptr ? v : &scalar_kernels();
+    if (env != nullptr)
+      for (const Kernels* k : all)
+        if (std::strcmp(env, k->isa) == 0) return k;
+    return all.back();
   }();
   return *chosen;
 }
