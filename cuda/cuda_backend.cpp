@@ -50,6 +50,7 @@
 #include "kernels/kernels.h"      // launch_*
 #include "kernels/topk.h"         // topk_key_id, topk_key_logit, topk_scratch_keys
 #include "util/error.h"           // fail, Status
+#include "model/block_quant.h"      // ggml_type_of
 #include "util/half.h"            // f32_to_bf16
 
 namespace paca::cuda {
@@ -76,8 +77,15 @@ MatmulPath matmul_path(int tokens, int gemv_max_tokens, bool cublaslt_available)
   return tokens <= gemv_max_tokens || !cublaslt_available ? MatmulPath::gemv : MatmulPath::cublaslt;
 }
 
+bool keeps_blocks(const TensorView& w) {
+  return (w.dtype == DType::q8_0 || is_block_quant(w.dtype)) && w.rows > 1 &&
+         blocks_row_bytes(static_cast<int>(ggml_type_of(w.dtype)), static_cast<int>(w.cols)) ==
+             row_bytes(w.dtype, static_cast<size_t>(w.cols));
+}
+
 size_t device_weight_bytes(const TensorView& w) {
   const size_t n = static_cast<size_t>(w.rows) * static_cast<size_t>(w.cols);
+  if (keeps_blocks(w)) return w.bytes();
   if (w.dtype == DType::f8e4m3) return fp8_scales_offset(n) + static_cast<size_t>(w.rows) * sizeof(float);
   return w.rows > 1 ? n * 2 : n * 4;
 }
@@ -265,8 +273,9 @@ void ck(cudaError_t e, const char* what) {
 // A weight in device memory.
 struct DevWeight {
   void* data = nullptr;
-  bool bf16 = true;  // else f32, or FP8 when f8
+  bool bf16 = true;  // else f32, or FP8 when f8, or GGUF blocks when blocks
   bool f8 = false;   // E4M3 codes (rows, cols), then the row scales at `scales`
+  int blocks = 0;    // the GGUF type id of block-quantized rows kept as stored (keeps_blocks), else 0
   int64_t rows = 0, cols = 0;
   const float* scales = nullptr;  // FP8: (rows) f32, inside the allocation at data
   ActQuant act = ActQuant::none;  // FP8: the tensor's activation treatment
@@ -352,16 +361,24 @@ class CudaBackend final : public Backend {
     enter_op();
     const DevWeight& w = weight(table);
     check(!w.f8, Status::unsupported, "embed: the FP8 table {} is not supported on CUDA", table.name);
-    check(w.bf16 && w.cols == out.cols && static_cast<int>(tokens.size()) <= out.rows, Status::internal,
+    check((w.bf16 || w.blocks != 0) && w.cols == out.cols && static_cast<int>(tokens.size()) <= out.rows, Status::internal,
           "embed: table {} [{}, {}] does not fit the output [{}, {}]", table.name, w.rows, w.cols, out.rows, out.cols);
     const auto* ids = static_cast<const int32_t*>(step_input(tokens.data(), tokens.size_bytes(), step_.tokens, 0));
     if (ids == nullptr) {
       leave_recording();  // a staged copy lives until the next sync: never in a recorded op
       ids = static_cast<const int32_t*>(stage1(tokens.data(), tokens.size_bytes()));
     }
-    const auto* tab = static_cast<const uint16_t*>(w.data);
     const int rows = static_cast<int>(w.rows), cols = static_cast<int>(w.cols), T = static_cast<int>(tokens.size());
     float* o = out.data;
+    if (w.blocks != 0) {
+      const auto* tab = static_cast<const uint8_t*>(w.data);
+      const int type = w.blocks;
+      submit("embed kernel (blocks)",
+             [=, this] { return launch_embed_blocks(type, tab, rows, cols, ids, T, o, stream_); },
+             {kOpEmbedBlocks, u(type), u(tab), u(rows), u(cols), u(ids), u(T), u(o)});
+      return;
+    }
+    const auto* tab = static_cast<const uint16_t*>(w.data);
     submit("embed kernel", [=, this] { return launch_embed_bf16(tab, rows, cols, ids, T, o, stream_); },
            {kOpEmbed, u(tab), u(rows), u(cols), u(ids), u(T), u(o)});
   }
@@ -462,6 +479,10 @@ class CudaBackend final : public Backend {
       matmul_f8(x, wv, w, out);
       return;
     }
+    if (w.blocks != 0) {
+      matmul_blocks(x, wv, w, out);
+      return;
+    }
     check(w.bf16 && w.cols == x.cols && w.rows <= out.cols && out.rows >= x.rows, Status::internal,
           "matmul: weight {} [{}, {}] against x [{}, {}] -> out [{}, {}]", wv.name, w.rows, w.cols, x.rows, x.cols,
           out.rows, out.cols);
@@ -483,6 +504,46 @@ class CudaBackend final : public Backend {
     }
     submit("gemv kernel", [=, this] { return launch_gemv_bf16(W, R, C, x.data, x.cols, T, out.data, out.cols, stream_); },
            {kOpGemv, u(W), u(R), u(C), u(x.data), u(x.cols), u(T), u(out.data), u(out.cols)});
+  }
+
+  // Block-quantized weight: the block GEMV up to gemv_max_tokens tokens
+  // (f32 activations; a recordable launch); above, the rows dequantized to
+  // bf16 a slice at a time into a scratch buffer, each slice one cuBLASLt
+  // GEMM (as for bf16 weights: activations rounded to bf16).
+  void matmul_blocks(Act x, const TensorView& wv, const DevWeight& w, Act out) {
+    check(w.cols == x.cols && w.rows <= out.cols && out.rows >= x.rows, Status::internal,
+          "matmul: block weight {} [{}, {}] against x [{}, {}] -> out [{}, {}]", wv.name, w.rows, w.cols, x.rows,
+          x.cols, out.rows, out.cols);
+    const int T = x.rows, R = static_cast<int>(w.rows), C = static_cast<int>(w.cols), type = w.blocks;
+    const auto* W = static_cast<const uint8_t*>(w.data);
+    const bool lt_ok = lt_ != nullptr && lt_->available();
+    if (matmul_path(T, opt_.gemv_max_tokens, lt_ok) == MatmulPath::cublaslt) {
+      leave_recording();
+      const size_t n = static_cast<size_t>(T) * C;
+      grow(xbf_, xbf_bytes_, n * 2);
+      grow(lt_ws_, lt_ws_bytes_, kLtWorkspace);
+      ck(launch_to_bf16(x.data, n, static_cast<uint16_t*>(xbf_), stream_), "to_bf16 kernel");
+      // slices of rows as the FP8 weight-only tiles (fp8_tile_rows), in the same scratch
+      const int slice = fp8_tile_rows(R, C);
+      grow(f8tile_.p, f8tile_.bytes, static_cast<size_t>(slice) * C * 2);
+      auto* tile = static_cast<uint16_t*>(f8tile_.p);
+      const size_t row_b = blocks_row_bytes(type, C);
+      bool all = true;
+      std::string err;
+      for (int r0 = 0; r0 < R && all; r0 += slice) {
+        const int rs = std::min(slice, R - r0);
+        ck(launch_dequant_blocks_bf16(type, W + static_cast<size_t>(r0) * row_b, rs, C, tile, stream_),
+           "dequant_blocks kernel");
+        all = lt_->matmul(tile, rs, C, static_cast<const uint16_t*>(xbf_), T, out.data + r0, out.cols, lt_ws_,
+                          lt_ws_bytes_, stream_, &err);
+      }
+      if (all) return;
+      lt_note_ = err;  // this shape falls back to the block GEMV (lt_fallbacks_ counts them)
+      ++lt_fallbacks_;
+    }
+    submit("gemv kernel (blocks)",
+           [=, this] { return launch_gemv_blocks(type, W, R, C, x.data, x.cols, T, out.data, out.cols, stream_); },
+           {kOpGemvBlocks, u(type), u(W), u(R), u(C), u(x.data), u(x.cols), u(T), u(out.data), u(out.cols)});
   }
 
   // FP8 weight (see plan_fp8_matmul in cuda_backend.h). Decode paths are
@@ -981,7 +1042,8 @@ class CudaBackend final : public Backend {
         w.rows = v->rows;
         w.cols = v->cols;
         w.f8 = v->dtype == DType::f8e4m3;
-        w.bf16 = !w.f8 && v->rows > 1;
+        w.blocks = keeps_blocks(*v) ? static_cast<int>(ggml_type_of(v->dtype)) : 0;
+        w.bf16 = !w.f8 && w.blocks == 0 && v->rows > 1;
         const size_t bytes = device_weight_bytes(*v);
         const cudaError_t e = cudaMalloc(&w.data, bytes);
         if (e != cudaSuccess) {
@@ -1005,7 +1067,7 @@ class CudaBackend final : public Backend {
         }
         weights_.emplace(key_of(*v), w);
         const size_t cols = static_cast<size_t>(v->cols);
-        const size_t out_row = w.f8 ? cols : cols * (w.bf16 ? 2 : 4);
+        const size_t out_row = w.blocks != 0 ? row_bytes(v->dtype, cols) : w.f8 ? cols : cols * (w.bf16 ? 2 : 4);
         const size_t rows_per_chunk = std::max<size_t>(1, kStage / out_row);
         check(out_row <= kStage, Status::unsupported, "weight {} has rows of {} bytes (at most {})", v->name, out_row,
               kStage);
@@ -1014,7 +1076,7 @@ class CudaBackend final : public Backend {
           const int64_t r1 = std::min<int64_t>(v->rows, r0 + static_cast<int64_t>(rows_per_chunk));
           ck(cudaEventSynchronize(done[buf]), "cudaEventSynchronize (weight staging)");
           auto* dst = static_cast<uint8_t*>(host[buf]);
-          if ((v->dtype == DType::bf16 && w.bf16) || w.f8) {  // stored as they are
+          if ((v->dtype == DType::bf16 && w.bf16) || w.f8 || w.blocks != 0) {  // stored as they are
             std::memcpy(dst, v->row(r0), static_cast<size_t>(r1 - r0) * out_row);
           } else {
             for (int64_t r = r0; r < r1; ++r) {
@@ -1076,7 +1138,9 @@ class CudaBackend final : public Backend {
     kOpQuantF8,
     kOpRopeKvWrite,
     kOpFlashPrefill,
-    kOpNormQuant
+    kOpNormQuant,
+    kOpGemvBlocks,
+    kOpEmbedBlocks
   };
   template <typename T>
   static uint64_t u(T v) {

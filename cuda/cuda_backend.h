@@ -75,8 +75,12 @@ MatmulPath matmul_path(int tokens, int gemv_max_tokens, bool cublaslt_available)
 
 // Bytes a weight of this shape takes on the device: bf16 for matrices
 // (rows > 1), f32 for vectors (norm weights); FP8 weights stay FP8: one byte
-// per element, padded to 256 bytes, plus one f32 scale per row.
+// per element, padded to 256 bytes, plus one f32 scale per row; block-
+// quantized matrices (Q8_0, Q4_0 .. Q6_K) stay as stored (keeps_blocks).
 size_t device_weight_bytes(const TensorView& w);
+// Whether the device keeps this weight's GGUF blocks as they are (read by the
+// block GEMV kernels, dequantized to bf16 per prefill GEMM).
+bool keeps_blocks(const TensorView& w);
 
 // ---- FP8 weights (issue 7) ----------------------------------------------------
 //

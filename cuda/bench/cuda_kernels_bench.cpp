@@ -178,6 +178,25 @@ void bench_gemv_f8(int rows, int cols, int tokens, bool w8a8, int rw, double bw)
     cudaFree(p);
 }
 
+// The block GEMV on random GGUF blocks of a type (any bytes decode: random
+// f16 scales may be huge or NaN, which does not change the time). Bound: the
+// bytes of the blocks.
+void bench_gemv_blocks(int type, const char* name, int rows, int cols, int tokens, double bw) {
+  const size_t wbytes = static_cast<size_t>(rows) * blocks_row_bytes(type, cols);
+  const int copies = static_cast<int>(std::max<size_t>(2, (size_t{256} << 20) / wbytes + 1));  // > 256 MiB: out of L2
+  std::vector<uint8_t*> w;
+  for (int i = 0; i < copies; ++i) w.push_back(dev_codes(wbytes, 31 + i));
+  auto* x = static_cast<float*>(dev_random(static_cast<size_t>(tokens) * cols * 4, 3, false));
+  auto* y = dev_alloc<float>(static_cast<size_t>(tokens) * rows * 4);
+  const double ms = time_ms([&](int i) { launch_gemv_blocks(type, w[i % copies], rows, cols, x, cols, tokens, y, rows, nullptr); });
+  report(std::string("gemv ") + name + " " + std::to_string(rows) + "x" + std::to_string(cols) + " tokens " +
+             std::to_string(tokens),
+         ms, static_cast<double>(wbytes), 2.0 * rows * cols * tokens, bw);
+  for (uint8_t* p : w) cudaFree(p);
+  cudaFree(x);
+  cudaFree(y);
+}
+
 // An FP8 weight at prefill size, the three ways the backend can run it
 // (each with its activation conversion, as in CudaBackend::matmul_f8).
 void bench_gemm_f8(LtGemm& lt, int rows, int cols, int tokens) {
@@ -405,6 +424,14 @@ int main(int argc, char** argv) {
         bench_gemv_f8(sh[0], sh[1], tokens, w8a8, rw, bw);
         if (tokens == 1 && !w8a8) bench_gemv_f8(sh[0], sh[1], tokens, w8a8, 3 - rw, bw);
       }
+  // block-quantized weights (GGUF Q4_K, Q6_K, Q8_0) at the 8B shapes
+  for (int tokens : {1, 4})
+    for (const auto& sh : shapes) {
+      if (sh[0] == 128256 && tokens > 1) continue;
+      bench_gemv_blocks(12, "q4_k", sh[0], sh[1], tokens, bw);
+      bench_gemv_blocks(14, "q6_k", sh[0], sh[1], tokens, bw);
+      bench_gemv_blocks(8, "q8_0", sh[0], sh[1], tokens, bw);
+    }
   for (int ctx : {512, 4096, 32768}) {
     bench_attention(ctx, 1, bw);
     bench_attention(ctx, attention_splits_for(1, 32, ctx, sms), bw);

@@ -55,6 +55,27 @@ namespace paca::cuda {
 cudaError_t launch_gemv_bf16(const uint16_t* w, int rows, int cols, const float* x, int ldx, int tokens, float* y,
                              int ldy, cudaStream_t stream);
 
+// Block-quantized weights as stored in GGUF (gemv_blocks.cu), the type given
+// by its GGUF id (ggml_type: Q4_0 2, Q4_1 3, Q5_0 6, Q5_1 7, Q8_0 8, Q4_K 12,
+// Q5_K 13, Q6_K 14); W is rows of blocks_row_bytes(type, cols) bytes.
+// GEMV for a few tokens: y[t, r] = sum_c x[t, c] * W[r, c], W dequantized
+// exactly as the CPU's dequantize_blocks does, f32 activations and sums. One
+// warp per row, each lane decoding 32 weights at a time once for up to 8 tokens.
+// Dequantization to bf16 (round to nearest even): out (rows, cols), for the
+// prefill GEMM.
+// Both return cudaErrorInvalidValue for an unknown type, cols not a multiple
+// of the type's block, ldx < cols, ldy < rows or a null pointer.
+bool gemv_blocks_supported(int ggml_type);
+size_t blocks_row_bytes(int ggml_type, int cols);  // 0 when unsupported or cols is not a multiple of the block
+cudaError_t launch_gemv_blocks(int ggml_type, const uint8_t* w, int rows, int cols, const float* x, int ldx,
+                               int tokens, float* y, int ldy, cudaStream_t stream);
+cudaError_t launch_dequant_blocks_bf16(int ggml_type, const uint8_t* w, int rows, int cols, uint16_t* out,
+                                       cudaStream_t stream);
+// The embedding lookup from a block-quantized table: out[t, :] = W[ids[t], :]
+// in f32 (an id outside [0, rows) gives a zero row, as launch_embed_bf16).
+cudaError_t launch_embed_blocks(int ggml_type, const uint8_t* w, int rows, int cols, const int32_t* ids, int n,
+                                float* out, cudaStream_t stream);
+
 // FP8 E4M3 weights (fp8.cu). Codes are bytes; every weight row r has an f32
 // scale ws[r] (W[r, c] = e4m3(codes[r, c]) * ws[r]).
 // GEMV for a few tokens: y[t, r] = (sum_c e4m3(W[r, c]) * x[t, c] * xs[t]) * ws[r]

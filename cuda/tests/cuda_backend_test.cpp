@@ -51,6 +51,7 @@
 #include "kernels/kernels.h"
 #include "kernels/topk.h"
 #include "model/llama_model.h"
+#include "model/block_quant.h"
 #include "model/load.h"
 #include "model/quantize.h"
 #include "runtime/kv_cache.h"
@@ -203,6 +204,17 @@ TEST(CudaHost, Planning) {
   EXPECT_EQ(paca::cuda::device_weight_bytes(w), 120u);  // a matrix: bf16
   w.rows = 1;
   EXPECT_EQ(paca::cuda::device_weight_bytes(w), 24u);  // a vector: f32
+  // block-quantized matrices stay as stored; their vectors widen to f32
+  w.dtype = DType::q4_k;
+  w.rows = 4;
+  w.cols = 512;
+  EXPECT_TRUE(paca::cuda::keeps_blocks(w));
+  EXPECT_EQ(paca::cuda::device_weight_bytes(w), 4u * 2u * 144u);
+  w.dtype = DType::q8_0;
+  EXPECT_EQ(paca::cuda::device_weight_bytes(w), 4u * 16u * 34u);
+  w.rows = 1;
+  EXPECT_FALSE(paca::cuda::keeps_blocks(w));
+  EXPECT_EQ(paca::cuda::device_weight_bytes(w), 512u * 4u);
 }
 
 // FP8 weights: the path of each matmul, the policy knobs, the bytes on the
@@ -623,6 +635,22 @@ TEST(CudaHost, KernelArgumentChecks) {
   EXPECT_FALSE(flash_prefill_supports(kv, 4, 1, 64));
   EXPECT_EQ(launch_kv_write(kv, &f, 64, &f, 64, &i, 1, nullptr), cudaErrorInvalidValue);
   uint8_t b = 0;
+  // block GEMV / dequant / embed: GGUF type ids, cols a multiple of the block
+  EXPECT_EQ(launch_gemv_blocks(99, &b, 4, 256, &f, 256, 1, &f, 4, nullptr), cudaErrorInvalidValue);  // no such type
+  EXPECT_EQ(launch_gemv_blocks(12, &b, 4, 32, &f, 32, 1, &f, 4, nullptr), cudaErrorInvalidValue);   // Q4_K: 256s
+  EXPECT_EQ(launch_gemv_blocks(2, &b, 4, 32, &f, 31, 1, &f, 4, nullptr), cudaErrorInvalidValue);    // ldx < cols
+  EXPECT_EQ(launch_gemv_blocks(2, &b, 4, 32, &f, 32, 1, &f, 3, nullptr), cudaErrorInvalidValue);    // ldy < rows
+  EXPECT_EQ(launch_gemv_blocks(2, nullptr, 4, 32, &f, 32, 1, &f, 4, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(launch_gemv_blocks(14, &b, 0, 256, &f, 256, 1, &f, 4, nullptr), cudaSuccess);
+  EXPECT_EQ(launch_gemv_blocks(14, &b, 4, 256, &f, 256, 0, &f, 4, nullptr), cudaSuccess);
+  EXPECT_EQ(launch_dequant_blocks_bf16(8, &b, 4, 48, &h, nullptr), cudaErrorInvalidValue);  // Q8_0: 32s
+  EXPECT_EQ(launch_dequant_blocks_bf16(8, &b, 0, 64, &h, nullptr), cudaSuccess);
+  EXPECT_EQ(launch_embed_blocks(13, &b, 4, 256, nullptr, 1, &f, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(launch_embed_blocks(13, &b, 4, 256, &i, 0, &f, nullptr), cudaSuccess);
+  EXPECT_EQ(blocks_row_bytes(12, 512), 288u);
+  EXPECT_EQ(blocks_row_bytes(14, 256), 210u);
+  EXPECT_EQ(blocks_row_bytes(2, 64), 36u);
+  EXPECT_EQ(blocks_row_bytes(3, 33), 0u);
   EXPECT_EQ(launch_gemv_f8(&b, nullptr, 4, 16, &f, 16, nullptr, 1, &f, 4, 1, nullptr),
             cudaErrorInvalidValue);  // no scales
   EXPECT_EQ(launch_gemv_f8(&b, &f, 4, 16, &f, 16, nullptr, 1, &f, 4, 3, nullptr),
@@ -743,6 +771,24 @@ struct HostWeight {
   std::vector<float> scales;  // FP8 only
   TensorView view;
 };
+
+// A block-quantized weight (GGUF's Q8_0 or a block type) of random rows, as
+// paca quantize writes one.
+HostWeight make_block_weight(std::mt19937& rng, const std::string& name, DType dt, int64_t rows, int64_t cols) {
+  HostWeight w;
+  const size_t rb = paca::row_bytes(dt, static_cast<size_t>(cols));
+  w.bytes.resize(static_cast<size_t>(rows) * rb);
+  for (int64_t r = 0; r < rows; ++r) {
+    const std::vector<float> v = random_nonzero(rng, static_cast<size_t>(cols), 0.001f, 1.0f);
+    paca::quantize_blocks(dt, v.data(), w.bytes.data() + static_cast<size_t>(r) * rb, static_cast<size_t>(cols));
+  }
+  w.view.name = name;
+  w.view.dtype = dt;
+  w.view.rows = rows;
+  w.view.cols = cols;
+  w.view.data = w.bytes.data();
+  return w;
+}
 
 // An FP8 weight as the loader quantizes one (core/model/quantize.cpp): per
 // row s = max|w| / 448, codes e4m3(w / s); rows of random magnitude.
@@ -962,6 +1008,50 @@ TEST_F(CudaOps, Matmul) {
     }
   }
   EXPECT_EQ(gpu_->name().find("no cuBLASLt"), std::string::npos) << gpu_->name();
+}
+
+// Block-quantized weights kept as stored: the block GEMV (up to 8 tokens) and
+// the dequantize + cuBLASLt path (more) against an f64 product with the
+// host's dequantize_blocks values, every GGUF block type, rows not a
+// multiple of the 8 rows of a thread block; the embedding lookup from such a
+// table must give the host's values bit for bit (the device decodes the
+// weights with the host's roundings).
+TEST_F(CudaOps, BlockMatmulAndEmbed) {
+  for (DType dt : {DType::q4_0, DType::q4_1, DType::q5_0, DType::q5_1, DType::q8_0, DType::q4_k, DType::q5_k,
+                   DType::q6_k}) {
+    for (const auto& [rows, cols] : std::vector<std::pair<int, int>>{{257, 512}, {1000, 768}}) {
+      weights_.push_back(make_block_weight(rng_, "b" + std::to_string(weights_.size()), dt, rows, cols));
+      const TensorView& w = weights_.back().view;
+      upload({&w});
+      std::vector<float> deq(static_cast<size_t>(rows) * cols);
+      for (int r = 0; r < rows; ++r) paca::dequantize_blocks(dt, w.row(r), deq.data() + static_cast<size_t>(r) * cols, cols);
+      for (int tokens : {1, 3, 8, 37}) {
+        const std::vector<float> x = random_nonzero(rng_, static_cast<size_t>(tokens) * cols);
+        std::vector<float> ref(static_cast<size_t>(tokens) * rows);
+        for (int t = 0; t < tokens; ++t)
+          for (int r = 0; r < rows; ++r) {
+            double s = 0;
+            for (int c = 0; c < cols; ++c)
+              s += static_cast<double>(deq[static_cast<size_t>(r) * cols + c]) * x[static_cast<size_t>(t) * cols + c];
+            ref[static_cast<size_t>(t) * rows + r] = static_cast<float>(s);
+          }
+        Act gx = act(*gpu_, tokens, cols, x), go = act(*gpu_, tokens, rows, {});
+        const std::vector<float> nan(ref.size(), std::nanf(""));
+        gpu_->copy(go.data, nan.data(), nan.size() * sizeof(float));
+        gpu_->matmul(gx, w, go);
+        EXPECT_LT(rel_l2(host(*gpu_, go), ref), tokens <= 8 ? 1e-5 : 1e-2)
+            << paca::dtype_name(dt) << " " << rows << "x" << cols << " tokens " << tokens;
+      }
+      const std::vector<int32_t> ids = {0, rows - 1, 5, 5, rows / 2};
+      Act eo = act(*gpu_, static_cast<int>(ids.size()), cols, {});
+      gpu_->embed(w, ids, eo);
+      const std::vector<float> got = host(*gpu_, eo);
+      for (size_t t = 0; t < ids.size(); ++t)
+        EXPECT_EQ(std::memcmp(got.data() + t * cols, deq.data() + static_cast<size_t>(ids[t]) * cols, cols * sizeof(float)),
+                  0)
+            << paca::dtype_name(dt) << " embed row " << ids[t];
+    }
+  }
 }
 
 // The per-token quantizer against the CPU's formula (core/util/fp8.h),
