@@ -64,7 +64,7 @@ class CpuBackend final : public Backend {
     const size_t rb = row_bytes(w.dtype, n);
     const int T = x.rows;
     const bool fp8 = w.dtype == DType::f8e4m3;
-    if (is_block_quant(w.dtype)) {
+    if (is_block_quant(w.dtype) || w.dtype == DType::q8_0) {  // 8-bit activations, integer dots
       matmul_blocks(x, w, out);
       return;
     }
@@ -106,7 +106,7 @@ class CpuBackend final : public Backend {
     });
   }
 
-  // Block-quantized weights: each token row is quantized to 8 bits once
+  // Block-quantized weights (and Q8_0): each token row is quantized to 8 bits once
   // (cpu::quantize_activations, rows split over the threads), then each
   // thread takes chunks of weight rows and dots each row with every token
   // (cpu::BlockDots: the row unpacked once per few tokens, the activations

@@ -97,15 +97,17 @@ struct Kernels {
   // dst[i] = src[i] widened to f32 for F16/BF16 rows (exact)
   void (*widen_f16)(const void* src, float* dst, size_t n);
   void (*widen_bf16)(const void* src, float* dst, size_t n);
-  // block dots (see BlockDot) for Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K
-  BlockDot dot_q4_0, dot_q4_1, dot_q5_0, dot_q5_1, dot_q4_k, dot_q5_k, dot_q6_k;
+  // block dots (see BlockDot) for Q8_0 (on quantized activations, unlike
+  // dot_q8_0 above), Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K
+  BlockDot dot_q8_0q, dot_q4_0, dot_q4_1, dot_q5_0, dot_q5_1, dot_q4_k, dot_q5_k, dot_q6_k;
   // their token-batched forms (see BlockDots)
-  BlockDots dots_q4_0, dots_q4_1, dots_q5_0, dots_q5_1, dots_q4_k, dots_q5_k, dots_q6_k;
+  BlockDots dots_q8_0q, dots_q4_0, dots_q4_1, dots_q5_0, dots_q5_1, dots_q4_k, dots_q5_k, dots_q6_k;
 };
 
 // The block dot of k for a block type (nullptr for any other dtype).
 inline BlockDot block_dot(const Kernels& k, DType t) {
   switch (t) {
+    case DType::q8_0: return k.dot_q8_0q;
     case DType::q4_0: return k.dot_q4_0;
     case DType::q4_1: return k.dot_q4_1;
     case DType::q5_0: return k.dot_q5_0;
@@ -127,6 +129,7 @@ void dots_by_loop(const void* w, const void* xq, size_t stride, size_t tokens, s
 // The token-batched block dots of k for a block type (nullptr for any other dtype).
 inline BlockDots block_dots(const Kernels& k, DType t) {
   switch (t) {
+    case DType::q8_0: return k.dots_q8_0q;
     case DType::q4_0: return k.dots_q4_0;
     case DType::q4_1: return k.dots_q4_1;
     case DType::q5_0: return k.dots_q5_0;

@@ -50,8 +50,12 @@ float s_dot_legacy(const void* wv, const void* xv, size_t n) {
   float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, accm = 0;
   int q[32];
   for (size_t b = 0; b < n / 32; ++b, w += kBytes, ++x) {
-    block_codes(T, w, q);
-    for (int& v : q) v -= kOff;
+    if constexpr (T == DType::q8_0) {
+      for (int j = 0; j < 32; ++j) q[j] = static_cast<int8_t>(w[2 + j]);
+    } else {
+      block_codes(T, w, q);
+      for (int& v : q) v -= kOff;
+    }
     const float D = f16_load(w) * x->d;
     for (int l = 0; l < 8; ++l) acc[l] = std::fma(D, static_cast<float>(lane_dot(q, x->q, l)), acc[l]);
     if (kMin) accm = std::fma(f16_load(w + 2), x->s, accm);
@@ -120,6 +124,7 @@ void quantize_activations(DType t, const float* x, void* out, size_t n) {
 }
 
 void scalar_block_dots(Kernels& k) {
+  k.dot_q8_0q = s_dot_legacy<DType::q8_0>;
   k.dot_q4_0 = s_dot_legacy<DType::q4_0>;
   k.dot_q4_1 = s_dot_legacy<DType::q4_1>;
   k.dot_q5_0 = s_dot_legacy<DType::q5_0>;
@@ -127,6 +132,7 @@ void scalar_block_dots(Kernels& k) {
   k.dot_q4_k = s_dot_k<DType::q4_k>;
   k.dot_q5_k = s_dot_k<DType::q5_k>;
   k.dot_q6_k = s_dot_k<DType::q6_k>;
+  k.dots_q8_0q = dots_by_loop<s_dot_legacy<DType::q8_0>>;
   k.dots_q4_0 = dots_by_loop<s_dot_legacy<DType::q4_0>>;
   k.dots_q4_1 = dots_by_loop<s_dot_legacy<DType::q4_1>>;
   k.dots_q5_0 = dots_by_loop<s_dot_legacy<DType::q5_0>>;
