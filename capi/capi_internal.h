@@ -3,7 +3,10 @@
 #pragma once
 
 #include <cstring>
+#include <deque>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <string>
 
@@ -21,6 +24,14 @@ namespace paca::capi {
 struct ModelState {
   std::unique_ptr<paca::ModelRunner> model;  // whole, or sharded (parallel/sharded_model.h)
   std::unique_ptr<paca::BlockPool> pool;  // destroyed before model
+  // Grammars (sampler_capi.cpp): the vocabulary's byte trie, built on first
+  // use, and the last kMaxGrammars compiled grammars by their text, so that a
+  // grammar used again keeps its token splits.
+  static constexpr size_t kMaxGrammars = 16;
+  std::mutex grammar_mutex;  // guards the three below
+  std::shared_ptr<const paca::GrammarVocab> grammar_vocab;
+  std::map<std::string, std::shared_ptr<paca::CompiledGrammar>> grammars;
+  std::deque<std::string> grammar_order;  // oldest first
 };
 }  // namespace paca::capi
 
@@ -107,10 +118,10 @@ inline paca_status write_string(const std::string& s, char* buf, size_t cap, siz
   buf[s.size()] = 0;
   return PACA_OK;
 }
-// Validates sampler params (NULL: defaults) against a model's configuration
-// and builds the sampler; fn names the calling function in messages.
+// Validates sampler params (NULL: defaults) against a model (its
+// configuration; its tokenizer for a grammar) and builds the sampler; fn names the calling function in messages.
 // (sampler_capi.cpp)
-paca_status new_sampler(const paca::ModelConfig& c, const paca_sampler_params* params, const std::string& fn,
+paca_status new_sampler(ModelState& model, const paca_sampler_params* params, const std::string& fn,
                         std::unique_ptr<paca_sampler>& out);
 // Copies a Logprobs into the caller's struct, up to its struct_size. (sampler_capi.cpp)
 void write_logprobs(const paca::Logprobs& lp, int32_t token, paca_token_logprobs* out);

@@ -44,7 +44,7 @@ PACA_API paca_status paca_generator_create(paca_session* session, const int32_t*
                "paca_generator_create: detokenize_flags has unknown bits");
   const paca::ModelRunner& model = *session->state->model;
   auto g = std::make_unique<paca_generator>();
-  const paca_status st = new_sampler(model.config(), sampling, "paca_generator_create", g->sampler);
+  const paca_status st = new_sampler(*session->state, sampling, "paca_generator_create", g->sampler);
   if (st != PACA_OK) return st;
   paca::Session& ss = *session->session;
   if (n_prompt == 0 && !ss.has_logits())

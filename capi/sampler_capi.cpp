@@ -7,6 +7,9 @@
 #include <vector>
 
 #include "capi_internal.h"
+#include "grammar/json_schema.h"
+#include "grammar/matcher.h"
+#include "model/checkpoint.h"
 
 using namespace paca::capi;
 
@@ -51,8 +54,48 @@ paca_status sample_common(paca_sampler* s, int32_t* out_token, paca_token_logpro
 
 namespace paca::capi {
 
-paca_status new_sampler(const paca::ModelConfig& c, const paca_sampler_params* params, const std::string& fn,
+namespace {
+
+bool has_text(const char* s) { return s != nullptr && s[0] != '\0'; }
+
+// The grammar of the params (GBNF or JSON Schema) as a matcher over the
+// model's vocabulary. The vocabulary's trie is built once per model, and a
+// grammar compiled once per text while it stays among the last few used.
+std::unique_ptr<paca::GrammarMatcher> new_grammar(ModelState& model, const paca_sampler_params& p) {
+  const paca::ModelRunner& m = *model.model;
+  const paca::Tokenizer* tok = m.checkpoint().tokenizer.get();
+  if (tok == nullptr)
+    paca::fail(paca::Status::state, "a grammar needs a model with a tokenizer ({})", m.checkpoint().tokenizer_note);
+  const bool gbnf = has_text(p.grammar);
+  const std::string key = std::string(gbnf ? "gbnf:" : "json_schema:") + (gbnf ? p.grammar : p.json_schema);
+  {
+    std::lock_guard<std::mutex> lock(model.grammar_mutex);
+    if (const auto it = model.grammars.find(key); it != model.grammars.end())
+      return std::make_unique<paca::GrammarMatcher>(it->second);
+  }
+  // compiled outside the lock (a bad grammar throws here)
+  auto g = std::make_shared<const paca::Grammar>(gbnf ? paca::parse_gbnf(p.grammar)
+                                                      : paca::compile_json_schema(p.json_schema));
+  std::lock_guard<std::mutex> lock(model.grammar_mutex);
+  if (model.grammar_vocab == nullptr)
+    model.grammar_vocab = paca::GrammarVocab::from_tokenizer(*tok, m.config().n_vocab, m.config().eos_ids);
+  auto& slot = model.grammars[key];
+  if (slot == nullptr) {
+    slot = std::make_shared<paca::CompiledGrammar>(std::move(g), model.grammar_vocab);
+    model.grammar_order.push_back(key);
+    if (model.grammar_order.size() > ModelState::kMaxGrammars) {
+      model.grammars.erase(model.grammar_order.front());  // its matchers keep it alive
+      model.grammar_order.pop_front();
+    }
+  }
+  return std::make_unique<paca::GrammarMatcher>(slot);
+}
+
+}  // namespace
+
+paca_status new_sampler(ModelState& model, const paca_sampler_params* params, const std::string& fn,
                         std::unique_ptr<paca_sampler>& out) {
+  const paca::ModelConfig& c = model.model->config();
   paca_sampler_params p = paca_sampler_params_default();
   if (!read_params(params, p, fn.c_str())) return PACA_ERR_INVALID_ARGUMENT;
   PACA_REQUIRE(p.n_top_logprobs >= 0 && p.n_top_logprobs <= PACA_MAX_TOP_LOGPROBS,
@@ -65,6 +108,10 @@ paca_status new_sampler(const paca::ModelConfig& c, const paca_sampler_params* p
     PACA_REQUIRE(p.stop_ids[i] >= 0 && p.stop_ids[i] < c.n_vocab,
                  fn + ": stop_ids[" + std::to_string(i) + "] = " + std::to_string(p.stop_ids[i]) +
                      " is outside the vocabulary [0, " + std::to_string(c.n_vocab) + ")");
+  PACA_REQUIRE(!(has_text(p.grammar) && has_text(p.json_schema)), fn + ": set grammar or json_schema, not both");
+  const bool constrained = has_text(p.grammar) || has_text(p.json_schema);
+  PACA_REQUIRE(!constrained || p.ignore_eos == 0,
+               fn + ": a grammar needs the end tokens to end the text (ignore_eos must be 0)");
   return guarded([&] {
     paca::SamplerParams sp;
     sp.temperature = p.temperature;
@@ -81,11 +128,14 @@ paca_status new_sampler(const paca::ModelConfig& c, const paca_sampler_params* p
     s->stop.ignore_eos = p.ignore_eos != 0;
     if (p.n_stop_ids > 0) s->stop.stop_ids.assign(p.stop_ids, p.stop_ids + p.n_stop_ids);
     s->stop.max_new_tokens = static_cast<uint64_t>(p.max_new_tokens);
+    if (constrained) s->sampler.set_grammar(new_grammar(model, p));
     out = std::move(s);
   });
 }
 
 SamplerRecord sampler_record(const paca_sampler& s) {
+  if (s.sampler.grammar() != nullptr)
+    paca::fail(paca::Status::unsupported, "a sampler with a grammar cannot be saved in a snapshot (not yet supported)");
   SamplerRecord r;
   r.params = s.sampler.params();
   r.n_top_logprobs = s.n_top_logprobs;
@@ -140,6 +190,8 @@ PACA_API paca_sampler_params paca_sampler_params_default(void) {
   p.ignore_eos = 0;
   p.stop_ids = nullptr;
   p.n_stop_ids = 0;
+  p.grammar = nullptr;
+  p.json_schema = nullptr;
   return p;
 }
 
@@ -149,7 +201,7 @@ PACA_API paca_status paca_sampler_create(const paca_model* model, const paca_sam
   *out_sampler = nullptr;
   PACA_REQUIRE(model != nullptr, "paca_sampler_create: model is NULL");
   std::unique_ptr<paca_sampler> s;
-  const paca_status st = new_sampler(model->model->config(), params, "paca_sampler_create", s);
+  const paca_status st = new_sampler(*model->state, params, "paca_sampler_create", s);
   if (st == PACA_OK) *out_sampler = s.release();
   return st;
 }

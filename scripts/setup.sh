@@ -10,6 +10,7 @@ pkgs=(
   clang libclang-rt-14-dev                       # libFuzzer targets
   binutils                                       # nm for the exported-symbols test
   python3 python3-jinja2                         # reference renderer of the chat-template tests
+  python3-jsonschema                             # validator of the constrained-generation test (grammar_schema_e2e)
   unicode-data                                   # scripts/gen_unicode_tables.py (tables are committed)
   python3-sentencepiece                          # live Llama 2 tokenizer reference (tests)
   python3-dev pybind11-dev python3-numpy python3-pytest python3-venv  # Python binding + tests

@@ -473,6 +473,30 @@ void Sampler::set_logit_bias(std::span<const int32_t> ids, std::span<const float
   bias_ = std::move(unique);
 }
 
+void Sampler::set_grammar(std::unique_ptr<GrammarMatcher> grammar) {
+  check(grammar == nullptr || grammar->vocab().n_vocab() == n_vocab_, Status::invalid_argument,
+        "sampler: the grammar's vocabulary has {} tokens, the sampler's {}",
+        grammar != nullptr ? grammar->vocab().n_vocab() : 0, n_vocab_);
+  grammar_ = std::move(grammar);
+}
+
+void apply_grammar_mask(std::span<float> l, std::span<const uint64_t> mask) {
+  const size_t n = l.size();
+  for (size_t w = 0; w < mask.size(); ++w) {
+    const uint64_t m = mask[w];
+    if (m == ~uint64_t{0}) continue;
+    const size_t b = w * 64, e = std::min(n, b + 64);
+    if (m == 0) {
+      std::fill(l.begin() + static_cast<ptrdiff_t>(b), l.begin() + static_cast<ptrdiff_t>(e), kNegInf);
+      continue;
+    }
+    for (uint64_t z = ~m; z != 0; z &= z - 1) {  // the disallowed bits of a mixed word
+      const size_t i = b + static_cast<size_t>(std::countr_zero(z));
+      if (i < e) l[i] = kNegInf;
+    }
+  }
+}
+
 namespace {
 void check_sampled(int32_t token) {
   check(token >= 0, Status::invalid_argument,
@@ -495,7 +519,7 @@ int32_t Sampler::draw_top_k(double u) {
 
 size_t Sampler::best_needed(bool want_logprobs) const {
   const SamplerParams& p = params_;
-  if (want_logprobs || !bias_.empty() || p.penalties_active()) return 0;
+  if (want_logprobs || grammar_ != nullptr || !bias_.empty() || p.penalties_active()) return 0;
   if (p.temperature == 0.0f) return 1;
   if (p.top_k > 0) return static_cast<size_t>(p.top_k) <= kMaxBest ? static_cast<size_t>(p.top_k) : 0;
   return p.top_p < 1.0f || p.min_p > 0.0f ? kMaxBest : 0;
@@ -599,12 +623,20 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
         "sampler: {} logits given for a vocabulary of {}", logits.size(), n_vocab_);
   const SamplerParams& p = params_;
 
-  // 1-2: the adjusted logits l' (a copy only when something changes them)
+  // 0-2: the adjusted logits l' (a copy only when something changes them)
   std::span<const float> l = logits;
   const bool penalize = p.penalties_active() && !history.empty();
-  if (!bias_.empty() || penalize) {
+  if (grammar_ != nullptr || !bias_.empty() || penalize) {
     adjusted_.resize(logits.size());
     std::memcpy(adjusted_.data(), logits.data(), logits.size() * sizeof(float));
+    if (grammar_ != nullptr) {
+      check(!grammar_->ended(), Status::state, "grammar: the text is complete (an end token was accepted)");
+      check(grammar_->fill_mask(mask_) > 0, Status::state,
+            "grammar: no token of the vocabulary can continue the text after its {} bytes (the grammar "
+            "asks for something no token spells, or is complete and the model has no end token)",
+            grammar_->n_bytes());
+      apply_grammar_mask(adjusted_, mask_);
+    }
     apply_logit_bias(adjusted_, bias_);
     if (penalize) {
       const size_t w = p.repeat_last_n < 0 ? history.size()
@@ -629,6 +661,7 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
     }
   }
   check_sampled(token);
+  if (grammar_ != nullptr) grammar_->accept(token);
 
   if (out != nullptr) {
     // log_softmax(l') over the whole vocabulary

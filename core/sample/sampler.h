@@ -2,6 +2,10 @@
 // optionally log-probabilities.
 //
 // The chain, in this order (each stage sees only what the previous one kept):
+//   0. grammar          with a grammar (set_grammar), the tokens it does not
+//                       allow next get -inf (grammar/matcher.h); the chosen
+//                       token then advances the grammar's state. No token
+//                       allowed is Error(state) naming the grammar.
 //   1. logit bias       l_i += bias_i for the ids given (bias -inf bans a token)
 //   2. penalties        over the last repeat_last_n tokens of the sequence
 //                       (-1: all of it, 0: none). For each distinct token t
@@ -27,8 +31,8 @@
 //   T = 0 is greedy: the token with the largest l' (ties: the lowest id);
 //   truncation cannot change that token, so stages 3-7 are skipped.
 //
-// Log-probabilities are those of the adjusted logits l' (after bias and
-// penalties, before truncation and temperature): log_softmax(l') over the
+// Log-probabilities are those of the adjusted logits l' (after the grammar,
+// bias and penalties, before truncation and temperature): log_softmax(l') over the
 // whole vocabulary. They describe what the model (with the caller's bias and
 // penalties) thinks, not the truncated distribution that was sampled, so a
 // token outside the nucleus still has its finite log-probability.
@@ -66,9 +70,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <utility>
 #include <vector>
+
+#include "grammar/matcher.h"
 
 namespace paca {
 
@@ -121,6 +128,12 @@ int32_t argmax_logit(std::span<const float> logits);
 // none for k = 0), sorted by candidate_before. One pass with a rising
 // threshold; no vocabulary sort.
 void select_top_k(std::span<const float> logits, size_t k, std::vector<Candidate>& out);
+
+// Stage 0: -inf for every token whose bit in `mask` (bit i % 64 of word
+// i / 64, as GrammarMatcher::fill_mask gives it) is clear. Words of 64
+// allowed tokens are skipped, words of none filled, the rest walked over
+// their clear bits only.
+void apply_grammar_mask(std::span<float> logits, std::span<const uint64_t> mask);
 
 // Applies bias (sorted by id, ids unique and in range) to `logits` in place.
 void apply_logit_bias(std::span<float> logits, std::span<const std::pair<int32_t, float>> bias);
@@ -202,6 +215,12 @@ class Sampler {
   // Error(invalid_argument) and leaves the table unchanged on bad input.
   void set_logit_bias(std::span<const int32_t> ids, std::span<const float> biases);
 
+  // The grammar constraint (stage 0), or none (null). Its vocabulary must
+  // have n_vocab tokens (else Error(invalid_argument)). Each sample() then
+  // advances it by the token chosen: one sample() per token of the text.
+  void set_grammar(std::unique_ptr<GrammarMatcher> grammar);
+  GrammarMatcher* grammar() const { return grammar_.get(); }
+
   // Samples the token at position history.size() of a sequence whose tokens
   // so far are `history`, from `logits` (n_vocab floats). When `out` is not
   // null it receives the chosen token's log-probability and the n_top
@@ -218,8 +237,8 @@ class Sampler {
   // kMaxBest for top-p or min-p without top-k, whose truncated set is
   // usually far smaller than the vocabulary (top-p then also needs the
   // vocabulary's mass: mass_needed()); 0 when the whole vocabulary is needed
-  // (a logit bias, active penalties, temperature without truncation,
-  // log-probabilities, which normalise over every token).
+  // (a grammar, a logit bias, active penalties, temperature without
+  // truncation, log-probabilities, which normalise over every token).
   // sample_best(best, history, mass) then gives exactly the token sample()
   // gives for the same logits and history, or -1 when the best do not hold
   // the whole truncated set (top-p or min-p without top-k: the caller then
@@ -237,6 +256,8 @@ class Sampler {
   SamplerParams params_;
   int32_t n_vocab_;
   std::vector<std::pair<int32_t, float>> bias_;  // sorted by id, unique
+  std::unique_ptr<GrammarMatcher> grammar_;      // stage 0, or null
+  std::vector<uint64_t> mask_;                   // [n_vocab / 64] the grammar's allowed tokens
   // scratch, reused across calls
   std::vector<float> adjusted_;        // [n_vocab] when a bias or a penalty is active
   std::vector<int32_t> window_;        // sorted copy of the penalty window

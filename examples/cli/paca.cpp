@@ -3,7 +3,7 @@
 //   paca run  -m PATH [-p TEXT | --prompt-tokens 1,2,3] [-n N] [--threads N] [--ctx N] [--ignore-eos] [--json]
 //             [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--frequency-penalty F]
 //             [--presence-penalty P] [--repeat-last-n N] [--seed S] [--stop TEXT]... [--stop-token ID]... [--logprobs N]
-//             [--prompt-cache FILE]
+//             [--prompt-cache FILE] [--grammar FILE | --json-schema FILE]
 //   paca eval -m PATH (-p TEXT | --prompt-tokens 1,2,3) [--top K] [--logits-out FILE] [--json]
 //   (run, eval, info) [--device D] [--kv-memory-fraction F]
 //   (run, eval, info) [--tensor-parallel N] [--pipeline-parallel N] [--devices LIST] [--world-size N]
@@ -54,6 +54,7 @@ void usage() {
                "            [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R]\n"
                "            [--frequency-penalty F] [--presence-penalty P] [--repeat-last-n N] [--seed S]\n"
                "            [--stop TEXT]... [--stop-token ID]... [--logprobs N] [--prompt-cache FILE]\n"
+               "            [--grammar FILE | --json-schema FILE]\n"
                "            [--chat [--system TEXT] [--tools JSON|@FILE] [--builtin-tools a,b] [--date TEXT]]\n"
                "  paca eval -m PATH (-p TEXT | --prompt-tokens 1,2,3) [--chat ...] [--top K] [--logits-out FILE] [--threads N] [--json]\n"
                "  run, eval, info also take: [--device cpu|cuda|cuda:N] [--kv-memory-fraction F]\n"
@@ -87,6 +88,8 @@ void usage() {
                "Sampling (run): temperature 0 (the default) is greedy; --seed S makes sampled runs reproducible;\n"
                "--stop TEXT and --stop-token ID end the generation (repeatable); --logprobs N adds log-probabilities\n"
                "(and N alternatives, up to 20) to --json output.\n"
+               "--grammar FILE (GBNF, start rule root) or --json-schema FILE constrains every token of run's output\n"
+               "to the grammar; the end token comes only when the text is complete.\n"
                "Sharding: --tensor-parallel N splits every layer over N ranks, --pipeline-parallel N the layers\n"
                "into N stages; on the CPU the ranks are threads sharing --threads. With --world-size W (= TP x PP)\n"
                "this process is one rank of W processes: started by mpirun (MPI), or each given --rank and the\n"
@@ -144,6 +147,7 @@ struct Args {
   paca_sampler_params sp = paca_sampler_params_default();  // run: sampling (default greedy)
   std::vector<int32_t> stop_ids;                           // --stop-token
   std::vector<std::string> stops;                          // --stop
+  std::string grammar_file, schema_file;                   // --grammar FILE, --json-schema FILE
   long logprobs = -1;                                      // --logprobs N: -1 off, else N alternatives
   paca_test_model_params tm = paca_test_model_params_default();
   bool chat = false;                    // --chat: -p is a user message in the model's chat format
@@ -230,6 +234,8 @@ Args parse_args(int argc, char** argv) {
     else if (k == "--repeat-last-n") a.sp.repeat_last_n = static_cast<int32_t>(parse_long(val(), "--repeat-last-n", -1, INT32_MAX));
     else if (k == "--stop-token") a.stop_ids.push_back(static_cast<int32_t>(parse_long(val(), "--stop-token", 0, INT32_MAX)));
     else if (k == "--stop") a.stops.push_back(val());
+    else if (k == "--grammar") a.grammar_file = val();
+    else if (k == "--json-schema") a.schema_file = val();
     else if (k == "--logprobs") a.logprobs = parse_long(val(), "--logprobs", 0, PACA_MAX_TOP_LOGPROBS);
     else if (k == "--dim") a.tm.dim = static_cast<int32_t>(parse_long(val(), "--dim", 1, 65536));
     else if (k == "--layers") a.tm.n_layers = static_cast<int32_t>(parse_long(val(), "--layers", 1, 1024));
@@ -358,17 +364,26 @@ std::vector<int32_t> tokenize_or_die(paca_model* m, const std::string& text, uin
   return ids;
 }
 
-// --tools: a JSON array given inline, or @FILE.
-std::string tools_json(const std::string& arg) {
-  if (arg.empty() || arg[0] != '@') return arg;
-  FILE* f = std::fopen(arg.c_str() + 1, "rb");
-  if (f == nullptr) die("--tools: cannot open '%s'", arg.c_str() + 1);
+// The contents of a file named by an option (what: the option, for messages).
+std::string read_text_file(const std::string& path, const char* what) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  const std::string where = std::string(what) + ": '" + path + "'";
+  if (f == nullptr) die("%s: cannot open the file", where.c_str());
   std::string out;
   char chunk[4096];
   size_t got;
   while ((got = std::fread(chunk, 1, sizeof chunk, f)) > 0) out.append(chunk, got);
+  const bool failed = std::ferror(f) != 0;
   std::fclose(f);
+  if (failed) die("%s: cannot read the file", where.c_str());
+  if (out.find('\0') != std::string::npos) die("%s: the file holds a NUL byte", where.c_str());
   return out;
+}
+
+// --tools: a JSON array given inline, or @FILE.
+std::string tools_json(const std::string& arg) {
+  if (arg.empty() || arg[0] != '@') return arg;
+  return read_text_file(arg.substr(1), "--tools");
 }
 
 // --builtin-tools a,b -> ["a","b"]
@@ -493,6 +508,11 @@ int cmd_run(const Args& a) {
   sp.n_stop_ids = static_cast<int32_t>(a.stop_ids.size());
   sp.n_top_logprobs = a.logprobs > 0 ? static_cast<int32_t>(a.logprobs) : 0;
   sp.max_new_tokens = static_cast<int32_t>(a.n_predict);
+  if (!a.grammar_file.empty() && !a.schema_file.empty()) die("give --grammar or --json-schema, not both");
+  const std::string grammar = a.grammar_file.empty() ? "" : read_text_file(a.grammar_file, "--grammar");
+  const std::string schema = a.schema_file.empty() ? "" : read_text_file(a.schema_file, "--json-schema");
+  if (!a.grammar_file.empty()) sp.grammar = grammar.c_str();
+  if (!a.schema_file.empty()) sp.json_schema = schema.c_str();
   std::vector<const char*> stop_ptrs;
   std::vector<size_t> stop_lens;
   for (const std::string& x : a.stops) {

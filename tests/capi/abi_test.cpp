@@ -51,7 +51,7 @@ TEST(Abi, ParamsStructLayoutIsPinned) {
   EXPECT_EQ(offsetof(paca_test_model_params, seed), 8u);
   EXPECT_EQ(offsetof(paca_test_model_params, tied_embeddings), 48u);
 
-  EXPECT_EQ(sizeof(paca_sampler_params), 72u);
+  EXPECT_EQ(sizeof(paca_sampler_params), 88u);
   EXPECT_EQ(offsetof(paca_sampler_params, temperature), 4u);
   EXPECT_EQ(offsetof(paca_sampler_params, seed), 8u);
   EXPECT_EQ(offsetof(paca_sampler_params, top_k), 16u);
@@ -59,6 +59,8 @@ TEST(Abi, ParamsStructLayoutIsPinned) {
   EXPECT_EQ(offsetof(paca_sampler_params, ignore_eos), 52u);
   EXPECT_EQ(offsetof(paca_sampler_params, stop_ids), 56u);
   EXPECT_EQ(offsetof(paca_sampler_params, n_stop_ids), 64u);
+  EXPECT_EQ(offsetof(paca_sampler_params, grammar), 72u);  // v0.3, appended after the tail padding
+  EXPECT_EQ(offsetof(paca_sampler_params, json_schema), 80u);
 
   EXPECT_EQ(sizeof(paca_token_logprobs), 176u);
   EXPECT_EQ(offsetof(paca_token_logprobs, n_top), 12u);

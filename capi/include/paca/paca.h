@@ -787,6 +787,10 @@ typedef struct paca_sampler_params {
   int32_t ignore_eos;        /* 1: the model's end tokens do not stop (default 0) */
   const int32_t* stop_ids;   /* n_stop_ids token ids that stop the generation; copied at create */
   int32_t n_stop_ids;        /* >= 0 (default 0) */
+  /* Since v0.3 (appended after the v0.2 struct, not in its tail padding: a
+   * v0.2 caller's struct_size of 72 leaves both NULL). */
+  const char* grammar;       /* GBNF text (NUL-terminated), or NULL / "": no grammar (default); copied at create */
+  const char* json_schema;   /* JSON Schema text (NUL-terminated), or NULL / "" (default); at most one of the two */
 } paca_sampler_params;
 
 /** Default sampler parameters: greedy, no penalties, no limits. Since v0.1. */
@@ -799,6 +803,22 @@ PACA_API paca_sampler_params paca_sampler_params_default(void);
  * message naming the field, for a value out of range or NaN (e.g. a negative
  * temperature, top_p outside (0, 1], min_p outside [0, 1], a stop id outside
  * the vocabulary). On failure *out_sampler is NULL. Since v0.1.
+ *
+ * Constrained decoding (since v0.3): with params->grammar (GBNF, llama.cpp's
+ * grammar format, start rule `root`) or params->json_schema (compiled to such
+ * a grammar; see docs/design-notes.md for the keywords supported), every
+ * sampled token keeps the generated text a prefix of a sentence of the
+ * grammar: tokens that would leave it get -inf before every other stage, and
+ * the model's end tokens are allowed exactly when the text is complete. Each
+ * paca_sampler_sample / _sample_logits call advances the grammar by the token
+ * it returns, so call it once per token of the text (as paca_generator does).
+ * A grammar needs a model with a tokenizer (PACA_ERR_STATE) and is refused
+ * together with ignore_eos (PACA_ERR_INVALID_ARGUMENT). A malformed grammar
+ * or schema is PACA_ERR_INVALID_ARGUMENT with a message giving the place:
+ * "grammar: line L, column C (byte B): ..." or "json_schema: at /pointer:
+ * ..." (JSON syntax errors: nlohmann-json's line and column). When no token
+ * of the vocabulary can continue the text, sampling returns PACA_ERR_STATE
+ * ("grammar: no token of the vocabulary can continue the text ...").
  */
 PACA_API paca_status paca_sampler_create(const paca_model* model, const paca_sampler_params* params,
                                          paca_sampler** out_sampler);
