@@ -596,7 +596,7 @@ std::string json_schema_to_gbnf(std::string_view schema) {
   json root;
   try {
     root = json::parse(schema.begin(), schema.end());
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number that overflows
     fail(Status::invalid_argument, "json_schema: not valid JSON: {}", e.what());
   }
   try {

@@ -129,6 +129,9 @@ TEST(JsonSchema, ArraysEnumsConstAnyOfRefs) {
 TEST(JsonSchema, ErrorsSayWhere) {
   EXPECT_EQ(schema_error("{\"type\": }").rfind("json_schema: not valid JSON: [json.exception.parse_error.101] parse error at line 1, column 10", 0), 0u)
       << schema_error("{\"type\": }");
+  // a number too large for a double is nlohmann's out_of_range, not a parse error (found by fuzz_json_schema)
+  EXPECT_EQ(schema_error("11111111e111111111"),
+            "json_schema: not valid JSON: [json.exception.out_of_range.406] number overflow parsing '11111111e111111111'");
   EXPECT_EQ(schema_error(R"({"properties":{"a":{"type":"integer","minimum":0}}})"),
             "json_schema: at /properties/a: keyword 'minimum' is not supported");
   EXPECT_EQ(schema_error(R"({"type":"strin"})"), "json_schema: at /: unknown type \"strin\"");
