@@ -168,6 +168,8 @@ PACA_API const char* paca_status_name(paca_status s) {
     case PACA_ERR_DEVICE: return "PACA_ERR_DEVICE";
     case PACA_ERR_BUFFER_TOO_SMALL: return "PACA_ERR_BUFFER_TOO_SMALL";
     case PACA_ERR_STATE: return "PACA_ERR_STATE";
+    case PACA_ERR_BUSY: return "PACA_ERR_BUSY";
+    case PACA_ERR_TIMEOUT: return "PACA_ERR_TIMEOUT";
     case PACA_ERR_INTERNAL: return "PACA_ERR_INTERNAL";
   }
   return "PACA_ERR_UNKNOWN";

@@ -22,6 +22,8 @@ enum class Status : int {
   device = 8,
   buffer_too_small = 9,
   state = 10,
+  busy = 11,
+  timeout = 12,
   internal = 99,
 };
 

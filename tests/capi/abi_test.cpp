@@ -77,6 +77,8 @@ TEST(Abi, ParamsStructLayoutIsPinned) {
   EXPECT_EQ(PACA_OK, 0);
   EXPECT_EQ(PACA_ERR_FORMAT, 3);
   EXPECT_EQ(PACA_ERR_STATE, 10);
+  EXPECT_EQ(PACA_ERR_BUSY, 11);
+  EXPECT_EQ(PACA_ERR_TIMEOUT, 12);
   EXPECT_EQ(PACA_ERR_INTERNAL, 99);
 }
 
@@ -89,6 +91,8 @@ TEST(Abi, Versions) {
 
 TEST(Abi, StatusNames) {
   EXPECT_STREQ(paca_status_name(PACA_ERR_CONTEXT_FULL), "PACA_ERR_CONTEXT_FULL");
+  EXPECT_STREQ(paca_status_name(PACA_ERR_BUSY), "PACA_ERR_BUSY");
+  EXPECT_STREQ(paca_status_name(PACA_ERR_TIMEOUT), "PACA_ERR_TIMEOUT");
   EXPECT_STREQ(paca_status_name(static_cast<paca_status>(12345)), "PACA_ERR_UNKNOWN");
 }
 

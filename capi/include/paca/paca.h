@@ -71,6 +71,8 @@ typedef enum paca_status {
   PACA_ERR_DEVICE = 8,           /* a device is unavailable or failed */
   PACA_ERR_BUFFER_TOO_SMALL = 9, /* a caller buffer is too small; see *out_needed */
   PACA_ERR_STATE = 10,           /* the call is not valid in the object's state */
+  PACA_ERR_BUSY = 11,            /* a queue is full: try again later (since v0.4) */
+  PACA_ERR_TIMEOUT = 12,         /* nothing happened within the time asked for (since v0.4) */
   PACA_ERR_INTERNAL = 99
 } paca_status;
 
@@ -1107,6 +1109,7 @@ PACA_API paca_status paca_session_load_with_sampler(paca_model* model, const cha
  */
 PACA_API paca_status paca_session_prefill_cached(paca_session* session, const char* cache_path, const int32_t* tokens,
                                                  size_t n, size_t* out_n_reused);
+
 
 #ifdef __cplusplus
 }
