@@ -604,6 +604,7 @@ int cmd_run(const Args& a) {
                 reason, load_ms, ttft_ms, prefill_tps, decode_tps);
   } else {
     std::printf("\n");
+    std::fflush(stdout);  // the text's end before the timings, also when both go to one pipe
   }
   std::fprintf(stderr, "paca: load %.1f ms, time to first token %.1f ms, prefill %.1f tok/s (%zu tokens), decode %.1f tok/s (%.0f steps), stop: %s\n",
                load_ms, ttft_ms, prefill_tps, prompt.size(), decode_tps, decode_steps, reason);
