@@ -1111,6 +1111,146 @@ PACA_API paca_status paca_session_prefill_cached(paca_session* session, const ch
                                                  size_t n, size_t* out_n_reused);
 
 
+
+/* ---- engine: many requests on one model (continuous batching) ------------ */
+/*
+ * An engine serves requests submitted from any thread. Its scheduler thread
+ * runs steps over all running requests at once: each step holds every
+ * decoding request's next token and chunks of prompts still being prefilled,
+ * up to max_step_tokens tokens; new requests join between steps and finished
+ * ones leave. Requests that share a prompt prefix share its KV blocks (the
+ * prefix cache: full blocks, by a hash of every token up to the block's end,
+ * kept after their requests finish and evicted least recently used first when
+ * the KV pool runs short). When the pool is full, the request of lowest
+ * priority that arrived last is preempted: its blocks are freed and it is
+ * recomputed later (the same tokens result). A request's tokens do not depend
+ * on what else runs: for the same prompt and sampling (seed included) they are
+ * those of a paca_generator. Since v0.4.
+ */
+typedef struct paca_engine paca_engine;
+typedef uint64_t paca_request_id;
+
+typedef struct paca_engine_params {
+  uint32_t struct_size;     /* sizeof(paca_engine_params) */
+  int32_t max_running;      /* requests stepped together (default 64) */
+  int32_t max_step_tokens;  /* tokens in one step, decodes and prefill chunks together (default 512; >= 1) */
+  int32_t max_queued;       /* requests waiting to start; a submit beyond this fails with PACA_ERR_BUSY (default 1024) */
+  int32_t n_ctx;            /* each request's context size; 0: the model's max_context (default 0) */
+  int32_t prefix_cache;     /* 1: share the KV blocks of common prefixes (default 1); 0: off */
+  int32_t manual_step;      /* 1: no scheduler thread; the caller runs paca_engine_step (default 0) */
+} paca_engine_params;
+
+/** Fills *params with the defaults and sets struct_size. Since v0.4. */
+PACA_API void paca_engine_params_init(paca_engine_params* params);
+
+/** One event of a request: a token and its text, or its end. */
+typedef struct paca_request_event {
+  uint32_t struct_size;          /* set by the library */
+  paca_request_id id;
+  int32_t token;                 /* the generated token; -1 in an end event that carries none */
+  const char* text;              /* the text this token completes (not NUL-terminated); valid during the
+                                    callback, or until the next poll of this request */
+  size_t text_len;
+  float logprob;                 /* the token's log-probability when the request asked for logprobs, else 0 */
+  paca_stop_reason stop_reason;  /* PACA_STOP_NONE while the request goes on; else it ended with this event */
+  paca_status status;            /* PACA_OK, or why the request failed / was cancelled (then it ended) */
+  const char* error;             /* the failure's message ("" when OK); valid as text */
+  /* Filled in a request's last event (zero before): */
+  uint32_t n_prompt;             /* prompt tokens */
+  uint32_t n_cached;             /* prompt tokens whose KV came from the prefix cache */
+  uint32_t n_generated;          /* tokens generated */
+  uint32_t n_preempted;          /* times the request was preempted and recomputed */
+  double queue_ms;               /* submit -> first step */
+  double first_token_ms;         /* submit -> first token */
+  double total_ms;               /* submit -> end */
+} paca_request_event;
+
+/** Called on the engine's thread for each event; must not call paca_engine_free. */
+typedef void (*paca_request_callback)(const paca_request_event* event, void* user_data);
+
+typedef struct paca_request_params {
+  uint32_t struct_size;              /* sizeof(paca_request_params) */
+  const char* const* stop_strings;   /* as paca_generator_params (copied at submit) */
+  const size_t* stop_lengths;
+  int32_t n_stop_strings;
+  int32_t logprobs;                  /* 1: events carry the token's log-probability (default 0) */
+  uint32_t detokenize_flags;         /* as paca_generator_params */
+  int32_t priority;                  /* higher starts first and is preempted last (default 0) */
+  paca_request_callback callback;    /* NULL: events are queued for paca_engine_poll */
+  void* user_data;                   /* passed to callback */
+} paca_request_params;
+
+/** Fills *params with the defaults and sets struct_size. Since v0.4. */
+PACA_API void paca_request_params_init(paca_request_params* params);
+
+/**
+ * An engine on model (NULL params: defaults). The model must outlive it;
+ * sessions of the same model may be used beside it (they share the KV pool).
+ * Since v0.4.
+ */
+PACA_API paca_status paca_engine_create(paca_model* model, const paca_engine_params* params,
+                                        paca_engine** out_engine);
+
+/** Cancels every request (their callbacks get a PACA_ERR_CANCELLED end event) and frees the engine. */
+PACA_API void paca_engine_free(paca_engine* engine);
+
+/**
+ * Queues a request: generate after the n_prompt tokens of prompt (n_prompt
+ * >= 1) with sampling (as paca_generator_create; NULL = greedy) and params
+ * (NULL = defaults). Thread-safe. Errors: PACA_ERR_INVALID_ARGUMENT (a bad
+ * id or parameter, naming it), PACA_ERR_CONTEXT_FULL (the prompt does not
+ * fit n_ctx), PACA_ERR_BUSY (max_queued requests are waiting). Since v0.4.
+ */
+PACA_API paca_status paca_engine_submit(paca_engine* engine, const int32_t* prompt, size_t n_prompt,
+                                        const paca_sampler_params* sampling, const paca_request_params* params,
+                                        paca_request_id* out_id);
+
+/**
+ * Cancels a request: it ends with a PACA_ERR_CANCELLED event at the next
+ * step boundary. Thread-safe. Unknown or finished ids are not an error (a
+ * request may end on its own meanwhile). Since v0.4.
+ */
+PACA_API paca_status paca_engine_cancel(paca_engine* engine, paca_request_id id);
+
+/**
+ * The next event of a request submitted without a callback, waiting up to
+ * timeout_ms (0: do not wait; < 0: wait as long as it takes). Returns
+ * PACA_ERR_TIMEOUT when none came, PACA_ERR_INVALID_ARGUMENT for an id that
+ * is unknown, has a callback, or already delivered its end event (the engine
+ * forgets a request once its end event is polled). Thread-safe; one thread
+ * per request. Since v0.4.
+ */
+PACA_API paca_status paca_engine_poll(paca_engine* engine, paca_request_id id, int32_t timeout_ms,
+                                      paca_request_event* out_event);
+
+/**
+ * With manual_step: runs one scheduling step on this thread (admits waiting
+ * requests, runs one batched forward pass, delivers events). *out_active
+ * (may be NULL) receives the number of requests running or waiting after it.
+ * PACA_ERR_STATE for an engine with its own thread. Since v0.4.
+ */
+PACA_API paca_status paca_engine_step(paca_engine* engine, size_t* out_active);
+
+typedef struct paca_engine_stats {
+  uint32_t struct_size;          /* set by the caller: sizeof(paca_engine_stats) */
+  uint32_t n_queued;             /* waiting to start */
+  uint32_t n_running;            /* in the running batch */
+  uint64_t n_submitted;
+  uint64_t n_finished;           /* ended for any reason */
+  uint64_t n_steps;              /* forward passes */
+  uint64_t n_prefill_tokens;     /* tokens run as prompt (recomputation included) */
+  uint64_t n_generated_tokens;
+  uint64_t n_cached_tokens;      /* prompt tokens taken from the prefix cache */
+  uint64_t n_preemptions;
+  uint64_t kv_blocks_used;       /* blocks holding K/V, the prefix cache's included */
+  uint64_t kv_blocks_cached;     /* blocks the prefix cache holds */
+  uint64_t kv_blocks_total;      /* the pool's size; 0 for an unbounded pool */
+  uint32_t kv_block_tokens;      /* positions per block */
+} paca_engine_stats;
+
+/** Counters of the engine so far. Thread-safe. Since v0.4. */
+PACA_API paca_status paca_engine_get_stats(const paca_engine* engine, paca_engine_stats* out_stats);
+
 #ifdef __cplusplus
 }
 #endif
