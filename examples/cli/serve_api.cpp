@@ -452,7 +452,10 @@ std::string error_body(const ApiError& e) {
   return dump(j);
 }
 
-ApiError error_for_status(paca_status status, const std::string& message) {
+ApiError error_for_status(paca_status status, const std::string& detail) {
+  const std::string message = !detail.empty()                ? detail
+                              : status == PACA_ERR_BUSY       ? "the server's queue is full; try again later"
+                                                              : "the engine failed (paca_status " + std::to_string(status) + ")";
   switch (status) {
     case PACA_ERR_INVALID_ARGUMENT: return {400, message, "invalid_request_error", "", ""};
     case PACA_ERR_CONTEXT_FULL: return {400, message, "invalid_request_error", "", "context_length_exceeded"};

@@ -43,9 +43,10 @@ std::string error_body(const ApiError& e);
 
 // The HTTP answer to an engine or library failure: PACA_ERR_BUSY 429,
 // PACA_ERR_INVALID_ARGUMENT and PACA_ERR_CONTEXT_FULL 400, PACA_ERR_CANCELLED
-// 499 is not used (the client is gone), PACA_ERR_OUT_OF_MEMORY and
-// PACA_ERR_DEVICE 503, everything else 500. message is the library's.
-ApiError error_for_status(paca_status status, const std::string& message);
+// 503 (the server is stopping), PACA_ERR_OUT_OF_MEMORY and PACA_ERR_DEVICE
+// 503, everything else 500. detail is the library's message ("": a generic
+// one).
+ApiError error_for_status(paca_status status, const std::string& detail);
 
 // ---- requests ---------------------------------------------------------------
 

@@ -338,6 +338,9 @@ TEST(ServeFormat, StatusMapping) {
   EXPECT_EQ(paca_serve::error_for_status(PACA_ERR_OUT_OF_MEMORY, "x").http_status, 503);
   EXPECT_EQ(paca_serve::error_for_status(PACA_ERR_INTERNAL, "x").http_status, 500);
   EXPECT_EQ(paca_serve::error_for_status(PACA_ERR_IO, "x").type, "server_error");
+  // without the library's detail the message is still there
+  EXPECT_FALSE(paca_serve::error_for_status(PACA_ERR_BUSY, "").message.empty());
+  EXPECT_FALSE(paca_serve::error_for_status(PACA_ERR_INTERNAL, "").message.empty());
   EXPECT_STREQ(paca_serve::finish_reason(PACA_STOP_MAX_TOKENS), "length");
   EXPECT_STREQ(paca_serve::finish_reason(PACA_STOP_CONTEXT_FULL), "length");
   EXPECT_STREQ(paca_serve::finish_reason(PACA_STOP_EOS), "stop");
