@@ -120,12 +120,13 @@ void KvBlocks::share_prefix(const KvBlocks& other, size_t tokens) {
   const size_t need = (tokens + bt - 1) / bt;
   check(need <= other.blocks_.size(), Status::internal, "sharing {} tokens of a sequence holding {} blocks", tokens,
         other.blocks_.size());
+  share_blocks(std::span<uint8_t* const>(other.blocks_.data(), need));
+}
+
+void KvBlocks::share_blocks(std::span<uint8_t* const> blocks) {
+  for (uint8_t* b : blocks) pool_.retain(b);  // first: blocks may be some of our own
   resize_for(0);
-  blocks_.reserve(need);
-  for (size_t i = 0; i < need; ++i) {
-    pool_.retain(other.blocks_[i]);
-    blocks_.push_back(other.blocks_[i]);
-  }
+  blocks_.assign(blocks.begin(), blocks.end());
 }
 
 void KvBlocks::make_writable(size_t pos) {

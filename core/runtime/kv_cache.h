@@ -19,6 +19,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -88,6 +89,8 @@ class KvBlocks {
   // Drops every block, then shares the blocks `other` uses for its first
   // `tokens` positions (tokens <= what other holds).
   void share_prefix(const KvBlocks& other, size_t tokens);
+  // Drops every block, then shares `blocks` (of this pool, each in use).
+  void share_blocks(std::span<uint8_t* const> blocks);
   // Before positions >= pos are written: copies the block holding pos when
   // another sequence shares it.
   void make_writable(size_t pos);

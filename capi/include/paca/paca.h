@@ -1111,7 +1111,6 @@ PACA_API paca_status paca_session_prefill_cached(paca_session* session, const ch
                                                  size_t n, size_t* out_n_reused);
 
 
-
 /* ---- engine: many requests on one model (continuous batching) ------------ */
 /*
  * An engine serves requests submitted from any thread. Its scheduler thread
@@ -1148,8 +1147,9 @@ typedef struct paca_request_event {
   uint32_t struct_size;          /* set by the library */
   paca_request_id id;
   int32_t token;                 /* the generated token; -1 in an end event that carries none */
-  const char* text;              /* the text this token completes (not NUL-terminated); valid during the
-                                    callback, or until the next poll of this request */
+  const char* text;              /* the text this token completes (NUL-terminated, text_len bytes); valid
+                                    during the callback, or until the next poll of this request (an end
+                                    event's: until the next paca_engine_poll on this thread) */
   size_t text_len;
   float logprob;                 /* the token's log-probability when the request asked for logprobs, else 0 */
   paca_stop_reason stop_reason;  /* PACA_STOP_NONE while the request goes on; else it ended with this event */
