@@ -53,6 +53,9 @@ namespace api = paca_serve;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
+// A body larger than --max-body is still read (and dropped) up to this many times the bound.
+constexpr uint64_t kDrainFactor = 4;
+
 // ---- options -------------------------------------------------------------------
 
 struct Options {
@@ -547,18 +550,22 @@ std::optional<api::ApiError> failure_of(const Generation& g, bool stopping) {
   return std::nullopt;
 }
 
-void Server::generate(api::Endpoint ep, const httplib::Request& req, httplib::Response& res,
+void Server::generate(api::Endpoint ep, const httplib::Request&, httplib::Response& res,
                       const httplib::ContentReader& reader) {
+  // A body past the bound is read on and dropped (up to kDrainFactor times the
+  // bound), so that the client, still sending, gets the 413 rather than a reset.
   std::string body;
-  // a declared length above the bound is refused unread; a chunked body when it gets there
-  bool too_large = req.get_header_value<uint64_t>("Content-Length") > static_cast<uint64_t>(opt_.max_body);
-  if (!too_large) reader([&](const char* data, size_t len) {
-    if (body.size() + len > static_cast<size_t>(opt_.max_body)) {
-      too_large = true;
-      return false;
+  bool too_large = false;
+  uint64_t seen = 0;
+  reader([&](const char* data, size_t len) {
+    seen += len;
+    if (!too_large && body.size() + len <= static_cast<size_t>(opt_.max_body)) {
+      body.append(data, len);
+      return true;
     }
-    body.append(data, len);
-    return true;
+    too_large = true;
+    body.clear();
+    return seen <= static_cast<uint64_t>(opt_.max_body) * kDrainFactor;
   });
   if (too_large)
     return reply_error(res, {413, "the body is larger than " + std::to_string(opt_.max_body) + " bytes",
@@ -822,10 +829,14 @@ int cmd_serve(int argc, char** argv) {
     httplib::Server http;
     const size_t pool = static_cast<size_t>(o.http_threads);
     http.new_task_queue = [pool] { return new httplib::ThreadPool(pool); };
-    http.set_payload_max_length(static_cast<size_t>(o.max_body) + 1);  // generate() refuses the byte past the bound
+    // generate() refuses a body past --max-body; past kDrainFactor times that, httplib does
+    http.set_payload_max_length(static_cast<size_t>(o.max_body) * kDrainFactor);
     http.set_read_timeout(10, 0);
     http.set_write_timeout(30, 0);
-    http.set_keep_alive_timeout(5);
+    // an idle keep-alive connection holds a worker; 10 s outlives the usual client-side
+    // idle timeouts (4-5 s), so a client never sends on a connection the server is closing
+    http.set_keep_alive_timeout(10);
+    http.set_keep_alive_max_count(100);
     server.install(http);
     int port = static_cast<int>(o.port);
     const bool bound = port == 0 ? (port = http.bind_to_any_port(o.host)) > 0 : http.bind_to_port(o.host, port);

@@ -405,7 +405,12 @@ async function llama3Suite() {
       { messages, max_tokens: 4000, temperature: 1.0, seed: 1, ignore_eos: true, stream: true }, { signal: abort.signal });
     let got = 0;
     await failure((async () => {  // aborting ends the iteration, with or without an error
-      for await (const x of stream) if (x.choices[0]?.delta?.content && ++got === 3) abort.abort();
+      for await (const x of stream) {
+        if (x.choices[0]?.delta?.content && ++got === 3) {
+          abort.abort();
+          break;
+        }
+      }
     })());
     same(got, 3, 'disconnect: the client read 3 chunks, then left');
     let cancelled = before;
