@@ -14,10 +14,10 @@
 # weight rows: dequantizer, quantizer, scalar and AVX2 block dots) and the
 # grammar targets (fuzz_gbnf: GBNF text, fuzz_json_schema: JSON Schemas, each
 # walked through the recogniser with the mask checked; seeds in
-# tests/fuzz/seeds/) in
-# turn, each for SECONDS_PER_TARGET with ASan + UBSan. The small model and
-# tokenizer files and the chat templates of ../shared are added as extra seeds
-# when they exist.
+# tests/fuzz/seeds/) and fuzz_serve_request (request bodies of `paca serve`;
+# seeds in tests/fuzz/seeds/serve_request/) in turn, each for
+# SECONDS_PER_TARGET with ASan + UBSan. The small model and tokenizer files
+# and the chat templates of ../shared are added as extra seeds when they exist.
 #
 # Exits non-zero when a build step fails or any target finds a crash, a
 # sanitizer report, an exception other than paca::Error, a timeout (> 10 s on
@@ -51,7 +51,7 @@ cmake --build "$build" --target paca_fuzz ${PACA_FUZZ_JOBS:+-j "$PACA_FUZZ_JOBS"
 seeds="$build/seeds"
 rm -rf "$seeds"
 "$build/tests/fuzz/paca_fuzz_seeds" "$seeds"
-for kind in jinja tool_call gbnf json_schema; do  # committed seeds of the chat and grammar targets
+for kind in jinja tool_call gbnf json_schema serve_request; do  # committed seeds of the chat, grammar and server targets
   mkdir -p "$seeds/$kind"
   cp "$root/tests/fuzz/seeds/$kind/"* "$seeds/$kind/"
 done
@@ -62,7 +62,7 @@ rm -rf "$extra"
 mkdir -p "$extra/gguf" "$extra/hf_config" "$extra/llama2c" "$extra/safetensors" \
   "$extra/tokenize" "$extra/tokenizer_json" "$extra/spm_model" "$extra/tiktoken" "$extra/gguf_vocab" \
   "$extra/llama2c_tokenizer" "$extra/jinja" "$extra/tool_call" "$extra/snapshot" "$extra/blocks" \
-  "$extra/gbnf" "$extra/json_schema"
+  "$extra/gbnf" "$extra/json_schema" "$extra/serve_request"
 for t in "$root"/../shared/templates/*.jinja; do  # the real chat templates
   [ -f "$t" ] && ln -s "$t" "$extra/jinja/"
 done
@@ -94,7 +94,7 @@ mkdir -p "$build/logs"
 failed=()
 for kind in safetensors gguf hf_config llama2c \
             tokenize tokenizer_json spm_model tiktoken gguf_vocab llama2c_tokenizer \
-            jinja tool_call snapshot blocks gbnf json_schema; do
+            jinja tool_call snapshot blocks gbnf json_schema serve_request; do
   target="fuzz_$kind"
   corpus="$build/corpus/$target"
   artifacts="$build/artifacts/$target"

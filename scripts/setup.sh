@@ -17,6 +17,7 @@ pkgs=(
   swig default-jdk-headless junit5               # Java binding (SWIG -> JNI) + JUnit 5 tests
   mono-mcs mono-runtime libmono-system4.0-cil libmono-system-core4.0-cil  # C# binding (SWIG -> P/Invoke)
   libopenmpi-dev openmpi-bin                     # MpiComm (multi-process ranks) and the mpirun tests
+  libcpp-httplib-dev                             # paca serve (its HTTP server)
 )
 missing=()
 for p in "${pkgs[@]}"; do

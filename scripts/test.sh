@@ -19,6 +19,9 @@ stage "release build + tests"
 scripts/build.sh
 ctest --test-dir build -j"$jobs" --output-on-failure --timeout 900
 
+stage "paca serve against OpenAI's Node client"
+scripts/serve_client.sh build
+
 stage "tokenizers against live references (sentencepiece, tiktoken, transformers.js)"
 scripts/tokenizer_reference.sh build
 

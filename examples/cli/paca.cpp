@@ -13,6 +13,7 @@
 //   paca info -m PATH [--json]
 //   paca bench [paca-bench options]   (runs paca-bench: throughput next to its bounds)
 //   paca make-test-model DIR [--seed N] [--dim N] [--layers N] [--heads N] [--kv-heads N] [--ffn N] [--vocab N]
+//   paca serve -m PATH [--port N] ...   (serve.cpp: an OpenAI-compatible HTTP server; needs cpp-httplib)
 #include <nlohmann/json.hpp>
 #include <paca/paca.h>
 #include <unistd.h>
@@ -26,6 +27,10 @@
 #include <cstring>
 #include <string>
 #include <vector>
+
+#ifdef PACA_WITH_SERVE
+#include "serve.h"
+#endif
 
 namespace {
 
@@ -72,6 +77,7 @@ void usage() {
                "            (MIX: q4_0 q4_1 q5_0 q5_1 q8_0 q4_k_s q4_k_m q5_k_s q5_k_m q6_k; see paca_quantize_gguf)\n"
                "  paca make-test-model DIR [--seed N] [--dim N] [--layers N] [--heads N] [--kv-heads N]\n"
                "                           [--ffn N] [--vocab N] [--ctx N] [--tied]\n"
+               "  paca serve -m PATH [--port N] [options]   (an OpenAI-compatible HTTP server; paca serve --help)\n"
                "PATH is a Hugging Face model directory, a .gguf file or a llama2.c .bin checkpoint.\n"
                "Model options (run, eval, info): --weight-dtype fp8 quantizes the MLP weights to FP8 at load\n"
                "(Meta's recipe: first and last layer kept; --fp8-attention adds attention); --fp8-mode auto|w8a8|w8a16\n"
@@ -856,6 +862,14 @@ int cmd_bench(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   if (argc >= 2 && std::strcmp(argv[1], "bench") == 0) return cmd_bench(argc, argv);
+  if (argc >= 2 && std::strcmp(argv[1], "serve") == 0) {
+#ifdef PACA_WITH_SERVE
+    return cmd_serve(argc, argv);
+#else
+    std::fprintf(stderr, "paca serve: this paca was built without cpp-httplib (Debian: apt install libcpp-httplib-dev)\n");
+    return 1;
+#endif
+  }
   Args a = parse_args(argc, argv);
   if (a.cmd == "run") return cmd_run(a);
   if (a.cmd == "eval") return cmd_eval(a);
