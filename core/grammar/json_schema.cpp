@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <map>
 #include <set>
 #include <vector>
@@ -392,8 +393,9 @@ class SchemaCompiler {
   static uint64_t count_of(const json& s, const char* key, uint64_t dflt, const std::string& path) {
     const json* v = member(s, key);
     if (v == nullptr) return dflt;
+    // a float counts when it is integral (2.0); std::trunc keeps 1e46 away from an out-of-range cast
     if (!v->is_number_integer() && !v->is_number_unsigned() &&
-        !(v->is_number_float() && v->get<double>() == static_cast<double>(static_cast<int64_t>(v->get<double>()))))
+        !(v->is_number_float() && std::isfinite(v->get<double>()) && v->get<double>() == std::trunc(v->get<double>())))
       schema_error(path, fmt::format("'{}' must be a non-negative integer", key));
     const double d = v->get<double>();
     if (d < 0) schema_error(path, fmt::format("'{}' must be a non-negative integer", key));

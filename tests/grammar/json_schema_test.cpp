@@ -141,6 +141,13 @@ TEST(JsonSchema, ErrorsSayWhere) {
             "json_schema: at /: '$ref' \"https://example.com/s.json\": only references inside the document (#...) are supported");
   EXPECT_EQ(schema_error(R"({"items":{"anyOf":[]}})"), "json_schema: at /items: 'anyOf' must be a non-empty array");
   EXPECT_EQ(schema_error(R"({"type":"array","minItems":3,"maxItems":2})"), "json_schema: at /: maxItems < minItems");
+  // counts written as floats: integral ones are counts, huge ones are refused before any integer cast
+  // (1e46 was an out-of-range double->int64 cast, found by fuzz_json_schema under UBSan)
+  EXPECT_TRUE(accepts(R"({"type":"array","maxItems":2.0})", "[1,2]"));
+  EXPECT_FALSE(accepts(R"({"type":"array","maxItems":2.0})", "[1,2,3]"));
+  EXPECT_EQ(schema_error(R"({"type":"array","maxItems":1e46})"), "json_schema: at /: 'maxItems' above 10000 is not supported");
+  EXPECT_EQ(schema_error(R"({"type":"array","maxItems":1.5})"), "json_schema: at /: 'maxItems' must be a non-negative integer");
+  EXPECT_EQ(schema_error(R"({"type":"string","minLength":-1})"), "json_schema: at /: 'minLength' must be a non-negative integer");
   EXPECT_EQ(schema_error("false"), "json_schema: at /: the schema false matches nothing");
   EXPECT_EQ(schema_error("42"), "json_schema: at /: a schema must be an object or a boolean");
   EXPECT_EQ(schema_error(R"({"pattern":"^(a$"})"), "json_schema: at /: pattern, at character 2: unclosed '('");
