@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs a built tree into a temporary prefix and builds two consumers
 # against it: a C program through pkg-config and a C++ program through
-# CMake's find_package(paca). Usage: scripts/check-install.sh BUILD_DIR
+# CMake's find_package(paca); imports the Python package from a venv; runs the
+# installed `paca bench`. Usage: scripts/check-install.sh BUILD_DIR
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -68,4 +69,27 @@ print("python: paca", paca.version(), "from", paca.__file__)
 PY
   )
 fi
-echo "install check: pkg-config, find_package (paca.h, paca.hpp) and Python consumers build and run"
+# 4. the installed commands: `paca bench` runs the paca-bench installed beside
+# it (never one of the build tree), with no LD_LIBRARY_PATH (their RPATH finds
+# lib/), also through a symlink to paca and after the prefix has moved
+if [ -x "$build/examples/cli/paca" ] && [ -x "$build/bench/paca-bench" ]; then
+  test -x "$prefix/bin/paca" && test -x "$prefix/bin/paca-bench"
+  bench_json() {  # runs "$1" bench on a tiny synthetic shape; prints its model field
+    env -u LD_LIBRARY_PATH PATH=/usr/bin:/bin "$1" bench --shape tiny --prompt 4 --depths 4 --tokens 2 \
+      --repeats 1 --threads 1 --json | /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["model"])'
+  }
+  model=$(bench_json "$prefix/bin/paca")
+  [[ $model == tiny* ]] || { echo "installed paca bench: unexpected model '$model'"; exit 1; }
+  mkdir "$prefix/elsewhere" "$prefix/moved"
+  ln -s "$prefix/bin/paca" "$prefix/elsewhere/paca"
+  bench_json "$prefix/elsewhere/paca" >/dev/null
+  mv "$prefix/bin" "$prefix/lib" "$prefix/moved/"
+  bench_json "$prefix/moved/bin/paca" >/dev/null
+  # without its paca-bench it says so, rather than running another one
+  rm "$prefix/moved/bin/paca-bench"
+  out=$(env -u LD_LIBRARY_PATH PATH=/usr/bin:/bin "$prefix/moved/bin/paca" bench --shape tiny 2>&1 || true)
+  grep -q "paca-bench was not found beside paca or on PATH" <<<"$out" \
+    || { echo "paca bench without paca-bench: $out"; exit 1; }
+  checked_cli=", the installed paca bench"
+fi
+echo "install check: pkg-config, find_package (paca.h, paca.hpp) and Python consumers build and run${checked_cli:-}"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test: the Release build (CUDA compiled when nvcc is present) with
-# warnings as errors, the ASan/UBSan build, a short run of each fuzzer, and
-# the installed-package check (pkg-config and find_package consumers, the
+# Runs every test: README's cmake recipes configured with and without nvcc,
+# the Release build (CUDA compiled when nvcc is present) with warnings as
+# errors, the ASan/UBSan build, a short run of each fuzzer, and the
+# installed-package check (pkg-config and find_package consumers, the
 # Python package in a venv). The binding suites (ctest labels python, java,
 # csharp) run in the release build; the Python one also in the ASan build.
 # Tests that need ../shared (or $PACA_SHARED_DIR) skip cleanly without it.
@@ -10,6 +11,9 @@ cd "$(dirname "$0")/.."
 jobs=$(nproc)
 stage() { echo "== [$((SECONDS / 60))m$((SECONDS % 60))s] $*"; }
 scripts/setup.sh
+
+stage "README's build recipes (configure only, with and without nvcc)"
+scripts/check-recipes.sh
 
 stage "release build + tests"
 scripts/build.sh

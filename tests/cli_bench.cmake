@@ -1,5 +1,5 @@
-# `paca bench` runs paca-bench (the build tree's, found from the paca
-# executable's own path) with the arguments it was given: a tiny synthetic
+# `paca bench` runs paca-bench (the build tree's, through the link beside
+# the paca executable) with the arguments it was given: a tiny synthetic
 # shape measured once, as JSON; and paca-bench's own error for a bad option.
 execute_process(COMMAND ${PACA} bench --shape tiny --prompt 8 --depths 8 --tokens 2 --repeats 1 --threads 1 --json
                 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)

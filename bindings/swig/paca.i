@@ -26,6 +26,8 @@ namespace std {
 %ignore pacaw::Generator::text;
 %ignore pacaw::GenerateParams::stop_strings;
 %ignore pacaw::GenerateParams::stop_ids;
+%ignore pacaw::sampler_params;
+%ignore pacaw::StopStrings;
 %extend pacaw::GenerateParams {
   void add_stop_id(int id) { $self->stop_ids.push_back(id); }
 }

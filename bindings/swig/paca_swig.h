@@ -118,7 +118,8 @@ struct GenerateParams {
   void add_stop(const Bytes& s) { stop_strings.push_back(s); }
 };
 
-inline Generator* generator_create(paca_session* s, const Ids& prompt, const GenerateParams& gp) {
+// paca_sampler_params of gp (its stop ids stay in gp).
+inline paca_sampler_params sampler_params(const GenerateParams& gp) {
   paca_sampler_params sp = paca_sampler_params_default();
   sp.temperature = gp.temperature;
   sp.seed = static_cast<uint64_t>(gp.seed);
@@ -130,16 +131,29 @@ inline Generator* generator_create(paca_session* s, const Ids& prompt, const Gen
   sp.ignore_eos = gp.ignore_eos ? 1 : 0;
   sp.stop_ids = gp.stop_ids.data();
   sp.n_stop_ids = static_cast<int32_t>(gp.stop_ids.size());
+  return sp;
+}
+
+// gp's stop strings as the (pointers, lengths) of paca_generator_params and
+// paca_request_params (pointing into gp).
+struct StopStrings {
   std::vector<const char*> ptrs;
   std::vector<size_t> lens;
-  for (const Bytes& b : gp.stop_strings) {
-    ptrs.push_back(reinterpret_cast<const char*>(b.data()));
-    lens.push_back(b.size());
+  explicit StopStrings(const GenerateParams& gp) {
+    for (const Bytes& b : gp.stop_strings) {
+      ptrs.push_back(reinterpret_cast<const char*>(b.data()));
+      lens.push_back(b.size());
+    }
   }
+};
+
+inline Generator* generator_create(paca_session* s, const Ids& prompt, const GenerateParams& gp) {
+  const paca_sampler_params sp = sampler_params(gp);
+  const StopStrings stops(gp);
   paca_generator_params p = paca_generator_params_default();
-  p.stop_strings = ptrs.data();
-  p.stop_lengths = lens.data();
-  p.n_stop_strings = static_cast<int32_t>(ptrs.size());
+  p.stop_strings = stops.ptrs.data();
+  p.stop_lengths = stops.lens.data();
+  p.n_stop_strings = static_cast<int32_t>(stops.ptrs.size());
   paca_generator* g = nullptr;
   if (!ok(paca_generator_create(s, prompt.data(), prompt.size(), &sp, &p, &g))) return nullptr;
   auto* out = new Generator;
@@ -185,5 +199,135 @@ inline Ids generator_next_batch(const std::vector<Generator*>& gens) {
   return tokens;
 }
 inline int generator_stop_reason(Generator* g) { return static_cast<int>(paca_generator_stop_reason(g->handle)); }
+
+// ---- engine (paca_engine_*), poll-based: no callbacks cross SWIG ----------
+
+// The knobs of paca_engine_params.
+struct EngineParams {
+  int max_running = 64;
+  int max_step_tokens = 512;
+  int max_queued = 1024;
+  int n_ctx = 0;
+  bool prefix_cache = true;
+  bool manual_step = false;
+};
+
+inline paca_engine* engine_create(paca_model* m, const EngineParams& ep) {
+  paca_engine_params p;
+  paca_engine_params_init(&p);
+  p.max_running = ep.max_running;
+  p.max_step_tokens = ep.max_step_tokens;
+  p.max_queued = ep.max_queued;
+  p.n_ctx = ep.n_ctx;
+  p.prefix_cache = ep.prefix_cache ? 1 : 0;
+  p.manual_step = ep.manual_step ? 1 : 0;
+  paca_engine* e = nullptr;
+  ok(paca_engine_create(m, &p, &e));
+  return e;
+}
+inline void engine_free(paca_engine* e) { paca_engine_free(e); }
+
+// What paca_request_params adds to the sampling and stop settings.
+struct RequestParams {
+  int priority = 0;
+  bool logprobs = false;
+  bool special = false;  // control tokens rendered as text
+};
+
+// Queues a request; its id (>= 1), or 0 on failure (see last_status).
+inline long long engine_submit(paca_engine* e, const Ids& prompt, const GenerateParams& gp, const RequestParams& rq) {
+  const paca_sampler_params sp = sampler_params(gp);
+  const StopStrings stops(gp);
+  paca_request_params p;
+  paca_request_params_init(&p);
+  p.stop_strings = stops.ptrs.data();
+  p.stop_lengths = stops.lens.data();
+  p.n_stop_strings = static_cast<int32_t>(stops.ptrs.size());
+  p.logprobs = rq.logprobs ? 1 : 0;
+  p.detokenize_flags = rq.special ? uint32_t{PACA_DETOKENIZE_SPECIAL} : 0u;
+  p.priority = rq.priority;
+  paca_request_id id = 0;
+  if (!ok(paca_engine_submit(e, prompt.data(), prompt.size(), &sp, &p, &id))) return 0;
+  return static_cast<long long>(id);
+}
+
+inline int engine_cancel(paca_engine* e, long long id) {
+  ok(paca_engine_cancel(e, static_cast<paca_request_id>(id)));
+  return t_status;
+}
+
+// One paca_request_event, copied (the text as UTF-8 bytes).
+struct EngineEvent {
+  int token = -1;           // -1: an end event without a token
+  Bytes text;
+  float logprob = 0.0f;
+  int stop_reason = 0;      // paca_stop_reason; 0 while the request goes on
+  int status = PACA_OK;     // not OK: the request failed or was cancelled (and ended)
+  std::string error;
+  bool last = false;        // the request ended with this event; the counts below are filled
+  int n_prompt = 0, n_cached = 0, n_generated = 0, n_preempted = 0;
+  double queue_ms = 0, first_token_ms = 0, total_ms = 0;
+};
+
+// paca_engine_poll into *out: returns the status (PACA_OK: *out holds the
+// event; PACA_ERR_TIMEOUT: none within timeout_ms; else an error, and *out
+// is unchanged), which last_status also gives.
+inline int engine_poll(paca_engine* e, long long id, int timeout_ms, EngineEvent& out) {
+  paca_request_event ev;
+  std::memset(&ev, 0, sizeof ev);
+  ev.struct_size = sizeof ev;
+  if (!ok(paca_engine_poll(e, static_cast<paca_request_id>(id), timeout_ms, &ev))) return t_status;
+  out.token = ev.token;
+  out.text.assign(ev.text, ev.text + ev.text_len);
+  out.logprob = ev.logprob;
+  out.stop_reason = static_cast<int>(ev.stop_reason);
+  out.status = static_cast<int>(ev.status);
+  out.error = ev.error != nullptr ? ev.error : "";
+  out.last = ev.stop_reason != PACA_STOP_NONE || ev.status != PACA_OK;
+  out.n_prompt = static_cast<int>(ev.n_prompt);
+  out.n_cached = static_cast<int>(ev.n_cached);
+  out.n_generated = static_cast<int>(ev.n_generated);
+  out.n_preempted = static_cast<int>(ev.n_preempted);
+  out.queue_ms = ev.queue_ms;
+  out.first_token_ms = ev.first_token_ms;
+  out.total_ms = ev.total_ms;
+  return t_status;
+}
+
+// paca_engine_step: the requests running or waiting after it, or -1 on
+// failure (see last_status).
+inline long long engine_step(paca_engine* e) {
+  size_t active = 0;
+  if (!ok(paca_engine_step(e, &active))) return -1;
+  return static_cast<long long>(active);
+}
+
+// paca_engine_stats with signed fields.
+struct EngineCounters {
+  long long n_queued = 0, n_running = 0, n_submitted = 0, n_finished = 0, n_steps = 0;
+  long long n_prefill_tokens = 0, n_generated_tokens = 0, n_cached_tokens = 0, n_preemptions = 0;
+  long long kv_blocks_used = 0, kv_blocks_cached = 0, kv_blocks_total = 0, kv_block_tokens = 0;
+};
+
+inline int engine_stats(paca_engine* e, EngineCounters& out) {
+  paca_engine_stats st;
+  std::memset(&st, 0, sizeof st);
+  st.struct_size = sizeof st;
+  if (!ok(paca_engine_get_stats(e, &st))) return t_status;
+  out.n_queued = st.n_queued;
+  out.n_running = st.n_running;
+  out.n_submitted = static_cast<long long>(st.n_submitted);
+  out.n_finished = static_cast<long long>(st.n_finished);
+  out.n_steps = static_cast<long long>(st.n_steps);
+  out.n_prefill_tokens = static_cast<long long>(st.n_prefill_tokens);
+  out.n_generated_tokens = static_cast<long long>(st.n_generated_tokens);
+  out.n_cached_tokens = static_cast<long long>(st.n_cached_tokens);
+  out.n_preemptions = static_cast<long long>(st.n_preemptions);
+  out.kv_blocks_used = static_cast<long long>(st.kv_blocks_used);
+  out.kv_blocks_cached = static_cast<long long>(st.kv_blocks_cached);
+  out.kv_blocks_total = static_cast<long long>(st.kv_blocks_total);
+  out.kv_block_tokens = st.kv_block_tokens;
+  return t_status;
+}
 
 }  // namespace pacaw

@@ -218,24 +218,57 @@ std::unique_ptr<ModelRunner::Scratch> ShardedModel::new_scratch() {
   return s;
 }
 
-void ShardedModel::run_rank(Local& l, Workspace& ws, std::span<const int32_t> tokens, int pos0, const KvSeq& kv,
-                            const std::atomic<bool>* cancel) {
+void ShardedModel::run_rank(Local& l, Workspace& ws, std::span<const int32_t> tokens, std::span<const SeqStep> seqs,
+                            int n_logits, const std::atomic<bool>* cancel) {
   LlamaModel& m = *l.model;
-  const int T = static_cast<int>(tokens.size());
-  const size_t act = static_cast<size_t>(T) * static_cast<size_t>(full_->config.dim);
-  const size_t vocab = static_cast<size_t>(full_->config.n_vocab);
+  const size_t act = tokens.size() * static_cast<size_t>(full_->config.dim);
+  const size_t logits = static_cast<size_t>(n_logits) * static_cast<size_t>(full_->config.n_vocab);
   if (m.has_embedding())
     m.embed_tokens(ws, tokens);
   else
     l.world->recv(ws.x.data, act, l.at.rank - tp_);
-  m.run_layers(ws, T, pos0, kv, cancel);
+  m.run_layers(ws, seqs, cancel);
   if (!m.has_head()) {
     l.world->send(ws.x.data, act, l.at.rank + tp_);
-    l.world->recv(ws.logits.data, vocab, (pp_ - 1) * tp_ + l.at.tp_rank);
+    if (logits > 0) l.world->recv(ws.logits.data, logits, (pp_ - 1) * tp_ + l.at.tp_rank);
     return;
   }
-  m.final_logits(ws, T);
-  for (int s = 0; s + 1 < pp_; ++s) l.world->send(ws.logits.data, vocab, s * tp_ + l.at.tp_rank);
+  m.final_logits(ws, seqs);
+  if (logits > 0)
+    for (int s = 0; s + 1 < pp_; ++s) l.world->send(ws.logits.data, logits, s * tp_ + l.at.tp_rank);
+}
+
+void ShardedModel::run_ranks(const std::function<void(size_t)>& run) {
+  if (world_ != nullptr) {
+    try {
+      run(0);
+    } catch (...) {
+      failed_ = true;
+      throw;
+    }
+    return;
+  }
+  std::mutex mu;
+  std::exception_ptr first;  // the first rank to fail; the others fail because it aborted the groups
+  auto guarded = [&](size_t i) {
+    try {
+      run(i);
+    } catch (...) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (!first) first = std::current_exception();
+      }
+      for (auto& g : groups_) g->abort();
+    }
+  };
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < locals_.size(); ++i) threads.emplace_back(guarded, i);
+  guarded(0);
+  for (auto& t : threads) t.join();
+  if (first) {
+    for (auto& g : groups_) g->reset();  // every rank has returned: the groups can serve the next step
+    std::rethrow_exception(first);
+  }
 }
 
 void ShardedModel::step(Scratch& scratch, std::span<const int32_t> tokens, int pos0, const KvSeq& seq,
@@ -254,43 +287,54 @@ void ShardedModel::step(Scratch& scratch, std::span<const int32_t> tokens, int p
     s.blocks[i].resize(seq.blocks.size());
     for (size_t b = 0; b < seq.blocks.size(); ++b) s.blocks[i][b] = seq.blocks[b] + locals_[i].kv_offset;
   }
-  auto run = [&](size_t i) {
-    const KvSeq kv{&locals_[i].model->kv_layout(), s.blocks[i]};
-    run_rank(locals_[i], *s.ws[i], tokens, pos0, kv, cancel);
-  };
-  if (world_ != nullptr) {
-    try {
-      run(0);
-    } catch (...) {
-      failed_ = true;
-      throw;
-    }
-  } else {
-    std::mutex mu;
-    std::exception_ptr first;  // the first rank to fail; the others fail because it aborted the groups
-    auto guarded = [&](size_t i) {
-      try {
-        run(i);
-      } catch (...) {
-        {
-          std::lock_guard<std::mutex> lock(mu);
-          if (!first) first = std::current_exception();
-        }
-        for (auto& g : groups_) g->abort();
-      }
-    };
-    std::vector<std::thread> threads;
-    for (size_t i = 1; i < n; ++i) threads.emplace_back(guarded, i);
-    guarded(0);
-    for (auto& t : threads) t.join();
-    if (first) {
-      for (auto& g : groups_) g->reset();  // every rank has returned: the groups can serve the next step
-      std::rethrow_exception(first);
-    }
-  }
+  run_ranks([&](size_t i) {
+    const SeqStep one{tokens, pos0, KvSeq{&locals_[i].model->kv_layout(), s.blocks[i]}, true};
+    run_rank(locals_[i], *s.ws[i], tokens, std::span<const SeqStep>(&one, 1), 1, cancel);
+  });
   if (logits.host.empty()) return;
   const Act& lg = s.ws[0]->logits;
   locals_[0].model->backend().to_host(lg.data, logits.host.data(), logits.host.size());
+}
+
+void ShardedModel::step_batch(std::span<const BatchSeq> seqs) {
+  if (world_ != nullptr) {
+    ModelRunner::step_batch(seqs);
+    return;
+  }
+  if (seqs.empty()) return;
+  const size_t vocab = static_cast<size_t>(full_->config.n_vocab);
+  std::vector<int32_t> tokens;
+  int n_logits = 0;
+  for (const BatchSeq& b : seqs) {
+    check(!b.tokens.empty() && b.tokens.size() <= static_cast<size_t>(kMaxStepTokens) && !b.logits.keep &&
+              (b.logits.host.empty() || b.logits.host.size() == vocab),
+          Status::internal, "ShardedModel::step_batch: {} tokens, {} logits", b.tokens.size(), b.logits.host.size());
+    tokens.insert(tokens.end(), b.tokens.begin(), b.tokens.end());
+    n_logits += b.logits.host.empty() ? 0 : 1;
+  }
+  const size_t n = locals_.size();
+  if (batch_ws_.size() != n) {
+    batch_ws_.clear();
+    for (Local& l : locals_) batch_ws_.push_back(std::make_unique<Workspace>(l.model->backend(), l.model->config()));
+  }
+  // each rank's part of each sequence's blocks
+  std::vector<std::vector<std::vector<uint8_t*>>> blocks(n, std::vector<std::vector<uint8_t*>>(seqs.size()));
+  std::vector<std::vector<SeqStep>> steps(n);
+  for (size_t i = 0; i < n; ++i) {
+    batch_ws_[i]->reserve(static_cast<int>(tokens.size()), std::max(n_logits, 1));
+    for (size_t q = 0; q < seqs.size(); ++q) {
+      const KvSeq& kv = seqs[q].kv;
+      for (uint8_t* b : kv.blocks) blocks[i][q].push_back(b + locals_[i].kv_offset);
+      steps[i].push_back(SeqStep{seqs[q].tokens, seqs[q].pos0, KvSeq{&locals_[i].model->kv_layout(), blocks[i][q]},
+                                 !seqs[q].logits.host.empty()});
+    }
+  }
+  run_ranks([&](size_t i) { run_rank(locals_[i], *batch_ws_[i], tokens, steps[i], n_logits, nullptr); });
+  int row = 0;
+  for (const BatchSeq& b : seqs) {
+    if (b.logits.host.empty()) continue;
+    locals_[0].model->backend().to_host(batch_ws_[0]->logits.row(row++), b.logits.host.data(), vocab);
+  }
 }
 
 }  // namespace paca

@@ -97,6 +97,11 @@ class ShardedModel final : public ModelRunner {
   std::unique_ptr<Scratch> new_scratch() override;
   void step(Scratch& scratch, std::span<const int32_t> tokens, int pos0, const KvSeq& seq,
             const std::atomic<bool>* cancel, StepLogits logits) override;
+  // In-process ranks: all sequences through each rank in one pass (each
+  // weight read once for all), each with the bits it gets alone. A
+  // multi-process group steps them one at a time (every process must make
+  // the same calls).
+  void step_batch(std::span<const BatchSeq> seqs) override;
   std::mutex& compute_mutex() override { return compute_mutex_; }
 
  private:
@@ -110,8 +115,14 @@ class ShardedModel final : public ModelRunner {
   // Sets every local rank's world and stage communicators (see the header
   // comment): host ones, staged ones, or NCCL.
   void connect_ranks(const ShardOptions& so, bool cuda, bool nccl);
-  void run_rank(Local& l, Workspace& ws, std::span<const int32_t> tokens, int pos0, const KvSeq& kv,
-                const std::atomic<bool>* cancel);
+  // One rank's part of a step: the sequences' tokens (one after another in
+  // `tokens`), n_logits of them wanting logits (rows of ws.logits).
+  void run_rank(Local& l, Workspace& ws, std::span<const int32_t> tokens, std::span<const SeqStep> seqs,
+                int n_logits, const std::atomic<bool>* cancel);
+  // Runs run(i) for every local rank i (in-process: one thread each; the
+  // first failure aborts the others and is rethrown), or rank 0 of this
+  // process in a multi-process group.
+  void run_ranks(const std::function<void(size_t)>& run);
 
   std::unique_ptr<Checkpoint> full_;  // the ranks' views point into it: destroyed last
   int tp_ = 1, pp_ = 1;
@@ -124,6 +135,7 @@ class ShardedModel final : public ModelRunner {
   std::vector<Local> locals_;
   KvLayout kv_layout_;
   uint64_t n_params_ = 0, weight_bytes_ = 0, fingerprint_ = 0;
+  std::vector<std::unique_ptr<Workspace>> batch_ws_;  // step_batch's, per local rank (under compute_mutex_)
   bool failed_ = false;  // multi-process: a step failed, the group's message order is lost
   std::mutex compute_mutex_;
 };

@@ -35,10 +35,19 @@ void wait_while_equal(const std::atomic<uint32_t>& a, uint32_t old) {
 ThreadPool::ThreadPool(int n_threads) {
   if (n_threads <= 0) n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   n_threads_ = n_threads;
-  for (int i = 1; i < n_threads_; ++i) threads_.emplace_back([this, i] { worker(i); });
+  errors_.resize(n_threads_);
+  threads_.reserve(n_threads_ - 1);
+  try {
+    for (int i = 1; i < n_threads_; ++i) threads_.emplace_back([this, i] { worker(i); });
+  } catch (...) {
+    stop_workers();  // no destructor runs for a half-built pool
+    throw;
+  }
 }
 
-ThreadPool::~ThreadPool() {
+ThreadPool::~ThreadPool() { stop_workers(); }
+
+void ThreadPool::stop_workers() {
   stop_.store(true, std::memory_order_release);
   generation_.fetch_add(1, std::memory_order_acq_rel);
   generation_.notify_all();
@@ -55,7 +64,12 @@ void ThreadPool::run_share(int index) {
   size_t count = per + (static_cast<size_t>(index) < extra ? 1 : 0);
   size_t begin = std::min(n, first * grain);
   size_t end = std::min(n, (first + count) * grain);
-  if (begin < end) (*job_)(begin, end);
+  if (begin >= end) return;
+  try {
+    (*job_)(begin, end);
+  } catch (...) {
+    errors_[index] = std::current_exception();
+  }
 }
 
 void ThreadPool::worker(int index) {
@@ -87,6 +101,14 @@ void ThreadPool::parallel_for(size_t n, size_t grain, const std::function<void(s
     if (left == 0) break;
     wait_while_equal(pending_, left);
   }
+  // every share has finished, so nothing of fn runs any more: hand on the
+  // first failure and leave the slots empty for the next job
+  std::exception_ptr first;
+  for (std::exception_ptr& e : errors_) {
+    if (e && !first) first = e;
+    e = nullptr;
+  }
+  if (first) std::rethrow_exception(first);
 }
 
 }  // namespace paca

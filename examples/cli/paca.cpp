@@ -610,6 +610,7 @@ int cmd_run(const Args& a) {
                 reason, load_ms, ttft_ms, prefill_tps, decode_tps);
   } else {
     std::printf("\n");
+    std::fflush(stdout);  // the text's end before the timings, also when both go to one pipe
   }
   std::fprintf(stderr, "paca: load %.1f ms, time to first token %.1f ms, prefill %.1f tok/s (%zu tokens), decode %.1f tok/s (%.0f steps), stop: %s\n",
                load_ms, ttft_ms, prefill_tps, prompt.size(), decode_tps, decode_steps, reason);
@@ -829,31 +830,31 @@ int cmd_quantize(const Args& a) {
 }  // namespace
 
 // `paca bench ARGS...` runs paca-bench with ARGS: the one beside this
-// executable (an installed tree), else the one of the build tree
-// (examples/cli/../../bench), else the first on PATH. Returns only on failure.
+// executable, found from its own path at run time (/proc/self/exe, so a
+// symlink to paca or a moved install still finds its own), else the first on
+// PATH. Installed, both live in bin/; in the build tree, paca-bench's build
+// puts a link to it beside examples/cli/paca. Returns only on failure.
 int cmd_bench(int argc, char** argv) {
-  std::vector<std::string> candidates;
-  char self[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n > 0) {
-    self[n] = '\0';
-    std::string dir(self);
-    dir.resize(dir.rfind('/') + 1);
-    candidates = {dir + "paca-bench", dir + "../../bench/paca-bench"};
-  }
   std::vector<char*> args;
   args.push_back(const_cast<char*>("paca-bench"));
   for (int i = 2; i < argc; ++i) args.push_back(argv[i]);
   args.push_back(nullptr);
-  for (const std::string& c : candidates)
-    if (::access(c.c_str(), X_OK) == 0) {
-      ::execv(c.c_str(), args.data());
-      std::fprintf(stderr, "paca bench: cannot run %s: %s\n", c.c_str(), std::strerror(errno));
+  char self[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n > 0) {
+    self[n] = '\0';
+    std::string beside(self);
+    beside.resize(beside.rfind('/') + 1);
+    beside += "paca-bench";
+    if (::access(beside.c_str(), X_OK) == 0) {
+      ::execv(beside.c_str(), args.data());
+      std::fprintf(stderr, "paca bench: cannot run %s: %s\n", beside.c_str(), std::strerror(errno));
       return 1;
     }
+  }
   ::execvp("paca-bench", args.data());
   std::fprintf(stderr,
-               "paca bench: paca-bench was not found beside paca, in the build tree or on PATH (%s); build it with "
+               "paca bench: paca-bench was not found beside paca or on PATH (%s); build it with "
                "-DPACA_BUILD_BENCH=ON\n",
                std::strerror(errno));
   return 1;

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "test_util.h"
 
 namespace {
@@ -155,6 +157,51 @@ TEST(EngineCapi, PolledRequestsGiveAGeneratorsTokensTextAndLogprobs) {
   }
 }
 
+// Constrained requests (grammar, JSON schema) run in the batch like any
+// other: the sampler's mask comes along, and the text follows the grammar.
+TEST(EngineCapi, GrammarsAndSchemasConstrainBatchedRequests) {
+  SKIP_WITHOUT_SHARED();
+  paca_model* m = test::load_or_die(test::shared_dir() + "/models/tiny-llama3", 1);
+  paca_engine* e = nullptr;
+  ASSERT_EQ(paca_engine_create(m, nullptr, &e), PACA_OK) << paca_last_error();
+  const std::vector<int32_t> prompt = {128000, 16533, 25};  // <|begin_of_text|> "Answer:"
+  std::vector<paca_sampler_params> sps;
+  for (uint64_t seed = 1; seed <= 3; ++seed) {
+    paca_sampler_params sp = paca_sampler_params_default();
+    sp.temperature = 1.0f;
+    sp.seed = seed;
+    sp.max_new_tokens = 60;
+    if (seed == 3)
+      sp.json_schema = R"({"type":"object","properties":{"ok":{"type":"boolean"}},"required":["ok"],"additionalProperties":false})";
+    else
+      sp.grammar = "root ::= (\"yes\" | \"no\") (\", \" (\"yes\" | \"no\")){0,3} \".\"";
+    sps.push_back(sp);
+  }
+  std::vector<paca_request_id> ids;
+  for (const paca_sampler_params& sp : sps) {
+    paca_request_id id = 0;
+    ASSERT_EQ(paca_engine_submit(e, prompt.data(), prompt.size(), &sp, nullptr, &id), PACA_OK) << paca_last_error();
+    ids.push_back(id);
+  }
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const Out got = drain(e, ids[i], false);
+    const Out want = alone(m, prompt, sps[i], {}, false);
+    EXPECT_EQ(got.status, PACA_OK);
+    EXPECT_EQ(got.reason, PACA_STOP_EOS) << got.text;  // the grammar ended the text
+    EXPECT_EQ(got.text, want.text);
+    EXPECT_EQ(got.tokens, want.tokens);
+    if (i == 2) {
+      const nlohmann::json j = nlohmann::json::parse(got.text, nullptr, false);
+      EXPECT_TRUE(j.is_object() && j.size() == 1 && j.contains("ok") && j["ok"].is_boolean()) << got.text;
+    } else {
+      EXPECT_TRUE(got.text.rfind("yes", 0) == 0 || got.text.rfind("no", 0) == 0) << got.text;
+      EXPECT_EQ(got.text.back(), '.') << got.text;
+    }
+  }
+  paca_engine_free(e);
+  paca_model_free(m);
+}
+
 struct Collected {
   std::mutex mu;
   std::condition_variable cv;
@@ -294,6 +341,47 @@ TEST(EngineCapi, BadArgumentsAreRefusedClearly) {
   paca_engine_free(e);
   paca_engine_free(nullptr);
   paca_model_free(m);
+}
+
+// Sharded models take part: tensor- and pipeline-parallel ranks in this
+// process step the whole batch together (ShardedModel::step_batch), and each
+// request gets the tokens a lone generator gets on the same sharded model.
+TEST(EngineCapi, ShardedModelsBatchToo) {
+  const std::string dir = test::make_small_model();
+  for (const auto& [tp, pp] : {std::pair{2, 1}, std::pair{1, 2}, std::pair{2, 2}}) {
+    paca_model_params mp = paca_model_params_default();
+    mp.n_threads = 4;
+    mp.tensor_parallel = tp;
+    mp.pipeline_parallel = pp;
+    paca_model* m = nullptr;
+    ASSERT_EQ(paca_model_load(dir.c_str(), &mp, &m), PACA_OK) << paca_last_error();
+    paca_engine_params ep;
+    paca_engine_params_init(&ep);
+    ep.max_step_tokens = 20;
+    paca_engine* e = nullptr;
+    ASSERT_EQ(paca_engine_create(m, &ep, &e), PACA_OK) << paca_last_error();
+    std::vector<std::vector<int32_t>> prompts;
+    std::vector<paca_request_id> ids;
+    for (uint32_t i = 0; i < 4; ++i) {
+      prompts.push_back(prompt_of(4 + 9 * i, 40 + i, 300));
+      paca_sampler_params sp = sampling(i, 10);
+      paca_request_id id = 0;
+      ASSERT_EQ(paca_engine_submit(e, prompts[i].data(), prompts[i].size(), &sp, nullptr, &id), PACA_OK);
+      ids.push_back(id);
+    }
+    for (uint32_t i = 0; i < 4; ++i) {
+      const Out got = drain(e, ids[i], false);
+      EXPECT_EQ(got.status, PACA_OK);
+      EXPECT_EQ(got.tokens, alone(m, prompts[i], sampling(i, 10), {}, false).tokens)
+          << "tp " << tp << " pp " << pp << " request " << i;
+    }
+    paca_engine_stats st{};
+    st.struct_size = sizeof st;
+    ASSERT_EQ(paca_engine_get_stats(e, &st), PACA_OK);
+    EXPECT_LT(st.n_steps, 40u) << "the requests did not share steps";
+    paca_engine_free(e);
+    paca_model_free(m);
+  }
 }
 
 TEST(EngineCapi, FreeingTheEngineEndsItsRequests) {

@@ -1,11 +1,14 @@
 // Paca.cs - the idiomatic C# layer over the SWIG P/Invoke wrapper
-// (Paca.Native, generated from bindings/swig/paca.i): Model, Session and
-// Generation as IDisposable over SafeHandles, IEnumerable<string> streaming,
+// (Paca.Native, generated from bindings/swig/paca.i): Model, Session,
+// Generation and Engine as IDisposable over SafeHandles, IEnumerable<string>
+// streaming, engine Requests as IEnumerable<RequestEvent> (polled), and
 // PacaException for non-OK statuses. Plain C# 7, so the same files compile
 // with Mono's mcs and with modern .NET.
 using System;
 using System.Collections;
+using System.Collections.Concurrent;
 using System.Collections.Generic;
+using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Threading;
@@ -16,7 +19,8 @@ namespace Paca
     /// <summary>A paca call failed: Status is the paca_status of paca.h, Message paca_last_error()'s text.</summary>
     public class PacaException : Exception
     {
-        public const int InvalidArgument = 1, IO = 2, Format = 3, ContextFull = 6, State = 10;
+        public const int InvalidArgument = 1, IO = 2, Format = 3, ContextFull = 6, Cancelled = 7, State = 10,
+                         Busy = 11, Timeout = 12;
         public int Status { get; }
         public string StatusName => paca_native.status_name(Status);
         public PacaException(int status, string message) : base(message) { Status = status; }
@@ -65,6 +69,19 @@ namespace Paca
         public SWIGTYPE_p_paca_session Ptr => new SWIGTYPE_p_paca_session(DangerousGetHandle(), false);
     }
 
+    // An engine and a reference on its model's handle, dropped after the engine is freed.
+    sealed class EngineHandle : PacaHandle
+    {
+        readonly ModelHandle model;
+        public EngineHandle(IntPtr h, ModelHandle model) : base(h) { this.model = model; }
+        protected override void Free(IntPtr h)
+        {
+            paca_native.engine_free(new SWIGTYPE_p_paca_engine(h, false));
+            model.DangerousRelease();
+        }
+        public SWIGTYPE_p_paca_engine Ptr => new SWIGTYPE_p_paca_engine(DangerousGetHandle(), false);
+    }
+
     sealed class GeneratorHandle : PacaHandle
     {
         public GeneratorHandle(IntPtr h) : base(h) {}
@@ -83,6 +100,20 @@ namespace Paca
         public bool IgnoreEos { get; set; } = false;
         /// <summary>Stop strings: generation ends before one, which is not returned.</summary>
         public List<string> Stop { get; } = new List<string>();
+
+        // The native settings (the caller disposes them).
+        internal GenerateParams ToNative()
+        {
+            var p = new GenerateParams();
+            p.temperature = Temperature;
+            p.seed = Seed;
+            p.top_k = TopK;
+            p.top_p = TopP;
+            p.max_new_tokens = MaxTokens;
+            p.ignore_eos = IgnoreEos;
+            foreach (var stop in Stop) p.add_stop(Library.Bytes(stop));
+            return p;
+        }
     }
 
     /// <summary>A finished generation. StopReason: "eos", "stop_token", "stop_string", "length" or "context_full".</summary>
@@ -93,10 +124,17 @@ namespace Paca
         public string StopReason { get; internal set; }
     }
 
-    /// <summary>A loaded model; may be shared by threads. Dispose twice is harmless.</summary>
+    /// <summary>
+    /// A loaded model; may be shared by threads. Dispose twice is harmless. An open Engine on it
+    /// holds its native model until the engine is released (paca.h: a model outlives its engines).
+    /// </summary>
     public sealed class Model : IDisposable
     {
         readonly ModelHandle h;
+        internal ModelHandle Handle
+        {
+            get { if (h.IsClosed) throw new ObjectDisposedException("Model"); return h; }
+        }
 
         public Model(string path, int threads = 0)
         {
@@ -261,14 +299,7 @@ namespace Paca
 
         internal Generation(Session s, int[] prompt, GenerateOptions o, bool ownsSession)
         {
-            var p = new GenerateParams();
-            p.temperature = o.Temperature;
-            p.seed = o.Seed;
-            p.top_k = o.TopK;
-            p.top_p = o.TopP;
-            p.max_new_tokens = o.MaxTokens;
-            p.ignore_eos = o.IgnoreEos;
-            foreach (var stop in o.Stop) p.add_stop(Library.Bytes(stop));
+            var p = o.ToNative();
             var g = paca_native.generator_create(s.Ptr, new IntVector(prompt), p);
             p.Dispose();
             Library.Check();
@@ -332,6 +363,396 @@ namespace Paca
             if (h.IsClosed) return;
             h.Dispose();
             if (ownsSession) session.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Settings of an Engine (paca_engine_params): requests stepped together, tokens in one step,
+    /// requests that may wait (a Submit beyond throws PacaException Busy), each request's context
+    /// (0: the model's), the shared prefix cache, and manual stepping (no thread: call Engine.Step).
+    /// </summary>
+    public sealed class EngineOptions
+    {
+        public int MaxRunning { get; set; } = 64;
+        public int MaxStepTokens { get; set; } = 512;
+        public int MaxQueued { get; set; } = 1024;
+        public int ContextSize { get; set; } = 0;
+        public bool PrefixCache { get; set; } = true;
+        public bool ManualStep { get; set; } = false;
+
+        internal EngineParams ToNative()
+        {
+            var p = new EngineParams();
+            p.max_running = MaxRunning;
+            p.max_step_tokens = MaxStepTokens;
+            p.max_queued = MaxQueued;
+            p.n_ctx = ContextSize;
+            p.prefix_cache = PrefixCache;
+            p.manual_step = ManualStep;
+            return p;
+        }
+    }
+
+    /// <summary>
+    /// What an engine request adds to its GenerateOptions: Priority (higher starts first and is
+    /// preempted last), Logprobs (each event carries its token's log-probability), Special
+    /// (control tokens appear as their text).
+    /// </summary>
+    public sealed class RequestOptions
+    {
+        public int Priority { get; set; } = 0;
+        public bool Logprobs { get; set; } = false;
+        public bool Special { get; set; } = false;
+
+        internal RequestParams ToNative()
+        {
+            var p = new RequestParams();
+            p.priority = Priority;
+            p.logprobs = Logprobs;
+            p.special = Special;
+            return p;
+        }
+    }
+
+    /// <summary>
+    /// What a request's last event reports: prompt tokens, those whose KV came from the prefix
+    /// cache, tokens generated, times preempted (and recomputed), and milliseconds from submit to
+    /// its first step, its first token and its end.
+    /// </summary>
+    public sealed class RequestStats
+    {
+        public int PromptTokens { get; internal set; }
+        public int CachedTokens { get; internal set; }
+        public int GeneratedTokens { get; internal set; }
+        public int Preemptions { get; internal set; }
+        public double QueueMs { get; internal set; }
+        public double FirstTokenMs { get; internal set; }
+        public double TotalMs { get; internal set; }
+    }
+
+    /// <summary>
+    /// One event of an engine request: a generated token and the text it completes (possibly
+    /// empty), or the request's end. Token is -1 in an end event that carries none; Logprob is
+    /// the token's log-probability when the request asked for it (else 0); StopReason is null
+    /// while the request goes on; the last event has Stats.
+    /// </summary>
+    public sealed class RequestEvent
+    {
+        internal static readonly string[] Reasons = { null, "eos", "stop_token", "stop_string", "length", "context_full" };
+        public int Token { get; }
+        public string Text { get; }
+        public float Logprob { get; }
+        public string StopReason { get; }
+        public bool Last { get; }
+        public RequestStats Stats { get; }
+        internal int Status { get; }
+        internal string Error { get; }
+
+        internal RequestEvent(EngineEvent e)
+        {
+            Token = e.token;
+            Text = Library.Text(e.text);
+            Logprob = e.logprob;
+            StopReason = e.stop_reason >= 0 && e.stop_reason < Reasons.Length ? Reasons[e.stop_reason] : "unknown";
+            Last = e.last;
+            Status = e.status;
+            Error = e.error;
+            if (Last)
+                Stats = new RequestStats
+                {
+                    PromptTokens = e.n_prompt, CachedTokens = e.n_cached, GeneratedTokens = e.n_generated,
+                    Preemptions = e.n_preempted, QueueMs = e.queue_ms, FirstTokenMs = e.first_token_ms,
+                    TotalMs = e.total_ms
+                };
+        }
+    }
+
+    /// <summary>
+    /// An engine's counters so far (paca_engine_stats): requests waiting and running, submitted
+    /// and finished, forward steps, tokens prefilled (recomputation included), generated and taken
+    /// from the prefix cache, preemptions, and the KV pool (blocks in use, held by the prefix
+    /// cache, in all: 0 for an unbounded pool; positions per block).
+    /// </summary>
+    public sealed class EngineStats
+    {
+        public long Queued, Running, Submitted, Finished, Steps, PrefillTokens, GeneratedTokens, CachedTokens,
+                    Preemptions, KvBlocksUsed, KvBlocksCached, KvBlocksTotal, KvBlockTokens;
+    }
+
+    /// <summary>
+    /// Many requests on one model at once (paca_engine): a native scheduler thread runs each step
+    /// over every running request together (continuous batching), prompts sharing a prefix share
+    /// its KV cache, and a request gets the tokens Model.Complete gives the same prompt and options
+    /// (seed included), whatever else runs beside it. Thread-safe. Dispose cancels whatever still
+    /// runs; a thread waiting on one of its requests then gets ObjectDisposedException. Dispose
+    /// twice is harmless.
+    /// </summary>
+    public sealed class Engine : IDisposable
+    {
+        // How long one native wait lasts at most, so that Dispose is noticed.
+        internal const int SliceMs = 100;
+        readonly Model model;
+        readonly EngineHandle h;
+        // requests disposed before their end: cancelled, their remaining events taken at later submits
+        readonly ConcurrentQueue<long> abandoned = new ConcurrentQueue<long>();
+
+        /// <summary>Throws PacaException (InvalidArgument, naming the setting) for settings out of range.</summary>
+        public Engine(Model model, EngineOptions options = null)
+        {
+            var mh = model.Handle;
+            bool added = false;
+            try
+            {
+                mh.DangerousAddRef(ref added);
+                SWIGTYPE_p_paca_engine e;
+                using (var p = (options ?? new EngineOptions()).ToNative()) e = paca_native.engine_create(mh.Ptr, p);
+                Library.Check();
+                h = new EngineHandle(SWIGTYPE_p_paca_engine.getCPtr(e).Handle, mh);
+            }
+            catch
+            {
+                if (added) mh.DangerousRelease();
+                throw;
+            }
+            this.model = model;
+        }
+
+        // Runs f on the native engine, which Dispose does not free meanwhile.
+        T Call<T>(Func<SWIGTYPE_p_paca_engine, T> f)
+        {
+            bool added = false;
+            try
+            {
+                h.DangerousAddRef(ref added);
+                return f(h.Ptr);
+            }
+            finally
+            {
+                if (added) h.DangerousRelease();
+            }
+        }
+
+        internal bool IsClosed => h.IsClosed;
+
+        /// <summary>Queues a request for the continuation of prompt (tokenized with BOS).</summary>
+        public Request Submit(string prompt, GenerateOptions options = null, RequestOptions request = null)
+        {
+            return Submit(model.Tokenize(prompt), options, request);
+        }
+
+        /// <summary>
+        /// Queues a request: generate after the prompt's ids with options (sampling and stop
+        /// settings, as Model.Complete) and request (priority, logprobs). Throws PacaException:
+        /// InvalidArgument (a bad id or setting, named), ContextFull (the prompt does not fit), Busy
+        /// (MaxQueued requests wait).
+        /// </summary>
+        public Request Submit(int[] prompt, GenerateOptions options = null, RequestOptions request = null)
+        {
+            Reap();
+            request = request ?? new RequestOptions();
+            long id;
+            using (var gp = (options ?? new GenerateOptions()).ToNative())
+            using (var rp = request.ToNative())
+            using (var ids = new IntVector(prompt))
+            {
+                id = Call(e =>
+                {
+                    long r = paca_native.engine_submit(e, ids, gp, rp);
+                    Library.Check();
+                    return r;
+                });
+            }
+            return new Request(this, id, request.Logprobs);
+        }
+
+        /// <summary>With ManualStep: runs one scheduling step on this thread; the requests running or waiting after it.</summary>
+        public long Step()
+        {
+            return Call(e =>
+            {
+                long n = paca_native.engine_step(e);
+                Library.Check();
+                return n;
+            });
+        }
+
+        /// <summary>The engine's counters so far.</summary>
+        public EngineStats Stats()
+        {
+            using (var c = new EngineCounters())
+            {
+                Call(e =>
+                {
+                    paca_native.engine_stats(e, c);
+                    Library.Check();
+                    return 0;
+                });
+                return new EngineStats
+                {
+                    Queued = c.n_queued, Running = c.n_running, Submitted = c.n_submitted, Finished = c.n_finished,
+                    Steps = c.n_steps, PrefillTokens = c.n_prefill_tokens, GeneratedTokens = c.n_generated_tokens,
+                    CachedTokens = c.n_cached_tokens, Preemptions = c.n_preemptions, KvBlocksUsed = c.kv_blocks_used,
+                    KvBlocksCached = c.kv_blocks_cached, KvBlocksTotal = c.kv_blocks_total,
+                    KvBlockTokens = c.kv_block_tokens
+                };
+            }
+        }
+
+        internal void Cancel(long id)
+        {
+            Call(e =>
+            {
+                paca_native.engine_cancel(e, id);
+                Library.Check();
+                return 0;
+            });
+        }
+
+        // One native poll of request id for at most timeoutMs: the event, or null on timeout.
+        internal RequestEvent PollOnce(long id, int timeoutMs)
+        {
+            using (var ev = new EngineEvent())
+            {
+                return Call(e =>
+                {
+                    int s = paca_native.engine_poll(e, id, timeoutMs, ev);
+                    if (s == PacaException.Timeout) return null;
+                    Library.Check();
+                    return new RequestEvent(ev);
+                });
+            }
+        }
+
+        internal void Abandon(long id) { abandoned.Enqueue(id); }
+
+        // Takes, without waiting, the events of requests disposed before their end, so that the
+        // engine forgets them; each id is taken by one thread at a time (one poller per request).
+        void Reap()
+        {
+            for (int n = abandoned.Count; n > 0; --n)
+            {
+                long id;
+                if (!abandoned.TryDequeue(out id)) return;
+                try
+                {
+                    RequestEvent ev;
+                    while ((ev = PollOnce(id, 0)) != null && !ev.Last) {}
+                    if (ev == null) abandoned.Enqueue(id);
+                }
+                catch (PacaException) {}  // already forgotten
+                catch (ObjectDisposedException) {}
+            }
+        }
+
+        public void Dispose() { h.Dispose(); }
+    }
+
+    /// <summary>
+    /// A request submitted to an Engine: enumerate it for its RequestEvents as they come (each
+    /// wait a native poll), up to and including its last event. A request that was cancelled or
+    /// failed throws its PacaException (Status Cancelled after Cancel()) in place of its last
+    /// event. Used by one thread at a time. Disposing it before its end cancels it.
+    /// </summary>
+    public sealed class Request : IEnumerable<RequestEvent>, IDisposable
+    {
+        readonly Engine engine;
+        readonly bool logprobs;
+        readonly object sync = new object();
+        readonly List<int> tokens = new List<int>();
+        readonly List<float> logprobValues = new List<float>();
+        readonly StringBuilder text = new StringBuilder();
+        volatile bool ended;
+
+        public long Id { get; }
+        /// <summary>Why the request ended (null while it goes on).</summary>
+        public string StopReason { get; private set; }
+        /// <summary>The last event's statistics (null before it).</summary>
+        public RequestStats Stats { get; private set; }
+        /// <summary>Whether its last event has been taken.</summary>
+        public bool Done => ended;
+        public int[] Tokens { get { lock (sync) return tokens.ToArray(); } }
+        /// <summary>Log-probabilities of the tokens so far (empty unless asked for).</summary>
+        public float[] Logprobs { get { lock (sync) return logprobValues.ToArray(); } }
+
+        internal Request(Engine engine, long id, bool logprobs)
+        {
+            this.engine = engine;
+            Id = id;
+            this.logprobs = logprobs;
+        }
+
+        /// <summary>Asks the engine to end the request at its next step (harmless once it has ended).</summary>
+        public void Cancel() { engine.Cancel(Id); }
+
+        /// <summary>
+        /// The next event, waiting up to timeoutMs (0: not at all; negative: as long as it takes);
+        /// null when none came in time or the request has ended.
+        /// </summary>
+        public RequestEvent Poll(int timeoutMs)
+        {
+            lock (sync)
+            {
+                var clock = Stopwatch.StartNew();
+                while (!ended)
+                {
+                    int slice = Engine.SliceMs;
+                    if (timeoutMs >= 0) slice = (int)Math.Max(0, Math.Min(slice, timeoutMs - clock.ElapsedMilliseconds));
+                    var e = engine.PollOnce(Id, slice);
+                    if (e != null) return Take(e);
+                    if (timeoutMs >= 0 && clock.ElapsedMilliseconds >= timeoutMs) return null;
+                }
+                return null;
+            }
+        }
+
+        RequestEvent Take(RequestEvent e)
+        {
+            if (e.Token >= 0)
+            {
+                tokens.Add(e.Token);
+                if (logprobs) logprobValues.Add(e.Logprob);
+            }
+            text.Append(e.Text);
+            if (e.Last)
+            {
+                ended = true;
+                StopReason = e.StopReason;
+                Stats = e.Stats;
+                if (e.Status != 0) throw new PacaException(e.Status, e.Error);
+            }
+            return e;
+        }
+
+        public IEnumerator<RequestEvent> GetEnumerator()
+        {
+            RequestEvent e;
+            while ((e = Poll(-1)) != null) yield return e;
+        }
+
+        IEnumerator IEnumerable.GetEnumerator() { return GetEnumerator(); }
+
+        /// <summary>Waits for the rest of the request: its whole text, tokens and stop reason.</summary>
+        public Completion Complete()
+        {
+            lock (sync)
+            {
+                foreach (var e in this) {}
+                return new Completion { Text = text.ToString(), Tokens = tokens.ToArray(), StopReason = StopReason };
+            }
+        }
+
+        /// <summary>Cancels the request unless it has ended; the engine then drops its remaining events.</summary>
+        public void Dispose()
+        {
+            if (ended || engine.IsClosed) return;
+            try { engine.Cancel(Id); }  // first: a thread waiting on the request then gets its end
+            catch (ObjectDisposedException) { return; }
+            lock (sync)
+            {
+                if (ended) return;
+                ended = true;
+            }
+            engine.Abandon(Id);
         }
     }
 }

@@ -37,7 +37,7 @@ static class Assert
     }
 }
 
-static class PacaTests
+static partial class PacaTests
 {
     static string Models()
     {

@@ -1,16 +1,17 @@
 # Type stubs of the paca package (the public API of paca/__init__.py).
 import os
 from dataclasses import dataclass
-from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
 
-from ._errors import (CancelledError as CancelledError, ContextFullError as ContextFullError,
+from ._errors import (BusyError as BusyError, CancelledError as CancelledError, ContextFullError as ContextFullError,
                       DeviceError as DeviceError, Error as Error, FileError as FileError,
                       FormatError as FormatError, InternalError as InternalError,
                       InvalidArgumentError as InvalidArgumentError, OutOfMemoryError as OutOfMemoryError,
-                      StateError as StateError, UnsupportedError as UnsupportedError)
+                      StateError as StateError, TimeoutError as TimeoutError,
+                      UnsupportedError as UnsupportedError)
 
 Prompt = Union[str, Sequence[int]]
 
@@ -23,11 +24,22 @@ class TokenLogprob:
     top: List[Tuple[int, float]]
 
 @dataclass
+class RequestStats:
+    n_prompt: int
+    n_cached: int
+    n_generated: int
+    n_preempted: int
+    queue_ms: float
+    first_token_ms: float
+    total_ms: float
+
+@dataclass
 class Completion:
     text: str
     tokens: List[int]
     stop_reason: str
     logprobs: Optional[List[TokenLogprob]] = ...
+    stats: Optional[RequestStats] = ...
 
 @dataclass
 class ToolCall:
@@ -103,3 +115,61 @@ class Session:
                  top_p: float = ..., top_k: int = ..., min_p: float = ..., repeat_penalty: float = ...,
                  seed: int = ..., stop: Sequence[str] = ..., stop_tokens: Sequence[int] = ...,
                  ignore_eos: bool = ..., logprobs: Optional[int] = ...) -> Completion: ...
+
+@dataclass
+class RequestEvent:
+    token: Optional[int]
+    text: str
+    logprob: Optional[float] = ...
+    stop_reason: Optional[str] = ...
+    stats: Optional[RequestStats] = ...
+    error: Optional[Error] = ...
+    @property
+    def last(self) -> bool: ...
+
+@dataclass
+class EngineStats:
+    n_queued: int
+    n_running: int
+    n_submitted: int
+    n_finished: int
+    n_steps: int
+    n_prefill_tokens: int
+    n_generated_tokens: int
+    n_cached_tokens: int
+    n_preemptions: int
+    kv_blocks_used: int
+    kv_blocks_cached: int
+    kv_blocks_total: int
+    kv_block_tokens: int
+
+class Engine:
+    def __init__(self, model: Model, max_running: int = ..., max_step_tokens: int = ..., max_queued: int = ...,
+                 n_ctx: int = ..., prefix_cache: bool = ..., manual_step: bool = ...) -> None: ...
+    def close(self) -> None: ...
+    @property
+    def closed(self) -> bool: ...
+    def __enter__(self) -> Engine: ...
+    def __exit__(self, *exc: Any) -> None: ...
+    def submit(self, prompt: Prompt, max_tokens: int = ..., temperature: float = ..., top_p: float = ...,
+               top_k: int = ..., min_p: float = ..., repeat_penalty: float = ..., seed: int = ...,
+               stop: Sequence[str] = ..., stop_tokens: Sequence[int] = ..., ignore_eos: bool = ...,
+               logprobs: bool = ..., priority: int = ..., special: bool = ...,
+               callback: Optional[Callable[[RequestEvent], None]] = ...) -> Request: ...
+    def step(self) -> int: ...
+    def stats(self) -> EngineStats: ...
+
+class Request:
+    id: int
+    stop_reason: Optional[str]
+    stats: Optional[RequestStats]
+    @property
+    def done(self) -> bool: ...
+    def cancel(self) -> None: ...
+    def poll(self, timeout: Optional[float] = ...) -> Optional[RequestEvent]: ...
+    def __iter__(self) -> Iterator[RequestEvent]: ...
+    def text(self) -> Iterator[str]: ...
+    def complete(self) -> Completion: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Request: ...
+    def __exit__(self, *exc: Any) -> None: ...

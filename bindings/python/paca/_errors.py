@@ -4,6 +4,8 @@ Every error carries ``status`` (the paca_status value), ``status_name``
 ("PACA_ERR_IO") and ``message`` (paca_last_error() of the failed call).
 """
 
+import builtins
+
 
 class Error(Exception):
     """A paca call failed. ``status`` is the paca_status, ``message`` the library's text."""
@@ -44,7 +46,7 @@ class ContextFullError(Error):
 
 
 class CancelledError(Error):
-    """PACA_ERR_CANCELLED: Session.cancel() or a progress callback stopped the call."""
+    """PACA_ERR_CANCELLED: Session.cancel(), Request.cancel() or a progress callback stopped the call."""
 
 
 class DeviceError(Error):
@@ -53,6 +55,14 @@ class DeviceError(Error):
 
 class StateError(Error):
     """PACA_ERR_STATE: the call is not valid in the object's state."""
+
+
+class BusyError(Error):
+    """PACA_ERR_BUSY: a queue is full (Engine: max_queued requests wait); try again later."""
+
+
+class TimeoutError(Error, builtins.TimeoutError):  # noqa: A001 (paca.TimeoutError, as asyncio's)
+    """PACA_ERR_TIMEOUT: nothing happened within the time asked for."""
 
 
 class InternalError(Error):
@@ -69,6 +79,8 @@ _BY_STATUS = {
     7: CancelledError,
     8: DeviceError,
     10: StateError,
+    11: BusyError,
+    12: TimeoutError,
     99: InternalError,
 }
 

@@ -1142,7 +1142,11 @@ typedef struct paca_engine_params {
 /** Fills *params with the defaults and sets struct_size. Since v0.4. */
 PACA_API void paca_engine_params_init(paca_engine_params* params);
 
-/** One event of a request: a token and its text, or its end. */
+/**
+ * One event of a request: a token and its text, or its end. A request's last
+ * event is the one with stop_reason != PACA_STOP_NONE or status != PACA_OK
+ * (the token that ends a generation comes in it, with its text).
+ */
 typedef struct paca_request_event {
   uint32_t struct_size;          /* set by the library */
   paca_request_id id;
@@ -1184,14 +1188,18 @@ typedef struct paca_request_params {
 PACA_API void paca_request_params_init(paca_request_params* params);
 
 /**
- * An engine on model (NULL params: defaults). The model must outlive it;
- * sessions of the same model may be used beside it (they share the KV pool).
+ * An engine on model (NULL params: defaults). Like a session it keeps the
+ * model's state alive, so freeing the model handle first is safe; sessions
+ * of the same model may be used beside it (they share the KV pool).
  * Since v0.4.
  */
 PACA_API paca_status paca_engine_create(paca_model* model, const paca_engine_params* params,
                                         paca_engine** out_engine);
 
-/** Cancels every request (their callbacks get a PACA_ERR_CANCELLED end event) and frees the engine. */
+/**
+ * Cancels every request (their callbacks get a PACA_ERR_CANCELLED end event)
+ * and frees the engine. NULL is a no-op. Since v0.4.
+ */
 PACA_API void paca_engine_free(paca_engine* engine);
 
 /**

@@ -1,5 +1,6 @@
 package ai.paca;
 
+import ai.paca.jni.GenerateParams;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -21,4 +22,17 @@ public final class GenerateOptions {
   public GenerateOptions ignoreEos(boolean b) { ignoreEos = b; return this; }
   /** A stop string: generation ends before it, and it is not returned. */
   public GenerateOptions stop(String s) { stop.add(s); return this; }
+
+  /** The native settings (the caller deletes them). */
+  GenerateParams toNative() {
+    GenerateParams p = new GenerateParams();
+    p.setTemperature(temperature);
+    p.setSeed(seed);
+    p.setTop_k(topK);
+    p.setTop_p(topP);
+    p.setMax_new_tokens(maxTokens);
+    p.setIgnore_eos(ignoreEos);
+    for (String s : stop) p.add_stop(Native.bytes(s));
+    return p;
+  }
 }

@@ -28,14 +28,7 @@ public final class Generation implements Iterator<String>, AutoCloseable {
   private String stopReason;
 
   Generation(Session session, int[] prompt, GenerateOptions o, boolean ownsSession) {
-    GenerateParams p = new GenerateParams();
-    p.setTemperature(o.temperature);
-    p.setSeed(o.seed);
-    p.setTop_k(o.topK);
-    p.setTop_p(o.topP);
-    p.setMax_new_tokens(o.maxTokens);
-    p.setIgnore_eos(o.ignoreEos);
-    for (String s : o.stop) p.add_stop(Native.bytes(s));
+    GenerateParams p = o.toNative();
     Generator h = paca_native.generator_create(session.handle(), new IntVector(prompt), p);
     p.delete();
     Native.check();

@@ -12,9 +12,13 @@ import java.util.stream.Stream;
 /**
  * A loaded model (Hugging Face directory, .gguf or llama2.c .bin); may be shared by threads.
  * Close it (try-with-resources); closing twice is harmless, and sessions keep its memory alive.
+ * An open Engine on it defers the native free to the engine's close (paca.h: a model outlives
+ * its engines).
  */
 public final class Model implements AutoCloseable {
   private SWIGTYPE_p_paca_model handle;
+  private volatile boolean closed;
+  private int engines;  // open engines on the model (guarded by this)
 
   /** Loads with every hardware thread. Throws PacaException (status IO for a missing file). */
   public Model(String path) {
@@ -30,8 +34,20 @@ public final class Model implements AutoCloseable {
   }
 
   SWIGTYPE_p_paca_model handle() {
-    if (handle == null) throw new IllegalStateException("the model is closed");
+    if (closed) throw new IllegalStateException("the model is closed");
     return handle;
+  }
+
+  /** An engine opens on the model: the native model stays until release(). */
+  synchronized SWIGTYPE_p_paca_model retain() {
+    SWIGTYPE_p_paca_model h = handle();
+    ++engines;
+    return h;
+  }
+
+  /** That engine was closed. */
+  synchronized void release() {
+    if (--engines == 0 && closed) free();
   }
 
   /** Vocabulary size. */
@@ -146,12 +162,16 @@ public final class Model implements AutoCloseable {
   }
 
   @Override
-  public void close() {
-    if (handle != null) {
-      paca_native.model_free(handle);
-      handle = null;
-      Native.closed();
-    }
+  public synchronized void close() {
+    if (closed) return;
+    closed = true;
+    if (engines == 0) free();
+  }
+
+  private void free() {
+    paca_native.model_free(handle);
+    handle = null;
+    Native.closed();
   }
 
   static int[] toArray(IntVector v) {

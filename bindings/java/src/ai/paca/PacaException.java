@@ -11,8 +11,14 @@ public class PacaException extends RuntimeException {
   public static final int FORMAT = 3;
   /** PACA_ERR_CONTEXT_FULL. */
   public static final int CONTEXT_FULL = 6;
+  /** PACA_ERR_CANCELLED: a request was cancelled (Request.cancel, Engine.close). */
+  public static final int CANCELLED = 7;
   /** PACA_ERR_STATE. */
   public static final int STATE = 10;
+  /** PACA_ERR_BUSY: a queue is full (an engine's maxQueued requests wait); try again later. */
+  public static final int BUSY = 11;
+  /** PACA_ERR_TIMEOUT. */
+  public static final int TIMEOUT = 12;
 
   private final int status;
 
