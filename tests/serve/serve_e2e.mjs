@@ -11,6 +11,7 @@
 // or a paca built without serve).
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import net from 'node:net';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 
@@ -149,6 +150,23 @@ function errorShape(r, status, what) {
 }
 
 // The chunks of a stream (or of a promise of one).
+// Sends raw bytes on a new connection; what came back before the server closed it (or 5 s passed).
+function raw(base, bytes, { closeEarly = false } = {}) {
+  const u = new URL(base);
+  return new Promise((resolve) => {
+    let got = '';
+    const sock = net.connect(Number(u.port), u.hostname, () => {
+      sock.write(bytes);
+      if (closeEarly) sock.destroy();
+    });
+    const done = () => resolve(got);
+    sock.on('data', (d) => (got += d));
+    sock.on('close', done);
+    sock.on('error', done);
+    sock.setTimeout(5000, () => sock.destroy());
+  });
+}
+
 async function collect(streamOrPromise) {
   const stream = await streamOrPromise;
   const chunks = [];
@@ -256,6 +274,17 @@ async function storiesSuite() {
     errorShape(await post(s.base, '/v1/completions', JSON.stringify({ prompt: 'x'.repeat(5 << 20) })), 413, 'a 5 MiB body');
     errorShape(await post(s.base, '/v1/completions', '\u0000\u00ff\u0001'), 400, 'binary garbage');
     errorShape(await post(s.base, '/v1/nothing', '{}'), 404, 'an unknown route');
+    // hostile bytes on the socket itself
+    const junk = await raw(s.base, 'NOT HTTP AT ALL\r\n\r\n');
+    check(junk === '' || /^HTTP\/1\.1 4\d\d/.test(junk), 'a garbage request line: 4xx or closed', junk.slice(0, 80));
+    await raw(s.base, 'POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"prom', { closeEarly: true });
+    const hugeHeader = await raw(s.base, `GET /health HTTP/1.1\r\nHost: x\r\nX-A: ${'a'.repeat(100000)}\r\n\r\n`);
+    check(hugeHeader === '' || /^HTTP\/1\.1 4\d\d/.test(hugeHeader), 'a 100 kB header: 4xx or closed', hugeHeader.slice(0, 80));
+    const chunk = 'x'.repeat(1 << 20);
+    const chunked = await raw(s.base, 'POST /v1/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n' +
+      `${(1 << 20).toString(16)}\r\n${chunk}\r\n`.repeat(6) + '0\r\n\r\n');
+    check(/^HTTP\/1\.1 413/.test(chunked), 'a 6 MiB chunked body: 413', chunked.slice(0, 80));
+    same((await (await fetch(`${s.base}/health`)).json()).status, 'ok', 'after hostile bytes the server is healthy');
     const ctxFull = await post(s.base, '/v1/completions', JSON.stringify({ prompt: 'word '.repeat(2000), max_tokens: 4 }));
     errorShape(ctxFull, 400, 'a prompt longer than the context');
     same(ctxFull.json?.error?.code, 'context_length_exceeded', 'context full: code');
