@@ -24,6 +24,7 @@
 // treat activations (paca_fp8_mode). The decode bound counts the weights'
 // stored bytes, FP8 codes at one byte each.
 #include <paca/paca.h>
+#include <paca/paca_experimental.h>
 #include <sys/resource.h>
 #if defined(PACA_BENCH_CUDA)
 #include "device.h"  // paca::cuda::measure_copy_bandwidth_gbps, describe_device (cuda/, private)
@@ -250,7 +251,9 @@ int main(int argc, char** argv) {
   }
   reset_peak_rss();
 
-  paca_model_params mp = paca_model_params_default();
+  paca_model_params mp;
+
+  paca_model_params_init(&mp, sizeof mp);
   mp.n_threads = threads;
   mp.device = device.c_str();
   mp.load_mode = load_mode;
@@ -360,7 +363,8 @@ int main(int argc, char** argv) {
     for (int r = 0; r < repeats; ++r) {
       std::vector<paca_session*> ss(static_cast<size_t>(B), nullptr);
       std::vector<paca_generator*> gs(static_cast<size_t>(B), nullptr);
-      paca_sampler_params sp = paca_sampler_params_default();
+      paca_sampler_params sp;
+      paca_sampler_params_init(&sp, sizeof sp);
       sp.ignore_eos = 1;
       sp.max_new_tokens = tokens + 1;
       for (int b = 0; b < B; ++b) {

@@ -2,6 +2,8 @@
 // structs and the exception -> paca_status wrapper. Private to capi/.
 #pragma once
 
+#include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -9,8 +11,10 @@
 #include <mutex>
 #include <new>
 #include <string>
+#include <type_traits>
 
 #include "paca/paca.h"
+#include "paca/paca_experimental.h"
 #include "runtime/kv_cache.h"
 #include "runtime/session.h"
 #include "sample/sampler.h"
@@ -54,7 +58,16 @@ struct paca_sampler {
   paca::Logprobs logprobs;  // scratch for the output
 };
 
+// "MAJOR.MINOR.PATCH" from paca.h's macros (the one place the version is written).
+#define PACA_STRINGIFY_(x) #x
+#define PACA_STRINGIFY(x) PACA_STRINGIFY_(x)
+#define PACA_VERSION_TEXT \
+  PACA_STRINGIFY(PACA_VERSION_MAJOR) "." PACA_STRINGIFY(PACA_VERSION_MINOR) "." PACA_STRINGIFY(PACA_VERSION_PATCH)
+
 namespace paca::capi {
+
+// No params struct is larger; a struct_size above it is not a struct_size.
+inline constexpr size_t kMaxParamsSize = 4096;
 
 inline thread_local std::string t_last_error;
 
@@ -90,15 +103,69 @@ paca_sampler* sampler_from_record(const paca_model& model, const SamplerRecord& 
 #define PACA_REQUIRE(cond, msg) \
   if (!(cond)) return set_error(PACA_ERR_INVALID_ARGUMENT, msg)
 
-// Copies the caller's params struct over the defaults, up to the size it declares.
+// The defaults of each params struct (paca_X_params_init fills a caller's
+// struct from them; the v0.1 paca_X_params_default functions of
+// compat_capi.cpp copy their v0.1 part).
+paca_model_params default_model_params();
+paca_session_params default_session_params();
+paca_test_model_params default_test_model_params();
+paca_chat_params default_chat_params();
+paca_sampler_params default_sampler_params();
+paca_generator_params default_generator_params();
+paca_engine_params default_engine_params();
+paca_request_params default_request_params();
+
+// paca_X_params_init: the first size bytes of *p get the defaults (zeros
+// past the library's struct) and struct_size = size.
+template <typename P>
+paca_status init_params(P* p, size_t size, const P& defaults, const char* fn) {
+  if (p == nullptr) return set_error(PACA_ERR_INVALID_ARGUMENT, std::string(fn) + ": params is NULL");
+  if (size < sizeof(uint32_t) || size > kMaxParamsSize)
+    return set_error(PACA_ERR_INVALID_ARGUMENT, std::string(fn) + ": size " + std::to_string(size) +
+                                                    " is not a params struct's size (pass sizeof p)");
+  std::memset(static_cast<void*>(p), 0, size);
+  std::memcpy(static_cast<void*>(p), &defaults, std::min(size, sizeof(P)));
+  p->struct_size = static_cast<uint32_t>(size);
+  return PACA_OK;
+}
+
+// v0.1's paca_model_params ended with fp8_mode; v0.2's load_mode took its
+// tail padding, so a struct_size of exactly v0.1's sizeof means a v0.1
+// caller, whose padding bytes mean nothing (compat_capi.cpp has the layout).
+size_t model_params_v01_size();
+
+// How many bytes of a caller's struct of struct_size bytes are fields.
+template <typename P>
+size_t meaningful_bytes(uint32_t struct_size) {
+  if constexpr (std::is_same_v<P, paca_model_params>) {
+    if (struct_size == model_params_v01_size()) return offsetof(paca_model_params, load_mode);
+  }
+  return std::min<size_t>(struct_size, sizeof(P));
+}
+
+// Copies the caller's params struct over the defaults, up to the size it
+// declares. A struct larger than this library's (a newer header) is accepted
+// when the bytes this library does not know are zero.
 template <typename P>
 bool read_params(const P* in, P& out, const char* what) {
   if (in == nullptr) return true;
-  if (in->struct_size < sizeof(uint32_t) || in->struct_size > 4096) {
-    set_error(PACA_ERR_INVALID_ARGUMENT, std::string(what) + ": struct_size is not set (use the _default() function)");
+  if (in->struct_size < sizeof(uint32_t) || in->struct_size > kMaxParamsSize) {
+    set_error(PACA_ERR_INVALID_ARGUMENT, std::string(what) + ": struct_size is not set (use the _init() function)");
     return false;
   }
-  std::memcpy(&out, in, std::min<size_t>(in->struct_size, sizeof(P)));
+  if (in->struct_size > sizeof(P)) {
+    const auto* bytes = reinterpret_cast<const unsigned char*>(in);
+    for (size_t i = sizeof(P); i < in->struct_size; ++i) {
+      if (bytes[i] != 0) {
+        set_error(PACA_ERR_INVALID_ARGUMENT, std::string(what) + ": struct_size " + std::to_string(in->struct_size) +
+                                                 " sets fields this library (v" + PACA_VERSION_TEXT +
+                                                 ", whose struct has " + std::to_string(sizeof(P)) +
+                                                 " bytes) does not know (byte " + std::to_string(i) + ")");
+        return false;
+      }
+    }
+  }
+  std::memcpy(static_cast<void*>(&out), in, meaningful_bytes<P>(in->struct_size));
   out.struct_size = sizeof(P);
   return true;
 }

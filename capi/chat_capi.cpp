@@ -83,7 +83,7 @@ paca_status format(const paca_model* model, const char* messages_json, const pac
                    size_t cap, size_t* out_needed, bool as_json, const char* fn) {
   if (out_needed != nullptr) *out_needed = 0;
   PACA_REQUIRE(messages_json != nullptr, std::string(fn) + ": messages_json is NULL");
-  paca_chat_params p = paca_chat_params_default();
+  paca_chat_params p = paca::capi::default_chat_params();
   if (!read_params(params, p, fn)) return PACA_ERR_INVALID_ARGUMENT;
   PACA_REQUIRE(model != nullptr || p.chat_template != nullptr,
                std::string(fn) + ": model is NULL and params->chat_template is not set");
@@ -109,12 +109,20 @@ paca_status format(const paca_model* model, const char* messages_json, const pac
 
 }  // namespace
 
-PACA_API paca_chat_params paca_chat_params_default(void) {
+namespace paca::capi {
+
+paca_chat_params default_chat_params() {
   paca_chat_params p;
   std::memset(&p, 0, sizeof p);
   p.struct_size = sizeof p;
   p.add_generation_prompt = 1;
   return p;
+}
+
+}  // namespace paca::capi
+
+PACA_API paca_status paca_chat_params_init(paca_chat_params* p, size_t size) {
+  return paca::capi::init_params(p, size, paca::capi::default_chat_params(), "paca_chat_params_init");
 }
 
 PACA_API paca_status paca_chat_format(const paca_model* model, const char* messages_json, const paca_chat_params* params,
@@ -133,7 +141,7 @@ PACA_API paca_status paca_chat_tokenize(const paca_model* model, const char* mes
   PACA_REQUIRE(model != nullptr, "paca_chat_tokenize: model is NULL");
   PACA_REQUIRE(messages_json != nullptr, "paca_chat_tokenize: messages_json is NULL");
   PACA_REQUIRE(buf != nullptr || cap == 0, "paca_chat_tokenize: buf is NULL but cap is not 0");
-  paca_chat_params p = paca_chat_params_default();
+  paca_chat_params p = paca::capi::default_chat_params();
   if (!read_params(params, p, "paca_chat_tokenize")) return PACA_ERR_INVALID_ARGUMENT;
   const auto& ck = model->model->checkpoint();
   if (!ck.tokenizer)

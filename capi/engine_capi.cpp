@@ -52,24 +52,38 @@ void copy_event(const paca_request_event& e, paca_request_event* out) {
 
 }  // namespace
 
-extern "C" {
+namespace paca::capi {
 
-PACA_API void paca_engine_params_init(paca_engine_params* params) {
-  if (params == nullptr) return;
-  std::memset(params, 0, sizeof *params);
-  params->struct_size = sizeof *params;
-  params->max_running = 64;
-  params->max_step_tokens = 512;
-  params->max_queued = 1024;
-  params->n_ctx = 0;
-  params->prefix_cache = 1;
-  params->manual_step = 0;
+paca_engine_params default_engine_params() {
+  paca_engine_params p;
+  std::memset(&p, 0, sizeof p);
+  p.struct_size = sizeof p;
+  p.max_running = 64;
+  p.max_step_tokens = 512;
+  p.max_queued = 1024;
+  p.n_ctx = 0;
+  p.prefix_cache = 1;
+  p.manual_step = 0;
+  return p;
 }
 
-PACA_API void paca_request_params_init(paca_request_params* params) {
-  if (params == nullptr) return;
-  std::memset(params, 0, sizeof *params);
-  params->struct_size = sizeof *params;
+paca_request_params default_request_params() {
+  paca_request_params p;
+  std::memset(&p, 0, sizeof p);
+  p.struct_size = sizeof p;
+  return p;
+}
+
+}  // namespace paca::capi
+
+extern "C" {
+
+PACA_API paca_status paca_engine_params_init(paca_engine_params* p, size_t size) {
+  return paca::capi::init_params(p, size, paca::capi::default_engine_params(), "paca_engine_params_init");
+}
+
+PACA_API paca_status paca_request_params_init(paca_request_params* p, size_t size) {
+  return paca::capi::init_params(p, size, paca::capi::default_request_params(), "paca_request_params_init");
 }
 
 PACA_API paca_status paca_engine_create(paca_model* model, const paca_engine_params* params,
@@ -78,7 +92,7 @@ PACA_API paca_status paca_engine_create(paca_model* model, const paca_engine_par
   *out_engine = nullptr;
   PACA_REQUIRE(model != nullptr, "paca_engine_create: model is NULL");
   paca_engine_params p;
-  paca_engine_params_init(&p);
+  p = paca::capi::default_engine_params();
   if (!read_params(params, p, "paca_engine_create")) return PACA_ERR_INVALID_ARGUMENT;
   PACA_REQUIRE(p.max_running >= 1 && p.max_running <= 65536, "paca_engine_create: max_running must be in 1..65536");
   PACA_REQUIRE(p.max_step_tokens >= 1 && p.max_step_tokens <= (1 << 20),
@@ -115,7 +129,7 @@ PACA_API paca_status paca_engine_submit(paca_engine* engine, const int32_t* prom
   PACA_REQUIRE(prompt != nullptr && n_prompt > 0, "paca_engine_submit: the prompt is NULL or empty");
   PACA_REQUIRE(n_prompt <= (size_t{1} << 24), "paca_engine_submit: n_prompt is larger than any context");
   paca_request_params p;
-  paca_request_params_init(&p);
+  p = paca::capi::default_request_params();
   if (!read_params(params, p, "paca_engine_submit")) return PACA_ERR_INVALID_ARGUMENT;
   PACA_REQUIRE(p.n_stop_strings >= 0, "paca_engine_submit: n_stop_strings must be >= 0");
   PACA_REQUIRE(p.stop_strings != nullptr || p.n_stop_strings == 0,

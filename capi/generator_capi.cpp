@@ -15,13 +15,21 @@ struct paca_generator {
   int32_t last_token = -1;
 };
 
-extern "C" {
+namespace paca::capi {
 
-PACA_API paca_generator_params paca_generator_params_default(void) {
+paca_generator_params default_generator_params() {
   paca_generator_params p;
   std::memset(&p, 0, sizeof p);
   p.struct_size = sizeof p;
   return p;
+}
+
+}  // namespace paca::capi
+
+extern "C" {
+
+PACA_API paca_status paca_generator_params_init(paca_generator_params* p, size_t size) {
+  return paca::capi::init_params(p, size, paca::capi::default_generator_params(), "paca_generator_params_init");
 }
 
 PACA_API paca_status paca_generator_create(paca_session* session, const int32_t* prompt, size_t n_prompt,
@@ -31,7 +39,7 @@ PACA_API paca_status paca_generator_create(paca_session* session, const int32_t*
   *out_generator = nullptr;
   PACA_REQUIRE(session != nullptr, "paca_generator_create: session is NULL");
   PACA_REQUIRE(prompt != nullptr || n_prompt == 0, "paca_generator_create: prompt is NULL but n_prompt is not 0");
-  paca_generator_params p = paca_generator_params_default();
+  paca_generator_params p = paca::capi::default_generator_params();
   if (!read_params(params, p, "paca_generator_create")) return PACA_ERR_INVALID_ARGUMENT;
   PACA_REQUIRE(p.n_stop_strings >= 0, "paca_generator_create: n_stop_strings must be >= 0");
   PACA_REQUIRE(p.stop_strings != nullptr || p.n_stop_strings == 0,

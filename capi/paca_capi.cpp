@@ -150,9 +150,57 @@ paca::TestModelSpec test_spec_of(const paca_test_model_params& p) {
 
 }  // namespace
 
+namespace paca::capi {
+
+paca_model_params default_model_params() {
+  paca_model_params p;
+  std::memset(&p, 0, sizeof p);
+  p.struct_size = sizeof p;
+  p.n_threads = 0;
+  p.device = nullptr;
+  p.log_level = PACA_LOG_WARN;
+  p.kv_dtype = PACA_KV_AUTO;
+  p.kv_block_tokens = 16;
+  p.load_mode = PACA_LOAD_AUTO;
+  p.tensor_parallel = 1;
+  p.pipeline_parallel = 1;
+  p.rank = -1;
+  p.world_size = 1;
+  p.comm_timeout_ms = 60000;
+  return p;
+}
+
+paca_session_params default_session_params() {
+  paca_session_params p;
+  std::memset(&p, 0, sizeof p);
+  p.struct_size = sizeof p;
+  p.n_ctx = 0;
+  return p;
+}
+
+paca_test_model_params default_test_model_params() {
+  paca_test_model_params p;
+  std::memset(&p, 0, sizeof p);
+  p.struct_size = sizeof p;
+  paca::TestModelSpec s;
+  p.seed = s.seed;
+  p.dim = s.dim;
+  p.n_layers = s.n_layers;
+  p.n_heads = s.n_heads;
+  p.n_kv_heads = s.n_kv_heads;
+  p.ffn_dim = s.ffn_dim;
+  p.n_vocab = s.n_vocab;
+  p.max_context = s.max_context;
+  p.rope_theta = s.rope_theta;
+  p.tied_embeddings = 0;
+  return p;
+}
+
+}  // namespace paca::capi
+
 extern "C" {
 
-PACA_API const char* paca_version(void) { return "0.2.0"; }
+PACA_API const char* paca_version(void) { return PACA_VERSION_TEXT; }
 PACA_API uint32_t paca_abi_version(void) { return PACA_ABI_VERSION; }
 
 PACA_API const char* paca_status_name(paca_status s) {
@@ -181,22 +229,8 @@ PACA_API void paca_set_log_callback(paca_log_fn fn, void* user, int32_t max_leve
   paca::set_global_log_sink(fn, user, max_level);
 }
 
-PACA_API paca_model_params paca_model_params_default(void) {
-  paca_model_params p;
-  std::memset(&p, 0, sizeof p);
-  p.struct_size = sizeof p;
-  p.n_threads = 0;
-  p.device = nullptr;
-  p.log_level = PACA_LOG_WARN;
-  p.kv_dtype = PACA_KV_AUTO;
-  p.kv_block_tokens = 16;
-  p.load_mode = PACA_LOAD_AUTO;
-  p.tensor_parallel = 1;
-  p.pipeline_parallel = 1;
-  p.rank = -1;
-  p.world_size = 1;
-  p.comm_timeout_ms = 60000;
-  return p;
+PACA_API paca_status paca_model_params_init(paca_model_params* p, size_t size) {
+  return paca::capi::init_params(p, size, paca::capi::default_model_params(), "paca_model_params_init");
 }
 
 
@@ -204,7 +238,7 @@ PACA_API paca_status paca_model_load(const char* path, const paca_model_params* 
   PACA_REQUIRE(out_model != nullptr, "paca_model_load: out_model is NULL");
   *out_model = nullptr;
   PACA_REQUIRE(path != nullptr, "paca_model_load: path is NULL");
-  paca_model_params p = paca_model_params_default();
+  paca_model_params p = paca::capi::default_model_params();
   if (!read_params(params, p, "paca_model_load")) return PACA_ERR_INVALID_ARGUMENT;
   paca::LoadOptions opt;
   if (paca_status st = load_options_of(p, "paca_model_load", opt); st != PACA_OK) return st;
@@ -215,9 +249,9 @@ PACA_API paca_status paca_model_load_synthetic(const paca_test_model_params* sha
                                                paca_model** out_model) {
   PACA_REQUIRE(out_model != nullptr, "paca_model_load_synthetic: out_model is NULL");
   *out_model = nullptr;
-  paca_test_model_params t = paca_test_model_params_default();
+  paca_test_model_params t = paca::capi::default_test_model_params();
   if (!read_params(shape, t, "paca_model_load_synthetic")) return PACA_ERR_INVALID_ARGUMENT;
-  paca_model_params p = paca_model_params_default();
+  paca_model_params p = paca::capi::default_model_params();
   if (!read_params(params, p, "paca_model_load_synthetic")) return PACA_ERR_INVALID_ARGUMENT;
   paca::LoadOptions opt;
   if (paca_status st = load_options_of(p, "paca_model_load_synthetic", opt); st != PACA_OK) return st;
@@ -284,12 +318,8 @@ PACA_API paca_status paca_model_describe_json(const paca_model* model, char* buf
   return PACA_OK;
 }
 
-PACA_API paca_session_params paca_session_params_default(void) {
-  paca_session_params p;
-  std::memset(&p, 0, sizeof p);
-  p.struct_size = sizeof p;
-  p.n_ctx = 0;
-  return p;
+PACA_API paca_status paca_session_params_init(paca_session_params* p, size_t size) {
+  return paca::capi::init_params(p, size, paca::capi::default_session_params(), "paca_session_params_init");
 }
 
 PACA_API paca_status paca_session_create(paca_model* model, const paca_session_params* params,
@@ -297,7 +327,7 @@ PACA_API paca_status paca_session_create(paca_model* model, const paca_session_p
   PACA_REQUIRE(out_session != nullptr, "paca_session_create: out_session is NULL");
   *out_session = nullptr;
   PACA_REQUIRE(model != nullptr, "paca_session_create: model is NULL");
-  paca_session_params p = paca_session_params_default();
+  paca_session_params p = paca::capi::default_session_params();
   if (!read_params(params, p, "paca_session_create")) return PACA_ERR_INVALID_ARGUMENT;
   PACA_REQUIRE(p.n_ctx >= 0, "paca_session_create: n_ctx must be >= 0");
   return guarded([&] {
@@ -365,27 +395,13 @@ PACA_API void paca_session_cancel(paca_session* session) {
   if (session != nullptr) session->session->cancel();
 }
 
-PACA_API paca_test_model_params paca_test_model_params_default(void) {
-  paca_test_model_params p;
-  std::memset(&p, 0, sizeof p);
-  p.struct_size = sizeof p;
-  paca::TestModelSpec s;
-  p.seed = s.seed;
-  p.dim = s.dim;
-  p.n_layers = s.n_layers;
-  p.n_heads = s.n_heads;
-  p.n_kv_heads = s.n_kv_heads;
-  p.ffn_dim = s.ffn_dim;
-  p.n_vocab = s.n_vocab;
-  p.max_context = s.max_context;
-  p.rope_theta = s.rope_theta;
-  p.tied_embeddings = 0;
-  return p;
+PACA_API paca_status paca_test_model_params_init(paca_test_model_params* p, size_t size) {
+  return paca::capi::init_params(p, size, paca::capi::default_test_model_params(), "paca_test_model_params_init");
 }
 
 PACA_API paca_status paca_make_test_model(const char* dir, const paca_test_model_params* params) {
   PACA_REQUIRE(dir != nullptr && dir[0] != '\0', "paca_make_test_model: dir is NULL or empty");
-  paca_test_model_params p = paca_test_model_params_default();
+  paca_test_model_params p = paca::capi::default_test_model_params();
   if (!read_params(params, p, "paca_make_test_model")) return PACA_ERR_INVALID_ARGUMENT;
   return guarded([&] { paca::write_test_model(dir, test_spec_of(p)); });
 }

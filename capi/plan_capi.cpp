@@ -55,7 +55,8 @@ PACA_API paca_status paca_test_model_params_for_shape(const char* name, paca_tes
     return set_error(PACA_ERR_INVALID_ARGUMENT,
                      std::string("paca_test_model_params_for_shape: unknown shape '") + name + "' (known: " + names + ")");
   }
-  paca_test_model_params p = paca_test_model_params_default();
+  paca_test_model_params p;
+  paca_test_model_params_init(&p, sizeof p);
   p.dim = s->dim;
   p.n_layers = s->n_layers;
   p.n_heads = s->n_heads;

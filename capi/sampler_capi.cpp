@@ -96,7 +96,7 @@ std::unique_ptr<paca::GrammarMatcher> new_grammar(ModelState& model, const paca_
 paca_status new_sampler(ModelState& model, const paca_sampler_params* params, const std::string& fn,
                         std::unique_ptr<paca_sampler>& out) {
   const paca::ModelConfig& c = model.model->config();
-  paca_sampler_params p = paca_sampler_params_default();
+  paca_sampler_params p = paca::capi::default_sampler_params();
   if (!read_params(params, p, fn.c_str())) return PACA_ERR_INVALID_ARGUMENT;
   PACA_REQUIRE(p.n_top_logprobs >= 0 && p.n_top_logprobs <= PACA_MAX_TOP_LOGPROBS,
                fn + ": n_top_logprobs must be in 0..PACA_MAX_TOP_LOGPROBS (20)");
@@ -169,9 +169,9 @@ paca_sampler* sampler_from_record(const paca_model& model, const SamplerRecord& 
 
 }  // namespace paca::capi
 
-extern "C" {
+namespace paca::capi {
 
-PACA_API paca_sampler_params paca_sampler_params_default(void) {
+paca_sampler_params default_sampler_params() {
   paca_sampler_params p;
   std::memset(&p, 0, sizeof p);
   p.struct_size = sizeof p;
@@ -193,6 +193,14 @@ PACA_API paca_sampler_params paca_sampler_params_default(void) {
   p.grammar = nullptr;
   p.json_schema = nullptr;
   return p;
+}
+
+}  // namespace paca::capi
+
+extern "C" {
+
+PACA_API paca_status paca_sampler_params_init(paca_sampler_params* p, size_t size) {
+  return paca::capi::init_params(p, size, paca::capi::default_sampler_params(), "paca_sampler_params_init");
 }
 
 PACA_API paca_status paca_sampler_create(const paca_model* model, const paca_sampler_params* params,

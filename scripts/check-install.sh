@@ -33,8 +33,10 @@ target_link_libraries(use_static PRIVATE paca::paca_static)
 CM
 cat > "$prefix/consumer/main.cpp" <<'CPP'
 #include <paca/paca.hpp>
+#include <paca/paca_experimental.h>
 #include <cstdio>
 #include <cstring>
+#include <string>
 int main() {
   std::printf("paca %s\n", paca_version());
   try {
@@ -45,7 +47,10 @@ int main() {
   }
   // pulls the snapshot code (and so libzstd) into the static consumer
   const bool snapshots = paca_session_save(nullptr, nullptr) == PACA_ERR_INVALID_ARGUMENT;
-  return std::strcmp(paca_version(), "0.2.0") == 0 && paca_abi_version() == PACA_ABI_VERSION && snapshots ? 0 : 1;
+  // the installed library is the installed header's version
+  const std::string want = std::to_string(PACA_VERSION_MAJOR) + "." + std::to_string(PACA_VERSION_MINOR) + "." +
+                           std::to_string(PACA_VERSION_PATCH);
+  return want == paca_version() && paca_abi_version() == PACA_ABI_VERSION && snapshots ? 0 : 1;
 }
 CPP
 cmake -S "$prefix/consumer" -B "$prefix/consumer/build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null

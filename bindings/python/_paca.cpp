@@ -113,7 +113,8 @@ std::vector<int32_t> ids_of(const std::vector<int64_t>& v) {
 // (paca/__init__.py _sampling); keys left out keep paca's defaults. The stop
 // ids live in *stop_ids, which must outlive the use of the result.
 paca_sampler_params sampler_params(const py::dict& sp, std::vector<int32_t>& stop_ids) {
-  paca_sampler_params p = paca_sampler_params_default();
+  paca_sampler_params p;
+  paca_sampler_params_init(&p, sizeof p);
   if (sp.contains("temperature")) p.temperature = sp["temperature"].cast<float>();
   if (sp.contains("seed")) p.seed = sp["seed"].cast<uint64_t>();
   if (sp.contains("top_k")) p.top_k = sp["top_k"].cast<int32_t>();
@@ -248,7 +249,8 @@ PYBIND11_MODULE(_paca, m) {
 
   py::class_<Model>(m, "Model")
       .def(py::init([](const std::string& path, const std::string& device, int threads) {
-             paca_model_params p = paca_model_params_default();
+             paca_model_params p;
+             paca_model_params_init(&p, sizeof p);
              p.device = device.c_str();
              p.n_threads = threads;
              paca_model* raw = nullptr;
@@ -290,7 +292,8 @@ PYBIND11_MODULE(_paca, m) {
       })
       .def("chat_format", [](const Model& self, const std::string& messages, std::optional<std::string> tools,
                              bool add_generation_prompt, std::optional<std::string> date) {
-        paca_chat_params p = paca_chat_params_default();
+        paca_chat_params p;
+        paca_chat_params_init(&p, sizeof p);
         p.add_generation_prompt = add_generation_prompt ? 1 : 0;
         p.tools_json = tools ? tools->c_str() : nullptr;
         p.date = date ? date->c_str() : nullptr;
@@ -303,7 +306,8 @@ PYBIND11_MODULE(_paca, m) {
 
   py::class_<Session>(m, "Session")
       .def(py::init([](const Model& model, int n_ctx) {
-             paca_session_params p = paca_session_params_default();
+             paca_session_params p;
+             paca_session_params_init(&p, sizeof p);
              p.n_ctx = n_ctx;
              paca_session* raw = nullptr;
              check(paca_session_create(model.get(), &p, &raw));
@@ -351,7 +355,8 @@ PYBIND11_MODULE(_paca, m) {
              std::vector<int32_t> stop_ids;
              const paca_sampler_params p = sampler_params(sp, stop_ids);
              const StopStrings ss(stops);
-             paca_generator_params gp = paca_generator_params_default();
+             paca_generator_params gp;
+             paca_generator_params_init(&gp, sizeof gp);
              gp.stop_strings = ss.ptrs.data();
              gp.stop_lengths = ss.lens.data();
              gp.n_stop_strings = static_cast<int32_t>(ss.ptrs.size());
@@ -416,7 +421,7 @@ PYBIND11_MODULE(_paca, m) {
       .def(py::init([](const Model& model, int32_t max_running, int32_t max_step_tokens, int32_t max_queued,
                        int32_t n_ctx, bool prefix_cache, bool manual_step) {
              paca_engine_params p;
-             paca_engine_params_init(&p);
+             paca_engine_params_init(&p, sizeof p);
              p.max_running = max_running;
              p.max_step_tokens = max_step_tokens;
              p.max_queued = max_queued;
@@ -444,7 +449,7 @@ PYBIND11_MODULE(_paca, m) {
              const paca_sampler_params p = sampler_params(sp, stop_ids);
              const StopStrings ss(stops);
              paca_request_params rp;
-             paca_request_params_init(&rp);
+             paca_request_params_init(&rp, sizeof rp);
              rp.stop_strings = ss.ptrs.data();
              rp.stop_lengths = ss.lens.data();
              rp.n_stop_strings = static_cast<int32_t>(ss.ptrs.size());

@@ -38,7 +38,8 @@ struct Generator {
 };
 
 inline paca_model* model_load(const Bytes& path, int threads) {
-  paca_model_params p = paca_model_params_default();
+  paca_model_params p;
+  paca_model_params_init(&p, sizeof p);
   p.n_threads = threads;
   const std::string s(path.begin(), path.end());
   paca_model* m = nullptr;
@@ -74,7 +75,8 @@ inline Bytes detokenize(paca_model* m, const Ids& ids, int flags) {
 }
 
 inline paca_session* session_create(paca_model* m, int n_ctx) {
-  paca_session_params p = paca_session_params_default();
+  paca_session_params p;
+  paca_session_params_init(&p, sizeof p);
   p.n_ctx = n_ctx;
   paca_session* s = nullptr;
   ok(paca_session_create(m, &p, &s));
@@ -120,7 +122,8 @@ struct GenerateParams {
 
 // paca_sampler_params of gp (its stop ids stay in gp).
 inline paca_sampler_params sampler_params(const GenerateParams& gp) {
-  paca_sampler_params sp = paca_sampler_params_default();
+  paca_sampler_params sp;
+  paca_sampler_params_init(&sp, sizeof sp);
   sp.temperature = gp.temperature;
   sp.seed = static_cast<uint64_t>(gp.seed);
   sp.top_k = gp.top_k;
@@ -150,7 +153,8 @@ struct StopStrings {
 inline Generator* generator_create(paca_session* s, const Ids& prompt, const GenerateParams& gp) {
   const paca_sampler_params sp = sampler_params(gp);
   const StopStrings stops(gp);
-  paca_generator_params p = paca_generator_params_default();
+  paca_generator_params p;
+  paca_generator_params_init(&p, sizeof p);
   p.stop_strings = stops.ptrs.data();
   p.stop_lengths = stops.lens.data();
   p.n_stop_strings = static_cast<int32_t>(stops.ptrs.size());
@@ -214,7 +218,7 @@ struct EngineParams {
 
 inline paca_engine* engine_create(paca_model* m, const EngineParams& ep) {
   paca_engine_params p;
-  paca_engine_params_init(&p);
+  paca_engine_params_init(&p, sizeof p);
   p.max_running = ep.max_running;
   p.max_step_tokens = ep.max_step_tokens;
   p.max_queued = ep.max_queued;
@@ -239,7 +243,7 @@ inline long long engine_submit(paca_engine* e, const Ids& prompt, const Generate
   const paca_sampler_params sp = sampler_params(gp);
   const StopStrings stops(gp);
   paca_request_params p;
-  paca_request_params_init(&p);
+  paca_request_params_init(&p, sizeof p);
   p.stop_strings = stops.ptrs.data();
   p.stop_lengths = stops.lens.data();
   p.n_stop_strings = static_cast<int32_t>(stops.ptrs.size());

@@ -57,6 +57,7 @@
 #include "runtime/kv_cache.h"
 #include "runtime/session.h"
 #include "paca/paca.h"
+#include "paca/paca_experimental.h"
 #include "util/error.h"
 #include "util/fp8.h"
 #include "util/half.h"
@@ -146,7 +147,8 @@ TEST(CudaHost, MakeBackendErrors) {
 TEST(CudaHost, CapiLoad) {
   const std::string dir = models_dir() + "/tiny-llama2";  // one of the models gpu_pack.sh carries
   if (!std::filesystem::exists(dir)) GTEST_SKIP() << "shared models absent: " << dir;
-  paca_model_params p = paca_model_params_default();
+  paca_model_params p;
+  paca_model_params_init(&p, sizeof p);
   paca_model* m = nullptr;
   p.device = "cuda:zero";
   EXPECT_EQ(paca_model_load(dir.c_str(), &p, &m), PACA_ERR_INVALID_ARGUMENT);
@@ -156,7 +158,8 @@ TEST(CudaHost, CapiLoad) {
   if (have_device()) {
     EXPECT_EQ(s, PACA_OK) << paca_last_error();
     // the default KV dtype (PACA_KV_AUTO) is bf16 on a GPU: half the CPU's f32 bytes
-    paca_model_params cp = paca_model_params_default();
+    paca_model_params cp;
+    paca_model_params_init(&cp, sizeof cp);
     paca_model* mc = nullptr;
     ASSERT_EQ(paca_model_load(dir.c_str(), &cp, &mc), PACA_OK) << paca_last_error();
     paca_model_info ig{}, ic{};
@@ -174,7 +177,8 @@ TEST(CudaHost, CapiLoad) {
   }
   paca_model_free(m);
   // the synthetic path too
-  paca_test_model_params shape = paca_test_model_params_default();
+  paca_test_model_params shape;
+  paca_test_model_params_init(&shape, sizeof shape);
   m = nullptr;
   const paca_status s2 = paca_model_load_synthetic(&shape, &p, &m);
   EXPECT_EQ(s2, have_device() ? PACA_OK : PACA_ERR_DEVICE) << paca_last_error();
@@ -1929,7 +1933,8 @@ struct Fp8Load {
 ModelRun run_model(const std::string& path, const char* device, const std::vector<int32_t>& prompt, int n_gen,
               int32_t kv_dtype, Fp8Load fp8 = {}) {
   ModelRun r;
-  paca_model_params p = paca_model_params_default();
+  paca_model_params p;
+  paca_model_params_init(&p, sizeof p);
   p.device = device;
   p.n_threads = 2;
   p.kv_dtype = kv_dtype;

@@ -148,7 +148,8 @@ TEST(NcclMissing, EveryWayToAskForNcclSaysSo) {
   std::vector<std::string> msg(2);
   const auto t0 = Clock::now();
   on_threads(2, [&](int r) {
-    paca_model_params p = paca_model_params_default();
+    paca_model_params p;
+    paca_model_params_init(&p, sizeof p);
     p.device = "cuda:0";
     p.tensor_parallel = 2;
     p.world_size = 2;
@@ -177,7 +178,8 @@ struct Outcome {
 
 Outcome run_capi(const std::string& path, const char* device, int tp, int pp, const std::vector<int32_t>& prompt, int n_gen) {
   Outcome r;
-  paca_model_params p = paca_model_params_default();
+  paca_model_params p;
+  paca_model_params_init(&p, sizeof p);
   p.device = device;
   p.n_threads = 2;
   p.tensor_parallel = tp;
@@ -262,7 +264,8 @@ TEST(CudaParallel, DevicesListNamesEveryRank) {
   SKIP_WITHOUT_DEVICE();
   const std::string path = models_dir() + "/tiny-llama2";
   if (!std::filesystem::exists(path)) GTEST_SKIP() << "shared models absent: " << path;
-  paca_model_params p = paca_model_params_default();
+  paca_model_params p;
+  paca_model_params_init(&p, sizeof p);
   p.tensor_parallel = 2;
   p.devices = "cuda:0,cuda:0";
   paca_model* m = nullptr;

@@ -14,13 +14,15 @@ int main(int argc, char** argv) {
     return 2;
   }
   const char* text = argc > 2 ? argv[2] : "Once upon a time";
-  paca_sampler_params sampling = paca_sampler_params_default();
+  paca_sampler_params sampling;
+  paca_sampler_params_init(&sampling, sizeof sampling);
   sampling.max_new_tokens = argc > 3 ? atoi(argv[3]) : 32;
   if (argc > 5) {
     sampling.temperature = (float)atof(argv[4]);
     sampling.seed = (uint64_t)strtoull(argv[5], NULL, 10);
   }
-  paca_generator_params params = paca_generator_params_default();
+  paca_generator_params params;
+  paca_generator_params_init(&params, sizeof params);
   if (argc > 6) {
     params.stop_strings = (const char* const*)&argv[6];
     params.n_stop_strings = 1;

@@ -16,6 +16,7 @@
 //   paca serve -m PATH [--port N] ...   (serve.cpp: an OpenAI-compatible HTTP server; needs cpp-httplib)
 #include <nlohmann/json.hpp>
 #include <paca/paca.h>
+#include <paca/paca_experimental.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -150,12 +151,20 @@ struct Args {
   bool have_text = false, special = false, no_bos = false;
   std::vector<std::string> positional;  // operands (tokenize TEXT, detokenize ids, make-test-model DIR)
   long n_predict = 32, threads = 0, ctx = 0, top = 10;
-  paca_sampler_params sp = paca_sampler_params_default();  // run: sampling (default greedy)
+  paca_sampler_params sp = [] {  // run: sampling (default greedy)
+    paca_sampler_params p;
+    paca_sampler_params_init(&p, sizeof p);
+    return p;
+  }();
   std::vector<int32_t> stop_ids;                           // --stop-token
   std::vector<std::string> stops;                          // --stop
   std::string grammar_file, schema_file;                   // --grammar FILE, --json-schema FILE
   long logprobs = -1;                                      // --logprobs N: -1 off, else N alternatives
-  paca_test_model_params tm = paca_test_model_params_default();
+  paca_test_model_params tm = [] {
+    paca_test_model_params p;
+    paca_test_model_params_init(&p, sizeof p);
+    return p;
+  }();
   bool chat = false;                    // --chat: -p is a user message in the model's chat format
   // plan: the request (see paca_plan_json)
   std::string shape;
@@ -283,7 +292,8 @@ long this_rank(const Args& a) {
 
 paca_model* load(const Args& a, double* load_ms) {
   if (a.model.empty()) die("-m PATH is required");
-  paca_model_params mp = paca_model_params_default();
+  paca_model_params mp;
+  paca_model_params_init(&mp, sizeof mp);
   mp.n_threads = static_cast<int32_t>(a.threads);
   mp.weight_dtype = a.weight_dtype;
   mp.fp8_mode = a.fp8_mode;
@@ -320,7 +330,8 @@ paca_model_info info_of(paca_model* m) {
 }
 
 paca_session* new_session(paca_model* m, long ctx) {
-  paca_session_params sp = paca_session_params_default();
+  paca_session_params sp;
+  paca_session_params_init(&sp, sizeof sp);
   sp.n_ctx = static_cast<int32_t>(ctx);
   paca_session* s = nullptr;
   paca_status st = paca_session_create(m, &sp, &s);
@@ -430,7 +441,8 @@ std::string chat_messages_json(const Args& a) {
 std::vector<int32_t> chat_prompt(paca_model* m, const Args& a) {
   const std::string messages = chat_messages_json(a);
   const std::string tools = tools_json(a.tools), builtin = builtin_tools_json(a.builtin_tools);
-  paca_chat_params cp = paca_chat_params_default();
+  paca_chat_params cp;
+  paca_chat_params_init(&cp, sizeof cp);
   if (!a.tools.empty()) cp.tools_json = tools.c_str();
   if (!a.builtin_tools.empty()) cp.builtin_tools_json = builtin.c_str();
   if (!a.date.empty()) cp.date = a.date.c_str();
@@ -525,7 +537,8 @@ int cmd_run(const Args& a) {
     stop_ptrs.push_back(x.data());
     stop_lens.push_back(x.size());
   }
-  paca_generator_params gp = paca_generator_params_default();
+  paca_generator_params gp;
+  paca_generator_params_init(&gp, sizeof gp);
   gp.stop_strings = stop_ptrs.data();
   gp.stop_lengths = stop_lens.data();
   gp.n_stop_strings = static_cast<int32_t>(stop_ptrs.size());

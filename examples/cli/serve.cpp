@@ -22,6 +22,10 @@
 // requests are then cancelled. A non-streamed request runs to its end.
 #include "serve.h"
 
+// cpp-httplib listens with a backlog of 5: when more clients than that
+// connect at once (a burst of 16 did), the kernel's accept queue overflows and
+// some connections are reset. The server is meant for many clients.
+#define CPPHTTPLIB_LISTEN_BACKLOG 1024
 #include <httplib.h>
 #include <paca/paca.h>
 #include <pthread.h>
@@ -380,7 +384,8 @@ std::optional<api::ApiError> Server::build_prompts(Generation& g) {
       return api::ApiError{400, "the model has no tokenizer, so no chat format", "invalid_request_error", "messages", ""};
     const std::string messages = r.messages.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     const std::string tools = r.tools.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    paca_chat_params cp = paca_chat_params_default();
+    paca_chat_params cp;
+    paca_chat_params_init(&cp, sizeof cp);
     if (!r.tools.empty()) cp.tools_json = tools.c_str();
     std::vector<int32_t> ids;
     const paca_status st = two_calls(ids, [&](int32_t* buf, size_t cap, size_t* need) {
@@ -397,7 +402,8 @@ std::optional<api::ApiError> Server::build_prompts(Generation& g) {
 
 std::optional<api::ApiError> Server::submit(Generation& g) {
   const api::Request& r = g.req;
-  paca_sampler_params sp = paca_sampler_params_default();
+  paca_sampler_params sp;
+  paca_sampler_params_init(&sp, sizeof sp);
   sp.temperature = r.temperature;
   sp.top_p = r.top_p;
   sp.top_k = r.top_k;
@@ -421,7 +427,7 @@ std::optional<api::ApiError> Server::submit(Generation& g) {
     stop_lengths.push_back(s.size());
   }
   paca_request_params rp;
-  paca_request_params_init(&rp);
+  paca_request_params_init(&rp, sizeof rp);
   rp.stop_strings = stops.data();
   rp.stop_lengths = stop_lengths.data();
   rp.n_stop_strings = static_cast<int32_t>(stops.size());
@@ -798,7 +804,9 @@ int cmd_serve(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  paca_model_params mp = paca_model_params_default();
+  paca_model_params mp;
+
+  paca_model_params_init(&mp, sizeof mp);
   mp.n_threads = static_cast<int32_t>(o.threads);
   mp.device = o.device.empty() ? nullptr : o.device.c_str();
   mp.kv_memory_fraction = o.kv_memory_fraction;
@@ -809,7 +817,7 @@ int cmd_serve(int argc, char** argv) {
     return 1;
   }
   paca_engine_params ep;
-  paca_engine_params_init(&ep);
+  paca_engine_params_init(&ep, sizeof ep);
   ep.max_running = static_cast<int32_t>(o.parallel);
   ep.max_queued = static_cast<int32_t>(o.queue);
   ep.max_step_tokens = static_cast<int32_t>(o.step_tokens);

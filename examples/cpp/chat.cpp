@@ -40,7 +40,8 @@ int main(int argc, char** argv) {
     // The template writes the BOS and header tokens itself.
     const std::string prompt = model.chat_format(messages);
     paca::Session session(model);
-    paca_sampler_params sampling = paca_sampler_params_default();
+    paca_sampler_params sampling;
+    paca_sampler_params_init(&sampling, sizeof sampling);
     sampling.temperature = 0.7f;
     sampling.top_p = 0.9f;
     sampling.seed = 1;

@@ -99,7 +99,8 @@ TEST(Abi, StatusNames) {
 TEST(Abi, OlderCallersPassSmallerStructs) {
   std::string dir = test::make_small_model();
   // an "old" caller knows only struct_size and n_threads
-  paca_model_params p = paca_model_params_default();
+  paca_model_params p;
+  paca_model_params_init(&p, sizeof p);
   p.struct_size = offsetof(paca_model_params, device);
   p.n_threads = 1;
   p.kv_dtype = 77;  // beyond the declared size: must be ignored
@@ -118,12 +119,85 @@ TEST(Abi, OlderCallersPassSmallerStructs) {
   paca_model_free(m);
 }
 
+TEST(Abi, InitFillsExactlyTheGivenSize) {
+  // a caller whose struct is shorter than the library's (an older header)
+  alignas(8) unsigned char buf[256];
+  std::memset(buf, 0xcd, sizeof buf);
+  const size_t old_size = offsetof(paca_model_params, load_mode);
+  auto* p = reinterpret_cast<paca_model_params*>(buf);
+  ASSERT_EQ(paca_model_params_init(p, old_size), PACA_OK);
+  EXPECT_EQ(p->struct_size, old_size);
+  EXPECT_EQ(p->kv_block_tokens, 16);
+  for (size_t i = old_size; i < sizeof buf; ++i) ASSERT_EQ(buf[i], 0xcd) << "byte " << i << " written past size";
+  // a caller whose struct is longer (a newer header): the unknown tail is zeroed
+  std::memset(buf, 0xcd, sizeof buf);
+  ASSERT_EQ(paca_sampler_params_init(reinterpret_cast<paca_sampler_params*>(buf), 200), PACA_OK);
+  EXPECT_EQ(reinterpret_cast<paca_sampler_params*>(buf)->struct_size, 200u);
+  for (size_t i = sizeof(paca_sampler_params); i < 200; ++i) ASSERT_EQ(buf[i], 0) << "byte " << i;
+  EXPECT_EQ(buf[200], 0xcd);
+  // hostile arguments
+  EXPECT_EQ(paca_model_params_init(nullptr, sizeof(paca_model_params)), PACA_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(paca_session_params_init(reinterpret_cast<paca_session_params*>(buf), 2), PACA_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(paca_last_error()).find("pass sizeof p"), std::string::npos) << paca_last_error();
+  EXPECT_EQ(paca_chat_params_init(reinterpret_cast<paca_chat_params*>(buf), size_t{1} << 40), PACA_ERR_INVALID_ARGUMENT);
+  // every params struct has one
+  paca_test_model_params t;
+  paca_generator_params g;
+  paca_engine_params e;
+  paca_request_params r;
+  EXPECT_EQ(paca_test_model_params_init(&t, sizeof t), PACA_OK);
+  EXPECT_EQ(paca_generator_params_init(&g, sizeof g), PACA_OK);
+  EXPECT_EQ(paca_engine_params_init(&e, sizeof e), PACA_OK);
+  EXPECT_EQ(paca_request_params_init(&r, sizeof r), PACA_OK);
+  EXPECT_EQ(t.struct_size, sizeof t);
+  EXPECT_EQ(e.max_running, 64);
+  EXPECT_EQ(r.callback, nullptr);
+}
+
+TEST(Abi, NewerCallersPassLargerStructsWithZeroTails) {
+  std::string dir = test::make_small_model();
+  struct Newer {
+    paca_model_params p;
+    int64_t field_of_a_later_version;
+  } n;
+  paca_model_params_init(&n.p, sizeof n);
+  n.p.n_threads = 1;
+  paca_model* m = nullptr;
+  ASSERT_EQ(paca_model_load(dir.c_str(), &n.p, &m), PACA_OK) << paca_last_error();
+  paca_model_free(m);
+  m = nullptr;
+  n.field_of_a_later_version = 5;  // this library cannot honour it: refused, not ignored
+  EXPECT_EQ(paca_model_load(dir.c_str(), &n.p, &m), PACA_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(m, nullptr);
+  EXPECT_NE(std::string(paca_last_error()).find("does not know (byte 128)"), std::string::npos) << paca_last_error();
+}
+
+TEST(Abi, V01SizedModelParamsIgnoreTheirTailPadding) {
+  // v0.1's paca_model_params was 88 bytes, load_mode (v0.2) at 84 in its
+  // padding: with struct_size 88 the library must not read those bytes.
+  std::string dir = test::make_small_model();
+  paca_model_params p;
+  paca_model_params_init(&p, sizeof p);
+  p.struct_size = 88;
+  p.n_threads = 1;
+  p.load_mode = -12345;  // what garbage padding would hold
+  paca_model* m = nullptr;
+  ASSERT_EQ(paca_model_load(dir.c_str(), &p, &m), PACA_OK) << paca_last_error();
+  paca_model_free(m);
+  // one byte more is a v0.2+ caller, whose load_mode counts
+  p.struct_size = 92;
+  m = nullptr;
+  EXPECT_EQ(paca_model_load(dir.c_str(), &p, &m), PACA_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(paca_last_error()).find("load_mode"), std::string::npos) << paca_last_error();
+}
+
 TEST(Abi, LogCallbackReceivesMessages) {
   struct Sink {
     int n = 0;
     std::string last;
   } sink;
-  paca_model_params p = paca_model_params_default();
+  paca_model_params p;
+  paca_model_params_init(&p, sizeof p);
   p.log = [](void* user, int32_t, const char* msg) {
     auto* s = static_cast<Sink*>(user);
     ++s->n;

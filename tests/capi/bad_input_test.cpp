@@ -544,10 +544,10 @@ TEST(BadInput, ParamsWithoutStructSize) {
   paca_model* m = nullptr;
   EXPECT_EQ(paca_model_load("x", &p, &m), PACA_ERR_INVALID_ARGUMENT);
   EXPECT_NE(std::string(paca_last_error()).find("struct_size"), std::string::npos);
-  p = paca_model_params_default();
+  paca_model_params_init(&p, sizeof p);
   p.n_threads = -3;
   EXPECT_EQ(paca_model_load("x", &p, &m), PACA_ERR_INVALID_ARGUMENT);
-  p = paca_model_params_default();
+  paca_model_params_init(&p, sizeof p);
   p.device = "tpu:0";
   EXPECT_EQ(paca_model_load(test::make_small_model().c_str(), &p, &m), PACA_ERR_INVALID_ARGUMENT);
   p.device = "cuda:99";
@@ -556,11 +556,12 @@ TEST(BadInput, ParamsWithoutStructSize) {
 }
 
 TEST(BadInput, TestModelWithBadShape) {
-  paca_test_model_params p = paca_test_model_params_default();
+  paca_test_model_params p;
+  paca_test_model_params_init(&p, sizeof p);
   p.dim = 30;
   p.n_heads = 4;  // 30 % 4 != 0
   EXPECT_EQ(paca_make_test_model(test::temp_dir().c_str(), &p), PACA_ERR_INVALID_ARGUMENT);
-  p = paca_test_model_params_default();
+  paca_test_model_params_init(&p, sizeof p);
   p.n_vocab = -5;
   EXPECT_EQ(paca_make_test_model(test::temp_dir().c_str(), &p), PACA_ERR_INVALID_ARGUMENT);
 }

@@ -46,14 +46,16 @@ TEST(ChatCapi, ParamsLayoutIsPinned) {
   EXPECT_EQ(offsetof(paca_chat_params, chat_template), 40u);
   EXPECT_EQ(offsetof(paca_chat_params, special_tokens_json), 48u);
   EXPECT_EQ(offsetof(paca_chat_params, now), 56u);
-  const paca_chat_params p = paca_chat_params_default();
+  paca_chat_params p;
+  paca_chat_params_init(&p, sizeof p);
   EXPECT_EQ(p.struct_size, sizeof(paca_chat_params));
   EXPECT_EQ(p.add_generation_prompt, 1);
   EXPECT_EQ(p.tools_json, nullptr);
 }
 
 TEST(ChatCapi, BuiltinFormatWithoutModel) {
-  paca_chat_params p = paca_chat_params_default();
+  paca_chat_params p;
+  paca_chat_params_init(&p, sizeof p);
   p.chat_template = "builtin:llama3";
   const std::string text = call_string([&](char* b, size_t c, size_t* n) { return paca_chat_format(nullptr, kMessages, &p, b, c, n); });
   EXPECT_EQ(text,
@@ -76,7 +78,8 @@ TEST(ChatCapi, BuiltinFormatWithoutModel) {
 }
 
 TEST(ChatCapi, TemplateSourceToolsAndOptions) {
-  paca_chat_params p = paca_chat_params_default();
+  paca_chat_params p;
+  paca_chat_params_init(&p, sizeof p);
   p.chat_template = "{{ bos_token }}{% for m in messages %}[{{ m.role }}]{{ m.content }}{% endfor %}"
                     "{% if tools %}{{ tools | length }} tools{% endif %} {{ date_string }} {{ flag }}"
                     "{% if add_generation_prompt %}>{% endif %}";
@@ -92,7 +95,8 @@ TEST(ChatCapi, TemplateSourceToolsAndOptions) {
 TEST(ChatCapi, ModelTemplate) {
   SKIP_WITHOUT_SHARED();
   paca_model* m = test::load_or_die(test::shared_dir() + "/models/tiny-llama31");
-  paca_chat_params p = paca_chat_params_default();
+  paca_chat_params p;
+  paca_chat_params_init(&p, sizeof p);
   p.builtin_tools_json = R"(["brave_search", "code_interpreter"])";
   p.date = "02 Mar 2025";
   const std::string text = call_string([&](char* b, size_t c, size_t* n) { return paca_chat_format(m, kMessages, &p, b, c, n); });
@@ -201,7 +205,8 @@ TEST(ChatCapi, Errors) {
   EXPECT_EQ(paca_chat_format(nullptr, kMessages, nullptr, buf, sizeof buf, &needed), PACA_ERR_INVALID_ARGUMENT);
   EXPECT_NE(std::string(paca_last_error()).find("chat_template"), std::string::npos);
   EXPECT_EQ(needed, 0u);
-  paca_chat_params p = paca_chat_params_default();
+  paca_chat_params p;
+  paca_chat_params_init(&p, sizeof p);
   p.chat_template = "builtin:llama2";
   EXPECT_EQ(paca_chat_format(nullptr, nullptr, &p, buf, sizeof buf, &needed), PACA_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(paca_chat_format(nullptr, "[{]", &p, buf, sizeof buf, &needed), PACA_ERR_INVALID_ARGUMENT);
@@ -219,7 +224,8 @@ TEST(ChatCapi, Errors) {
   EXPECT_EQ(paca_chat_format(nullptr, kMessages, &p, nullptr, 0, &needed), PACA_ERR_UNSUPPORTED);
   EXPECT_NE(std::string(paca_last_error()).find("extends"), std::string::npos);
   // Bad params struct.
-  paca_chat_params bad = paca_chat_params_default();
+  paca_chat_params bad;
+  paca_chat_params_init(&bad, sizeof bad);
   bad.struct_size = 0;
   EXPECT_EQ(paca_chat_format(nullptr, kMessages, &bad, nullptr, 0, &needed), PACA_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(paca_chat_template_json(nullptr, nullptr, 0, &needed), PACA_ERR_INVALID_ARGUMENT);

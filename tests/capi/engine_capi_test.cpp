@@ -28,7 +28,8 @@ struct Out {
 };
 
 paca_sampler_params sampling(uint64_t seed, int32_t max_new) {
-  paca_sampler_params sp = paca_sampler_params_default();
+  paca_sampler_params sp;
+  paca_sampler_params_init(&sp, sizeof sp);
   sp.temperature = 0.8f;
   sp.top_k = 50;
   sp.seed = seed;
@@ -51,7 +52,8 @@ Out alone(paca_model* m, const std::vector<int32_t>& prompt, const paca_sampler_
           const std::vector<const char*>& stops, bool logprobs) {
   paca_session* s = nullptr;
   EXPECT_EQ(paca_session_create(m, nullptr, &s), PACA_OK);
-  paca_generator_params gp = paca_generator_params_default();
+  paca_generator_params gp;
+  paca_generator_params_init(&gp, sizeof gp);
   gp.stop_strings = stops.data();
   gp.n_stop_strings = static_cast<int32_t>(stops.size());
   gp.logprobs = logprobs ? 1 : 0;
@@ -116,7 +118,7 @@ TEST(EngineCapi, PolledRequestsGiveAGeneratorsTokensTextAndLogprobs) {
     info.struct_size = sizeof info;
     ASSERT_EQ(paca_model_get_info(m, &info), PACA_OK);
     paca_engine_params ep;
-    paca_engine_params_init(&ep);
+    paca_engine_params_init(&ep, sizeof ep);
     ep.max_step_tokens = 24;
     paca_engine* e = nullptr;
     ASSERT_EQ(paca_engine_create(m, &ep, &e), PACA_OK) << paca_last_error();
@@ -127,7 +129,7 @@ TEST(EngineCapi, PolledRequestsGiveAGeneratorsTokensTextAndLogprobs) {
       prompts.push_back(prompt_of(3 + 11 * i, i + 1, static_cast<int32_t>(info.n_vocab)));
       paca_sampler_params sp = sampling(i, 30);
       paca_request_params rp;
-      paca_request_params_init(&rp);
+      paca_request_params_init(&rp, sizeof rp);
       rp.stop_strings = stops.data();
       rp.n_stop_strings = 2;
       rp.logprobs = 1;
@@ -167,7 +169,8 @@ TEST(EngineCapi, GrammarsAndSchemasConstrainBatchedRequests) {
   const std::vector<int32_t> prompt = {128000, 16533, 25};  // <|begin_of_text|> "Answer:"
   std::vector<paca_sampler_params> sps;
   for (uint64_t seed = 1; seed <= 3; ++seed) {
-    paca_sampler_params sp = paca_sampler_params_default();
+    paca_sampler_params sp;
+    paca_sampler_params_init(&sp, sizeof sp);
     sp.temperature = 1.0f;
     sp.seed = seed;
     sp.max_new_tokens = 60;
@@ -236,7 +239,7 @@ TEST(EngineCapi, CallbacksAndASharedPrefix) {
   for (uint32_t i = 0; i < 4; ++i) {
     paca_sampler_params sp = sampling(i, 16);
     paca_request_params rp;
-    paca_request_params_init(&rp);
+    paca_request_params_init(&rp, sizeof rp);
     rp.callback = on_event;
     rp.user_data = &c;
     paca_request_id id = 0;
@@ -274,12 +277,12 @@ TEST(EngineCapi, BadArgumentsAreRefusedClearly) {
   EXPECT_EQ(paca_engine_create(nullptr, nullptr, &e), PACA_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(paca_engine_create(m, nullptr, nullptr), PACA_ERR_INVALID_ARGUMENT);
   paca_engine_params ep;
-  paca_engine_params_init(&ep);
+  paca_engine_params_init(&ep, sizeof ep);
   ep.struct_size = 0;
   EXPECT_EQ(paca_engine_create(m, &ep, &e), PACA_ERR_INVALID_ARGUMENT);
   EXPECT_NE(std::strstr(paca_last_error(), "struct_size"), nullptr);
   for (int field = 0; field < 5; ++field) {
-    paca_engine_params_init(&ep);
+    paca_engine_params_init(&ep, sizeof ep);
     if (field == 0) ep.max_running = 0;
     if (field == 1) ep.max_step_tokens = -3;
     if (field == 2) ep.max_queued = -1;
@@ -288,7 +291,7 @@ TEST(EngineCapi, BadArgumentsAreRefusedClearly) {
     EXPECT_NE(paca_engine_create(m, &ep, &e), PACA_OK) << "field " << field;
     EXPECT_EQ(e, nullptr);
   }
-  paca_engine_params_init(&ep);
+  paca_engine_params_init(&ep, sizeof ep);
   ep.manual_step = 1;
   ep.max_queued = 1;
   ASSERT_EQ(paca_engine_create(m, &ep, &e), PACA_OK) << paca_last_error();
@@ -302,13 +305,14 @@ TEST(EngineCapi, BadArgumentsAreRefusedClearly) {
   EXPECT_EQ(paca_engine_submit(e, bad, 2, nullptr, nullptr, &id), PACA_ERR_INVALID_ARGUMENT);
   EXPECT_NE(std::strstr(paca_last_error(), "outside the vocabulary"), nullptr) << paca_last_error();
   paca_request_params rp;
-  paca_request_params_init(&rp);
+  paca_request_params_init(&rp, sizeof rp);
   rp.n_stop_strings = 1;  // and no strings
   EXPECT_EQ(paca_engine_submit(e, prompt, 3, nullptr, &rp, &id), PACA_ERR_INVALID_ARGUMENT);
-  paca_request_params_init(&rp);
+  paca_request_params_init(&rp, sizeof rp);
   rp.logprobs = 7;
   EXPECT_EQ(paca_engine_submit(e, prompt, 3, nullptr, &rp, &id), PACA_ERR_INVALID_ARGUMENT);
-  paca_sampler_params sp = paca_sampler_params_default();
+  paca_sampler_params sp;
+  paca_sampler_params_init(&sp, sizeof sp);
   sp.top_p = 5.0f;
   EXPECT_EQ(paca_engine_submit(e, prompt, 3, &sp, nullptr, &id), PACA_ERR_INVALID_ARGUMENT);
   sp = sampling(1, 4);
@@ -349,14 +353,15 @@ TEST(EngineCapi, BadArgumentsAreRefusedClearly) {
 TEST(EngineCapi, ShardedModelsBatchToo) {
   const std::string dir = test::make_small_model();
   for (const auto& [tp, pp] : {std::pair{2, 1}, std::pair{1, 2}, std::pair{2, 2}}) {
-    paca_model_params mp = paca_model_params_default();
+    paca_model_params mp;
+    paca_model_params_init(&mp, sizeof mp);
     mp.n_threads = 4;
     mp.tensor_parallel = tp;
     mp.pipeline_parallel = pp;
     paca_model* m = nullptr;
     ASSERT_EQ(paca_model_load(dir.c_str(), &mp, &m), PACA_OK) << paca_last_error();
     paca_engine_params ep;
-    paca_engine_params_init(&ep);
+    paca_engine_params_init(&ep, sizeof ep);
     ep.max_step_tokens = 20;
     paca_engine* e = nullptr;
     ASSERT_EQ(paca_engine_create(m, &ep, &e), PACA_OK) << paca_last_error();
@@ -393,7 +398,7 @@ TEST(EngineCapi, FreeingTheEngineEndsItsRequests) {
   for (int i = 0; i < 3; ++i) {
     paca_sampler_params sp = sampling(static_cast<uint64_t>(i), 0);  // no limit but the context
     paca_request_params rp;
-    paca_request_params_init(&rp);
+    paca_request_params_init(&rp, sizeof rp);
     rp.callback = on_event;
     rp.user_data = &c;
     paca_request_id id = 0;

@@ -41,7 +41,8 @@ double kl(const std::vector<float>& p_logits, const std::vector<float>& q_logits
 }
 
 paca_model* load_with(const std::string& path, int32_t weight_dtype, int32_t targets, int32_t mode) {
-  paca_model_params p = paca_model_params_default();
+  paca_model_params p;
+  paca_model_params_init(&p, sizeof p);
   p.weight_dtype = weight_dtype;
   p.fp8_targets = targets;
   p.fp8_mode = mode;
@@ -155,14 +156,15 @@ TEST(Fp8, DefaultRecipeKeepsFirstAndLastLayers) {
 
 TEST(Fp8, BadParametersAreRefused) {
   std::string dir = test::make_small_model();
-  paca_model_params p = paca_model_params_default();
+  paca_model_params p;
+  paca_model_params_init(&p, sizeof p);
   paca_model* m = nullptr;
   p.weight_dtype = 7;
   EXPECT_EQ(paca_model_load(dir.c_str(), &p, &m), PACA_ERR_INVALID_ARGUMENT);
-  p = paca_model_params_default();
+  paca_model_params_init(&p, sizeof p);
   p.fp8_targets = 64;
   EXPECT_EQ(paca_model_load(dir.c_str(), &p, &m), PACA_ERR_INVALID_ARGUMENT);
-  p = paca_model_params_default();
+  paca_model_params_init(&p, sizeof p);
   p.fp8_mode = -1;
   EXPECT_EQ(paca_model_load(dir.c_str(), &p, &m), PACA_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(m, nullptr);

@@ -31,7 +31,8 @@ std::vector<int32_t> tokenize(paca_model* m, const std::string& text) {
 }
 
 paca_session* new_session(paca_model* m, int32_t n_ctx) {
-  paca_session_params p = paca_session_params_default();
+  paca_session_params p;
+  paca_session_params_init(&p, sizeof p);
   p.n_ctx = n_ctx;
   paca_session* s = nullptr;
   EXPECT_EQ(paca_session_create(m, &p, &s), PACA_OK) << paca_last_error();
@@ -113,7 +114,8 @@ Result generate(paca_model* m, const std::vector<int32_t>& prompt, paca_sampler_
   paca_session* s = new_session(m, n_ctx);
   sp.max_new_tokens = static_cast<int32_t>(n_predict);
   const std::vector<const char*> ptrs = c_strings(stops);
-  paca_generator_params gp = paca_generator_params_default();
+  paca_generator_params gp;
+  paca_generator_params_init(&gp, sizeof gp);
   gp.stop_strings = ptrs.data();
   gp.n_stop_strings = static_cast<int32_t>(ptrs.size());
   gp.logprobs = 1;
@@ -168,7 +170,8 @@ TEST(Generator, GreedyEqualsGoldenTokens) {
   paca_model* m = test::load_or_die(stories());
   const auto prompt = golden["prompt_tokens"].get<std::vector<int32_t>>();
   EXPECT_EQ(tokenize(m, golden["text"].get<std::string>()), prompt);
-  paca_sampler_params sp = paca_sampler_params_default();
+  paca_sampler_params sp;
+  paca_sampler_params_init(&sp, sizeof sp);
   sp.ignore_eos = 1;  // the golden continuation does not stop at EOS
   const Result r = generate(m, prompt, sp, static_cast<long>(want.size()), {});
   EXPECT_EQ(r.tokens, want);
@@ -188,8 +191,10 @@ TEST(Generator, SameAsTheCliLoop) {
   SKIP_WITHOUT_SHARED();
   paca_model* m = test::load_or_die(stories());
   const auto prompt = tokenize(m, "Once upon a time");
-  paca_sampler_params greedy = paca_sampler_params_default();
-  paca_sampler_params sampled = paca_sampler_params_default();
+  paca_sampler_params greedy;
+  paca_sampler_params_init(&greedy, sizeof greedy);
+  paca_sampler_params sampled;
+  paca_sampler_params_init(&sampled, sizeof sampled);
   sampled.temperature = 0.9f;
   sampled.top_p = 0.95f;
   sampled.seed = 42;
@@ -236,7 +241,8 @@ TEST(Generator, ContinuesFromTheSessionAndKeepsItUsable) {
   paca_session* s = nullptr;
   ASSERT_EQ(paca_session_create(m, nullptr, &s), PACA_OK);
   const int32_t prompt[] = {1, 5, 9};
-  paca_sampler_params sp = paca_sampler_params_default();
+  paca_sampler_params sp;
+  paca_sampler_params_init(&sp, sizeof sp);
   sp.max_new_tokens = 4;
   sp.ignore_eos = 1;
   paca_generator* g = nullptr;
@@ -281,32 +287,34 @@ TEST(Generator, BadInput) {
   // no prompt and no logits
   EXPECT_EQ(paca_generator_create(s, nullptr, 0, nullptr, nullptr, &g), PACA_ERR_STATE);
   // bad sampler params name the field and the function
-  paca_sampler_params sp = paca_sampler_params_default();
+  paca_sampler_params sp;
+  paca_sampler_params_init(&sp, sizeof sp);
   sp.top_p = 2.0f;
   EXPECT_EQ(paca_generator_create(s, prompt, 3, &sp, nullptr, &g), PACA_ERR_INVALID_ARGUMENT);
   EXPECT_NE(std::string(paca_last_error()).find("top_p"), std::string::npos) << paca_last_error();
-  sp = paca_sampler_params_default();
+  paca_sampler_params_init(&sp, sizeof sp);
   sp.n_stop_ids = 2;
   EXPECT_EQ(paca_generator_create(s, prompt, 3, &sp, nullptr, &g), PACA_ERR_INVALID_ARGUMENT);
   EXPECT_NE(std::string(paca_last_error()).find("paca_generator_create"), std::string::npos);
   // bad generator params
-  paca_generator_params gp = paca_generator_params_default();
+  paca_generator_params gp;
+  paca_generator_params_init(&gp, sizeof gp);
   gp.struct_size = 0;
   EXPECT_EQ(paca_generator_create(s, prompt, 3, nullptr, &gp, &g), PACA_ERR_INVALID_ARGUMENT);
-  gp = paca_generator_params_default();
+  paca_generator_params_init(&gp, sizeof gp);
   gp.n_stop_strings = 1;
   EXPECT_EQ(paca_generator_create(s, prompt, 3, nullptr, &gp, &g), PACA_ERR_INVALID_ARGUMENT);
   const char* nulls[] = {nullptr};
   gp.stop_strings = nulls;
   EXPECT_EQ(paca_generator_create(s, prompt, 3, nullptr, &gp, &g), PACA_ERR_INVALID_ARGUMENT);
-  gp = paca_generator_params_default();
+  paca_generator_params_init(&gp, sizeof gp);
   gp.logprobs = 2;
   EXPECT_EQ(paca_generator_create(s, prompt, 3, nullptr, &gp, &g), PACA_ERR_INVALID_ARGUMENT);
-  gp = paca_generator_params_default();
+  paca_generator_params_init(&gp, sizeof gp);
   gp.detokenize_flags = 0x80;
   EXPECT_EQ(paca_generator_create(s, prompt, 3, nullptr, &gp, &g), PACA_ERR_INVALID_ARGUMENT);
   // stop strings on a model without a tokenizer (the random test model has none)
-  gp = paca_generator_params_default();
+  paca_generator_params_init(&gp, sizeof gp);
   const char* stop[] = {"x"};
   gp.stop_strings = stop;
   gp.n_stop_strings = 1;
@@ -358,7 +366,8 @@ Result run_alone(paca_model* m, const Request& q) {
   Result r;
   paca_session* s = new_session(m, 0);
   const auto prompt = tokenize(m, q.prompt);
-  paca_generator_params gp = paca_generator_params_default();
+  paca_generator_params gp;
+  paca_generator_params_init(&gp, sizeof gp);
   const auto ptrs = c_strings(q.stops);
   gp.stop_strings = ptrs.data();
   gp.n_stop_strings = static_cast<int32_t>(ptrs.size());
@@ -399,7 +408,8 @@ std::vector<Result> run_batched(paca_model* m, const std::vector<Request>& qs, s
       if (qs[i].join_at == step) {
         sessions[i] = new_session(m, 0);
         const auto prompt = tokenize(m, qs[i].prompt);
-        paca_generator_params gp = paca_generator_params_default();
+        paca_generator_params gp;
+        paca_generator_params_init(&gp, sizeof gp);
         ptrs[i] = c_strings(qs[i].stops);
         gp.stop_strings = ptrs[i].data();
         gp.n_stop_strings = static_cast<int32_t>(ptrs[i].size());
@@ -446,7 +456,8 @@ std::vector<Result> run_batched(paca_model* m, const std::vector<Request>& qs, s
 }
 
 paca_sampler_params sampled(uint64_t seed, float temperature, int top_k, float top_p, int max_new) {
-  paca_sampler_params sp = paca_sampler_params_default();
+  paca_sampler_params sp;
+  paca_sampler_params_init(&sp, sizeof sp);
   sp.seed = seed;
   sp.temperature = temperature;
   sp.top_k = top_k;

@@ -92,7 +92,9 @@ TEST(GrammarCapi, GeneratorsAloneAndBatchedFollowTheirGrammars) {
   SKIP_WITHOUT_SHARED();
   paca_model* m = test::load_or_die(test::shared_dir() + "/models/tiny-llama3", 1);
   for (uint64_t seed = 1; seed <= 4; ++seed) {
-    paca_sampler_params a = paca_sampler_params_default(), b = paca_sampler_params_default();
+    paca_sampler_params a, b;
+    paca_sampler_params_init(&a, sizeof a);
+    paca_sampler_params_init(&b, sizeof b);
     a.temperature = b.temperature = 1.0f;
     a.seed = b.seed = seed;
     a.max_new_tokens = b.max_new_tokens = 200;
@@ -139,7 +141,8 @@ TEST(GrammarCapi, ErrorsNameThePlace) {
   SKIP_WITHOUT_SHARED();
   paca_model* m = test::load_or_die(test::shared_dir() + "/models/tiny-llama3", 1);
   paca_sampler* s = nullptr;
-  paca_sampler_params p = paca_sampler_params_default();
+  paca_sampler_params p;
+  paca_sampler_params_init(&p, sizeof p);
   p.grammar = "root ::= \"a\"\nitem ::= [b-\n";
   EXPECT_EQ(paca_sampler_create(m, &p, &s), PACA_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(s, nullptr);
@@ -174,7 +177,8 @@ TEST(GrammarCapi, ErrorsNameThePlace) {
   const std::string snap = test::temp_dir() + "/s.paca";
   EXPECT_EQ(paca_session_save_with_sampler(ss, s, snap.c_str()), PACA_ERR_UNSUPPORTED);
   // an old caller's struct (v0.2 size) has no grammar
-  paca_sampler_params old = paca_sampler_params_default();
+  paca_sampler_params old;
+  paca_sampler_params_init(&old, sizeof old);
   old.struct_size = 72;
   old.grammar = "this is not read";
   paca_sampler* s2 = nullptr;
@@ -193,7 +197,8 @@ TEST(GrammarCapi, ModelWithoutTokenizerIsAStateError) {
     paca_model_free(m);
     GTEST_SKIP() << "the small test model has a tokenizer";
   }
-  paca_sampler_params p = paca_sampler_params_default();
+  paca_sampler_params p;
+  paca_sampler_params_init(&p, sizeof p);
   p.grammar = "root ::= \"a\"";
   paca_sampler* s = nullptr;
   EXPECT_EQ(paca_sampler_create(m, &p, &s), PACA_ERR_STATE);

@@ -34,7 +34,8 @@ TEST(Hpp, GenerationEqualsTheCGenerator) {
   size_t n = 0;
   ASSERT_EQ(paca_tokenize(cm, "Once upon a time", 16, PACA_TOKENIZE_ADD_BOS, ids, 16, &n), PACA_OK);
   EXPECT_EQ(prompt, std::vector<int32_t>(ids, ids + n));
-  paca_sampler_params sp = paca_sampler_params_default();
+  paca_sampler_params sp;
+  paca_sampler_params_init(&sp, sizeof sp);
   sp.temperature = 0.8f;
   sp.seed = 3;
   sp.max_new_tokens = 30;

@@ -19,7 +19,8 @@ struct Layout {
 };
 
 paca_model* load_sharded(const std::string& path, Layout l, int n_threads = 4) {
-  paca_model_params p = paca_model_params_default();
+  paca_model_params p;
+  paca_model_params_init(&p, sizeof p);
   p.n_threads = n_threads;
   p.tensor_parallel = l.tp;
   p.pipeline_parallel = l.pp;
@@ -202,7 +203,8 @@ TEST(Parallel, BadShardingParametersAreClearErrors) {
   };
   for (const Bad& b : bad) {
     SCOPED_TRACE(b.what);
-    paca_model_params p = paca_model_params_default();
+    paca_model_params p;
+    paca_model_params_init(&p, sizeof p);
     b.set(p);
     paca_model* m = reinterpret_cast<paca_model*>(&p);  // must be overwritten with NULL
     EXPECT_EQ(paca_model_load(dir.c_str(), &p, &m), b.want) << paca_last_error();
@@ -210,7 +212,8 @@ TEST(Parallel, BadShardingParametersAreClearErrors) {
     EXPECT_NE(std::string(paca_last_error()).find(b.says), std::string::npos) << paca_last_error();
   }
   // a world of processes outside mpirun and without a rendezvous
-  paca_model_params p = paca_model_params_default();
+  paca_model_params p;
+  paca_model_params_init(&p, sizeof p);
   p.tensor_parallel = 2;
   p.world_size = 2;
   paca_model* m = nullptr;
@@ -219,7 +222,7 @@ TEST(Parallel, BadShardingParametersAreClearErrors) {
     EXPECT_NE(std::string(paca_last_error()).find("rendezvous"), std::string::npos) << paca_last_error();
   }
   // "cpu" for every rank, or one per rank, is fine
-  p = paca_model_params_default();
+  paca_model_params_init(&p, sizeof p);
   p.tensor_parallel = 2;
   p.devices = "cpu, cpu";
   ASSERT_EQ(paca_model_load(dir.c_str(), &p, &m), PACA_OK) << paca_last_error();

@@ -71,10 +71,12 @@ TEST(Plan, ShardedPlanEqualsARealShardedLoad) {
   for (int32_t tied : {0, 1}) {
     for (auto [tp, pp] : {std::pair{2, 1}, std::pair{4, 1}, std::pair{1, 2}, std::pair{2, 2}}) {
       SCOPED_TRACE("tied " + std::to_string(tied) + " tp " + std::to_string(tp) + " pp " + std::to_string(pp));
-      paca_test_model_params shape = paca_test_model_params_default();  // vocab 4096: every split is even
+      paca_test_model_params shape;  // vocab 4096: every split is even
+      paca_test_model_params_init(&shape, sizeof shape);
       shape.tied_embeddings = tied;
       shape.max_context = 256;
-      paca_model_params mp = paca_model_params_default();
+      paca_model_params mp;
+      paca_model_params_init(&mp, sizeof mp);
       mp.n_threads = 1;
       mp.tensor_parallel = tp;
       mp.pipeline_parallel = pp;

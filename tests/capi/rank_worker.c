@@ -31,7 +31,8 @@ int main(int argc, char** argv) {
     fprintf(stderr, "usage: rank_worker MODEL TP PP RANK WORLD RENDEZVOUS|- TIMEOUT_MS N PROMPT_IDS [kill|stop K]\n");
     return 2;
   }
-  paca_model_params p = paca_model_params_default();
+  paca_model_params p;
+  paca_model_params_init(&p, sizeof p);
   p.n_threads = 1;
   p.tensor_parallel = atoi(argv[2]);
   p.pipeline_parallel = atoi(argv[3]);

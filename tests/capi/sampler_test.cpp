@@ -22,7 +22,8 @@ paca_sampler* make_sampler(paca_model* m, const paca_sampler_params& p) {
 }
 
 paca_sampler_params sampling(uint64_t seed) {
-  paca_sampler_params p = paca_sampler_params_default();
+  paca_sampler_params p;
+  paca_sampler_params_init(&p, sizeof p);
   p.temperature = 0.9f;
   p.top_k = 40;
   p.top_p = 0.95f;
@@ -60,7 +61,8 @@ std::vector<int32_t> generate_fresh(paca_model* m, uint64_t seed, const std::vec
 }  // namespace
 
 TEST(SamplerAbi, DefaultsAndLayout) {
-  const paca_sampler_params p = paca_sampler_params_default();
+  paca_sampler_params p;
+  paca_sampler_params_init(&p, sizeof p);
   EXPECT_EQ(p.struct_size, sizeof(paca_sampler_params));
   EXPECT_EQ(p.temperature, 0.0f);
   EXPECT_EQ(p.top_k, 0);
@@ -101,27 +103,29 @@ TEST(SamplerAbi, RejectsInvalidValuesNamingTheField) {
       {"max_new_tokens", [](paca_sampler_params& p, float v) { p.max_new_tokens = static_cast<int32_t>(v); }, -1.0f},
   };
   for (const Case& c : cases) {
-    paca_sampler_params p = paca_sampler_params_default();
+    paca_sampler_params p;
+    paca_sampler_params_init(&p, sizeof p);
     c.set(p, c.value);
     paca_sampler* s = reinterpret_cast<paca_sampler*>(&p);  // must be overwritten with NULL
     EXPECT_EQ(paca_sampler_create(m, &p, &s), PACA_ERR_INVALID_ARGUMENT) << c.field << " = " << c.value;
     EXPECT_EQ(s, nullptr);
     EXPECT_NE(std::string(paca_last_error()).find(c.field), std::string::npos) << paca_last_error();
   }
-  paca_sampler_params p = paca_sampler_params_default();
+  paca_sampler_params p;
+  paca_sampler_params_init(&p, sizeof p);
   const int32_t bad_stop = 300;  // the vocabulary is 300
   p.stop_ids = &bad_stop;
   p.n_stop_ids = 1;
   paca_sampler* s = nullptr;
   EXPECT_EQ(paca_sampler_create(m, &p, &s), PACA_ERR_INVALID_ARGUMENT);
   EXPECT_NE(std::string(paca_last_error()).find("stop_ids"), std::string::npos) << paca_last_error();
-  p = paca_sampler_params_default();
+  paca_sampler_params_init(&p, sizeof p);
   p.struct_size = 0;
   EXPECT_EQ(paca_sampler_create(m, &p, &s), PACA_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(paca_sampler_create(nullptr, nullptr, &s), PACA_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(paca_sampler_create(m, nullptr, nullptr), PACA_ERR_INVALID_ARGUMENT);
   // an older caller's smaller struct: fields past struct_size take their defaults
-  p = paca_sampler_params_default();
+  paca_sampler_params_init(&p, sizeof p);
   p.struct_size = offsetof(paca_sampler_params, top_k);
   p.temperature = 0.5f;
   p.top_p = -3.0f;  // past struct_size: ignored
@@ -300,7 +304,8 @@ TEST(SamplerAbi, StopReasons) {
   ASSERT_EQ(paca_model_get_info(m, &info), PACA_OK);
   ASSERT_GE(info.n_eos_ids, 1);
   const int32_t eos = info.eos_ids[0];
-  paca_sampler_params p = paca_sampler_params_default();
+  paca_sampler_params p;
+  paca_sampler_params_init(&p, sizeof p);
   const int32_t stops[] = {11, 12};
   p.stop_ids = stops;
   p.n_stop_ids = 2;

@@ -143,7 +143,8 @@ TEST(Session, RewindThenReplayReproducesLogits) {
 TEST(Session, ContextFullLeavesSessionUnchanged) {
   paca_model* m = test::load_or_die(test::make_small_model());
   ASSERT_NE(m, nullptr);
-  paca_session_params sp = paca_session_params_default();
+  paca_session_params sp;
+  paca_session_params_init(&sp, sizeof sp);
   sp.n_ctx = 24;
   paca_session* s = nullptr;
   ASSERT_EQ(paca_session_create(m, &sp, &s), PACA_OK);
@@ -170,7 +171,8 @@ TEST(Session, ContextFullLeavesSessionUnchanged) {
 // same bits as the unbounded pool.
 TEST(Session, KvMemoryFraction) {
   const std::string dir = test::make_small_model();
-  paca_model_params p = paca_model_params_default();
+  paca_model_params p;
+  paca_model_params_init(&p, sizeof p);
   EXPECT_EQ(p.kv_memory_fraction, 0.0f);
   p.n_threads = 2;
   paca_model* m = nullptr;
@@ -206,7 +208,8 @@ TEST(Session, KvMemoryFraction) {
 TEST(Session, LongPrefillIsChunkedCorrectly) {
   // 600 tokens cross the 256-token step size twice and many 16-token KV blocks.
   std::string dir = test::temp_dir() + "/m";
-  paca_test_model_params p = paca_test_model_params_default();
+  paca_test_model_params p;
+  paca_test_model_params_init(&p, sizeof p);
   p.dim = 32;
   p.n_layers = 1;
   p.n_heads = 2;
@@ -228,7 +231,8 @@ TEST(Session, Bf16KvCacheIsCloseToF32) {
   std::string dir = test::make_small_model();
   auto prompt = some_tokens(40, 300);
   paca_model* m32 = test::load_or_die(dir);
-  paca_model_params p = paca_model_params_default();
+  paca_model_params p;
+  paca_model_params_init(&p, sizeof p);
   p.kv_dtype = PACA_KV_BF16;
   p.kv_block_tokens = 5;  // an odd block size as well
   paca_model* m16 = nullptr;
@@ -251,7 +255,8 @@ TEST(Session, Bf16KvCacheIsCloseToF32) {
 // same bytes and logits as asking for f32). Unknown values are refused.
 TEST(Session, DefaultKvDtypeIsF32OnTheCpu) {
   std::string dir = test::make_small_model();
-  paca_model_params p = paca_model_params_default();
+  paca_model_params p;
+  paca_model_params_init(&p, sizeof p);
   EXPECT_EQ(p.kv_dtype, PACA_KV_AUTO);
   paca_model* automatic = nullptr;
   ASSERT_EQ(paca_model_load(dir.c_str(), &p, &automatic), PACA_OK) << paca_last_error();
@@ -285,7 +290,8 @@ int32_t abort_at_half(void* user, float f) {
 TEST(Session, ProgressCallbackCanAbortLoad) {
   std::string dir = test::make_small_model();
   int calls = 0;
-  paca_model_params p = paca_model_params_default();
+  paca_model_params p;
+  paca_model_params_init(&p, sizeof p);
   p.progress = abort_at_half;
   p.progress_user = &calls;
   paca_model* m = nullptr;
@@ -328,7 +334,8 @@ TEST(Session, LoadModesGiveTheSameLogits) {
   // refused.
   std::string dir = test::make_small_model(11);
   auto prompt = some_tokens(24, 300);
-  paca_model_params p = paca_model_params_default();
+  paca_model_params p;
+  paca_model_params_init(&p, sizeof p);
   EXPECT_EQ(p.load_mode, PACA_LOAD_AUTO);
   p.n_threads = 2;
   std::vector<float> ref;
@@ -356,7 +363,8 @@ TEST(Session, LoadModesGiveTheSameLogits) {
 TEST(Session, SyntheticModelEqualsWrittenTestModel) {
   // paca_model_load_synthetic builds in memory the model paca_make_test_model
   // writes: same logits, bit for bit.
-  paca_test_model_params shape = paca_test_model_params_default();  // the shape of make_small_model
+  paca_test_model_params shape;  // the shape of make_small_model
+  paca_test_model_params_init(&shape, sizeof shape);
   shape.seed = 11;
   shape.dim = 64;
   shape.n_layers = 2;
@@ -367,7 +375,8 @@ TEST(Session, SyntheticModelEqualsWrittenTestModel) {
   shape.max_context = 64;
   std::string dir = test::make_small_model(11);
   paca_model* written = test::load_or_die(dir, 2);
-  paca_model_params p = paca_model_params_default();
+  paca_model_params p;
+  paca_model_params_init(&p, sizeof p);
   p.n_threads = 2;
   paca_model* synthetic = nullptr;
   ASSERT_EQ(paca_model_load_synthetic(&shape, &p, &synthetic), PACA_OK) << paca_last_error();
@@ -388,7 +397,8 @@ TEST(Session, SyntheticModelEqualsWrittenTestModel) {
   paca_model_free(written);
 
   // Too big for this machine: a clear error with the sizes, nothing loaded.
-  paca_test_model_params huge = paca_test_model_params_default();
+  paca_test_model_params huge;
+  paca_test_model_params_init(&huge, sizeof huge);
   huge.dim = 16384;
   huge.n_heads = 128;
   huge.n_kv_heads = 8;

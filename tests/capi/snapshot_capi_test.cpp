@@ -90,7 +90,8 @@ std::vector<int32_t> prompt_for(paca_model* m, size_t n) {
 }
 
 paca_sampler* make_sampler(paca_model* m, bool seeded) {
-  paca_sampler_params sp = paca_sampler_params_default();
+  paca_sampler_params sp;
+  paca_sampler_params_init(&sp, sizeof sp);
   sp.ignore_eos = 1;
   if (seeded) {
     sp.temperature = 0.9f;
@@ -401,7 +402,8 @@ TEST(SnapshotBadInput, WrongModelAndMissingFile) {
   EXPECT_NE(std::string(paca_last_error()).find("different model"), std::string::npos) << paca_last_error();
   EXPECT_EQ(s, nullptr);
   // another KV dtype of the same model
-  paca_model_params mp = paca_model_params_default();
+  paca_model_params mp;
+  paca_model_params_init(&mp, sizeof mp);
   mp.kv_dtype = PACA_KV_BF16;
   paca_model* bf16 = nullptr;
   ASSERT_EQ(paca_model_load(test::make_small_model(31).c_str(), &mp, &bf16), PACA_OK);

@@ -45,7 +45,8 @@ void write_text(const std::string& path, const std::string& text) {
 }
 
 paca_model* load_or_die(const std::string& path, int n_threads) {
-  paca_model_params p = paca_model_params_default();
+  paca_model_params p;
+  paca_model_params_init(&p, sizeof p);
   p.n_threads = n_threads;
   paca_model* m = nullptr;
   paca_status s = paca_model_load(path.c_str(), &p, &m);
@@ -65,7 +66,8 @@ double rel_l2(const float* a, const float* b, size_t n) {
 
 std::string make_small_model(uint64_t seed) {
   std::string dir = temp_dir() + "/model";
-  paca_test_model_params p = paca_test_model_params_default();
+  paca_test_model_params p;
+  paca_test_model_params_init(&p, sizeof p);
   p.seed = seed;
   p.dim = 64;
   p.n_layers = 2;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <paca/paca.h>
+#include <paca/paca_experimental.h>
 
 #include <string>
 #include <vector>

@@ -236,7 +236,8 @@ TEST(Tokenizer, Llama2cTokenizerBesideOrByPath) {
   EXPECT_NE(std::string(paca_last_error()).find("tok512.bin"), std::string::npos) << paca_last_error();
   paca_model_free(m);
   // tokenizer_path names it
-  paca_model_params p = paca_model_params_default();
+  paca_model_params p;
+  paca_model_params_init(&p, sizeof p);
   p.n_threads = 1;
   std::string tok = stories + "tok512.bin";
   p.tokenizer_path = tok.c_str();

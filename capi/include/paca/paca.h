@@ -10,9 +10,17 @@
  *    last error on the calling thread is available from paca_last_error().
  *    No exception, abort() or exit() ever crosses this boundary.
  *  - Output parameters come last and are named out_*.
- *  - Parameter structs start with uint32_t struct_size; obtain defaults from
- *    paca_X_params_default(); pass NULL for defaults. Fields are only ever
- *    appended, so a caller compiled against an older header keeps working.
+ *  - Parameter structs start with uint32_t struct_size. Fill one with its
+ *    defaults by pointer and size, paca_X_params_init(&p, sizeof p), then set
+ *    the fields you want; or pass NULL for all defaults. Fields are only ever
+ *    appended, each after the previous version's sizeof (tail padding is
+ *    never reused), so a caller compiled against an older header keeps
+ *    working, and a struct_size larger than the library knows is accepted
+ *    when the bytes it does not know are zero. (v0.1's by-value
+ *    paca_X_params_default() functions stay exported for binaries built
+ *    against v0.1, returning v0.1's layouts; they are not declared here.)
+ *  - Entry points whose form may still change are in paca/paca_experimental.h
+ *    and outside the guarantees above.
  *  - Strings are UTF-8 and NUL-terminated unless a length is given.
  *
  * Thread safety
@@ -46,8 +54,10 @@ extern "C" {
 #endif
 
 /* ---- versions ------------------------------------------------------------ */
+/* The one place the version is written: CMake, pkg-config, paca_version()
+   and the bindings take it from here. */
 #define PACA_VERSION_MAJOR 0
-#define PACA_VERSION_MINOR 2
+#define PACA_VERSION_MINOR 4
 #define PACA_VERSION_PATCH 0
 /* Bumped on any incompatible ABI change; equals the shared library SOVERSION. */
 #define PACA_ABI_VERSION 0
@@ -142,7 +152,7 @@ typedef enum paca_load_mode {
   PACA_LOAD_READ = 1, /* read them into anonymous memory that asks for transparent huge pages:
                          the load reads every byte, memory is private to the process, and CPU
                          decode streams the weights faster (fewer TLB misses) */
-  PACA_LOAD_AUTO = 2  /* the default of paca_model_params_default (since v0.2): on the CPU, read
+  PACA_LOAD_AUTO = 2  /* the default of paca_model_params_init (since v0.2): on the CPU, read
                          each weight file that takes at most half of the memory available
                          (MemAvailable) at load time and map larger ones; map for a GPU device.
                          paca_model_info.load_mode tells what was done. */
@@ -168,7 +178,9 @@ typedef struct paca_model_params {
   int32_t weight_dtype;       /* paca_weight_dtype: quantize linear weights at load */
   int32_t fp8_targets;        /* PACA_FP8_* flags for quantizing at load; 0 = Meta's recipe */
   int32_t fp8_mode;           /* paca_fp8_mode: how FP8 matmuls treat activations */
-  /* Since v0.2. */
+  /* Since v0.2. load_mode lies in v0.1's tail padding (v0.1's sizeof is 88
+     on LP64): a struct_size of exactly v0.1's size reads as v0.1, leaving
+     load_mode at its default. Later fields never reuse padding. */
   int32_t load_mode;          /* paca_load_mode */
   /* Since v0.2: sharding. With tensor_parallel x pipeline_parallel > 1 and
      world_size <= 1, every rank runs in this process (on the CPU: as threads,
@@ -207,8 +219,13 @@ typedef struct paca_model_params {
   float kv_memory_fraction;
 } paca_model_params;
 
-/** Default model parameters. Since v0.1. */
-PACA_API paca_model_params paca_model_params_default(void);
+/**
+ * Default model parameters.
+ * paca_model_params_init(&p, sizeof p) fills the first `size` bytes of *p
+ * with them and sets struct_size = size. PACA_ERR_INVALID_ARGUMENT when p is
+ * NULL or size < sizeof(uint32_t). Since v0.4 (v0.1-v0.3: by-value _default()).
+ */
+PACA_API paca_status paca_model_params_init(paca_model_params* p, size_t size);
 
 /**
  * Loads a model. The format is detected from the path's contents:
@@ -292,8 +309,13 @@ typedef struct paca_session_params {
   int32_t n_ctx;          /* context length in tokens; 0 = the model's max_context */
 } paca_session_params;
 
-/** Default session parameters. Since v0.1. */
-PACA_API paca_session_params paca_session_params_default(void);
+/**
+ * Default session parameters.
+ * paca_session_params_init(&p, sizeof p) fills the first `size` bytes of *p
+ * with them and sets struct_size = size. PACA_ERR_INVALID_ARGUMENT when p is
+ * NULL or size < sizeof(uint32_t). Since v0.4 (v0.1-v0.3: by-value _default()).
+ */
+PACA_API paca_status paca_session_params_init(paca_session_params* p, size_t size);
 
 /**
  * Creates a session: one sequence with its own KV cache (allocated block by
@@ -353,80 +375,6 @@ PACA_API paca_status paca_session_tokens(const paca_session* session, int32_t* b
  * next prefill/decode starts. Since v0.1.
  */
 PACA_API void paca_session_cancel(paca_session* session);
-
-/* ---- tools --------------------------------------------------------------- */
-typedef struct paca_test_model_params {
-  uint32_t struct_size;  /* sizeof(paca_test_model_params) */
-  uint64_t seed;
-  int32_t dim;
-  int32_t n_layers;
-  int32_t n_heads;
-  int32_t n_kv_heads;
-  int32_t ffn_dim;
-  int32_t n_vocab;
-  int32_t max_context;
-  float rope_theta;
-  int32_t tied_embeddings;
-} paca_test_model_params;
-
-/** Defaults: a ~1M-parameter Llama-3-shaped model (GQA, vocab 4096). Since v0.1. */
-PACA_API paca_test_model_params paca_test_model_params_default(void);
-
-/**
- * Writes a seeded-random Llama checkpoint in Hugging Face layout (config.json,
- * generation_config.json, model.safetensors in BF16) into directory dir,
- * creating it if needed. The text such a model writes is meaningless; it exists
- * so that everything can be run without downloading weights. Since v0.1.
- */
-PACA_API paca_status paca_make_test_model(const char* dir, const paca_test_model_params* params);
-
-/**
- * Builds the model paca_make_test_model would write, in memory only (its
- * weights equal the written model's bit for bit), and loads it with params
- * (tokenizer_path must be NULL: it has no tokenizer). Meant for benchmarks of
- * shapes too large to write to disk: returns PACA_ERR_OUT_OF_MEMORY, naming
- * the sizes, when its BF16 weights would take more than 3/4 of physical
- * memory. Since v0.2.
- */
-PACA_API paca_status paca_model_load_synthetic(const paca_test_model_params* shape, const paca_model_params* params,
-                                               paca_model** out_model);
-
-/**
- * Fills *out with a named Llama shape (head_dim = dim / n_heads in all of
- * them): "llama2-7b", "llama2-13b", "llama2-70b", "llama3-8b", "llama3-70b",
- * "llama3.1-8b", "llama3.1-70b", "llama3.1-405b", "llama3.2-1b",
- * "llama3.2-3b", and the test shapes "tiny" and "110m"; seed and the fields
- * not given by the shape keep their defaults. An unknown name is
- * PACA_ERR_INVALID_ARGUMENT listing the known ones. Since v0.2.
- */
-PACA_API paca_status paca_test_model_params_for_shape(const char* name, paca_test_model_params* out);
-
-/* ---- planning ------------------------------------------------------------ */
-/**
- * The paper plan of a sharded deployment, as JSON. request_json:
- *   {"shape": "llama3.1-405b" | {"dim", "n_layers", "n_heads", "n_kv_heads",
- *             "head_dim", "ffn_dim", "n_vocab", "tied_embeddings"},
- *    "tp": 8, "pp": 1, "weights": "bf16" | "fp8", "fp8_attention": false,
- *    "fp8_keep_first_last": true, "kv_dtype": "bf16" | "f32" | "fp8",
- *    "context": 131072, "batch": 8, "prefill_chunk": 256,
- *    "device_memory_gb": 80, "reserve_gb": 1.07}
- * (only "shape" is required). The answer lists, per rank (stage-major), its
- * layers and the bytes of its weights, KV cache and workspace, and whether
- * the largest rank fits device memory minus the reserve:
- *   {"shape": {...}, "tp", "pp", "weights", "kv_dtype", "context", "batch",
- *    "kv_heads_per_rank", "kv_bytes_per_token_per_rank",
- *    "ranks": [{"tp_rank", "stage", "layers": [first, count], "weight_bytes",
- *               "kv_bytes", "workspace_bytes", "total_bytes"}],
- *    "max_rank_bytes", "fits"}
- * The split is that of paca's tensor/pipeline parallelism: q/k/v/gate/up by
- * output rows (whole heads; kv heads replicated when tp exceeds their count),
- * o/down by input columns, embedding and LM head by vocabulary, norms
- * replicated; FP8 weights carry one f32 scale per output row. A layout that
- * cannot be split (tp not dividing the heads or the FFN) is
- * PACA_ERR_INVALID_ARGUMENT naming why. Buffer rules as paca_chat_format.
- * Since v0.2.
- */
-PACA_API paca_status paca_plan_json(const char* request_json, char* buf, size_t cap, size_t* out_needed);
 
 /* ---- quantization ------------------------------------------------------- */
 /**
@@ -627,8 +575,13 @@ typedef struct paca_chat_params {
                                       template's strftime_now (reproducible dates) */
 } paca_chat_params;
 
-/** Default chat parameters (add_generation_prompt 1, everything else unset). Since v0.1. */
-PACA_API paca_chat_params paca_chat_params_default(void);
+/**
+ * Default chat parameters (add_generation_prompt 1, everything else unset).
+ * paca_chat_params_init(&p, sizeof p) fills the first `size` bytes of *p
+ * with them and sets struct_size = size. PACA_ERR_INVALID_ARGUMENT when p is
+ * NULL or size < sizeof(uint32_t). Since v0.4 (v0.1-v0.3: by-value _default()).
+ */
+PACA_API paca_status paca_chat_params_init(paca_chat_params* p, size_t size);
 
 /**
  * Renders a conversation (messages_json, see above) into prompt text with the
@@ -795,8 +748,13 @@ typedef struct paca_sampler_params {
   const char* json_schema;   /* JSON Schema text (NUL-terminated), or NULL / "" (default); at most one of the two */
 } paca_sampler_params;
 
-/** Default sampler parameters: greedy, no penalties, no limits. Since v0.1. */
-PACA_API paca_sampler_params paca_sampler_params_default(void);
+/**
+ * Default sampler parameters: greedy, no penalties, no limits.
+ * paca_sampler_params_init(&p, sizeof p) fills the first `size` bytes of *p
+ * with them and sets struct_size = size. PACA_ERR_INVALID_ARGUMENT when p is
+ * NULL or size < sizeof(uint32_t). Since v0.4 (v0.1-v0.3: by-value _default()).
+ */
+PACA_API paca_status paca_sampler_params_init(paca_sampler_params* p, size_t size);
 
 /**
  * Creates a sampler for the model's vocabulary; it copies what it needs from
@@ -968,8 +926,13 @@ typedef struct paca_generator_params {
                                         when the session holds text (any token but BOS). */
 } paca_generator_params;
 
-/** Default generator parameters: no stop strings, no log-probabilities. Since v0.2. */
-PACA_API paca_generator_params paca_generator_params_default(void);
+/**
+ * Default generator parameters: no stop strings, no log-probabilities.
+ * paca_generator_params_init(&p, sizeof p) fills the first `size` bytes of *p
+ * with them and sets struct_size = size. PACA_ERR_INVALID_ARGUMENT when p is
+ * NULL or size < sizeof(uint32_t). Since v0.4 (v0.1-v0.3: by-value _default()).
+ */
+PACA_API paca_status paca_generator_params_init(paca_generator_params* p, size_t size);
 
 /**
  * Starts a generation on session: prefills the n_prompt tokens of prompt
@@ -1139,8 +1102,13 @@ typedef struct paca_engine_params {
   int32_t manual_step;      /* 1: no scheduler thread; the caller runs paca_engine_step (default 0) */
 } paca_engine_params;
 
-/** Fills *params with the defaults and sets struct_size. Since v0.4. */
-PACA_API void paca_engine_params_init(paca_engine_params* params);
+/**
+ * Default engine parameters.
+ * paca_engine_params_init(&p, sizeof p) fills the first `size` bytes of *p
+ * with them and sets struct_size = size. PACA_ERR_INVALID_ARGUMENT when p is
+ * NULL or size < sizeof(uint32_t). Since v0.4.
+ */
+PACA_API paca_status paca_engine_params_init(paca_engine_params* p, size_t size);
 
 /**
  * One event of a request: a token and its text, or its end. A request's last
@@ -1184,8 +1152,13 @@ typedef struct paca_request_params {
   void* user_data;                   /* passed to callback */
 } paca_request_params;
 
-/** Fills *params with the defaults and sets struct_size. Since v0.4. */
-PACA_API void paca_request_params_init(paca_request_params* params);
+/**
+ * Default request parameters.
+ * paca_request_params_init(&p, sizeof p) fills the first `size` bytes of *p
+ * with them and sets struct_size = size. PACA_ERR_INVALID_ARGUMENT when p is
+ * NULL or size < sizeof(uint32_t). Since v0.4.
+ */
+PACA_API paca_status paca_request_params_init(paca_request_params* p, size_t size);
 
 /**
  * An engine on model (NULL params: defaults). Like a session it keeps the

@@ -111,7 +111,8 @@ class Model {
 class Session {
  public:
   explicit Session(const Model& model, int32_t n_ctx = 0) {
-    paca_session_params p = paca_session_params_default();
+    paca_session_params p;
+    paca_session_params_init(&p, sizeof p);
     p.n_ctx = n_ctx;
     paca_session* s = nullptr;
     check(paca_session_create(model.get(), &p, &s));
@@ -161,7 +162,8 @@ class Generator {
       ptrs.push_back(s.data());
       lens.push_back(s.size());
     }
-    paca_generator_params p = paca_generator_params_default();
+    paca_generator_params p;
+    paca_generator_params_init(&p, sizeof p);
     p.stop_strings = ptrs.data();
     p.stop_lengths = lens.data();
     p.n_stop_strings = static_cast<int32_t>(ptrs.size());
