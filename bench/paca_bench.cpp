@@ -23,6 +23,7 @@
 // all: every linear weight of every layer); --fp8-mode how their matmuls
 // treat activations (paca_fp8_mode). The decode bound counts the weights'
 // stored bytes, FP8 codes at one byte each.
+#include "dev_env.h"
 #include <paca/paca.h>
 #include <paca/paca_experimental.h>
 #include <sys/resource.h>
@@ -254,6 +255,7 @@ int main(int argc, char** argv) {
   paca_model_params mp;
 
   paca_model_params_init(&mp, sizeof mp);
+  paca_cli::apply_developer_env(&mp);
   mp.n_threads = threads;
   mp.device = device.c_str();
   mp.load_mode = load_mode;

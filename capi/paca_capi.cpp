@@ -87,6 +87,19 @@ paca_status load_options_of(const paca_model_params& p, const char* fn, paca::Lo
                f + ": kv_memory_fraction must be 0 (no reservation) or in (0, 1]");
   PACA_REQUIRE(p.load_mode == PACA_LOAD_MMAP || p.load_mode == PACA_LOAD_READ || p.load_mode == PACA_LOAD_AUTO,
                f + ": unknown load_mode");
+  for (const auto& [value, name] : {std::pair{p.cuda_graphs, "cuda_graphs"}, {p.cuda_fp8_decode_w8a16, "cuda_fp8_decode_w8a16"},
+                                    {p.cuda_fp8_prefill_w8a8, "cuda_fp8_prefill_w8a8"},
+                                    {p.cuda_fp8_fused_norm, "cuda_fp8_fused_norm"}})
+    PACA_REQUIRE(value == 0 || value == 1, f + ": " + name + " must be 0 or 1");
+  if (p.cpu_isa != nullptr) {
+    const size_t n = strnlen(p.cpu_isa, 64);
+    PACA_REQUIRE(n < 64, f + ": cpu_isa is not a kernel set's name");
+    opt.backend.cpu_isa.assign(p.cpu_isa, n);
+  }
+  opt.backend.cuda_graphs = p.cuda_graphs == 1;
+  opt.backend.cuda_fp8_decode_w8a16 = p.cuda_fp8_decode_w8a16 == 1;
+  opt.backend.cuda_fp8_prefill_w8a8 = p.cuda_fp8_prefill_w8a8 == 1;
+  opt.backend.cuda_fp8_fused_norm = p.cuda_fp8_fused_norm == 1;
   opt.quantize_fp8 = p.weight_dtype == PACA_WEIGHTS_FP8;
   if (p.fp8_targets != 0) {
     opt.fp8.mlp = (p.fp8_targets & PACA_FP8_MLP) != 0;
@@ -167,6 +180,11 @@ paca_model_params default_model_params() {
   p.rank = -1;
   p.world_size = 1;
   p.comm_timeout_ms = 60000;
+  p.cpu_isa = nullptr;
+  p.cuda_graphs = 1;
+  p.cuda_fp8_decode_w8a16 = 0;
+  p.cuda_fp8_prefill_w8a8 = 0;
+  p.cuda_fp8_fused_norm = 1;
   return p;
 }
 

@@ -1560,9 +1560,13 @@ GraphStats graph_stats(const Backend& backend) {
 
 namespace paca {
 
-std::unique_ptr<Backend> make_cuda_backend(int index) {
+std::unique_ptr<Backend> make_cuda_backend(int index, const BackendSettings& settings) {
   cuda::CudaBackendOptions opt;
   opt.device = index;
+  opt.graphs = settings.cuda_graphs;
+  opt.fp8_decode_w8a16 = settings.cuda_fp8_decode_w8a16;
+  opt.fp8_prefill_w8a8 = settings.cuda_fp8_prefill_w8a8;
+  opt.fp8_fused_norm = settings.cuda_fp8_fused_norm;
   return cuda::make_cuda_backend(opt);
 }
 

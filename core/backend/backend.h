@@ -183,19 +183,33 @@ class Backend {
   }
 };
 
-// A CPU backend with n_threads workers (<= 0: all hardware threads).
-std::unique_ptr<Backend> make_cpu_backend(int n_threads);
+// Settings that choose which kernels run, and so can change the last bits of
+// the results (paca_model_params' cpu_isa and cuda_* fields). The library
+// never reads them from the environment; the paca command does, as developer
+// overrides.
+struct BackendSettings {
+  std::string cpu_isa;                 // CPU kernels: "" or "auto" = the best this CPU runs, else cpu::Kernels::isa
+  bool cuda_graphs = true;             // CUDA: record decode steps as graphs and replay them
+  bool cuda_fp8_decode_w8a16 = false;  // CUDA FP8: w8a8 weights run weight-only at decode
+  bool cuda_fp8_prefill_w8a8 = false;  // CUDA FP8: weight-only weights quantize activations at prefill
+  bool cuda_fp8_fused_norm = true;     // CUDA FP8: norms quantize their output for their first reader
+};
+
+// A CPU backend with n_threads workers (<= 0: all hardware threads) on the
+// kernels named cpu_isa ("" or "auto": the best this CPU runs). Throws
+// Error(invalid_argument) for an ISA this build or CPU cannot run, listing those it can.
+std::unique_ptr<Backend> make_cpu_backend(int n_threads, const std::string& cpu_isa = "");
 
 // The CUDA backend on device `index` (cuda/cuda_backend.cpp). Throws
 // Error(device) when this build has no CUDA backend, when there is no usable
 // CUDA device (the message starts with the reason, e.g. "no CUDA device: ...")
 // or when index is out of range.
-std::unique_ptr<Backend> make_cuda_backend(int index);
+std::unique_ptr<Backend> make_cuda_backend(int index, const BackendSettings& settings = {});
 
 // The backend a device string names: "cpu" (n_threads workers), "cuda"
 // (= "cuda:0") or "cuda:N". Throws Error(invalid_argument) for any other
 // string and Error(device) when the device is unavailable (backend/factory.cpp).
-std::unique_ptr<Backend> make_backend(const std::string& device, int n_threads);
+std::unique_ptr<Backend> make_backend(const std::string& device, int n_threads, const BackendSettings& settings = {});
 // The CUDA device index of a "cuda" / "cuda:N" string; -1 for anything else
 // (a malformed "cuda:..." included).
 int parse_cuda_device(const std::string& device);

@@ -27,10 +27,10 @@ int parse_cuda_device(const std::string& device) {
   return index;
 }
 
-std::unique_ptr<Backend> make_backend(const std::string& device, int n_threads) {
-  if (device == "cpu") return make_cpu_backend(n_threads);
+std::unique_ptr<Backend> make_backend(const std::string& device, int n_threads, const BackendSettings& settings) {
+  if (device == "cpu") return make_cpu_backend(n_threads, settings.cpu_isa);
   const int index = parse_cuda_device(device);
-  if (index >= 0) return make_cuda_backend(index);
+  if (index >= 0) return make_cuda_backend(index, settings);
   fail(Status::invalid_argument, "unknown device '{}' (expected \"cpu\", \"cuda\" or \"cuda:N\")", device);
 }
 

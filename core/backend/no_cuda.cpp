@@ -5,7 +5,7 @@
 
 namespace paca {
 
-std::unique_ptr<Backend> make_cuda_backend(int index) {
+std::unique_ptr<Backend> make_cuda_backend(int index, const BackendSettings&) {
   fail(Status::device, "device 'cuda:{}' is unavailable: this build of paca has no CUDA backend (built with PACA_CUDA=OFF "
        "or without nvcc)", index);
 }

@@ -102,13 +102,13 @@ std::unique_ptr<LlamaModel> load_on(std::unique_ptr<Checkpoint> ck, const LoadOp
 std::unique_ptr<LlamaModel> load_model(const std::string& path, const LoadOptions& opt) {
   check_device(opt);
   // the device first: an unavailable one fails before any file is read
-  std::unique_ptr<Backend> backend = make_backend(opt.device, opt.model.n_threads);
+  std::unique_ptr<Backend> backend = make_backend(opt.device, opt.model.n_threads, opt.backend);
   return load_on(open_for(path, opt), opt, std::move(backend));
 }
 
 std::unique_ptr<LlamaModel> load_model(std::unique_ptr<Checkpoint> ck, const LoadOptions& opt) {
   check_device(opt);
-  return load_on(std::move(ck), opt, make_backend(opt.device, opt.model.n_threads));
+  return load_on(std::move(ck), opt, make_backend(opt.device, opt.model.n_threads, opt.backend));
 }
 
 std::unique_ptr<ModelRunner> load_runner(const std::string& path, const LoadOptions& opt) {
@@ -126,7 +126,8 @@ std::unique_ptr<ModelRunner> load_runner(std::unique_ptr<Checkpoint> ck, const L
   so.pp = opt.pipeline_parallel;
   so.n_threads = opt.model.n_threads;
   so.timeout = opt.world.timeout;
-  so.device = opt.device;  // every rank of this process on it (CUDA: see ShardedModel)
+  so.device = opt.device;
+  so.backend = opt.backend;  // every rank of this process on it (CUDA: see ShardedModel)
   so.progress = opt.progress;
   // the layout is checked against the model before any process connects
   tp_layout(ck->config, so.tp);

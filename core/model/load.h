@@ -16,6 +16,7 @@ namespace paca {
 struct LoadOptions {
   ModelOptions model;
   std::string device = "cpu";
+  BackendSettings backend;     // which kernels run (CPU ISA, CUDA graphs and FP8 paths)
   std::string tokenizer_path;  // "" = the checkpoint's own tokenizer (see attach_tokenizer)
   // how the weight files come into memory (see MappedFile); automatic maps
   // them for a GPU device, whose weights are copied to the device anyway

@@ -89,7 +89,7 @@ ShardedModel::ShardedModel(std::unique_ptr<Checkpoint> full, ShardOptions so, co
     std::exception_ptr backend_error;
     if (nccl_why.empty()) {
       try {
-        first_backend = make_backend(so.device, threads);
+        first_backend = make_backend(so.device, threads, so.backend);
       } catch (const Error&) {
         backend_error = std::current_exception();
       }
@@ -111,7 +111,7 @@ ShardedModel::ShardedModel(std::unique_ptr<Checkpoint> full, ShardOptions so, co
     l.at.stage = r / so.tp;
     l.at.tp_rank = r % so.tp;
     l.at.layers = stages[static_cast<size_t>(l.at.stage)];
-    std::unique_ptr<Backend> be = first_backend ? std::move(first_backend) : make_backend(so.device, o.n_threads);
+    std::unique_ptr<Backend> be = first_backend ? std::move(first_backend) : make_backend(so.device, o.n_threads, so.backend);
     l.model = std::make_unique<LlamaModel>(shard_checkpoint(*full_, tpl, l.at.tp_rank, l.at.layers, l.at.stage, so.pp),
                                            std::move(be), o);
     weight_bytes_ += l.model->weight_bytes();

@@ -53,6 +53,7 @@ struct ShardOptions {
   std::unique_ptr<Communicator> world;
   // The device of every rank of this process: "cpu", "cuda" or "cuda:N".
   std::string device = "cpu";
+  BackendSettings backend;  // the kernels every rank's backend runs
   // How CUDA ranks talk. automatic: NCCL between processes, host staging
   // between the ranks of this process (they share its one device). host:
   // host staging always (StagedComm over the host communicators). nccl:

@@ -15,6 +15,7 @@
 //   paca make-test-model DIR [--seed N] [--dim N] [--layers N] [--heads N] [--kv-heads N] [--ffn N] [--vocab N]
 //   paca serve -m PATH [--port N] ...   (serve.cpp: an OpenAI-compatible HTTP server; needs cpp-httplib)
 #include <nlohmann/json.hpp>
+#include "dev_env.h"
 #include <paca/paca.h>
 #include <paca/paca_experimental.h>
 #include <unistd.h>
@@ -294,6 +295,7 @@ paca_model* load(const Args& a, double* load_ms) {
   if (a.model.empty()) die("-m PATH is required");
   paca_model_params mp;
   paca_model_params_init(&mp, sizeof mp);
+  paca_cli::apply_developer_env(&mp);
   mp.n_threads = static_cast<int32_t>(a.threads);
   mp.weight_dtype = a.weight_dtype;
   mp.fp8_mode = a.fp8_mode;

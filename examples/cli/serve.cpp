@@ -27,6 +27,7 @@
 // some connections are reset. The server is meant for many clients.
 #define CPPHTTPLIB_LISTEN_BACKLOG 1024
 #include <httplib.h>
+#include "dev_env.h"
 #include <paca/paca.h>
 #include <pthread.h>
 #include <signal.h>
@@ -807,6 +808,7 @@ int cmd_serve(int argc, char** argv) {
   paca_model_params mp;
 
   paca_model_params_init(&mp, sizeof mp);
+  paca_cli::apply_developer_env(&mp);
   mp.n_threads = static_cast<int32_t>(o.threads);
   mp.device = o.device.empty() ? nullptr : o.device.c_str();
   mp.kv_memory_fraction = o.kv_memory_fraction;

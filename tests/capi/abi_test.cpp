@@ -12,7 +12,7 @@ namespace {
 
 TEST(Abi, ParamsStructLayoutIsPinned) {
   // x86-64 / aarch64 LP64 layouts.
-  EXPECT_EQ(sizeof(paca_model_params), 128u);
+  EXPECT_EQ(sizeof(paca_model_params), 152u);
   EXPECT_EQ(offsetof(paca_model_params, n_threads), 4u);
   EXPECT_EQ(offsetof(paca_model_params, device), 8u);
   EXPECT_EQ(offsetof(paca_model_params, progress), 16u);
@@ -35,6 +35,11 @@ TEST(Abi, ParamsStructLayoutIsPinned) {
   EXPECT_EQ(offsetof(paca_model_params, rendezvous), 112u);
   EXPECT_EQ(offsetof(paca_model_params, comm_timeout_ms), 120u);
   EXPECT_EQ(offsetof(paca_model_params, kv_memory_fraction), 124u);  // v0.2, in what was tail padding
+  EXPECT_EQ(offsetof(paca_model_params, cpu_isa), 128u);             // v0.4: kernels, after v0.2's sizeof
+  EXPECT_EQ(offsetof(paca_model_params, cuda_graphs), 136u);
+  EXPECT_EQ(offsetof(paca_model_params, cuda_fp8_decode_w8a16), 140u);
+  EXPECT_EQ(offsetof(paca_model_params, cuda_fp8_prefill_w8a8), 144u);
+  EXPECT_EQ(offsetof(paca_model_params, cuda_fp8_fused_norm), 148u);
 
   EXPECT_EQ(sizeof(paca_session_params), 8u);
   EXPECT_EQ(offsetof(paca_session_params, n_ctx), 4u);
@@ -169,7 +174,7 @@ TEST(Abi, NewerCallersPassLargerStructsWithZeroTails) {
   n.field_of_a_later_version = 5;  // this library cannot honour it: refused, not ignored
   EXPECT_EQ(paca_model_load(dir.c_str(), &n.p, &m), PACA_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(m, nullptr);
-  EXPECT_NE(std::string(paca_last_error()).find("does not know (byte 128)"), std::string::npos) << paca_last_error();
+  EXPECT_NE(std::string(paca_last_error()).find("does not know (byte 152)"), std::string::npos) << paca_last_error();
 }
 
 TEST(Abi, V01SizedModelParamsIgnoreTheirTailPadding) {
@@ -189,6 +194,40 @@ TEST(Abi, V01SizedModelParamsIgnoreTheirTailPadding) {
   m = nullptr;
   EXPECT_EQ(paca_model_load(dir.c_str(), &p, &m), PACA_ERR_INVALID_ARGUMENT);
   EXPECT_NE(std::string(paca_last_error()).find("load_mode"), std::string::npos) << paca_last_error();
+}
+
+TEST(Abi, CpuIsaIsAParameter) {
+  std::string dir = test::make_small_model();
+  auto backend_of = [&](const char* isa, paca_status want) {
+    paca_model_params p;
+    paca_model_params_init(&p, sizeof p);
+    p.n_threads = 1;
+    p.cpu_isa = isa;
+    paca_model* m = nullptr;
+    EXPECT_EQ(paca_model_load(dir.c_str(), &p, &m), want) << (isa ? isa : "NULL") << ": " << paca_last_error();
+    std::string json;
+    if (m != nullptr) {
+      size_t need = 0;
+      paca_model_describe_json(m, nullptr, 0, &need);
+      json.resize(need);
+      EXPECT_EQ(paca_model_describe_json(m, json.data(), need, &need), PACA_OK);
+      paca_model_free(m);
+    }
+    return json;
+  };
+  EXPECT_NE(backend_of("scalar", PACA_OK).find("\"backend\":\"cpu (scalar, 1 threads)\""), std::string::npos);
+  const std::string best = backend_of(nullptr, PACA_OK);
+  EXPECT_EQ(backend_of("auto", PACA_OK), best);
+  (void)backend_of("sse9", PACA_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(paca_last_error()).find("cpu_isa 'sse9' is not one this build and CPU run (auto, scalar"),
+            std::string::npos)
+      << paca_last_error();
+  paca_model_params p;
+  paca_model_params_init(&p, sizeof p);
+  p.cuda_graphs = 2;
+  paca_model* m = nullptr;
+  EXPECT_EQ(paca_model_load(dir.c_str(), &p, &m), PACA_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(paca_last_error()).find("cuda_graphs must be 0 or 1"), std::string::npos) << paca_last_error();
 }
 
 TEST(Abi, LogCallbackReceivesMessages) {

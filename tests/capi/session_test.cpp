@@ -173,6 +173,7 @@ TEST(Session, KvMemoryFraction) {
   const std::string dir = test::make_small_model();
   paca_model_params p;
   paca_model_params_init(&p, sizeof p);
+  p.cpu_isa = test::test_cpu_isa();
   EXPECT_EQ(p.kv_memory_fraction, 0.0f);
   p.n_threads = 2;
   paca_model* m = nullptr;
@@ -233,6 +234,7 @@ TEST(Session, Bf16KvCacheIsCloseToF32) {
   paca_model* m32 = test::load_or_die(dir);
   paca_model_params p;
   paca_model_params_init(&p, sizeof p);
+  p.cpu_isa = test::test_cpu_isa();
   p.kv_dtype = PACA_KV_BF16;
   p.kv_block_tokens = 5;  // an odd block size as well
   paca_model* m16 = nullptr;
@@ -257,6 +259,7 @@ TEST(Session, DefaultKvDtypeIsF32OnTheCpu) {
   std::string dir = test::make_small_model();
   paca_model_params p;
   paca_model_params_init(&p, sizeof p);
+  p.cpu_isa = test::test_cpu_isa();
   EXPECT_EQ(p.kv_dtype, PACA_KV_AUTO);
   paca_model* automatic = nullptr;
   ASSERT_EQ(paca_model_load(dir.c_str(), &p, &automatic), PACA_OK) << paca_last_error();
@@ -292,6 +295,7 @@ TEST(Session, ProgressCallbackCanAbortLoad) {
   int calls = 0;
   paca_model_params p;
   paca_model_params_init(&p, sizeof p);
+  p.cpu_isa = test::test_cpu_isa();
   p.progress = abort_at_half;
   p.progress_user = &calls;
   paca_model* m = nullptr;
@@ -336,6 +340,7 @@ TEST(Session, LoadModesGiveTheSameLogits) {
   auto prompt = some_tokens(24, 300);
   paca_model_params p;
   paca_model_params_init(&p, sizeof p);
+  p.cpu_isa = test::test_cpu_isa();
   EXPECT_EQ(p.load_mode, PACA_LOAD_AUTO);
   p.n_threads = 2;
   std::vector<float> ref;
@@ -377,6 +382,7 @@ TEST(Session, SyntheticModelEqualsWrittenTestModel) {
   paca_model* written = test::load_or_die(dir, 2);
   paca_model_params p;
   paca_model_params_init(&p, sizeof p);
+  p.cpu_isa = test::test_cpu_isa();
   p.n_threads = 2;
   paca_model* synthetic = nullptr;
   ASSERT_EQ(paca_model_load_synthetic(&shape, &p, &synthetic), PACA_OK) << paca_last_error();

@@ -44,10 +44,13 @@ void write_text(const std::string& path, const std::string& text) {
   f << text;
 }
 
+const char* test_cpu_isa() { return std::getenv("PACA_CPU_ISA"); }
+
 paca_model* load_or_die(const std::string& path, int n_threads) {
   paca_model_params p;
   paca_model_params_init(&p, sizeof p);
   p.n_threads = n_threads;
+  p.cpu_isa = test_cpu_isa();
   paca_model* m = nullptr;
   paca_status s = paca_model_load(path.c_str(), &p, &m);
   EXPECT_EQ(s, PACA_OK) << path << ": " << paca_last_error();

@@ -217,6 +217,24 @@ typedef struct paca_model_params {
      PACA_ERR_OUT_OF_MEMORY ("too little memory for the KV cache ...: need X
      bytes, have Y"). Other values are PACA_ERR_INVALID_ARGUMENT. */
   float kv_memory_fraction;
+  /* Since v0.4: which kernels run. Each choice can change the last bits of
+     the logits (not their meaning), so it is a parameter. The paca command
+     and paca-bench read PACA_CPU_ISA, PACA_CUDA_GRAPHS and
+     PACA_CUDA_FP8_DECODE/_PREFILL/_FUSED_NORM into these as developer
+     overrides; the library does not read PACA_CPU_ISA. (The CUDA backend
+     still applies the PACA_CUDA_* variables on top of these fields until its
+     GPU test scripts are moved to the fields.) */
+  const char* cpu_isa;        /* CPU kernels: NULL or "auto" = the widest this CPU runs; "scalar",
+                                 "avx2" or "avx512"; one this build or CPU cannot run is
+                                 PACA_ERR_INVALID_ARGUMENT naming those it can */
+  int32_t cuda_graphs;        /* CUDA: 1 = record decode steps as CUDA graphs and replay them
+                                 (default), 0 = launch kernel by kernel */
+  int32_t cuda_fp8_decode_w8a16;  /* CUDA FP8: 1 = w8a8 weights run weight-only at decode; 0 = as
+                                     each tensor says (default) */
+  int32_t cuda_fp8_prefill_w8a8;  /* CUDA FP8: 1 = weight-only weights quantize activations at
+                                     prefill; 0 = as each tensor says (default) */
+  int32_t cuda_fp8_fused_norm;    /* CUDA FP8: 1 = a norm quantizes its output for its first w8a8
+                                     reader (default); 0 = every matmul quantizes for itself */
 } paca_model_params;
 
 /**

@@ -25,7 +25,7 @@ namespace {
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int n_threads) : pool_(n_threads), k_(cpu::cpu_kernels()) {}
+  CpuBackend(int n_threads, const cpu::Kernels& k) : pool_(n_threads), k_(k) {}
 
   std::string name() const override { return std::string("cpu (") + k_.isa + ", " + std::to_string(pool_.size()) + " threads)"; }
 
@@ -326,6 +326,8 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend(int n_threads) { return std::make_unique<CpuBackend>(n_threads); }
+std::unique_ptr<Backend> make_cpu_backend(int n_threads, const std::string& cpu_isa) {
+  return std::make_unique<CpuBackend>(n_threads, cpu::kernels_for(cpu_isa));
+}
 
 }  // namespace paca

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 #include <vector>
 
 #include "model/tensor.h"
@@ -160,9 +161,12 @@ const Kernels* avx512_kernels();  // the same
 std::vector<const Kernels*> available_kernels();
 
 // The kernels for this machine: the widest of avx512, avx2 and scalar the
-// CPU runs. The environment variable PACA_CPU_ISA=scalar|avx2|avx512 picks a
-// narrower one (a developer override; a set the CPU cannot run is ignored).
+// CPU runs.
 const Kernels& cpu_kernels();
+// The set named isa ("scalar", "avx2", "avx512"; "" or "auto": cpu_kernels()).
+// Throws Error(invalid_argument), listing the sets it can run, for a name
+// this build or CPU cannot (paca_model_params.cpu_isa).
+const Kernels& kernels_for(std::string_view isa);
 
 // Row dot product for any weight dtype.
 inline float dot_row(const Kernels& k, DType t, const void* w, const float* x, size_t n) {

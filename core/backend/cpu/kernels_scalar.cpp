@@ -2,12 +2,14 @@
 #include <array>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "backend/cpu/kernels.h"
 #include "model/block_quant.h"
 #include "util/fast_exp.h"
 #include "util/fp8.h"
 #include "util/half.h"
+#include "util/error.h"
 
 namespace paca::cpu {
 
@@ -153,16 +155,17 @@ std::vector<const Kernels*> available_kernels() {
   return all;
 }
 
-const Kernels& cpu_kernels() {
-  static const Kernels* chosen = [] {
-    const std::vector<const Kernels*> all = available_kernels();
-    const char* env = std::getenv("PACA_CPU_ISA");
-    if (env != nullptr)
-      for (const Kernels* k : all)
-        if (std::strcmp(env, k->isa) == 0) return k;
-    return all.back();
-  }();
-  return *chosen;
+const Kernels& cpu_kernels() { return *available_kernels().back(); }
+
+const Kernels& kernels_for(std::string_view isa) {
+  const std::vector<const Kernels*> all = available_kernels();
+  if (isa.empty() || isa == "auto") return *all.back();
+  std::string known;
+  for (const Kernels* k : all) {
+    if (isa == k->isa) return *k;
+    known += std::string(known.empty() ? "" : ", ") + k->isa;
+  }
+  fail(Status::invalid_argument, "cpu_isa '{}' is not one this build and CPU run (auto, {})", isa, known);
 }
 
 void dequant_row(DType t, const void* src, float* dst, size_t n) {
