@@ -204,38 +204,61 @@ class CpuBackend final : public Backend {
     }
   }
 
-  // One job per (token, kv head): the query heads that share a kv head walk
-  // the cache together, block by block, so each K/V block is read from
-  // memory once and reused from L1 by every head of the group.
+  // One job per (block of up to kQueryTile query tokens, kv head): the
+  // queries of the block and the query heads that share the kv head walk the
+  // cache together, block by block, so each K/V block is read from memory
+  // once per job and reused from L1 by every query of it (a 512-token
+  // prefill read the whole cache once per token before). Every query gets
+  // exactly the operations it gets alone: its scores from dot_rows_f32 over
+  // its own rows (dot_rows gives a score the same bits whatever the row
+  // count), its softmax, and axpy_rows_f32 over its rows in order, so a
+  // token's output does not depend on which other tokens share its job.
   void attention(Act q, const KvSeq& seq, int layer, std::span<const int32_t> pos, const AttentionShape& s,
                  Act out) override {
+    constexpr size_t kQueryTile = 16;
     const KvLayout& L = *seq.layout;
-    const int n_rep = s.n_heads / s.n_kv_heads;
-    const size_t d = static_cast<size_t>(s.head_dim);
+    const size_t n_rep = static_cast<size_t>(s.n_heads / s.n_kv_heads);
+    const size_t d = static_cast<size_t>(s.head_dim), bt = static_cast<size_t>(L.block_tokens);
+    const size_t ld = static_cast<size_t>(L.kv_dim);
     const float scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
-    const size_t jobs = static_cast<size_t>(q.rows) * s.n_kv_heads;
+    const size_t T = static_cast<size_t>(q.rows), tiles = (T + kQueryTile - 1) / kQueryTile;
+    const size_t jobs = tiles * static_cast<size_t>(s.n_kv_heads);
     pool_.parallel_for(jobs, 1, [&](size_t j0, size_t j1) {
       thread_local std::vector<float> scores, vacc, kbuf, vbuf;
       for (size_t j = j0; j < j1; ++j) {
-        const int t = static_cast<int>(j / s.n_kv_heads), g = static_cast<int>(j % s.n_kv_heads);
-        const size_t n = static_cast<size_t>(pos[t]) + 1;
-        scores.resize(n * n_rep);
-        vacc.assign(d * n_rep, 0.0f);
-        const float* qg = q.row(t) + static_cast<size_t>(g) * n_rep * d;
-        // scores[r * n + p] = q_r . k_p, then the softmax of scores * scale per head
-        for (size_t p0 = 0; p0 < n; p0 += L.block_tokens) {
-          const size_t cnt = std::min<size_t>(L.block_tokens, n - p0);
-          const float* kb = kv_rows(L, seq.blocks[p0 / L.block_tokens], layer, 0, g, d, cnt, kbuf);
-          for (int r = 0; r < n_rep; ++r) k_.dot_rows_f32(qg + r * d, kb, static_cast<size_t>(L.kv_dim), cnt, d, scores.data() + r * n + p0);
-        }
-        for (int r = 0; r < n_rep; ++r) k_.softmax_f32(scores.data() + r * n, n, scale);
-        for (size_t p0 = 0; p0 < n; p0 += L.block_tokens) {
-          const size_t cnt = std::min<size_t>(L.block_tokens, n - p0);
-          const float* vb = kv_rows(L, seq.blocks[p0 / L.block_tokens], layer, 1, g, d, cnt, vbuf);
-          for (int r = 0; r < n_rep; ++r)
-            k_.axpy_rows_f32(scores.data() + r * n + p0, vb, static_cast<size_t>(L.kv_dim), cnt, d, vacc.data() + r * d);
-        }
-        std::memcpy(out.row(t) + static_cast<size_t>(g) * n_rep * d, vacc.data(), vacc.size() * sizeof(float));
+        const size_t t0 = j / static_cast<size_t>(s.n_kv_heads) * kQueryTile, t1 = std::min(T, t0 + kQueryTile);
+        const size_t g = j % static_cast<size_t>(s.n_kv_heads);
+        size_t n_max = 0;  // the longest context of the tile
+        for (size_t t = t0; t < t1; ++t) n_max = std::max(n_max, static_cast<size_t>(pos[t]) + 1);
+        // query (t, r): scores at [((t - t0) * n_rep + r) * n_max, + n_t), output at [((t - t0) * n_rep + r) * d, + d)
+        scores.resize((t1 - t0) * n_rep * n_max);
+        vacc.assign((t1 - t0) * n_rep * d, 0.0f);
+        const auto score_row = [&](size_t t, size_t r) { return scores.data() + ((t - t0) * n_rep + r) * n_max; };
+        const auto query = [&](size_t t, size_t r) { return q.row(static_cast<int>(t)) + (g * n_rep + r) * d; };
+        // f(t, p0, cnt, rows) for each cache block (K: is_v 0, V: 1) and each query of the tile that sees
+        // the block's first cnt rows
+        const auto walk = [&](int is_v, std::vector<float>& buf, auto&& f) {
+          for (size_t p0 = 0; p0 < n_max; p0 += bt) {
+            const float* rows = kv_rows(L, seq.blocks[p0 / bt], layer, is_v, static_cast<int>(g), d,
+                                        std::min(bt, n_max - p0), buf);
+            for (size_t t = t0; t < t1; ++t) {
+              const size_t n = static_cast<size_t>(pos[t]) + 1;
+              if (n > p0) f(t, p0, std::min(bt, n - p0), rows);
+            }
+          }
+        };
+        walk(0, kbuf, [&](size_t t, size_t p0, size_t cnt, const float* kb) {
+          for (size_t r = 0; r < n_rep; ++r) k_.dot_rows_f32(query(t, r), kb, ld, cnt, d, score_row(t, r) + p0);
+        });
+        for (size_t t = t0; t < t1; ++t)
+          for (size_t r = 0; r < n_rep; ++r) k_.softmax_f32(score_row(t, r), static_cast<size_t>(pos[t]) + 1, scale);
+        walk(1, vbuf, [&](size_t t, size_t p0, size_t cnt, const float* vb) {
+          for (size_t r = 0; r < n_rep; ++r)
+            k_.axpy_rows_f32(score_row(t, r) + p0, vb, ld, cnt, d, vacc.data() + ((t - t0) * n_rep + r) * d);
+        });
+        for (size_t t = t0; t < t1; ++t)
+          std::memcpy(out.row(static_cast<int>(t)) + g * n_rep * d, vacc.data() + (t - t0) * n_rep * d,
+                      n_rep * d * sizeof(float));
       }
     });
   }
