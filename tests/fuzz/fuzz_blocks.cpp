@@ -89,6 +89,9 @@ void check_dots(DType t, const uint8_t* row, const std::vector<float>& w, uint8_
   const float got = sdot(row, xq.data(), n);
   static const std::vector<const paca::cpu::Kernels*> isas = paca::cpu::available_kernels();
   for (size_t i = 1; i < isas.size(); ++i) {  // every wider set this CPU runs, bit for bit
+    std::vector<uint8_t> vq(xq.size(), 0x5a);
+    isas[i]->quantize_acts(t, x.data(), vq.data(), n);
+    require(vq == xq);
     const float v = paca::cpu::block_dot(*isas[i], t)(row, xq.data(), n);
     require((std::isnan(got) && std::isnan(v)) || std::memcmp(&got, &v, sizeof got) == 0);
   }

@@ -352,6 +352,42 @@ TEST(BlockKernels, ActivationQuantizer) {
   EXPECT_TRUE(std::isnan(l[0].d));
 }
 
+// Every kernel set's quantize_acts writes exactly the definition's bytes
+// (codes, d, s, bsum), on rows of many scales and on the blocks where
+// rounding and the special cases matter: zero, -0, ties, subnormals, inf, NaN.
+TEST(BlockKernels, EveryIsaQuantizesActivationsAsTheDefinition) {
+  constexpr size_t n = 1024;
+  std::vector<std::vector<float>> rows;
+  for (int r = 0; r < 12; ++r) {
+    std::vector<float> x = random_row(n, 40 + r);
+    const float scale = std::ldexp(1.0f, 4 * r - 24);  // 2^-24 .. 2^20
+    for (float& v : x) v *= scale;
+    rows.push_back(x);
+  }
+  std::vector<float> x = random_row(n, 99);
+  for (size_t i = 0; i < 32; ++i) x[i] = 0.0f;                        // a zero block
+  for (size_t i = 32; i < 64; ++i) x[i] = -0.0f;                      // negative zeros
+  for (size_t i = 64; i < 96; ++i) x[i] = static_cast<float>(i % 9) - 4.0f + 0.5f;  // halves: ties
+  x[95] = 127.0f;                                                    // id = 1: x * id is x, ties stay ties
+  for (size_t i = 96; i < 128; ++i) x[i] = 1e-40f * static_cast<float>(i - 100);  // subnormals (id capped)
+  x[300] = INFINITY;
+  x[600] = -INFINITY;
+  x[900] = NAN;
+  rows.push_back(x);
+  for (const cpu::Kernels* k : cpu::available_kernels()) {
+    for (DType t : {DType::q4_0, DType::q8_0, DType::q4_k, DType::q6_k}) {
+      const size_t bytes = cpu::act_row_bytes(t, n);
+      for (size_t r = 0; r < rows.size(); ++r) {
+        std::vector<uint8_t> want(bytes, 0xAA), got(bytes, 0x55);
+        cpu::quantize_activations(t, rows[r].data(), want.data(), n);
+        k->quantize_acts(t, rows[r].data(), got.data(), n);
+        for (size_t b = 0; b < bytes; ++b)
+          ASSERT_EQ(want[b], got[b]) << k->isa << " " << dtype_name(t) << " row " << r << " byte " << b;
+      }
+    }
+  }
+}
+
 TEST(BlockKernels, ScalarMatchesDefinition) { check_block_kernels(cpu::scalar_kernels()); }
 
 TEST(BlockKernels, EveryIsaMatchesScalarBitForBit) {

@@ -107,7 +107,7 @@ class CpuBackend final : public Backend {
   }
 
   // Block-quantized weights (and Q8_0): each token row is quantized to 8 bits once
-  // (cpu::quantize_activations, rows split over the threads), then each
+  // (the kernels' quantize_acts, rows split over the threads), then each
   // thread takes chunks of weight rows and dots each row with every token
   // (cpu::BlockDots: the row unpacked once per few tokens, the activations
   // L2-resident), with the single dot's bits, so decode, prefill and
@@ -119,7 +119,7 @@ class CpuBackend final : public Backend {
     xq8_.resize(T * xb);
     const auto quantize = [&](size_t t0, size_t t1) {
       for (size_t t = t0; t < t1; ++t)
-        cpu::quantize_activations(w.dtype, x.row(static_cast<int>(t)), xq8_.data() + t * xb, n);
+        k_.quantize_acts(w.dtype, x.row(static_cast<int>(t)), xq8_.data() + t * xb, n);
     };
     if (T >= 8) {
       pool_.parallel_for(T, 1, quantize);

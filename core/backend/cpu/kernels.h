@@ -37,9 +37,18 @@ inline size_t act_row_bytes(DType t, size_t n) {
   return act_block(t) == 256 ? n / 256 * sizeof(ActQ256) : n / 32 * sizeof(ActQ32);
 }
 // Quantizes one row of n activations for weights of type t (n a multiple
-// of its block). One scalar routine for every ISA, so every ISA reads the
+// of its block): the scalar definition. Every kernel set's quantize_acts
+// writes exactly its bytes (codes, d, s and bsum), so every ISA reads the
 // same codes.
 void quantize_activations(DType t, const float* x, void* out, size_t n);
+// The q = round(x * id) multiplier of a block whose largest magnitude is
+// amax: 127 / amax, capped at FLT_MAX (a block of subnormals would give inf
+// and inf * 0 = NaN), 0 for a zero block.
+inline float activation_inverse_scale(float amax) {
+  if (!(amax > 0)) return 0.0f;
+  const float id = 127.0f / amax;
+  return id < 3.402823466e38f ? id : 3.402823466e38f;
+}
 
 // The block dots: sum over the row of dequantized w times the
 // dequantized activations, in one fixed order that every ISA follows bit for
@@ -98,6 +107,8 @@ struct Kernels {
   // dst[i] = src[i] widened to f32 for F16/BF16 rows (exact)
   void (*widen_f16)(const void* src, float* dst, size_t n);
   void (*widen_bf16)(const void* src, float* dst, size_t n);
+  // cpu::quantize_activations, bit for bit (vectorized on x86)
+  void (*quantize_acts)(DType t, const float* x, void* out, size_t n);
   // block dots (see BlockDot) for Q8_0 (on quantized activations, unlike
   // dot_q8_0 above), Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K
   BlockDot dot_q8_0q, dot_q4_0, dot_q4_1, dot_q5_0, dot_q5_1, dot_q4_k, dot_q5_k, dot_q6_k;

@@ -25,7 +25,7 @@ float quantize_run(const float* x, int8_t* q, size_t m) {
     return NAN;
   }
   const float d = amax / 127.0f;
-  const float id = amax > 0 ? 127.0f / amax : 0.0f;
+  const float id = activation_inverse_scale(amax);
   for (size_t i = 0; i < m; ++i) q[i] = static_cast<int8_t>(std::nearbyint(x[i] * id));
   return d;
 }
@@ -124,6 +124,7 @@ void quantize_activations(DType t, const float* x, void* out, size_t n) {
 }
 
 void scalar_block_dots(Kernels& k) {
+  k.quantize_acts = quantize_activations;
   k.dot_q8_0q = s_dot_legacy<DType::q8_0>;
   k.dot_q4_0 = s_dot_legacy<DType::q4_0>;
   k.dot_q4_1 = s_dot_legacy<DType::q4_1>;
