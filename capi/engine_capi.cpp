@@ -139,6 +139,9 @@ PACA_API paca_status paca_engine_submit(paca_engine* engine, const int32_t* prom
   PACA_REQUIRE(p.logprobs == 0 || p.logprobs == 1, "paca_engine_submit: logprobs must be 0 or 1");
   PACA_REQUIRE((p.detokenize_flags & ~uint32_t{PACA_DETOKENIZE_SPECIAL | PACA_DETOKENIZE_KEEP_LEADING_SPACE}) == 0,
                "paca_engine_submit: detokenize_flags has unknown bits");
+  PACA_REQUIRE(p.n_logit_bias >= 0, "paca_engine_submit: n_logit_bias must be >= 0");
+  PACA_REQUIRE(p.n_logit_bias == 0 || (p.logit_bias_tokens != nullptr && p.logit_bias_values != nullptr),
+               "paca_engine_submit: logit_bias_tokens or logit_bias_values is NULL but n_logit_bias is not 0");
   std::unique_ptr<paca_sampler> s;
   const paca_status st = new_sampler(*engine->state, sampling, "paca_engine_submit", s);
   if (st != PACA_OK) return st;
@@ -146,6 +149,11 @@ PACA_API paca_status paca_engine_submit(paca_engine* engine, const int32_t* prom
     paca::EngineRequest r;
     r.prompt.assign(prompt, prompt + n_prompt);
     r.sampler = std::make_unique<paca::Sampler>(std::move(s->sampler));
+    if (p.n_logit_bias > 0) {
+      const size_t nb = static_cast<size_t>(p.n_logit_bias);
+      r.sampler->set_logit_bias(std::span<const int32_t>(p.logit_bias_tokens, nb),
+                                std::span<const float>(p.logit_bias_values, nb));
+    }
     r.stop = s->stop;
     for (int32_t i = 0; i < p.n_stop_strings; ++i)
       r.options.stop_strings.emplace_back(p.stop_strings[i], p.stop_lengths != nullptr ? p.stop_lengths[i]

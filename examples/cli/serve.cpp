@@ -434,6 +434,15 @@ std::optional<api::ApiError> Server::submit(Generation& g) {
   rp.n_stop_strings = static_cast<int32_t>(stops.size());
   rp.logprobs = r.logprobs ? 1 : 0;
   rp.callback = request_callback;
+  std::vector<int32_t> bias_ids;
+  std::vector<float> bias_values;
+  for (const auto& [id, bias] : r.logit_bias) {
+    bias_ids.push_back(id);
+    bias_values.push_back(bias);
+  }
+  rp.logit_bias_tokens = bias_ids.data();
+  rp.logit_bias_values = bias_values.data();
+  rp.n_logit_bias = static_cast<int32_t>(bias_ids.size());
 
   g.choices.resize(g.prompts.size() * static_cast<size_t>(r.n));
   for (size_t p = 0; p < g.prompts.size(); ++p) {

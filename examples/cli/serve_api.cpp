@@ -308,11 +308,40 @@ void read_response_format(const ojson& body, Request& r) {
   }
 }
 
+// logit_bias: {"<token id>": bias, ...} as OpenAI's API has it, each bias in
+// [-100, 100] added to the token's logit before sampling (-100 all but bans
+// it, 100 all but forces it); ids in [0, n_vocab) when the limits know the
+// vocabulary. At most kMaxLogitBias entries.
+constexpr size_t kMaxLogitBias = 1024;
+
+void read_logit_bias(const ojson& body, const Limits& lim, Request& r) {
+  const ojson* b = field(body, "logit_bias");
+  if (b == nullptr) return;
+  if (!b->is_object()) refuse("logit_bias", "'logit_bias' must be an object of token ids and biases");
+  if (b->size() > kMaxLogitBias)
+    refuse("logit_bias", "'logit_bias' has " + std::to_string(b->size()) + " entries; at most " +
+                             std::to_string(kMaxLogitBias) + " are allowed");
+  for (auto it = b->begin(); it != b->end(); ++it) {
+    const std::string& key = it.key();
+    int64_t id = -1;
+    const bool digits = !key.empty() && key.size() <= 9 &&
+                        std::all_of(key.begin(), key.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (digits) id = std::stoll(key);
+    if (!digits) refuse("logit_bias", "'logit_bias' keys must be token ids (decimal integers), got \"" +
+                                          key.substr(0, 32) + "\"");
+    if (lim.n_vocab > 0 && id >= lim.n_vocab)
+      refuse("logit_bias", "'logit_bias' names token " + key + ", outside the vocabulary [0, " +
+                               std::to_string(lim.n_vocab) + ")");
+    const ojson& v = it.value();
+    if (!v.is_number() || !std::isfinite(v.get<double>()) || v.get<double>() < -100 || v.get<double>() > 100)
+      refuse("logit_bias", "'logit_bias' of token " + key + " must be a number in [-100, 100]");
+    r.logit_bias.emplace_back(static_cast<int32_t>(id), static_cast<float>(v.get<double>()));
+  }
+}
+
 // Fields of OpenAI's API this server does not implement: refused rather than
 // silently ignored, since they change what the client gets.
 void refuse_unsupported(const ojson& body, Endpoint ep, const Request& r) {
-  if (const ojson* b = field(body, "logit_bias"); b != nullptr && !(b->is_object() && b->empty()))
-    refuse("logit_bias", "'logit_bias' is not supported by this server");
   if (ep == Endpoint::completions) {
     if (read_bool(body, "echo", "", false)) refuse("echo", "'echo' is not supported by this server");
     if (const std::optional<std::string> s = read_string(body, "suffix", ""); s && !s->empty())
@@ -379,6 +408,7 @@ Request parse_checked(Endpoint ep, std::string_view text, const Limits& lim) {
   r.ignore_eos = read_bool(body, "ignore_eos", "", false);
   read_response_format(body, r);
   r.user = read_string(body, "user", "").value_or("");
+  read_logit_bias(body, lim, r);
   refuse_unsupported(body, ep, r);
   const std::string forced = tool_call_schema(r);
   if (!forced.empty()) {

@@ -95,6 +95,7 @@ struct Request {
   bool include_usage = false;                     // stream_options.include_usage
   bool ignore_eos = false;                        // extension
   std::string json_schema;                        // response_format (or a forced tool call): "" none
+  std::vector<std::pair<int32_t, float>> logit_bias;  // (token id, bias in [-100, 100]), in the body's order
   std::string user;
 };
 

@@ -4,7 +4,9 @@
 // refuses bad arguments with a clear error.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <condition_variable>
 #include <cstring>
 #include <map>
@@ -267,6 +269,79 @@ TEST(EngineCapi, CallbacksAndASharedPrefix) {
   paca_request_event ev{};
   ev.struct_size = sizeof ev;
   EXPECT_EQ(paca_engine_poll(e, which.begin()->first, 0, &ev), PACA_ERR_INVALID_ARGUMENT);
+  paca_engine_free(e);
+  paca_model_free(m);
+}
+
+// A request's logit bias (paca_request_params.logit_bias_*) reaches its
+// sampler: greedy decoding with the prompt's best next token banned (-inf)
+// starts with the best of the others, read from the session's logits here;
+// a large bias on one token makes it the first token; other requests in the
+// same batch are not affected; bad entries are refused naming the entry.
+TEST(EngineCapi, LogitBiasReachesTheRequestsSampler) {
+  paca_model* m = test::load_or_die(test::make_small_model(), 1);
+  paca_model_info info{};
+  info.struct_size = sizeof info;
+  ASSERT_EQ(paca_model_get_info(m, &info), PACA_OK);
+  const std::vector<int32_t> prompt = prompt_of(9, 5, static_cast<int32_t>(info.n_vocab));
+  paca_session* s = nullptr;
+  ASSERT_EQ(paca_session_create(m, nullptr, &s), PACA_OK);
+  ASSERT_EQ(paca_session_prefill(s, prompt.data(), prompt.size()), PACA_OK);
+  const float* logits = nullptr;
+  size_t n = 0;
+  ASSERT_EQ(paca_session_logits(s, &logits, &n), PACA_OK);
+  std::vector<int32_t> order(n);
+  for (size_t i = 0; i < n; ++i) order[i] = static_cast<int32_t>(i);
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
+  ASSERT_GT(logits[order[1]], logits[order[2]]) << "the test needs a unique second best";
+  const int32_t best = order[0], second = order[1], worst = order[n - 1];
+  paca_session_free(s);
+
+  paca_engine* e = nullptr;
+  ASSERT_EQ(paca_engine_create(m, nullptr, &e), PACA_OK) << paca_last_error();
+  paca_sampler_params sp;
+  paca_sampler_params_init(&sp, sizeof sp);
+  sp.temperature = 0;
+  sp.max_new_tokens = 4;
+  sp.ignore_eos = 1;
+  const auto run = [&](std::vector<int32_t> ids, std::vector<float> biases) {
+    paca_request_params rp;
+    paca_request_params_init(&rp, sizeof rp);
+    rp.logit_bias_tokens = ids.data();
+    rp.logit_bias_values = biases.data();
+    rp.n_logit_bias = static_cast<int32_t>(ids.size());
+    paca_request_id id = 0;
+    EXPECT_EQ(paca_engine_submit(e, prompt.data(), prompt.size(), &sp, &rp, &id), PACA_OK) << paca_last_error();
+    return id;
+  };
+  const paca_request_id plain = run({}, {}), banned = run({best}, {-INFINITY}),
+                        forced = run({worst, best}, {1e4f, -1.0f});
+  const Out a = drain(e, plain, false), b = drain(e, banned, false), c = drain(e, forced, false);
+  ASSERT_FALSE(a.tokens.empty());
+  EXPECT_EQ(a.tokens[0], best);
+  ASSERT_FALSE(b.tokens.empty());
+  EXPECT_EQ(b.tokens[0], second);
+  for (int32_t t : b.tokens) EXPECT_NE(t, best) << "a banned token was generated";
+  ASSERT_FALSE(c.tokens.empty());
+  EXPECT_EQ(c.tokens[0], worst);
+
+  paca_request_params rp;
+  paca_request_params_init(&rp, sizeof rp);
+  const int32_t bad_id[2] = {1, static_cast<int32_t>(info.n_vocab)};
+  const float ok_bias[2] = {1.0f, 2.0f}, nan_bias[1] = {NAN};
+  paca_request_id id = 0;
+  rp.logit_bias_tokens = bad_id;
+  rp.logit_bias_values = ok_bias;
+  rp.n_logit_bias = 2;
+  EXPECT_EQ(paca_engine_submit(e, prompt.data(), prompt.size(), &sp, &rp, &id), PACA_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::strstr(paca_last_error(), "outside the vocabulary"), nullptr) << paca_last_error();
+  rp.n_logit_bias = 1;
+  rp.logit_bias_values = nan_bias;
+  EXPECT_EQ(paca_engine_submit(e, prompt.data(), prompt.size(), &sp, &rp, &id), PACA_ERR_INVALID_ARGUMENT);
+  rp.logit_bias_values = nullptr;
+  EXPECT_EQ(paca_engine_submit(e, prompt.data(), prompt.size(), &sp, &rp, &id), PACA_ERR_INVALID_ARGUMENT);
+  rp.n_logit_bias = -1;
+  EXPECT_EQ(paca_engine_submit(e, prompt.data(), prompt.size(), &sp, &rp, &id), PACA_ERR_INVALID_ARGUMENT);
   paca_engine_free(e);
   paca_model_free(m);
 }

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <regex>
 #include <string>
 
@@ -283,9 +284,32 @@ TEST(ServeParse, ResponseFormat) {
   refused(chat(base + R"(, "response_format": {"type": "json_object"}, "ignore_eos": true})"), "ignore_eos");
 }
 
+TEST(ServeParse, LogitBiasIsReadAsTokenIdsAndBiases) {
+  const paca_serve::Request r = ok(completions(R"({"prompt": "a", "logit_bias": {"50256": -100, "7": 2.5, "0": 100}})"));
+  ASSERT_EQ(r.logit_bias.size(), 3u);
+  std::map<int32_t, float> got(r.logit_bias.begin(), r.logit_bias.end());
+  EXPECT_EQ(got, (std::map<int32_t, float>{{0, 100.0f}, {7, 2.5f}, {50256, -100.0f}}));
+  EXPECT_TRUE(ok(completions(R"({"prompt": "a", "logit_bias": {}})")).logit_bias.empty());
+  EXPECT_TRUE(ok(completions(R"({"prompt": "a", "logit_bias": null})")).logit_bias.empty());
+  EXPECT_EQ(ok(chat(std::string("{") + kUser + R"(, "logit_bias": {"12": -1}})")).logit_bias.size(), 1u);
+  for (const char* bad : {R"("logit_bias": [1, 2])", R"("logit_bias": {"x": 1})", R"("logit_bias": {"-3": 1})",
+                          R"("logit_bias": {"1.5": 1})", R"("logit_bias": {"": 1})", R"("logit_bias": {"12345678901": 1})",
+                          R"("logit_bias": {"5": 101})", R"("logit_bias": {"5": -100.5})", R"("logit_bias": {"5": "1"})",
+                          R"("logit_bias": {"5": null})", R"("logit_bias": 3)"})
+    refused(completions(std::string(R"({"prompt": "a", )") + bad + "}"), "logit_bias");
+  paca_serve::Limits lim;
+  lim.n_vocab = 512;
+  EXPECT_FALSE(paca_serve::parse_request(paca_serve::Endpoint::completions,
+                                         R"({"prompt": "a", "logit_bias": {"511": 1}})", lim).error.has_value());
+  refused(paca_serve::parse_request(paca_serve::Endpoint::completions, R"({"prompt": "a", "logit_bias": {"512": 1}})",
+                                    lim),
+          "logit_bias");
+  std::string many = R"({"prompt": "a", "logit_bias": {)";
+  for (int i = 0; i < 1025; ++i) many += (i ? ", \"" : "\"") + std::to_string(i) + "\": 1";
+  refused(completions(many + "}}"), "logit_bias");
+}
+
 TEST(ServeParse, UnsupportedFieldsAreRefused) {
-  refused(completions(R"({"prompt": "a", "logit_bias": {"50256": -100}})"), "logit_bias");
-  EXPECT_FALSE(completions(R"({"prompt": "a", "logit_bias": {}})").error.has_value());
   refused(completions(R"({"prompt": "a", "echo": true})"), "echo");
   refused(completions(R"({"prompt": "a", "suffix": "end"})"), "suffix");
   refused(completions(R"({"prompt": "a", "best_of": 3})"), "best_of");

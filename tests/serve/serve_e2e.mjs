@@ -240,6 +240,20 @@ async function storiesSuite() {
     same(l.tokens.join(''), lp.choices[0].text, 'logprobs: the tokens spell the text');
     same(lp.choices[0].text, greedyRef.text.slice(0, lp.choices[0].text.length), 'logprobs do not change the tokens');
 
+    // logit_bias: banning the greedy first token changes the text; +100 on a token makes it every token
+    const banned = await c.completions.create({ prompt: PROMPT, max_tokens: 8, temperature: 0, logprobs: 0,
+      logit_bias: { [String(greedyRef.tokens[0])]: -100 } });
+    const bannedPieces = banned.choices[0].logprobs.tokens;
+    check(bannedPieces.length === 8 && bannedPieces.every((p) => p !== l.tokens[0]),
+          'logit_bias -100 on the greedy first token: it is never generated', show(bannedPieces));
+    const forcedId = greedyRef.tokens[1];
+    const forced = await c.completions.create({ prompt: PROMPT, max_tokens: 4, temperature: 0, logprobs: 0,
+      logit_bias: { [String(forcedId)]: 100 } });
+    const forcedPieces = forced.choices[0].logprobs.tokens;
+    check(forcedPieces.length === 4 && forcedPieces.every((p) => p === l.tokens[1]),
+          'logit_bias +100: every token is the biased one', show(forcedPieces));
+    await refused(c.completions.create({ prompt: PROMPT, logit_bias: { '99999': 1 } }), 400, 'logit_bias outside the vocabulary', 'logit_bias');
+
     // parallel requests: each gets exactly what it gets alone
     const seeds = [7, 8, 9, 10, 11, 12];
     const alone = seeds.map((sd) => pacaRun(m, ['-p', PROMPT, '-n', '40', ...sampling(1.0, 0.9, sd)]).text);

@@ -57,7 +57,7 @@ extern "C" {
 /* The one place the version is written: CMake, pkg-config, paca_version()
    and the bindings take it from here. */
 #define PACA_VERSION_MAJOR 0
-#define PACA_VERSION_MINOR 4
+#define PACA_VERSION_MINOR 5
 #define PACA_VERSION_PATCH 0
 /* Bumped on any incompatible ABI change; equals the shared library SOVERSION. */
 #define PACA_ABI_VERSION 0
@@ -1168,6 +1168,12 @@ typedef struct paca_request_params {
   int32_t priority;                  /* higher starts first and is preempted last (default 0) */
   paca_request_callback callback;    /* NULL: events are queued for paca_engine_poll */
   void* user_data;                   /* passed to callback */
+  /* Since v0.5: the request's logit bias, as paca_sampler_set_logit_bias
+     (copied at submit; an id outside the vocabulary or a NaN / +inf bias is
+     PACA_ERR_INVALID_ARGUMENT naming the entry). n_logit_bias 0: none. */
+  const int32_t* logit_bias_tokens;
+  const float* logit_bias_values;
+  int32_t n_logit_bias;
 } paca_request_params;
 
 /**
