@@ -17,8 +17,8 @@
 #include <vector>
 
 #include "backend/backend.h"
-#include "model/block_quant.h"
-#include "model/tensor.h"
+#include "format/block_quant.h"
+#include "format/tensor.h"
 #include "util/half.h"
 
 namespace {

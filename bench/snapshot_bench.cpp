@@ -18,7 +18,8 @@
 #include <string>
 #include <vector>
 
-#include "model/load.h"
+#include "model/test_model.h"
+#include "runtime/load.h"
 #include "runtime/snapshot.h"
 #include "util/error.h"
 

@@ -1,14 +1,14 @@
 // chat_capi.cpp - the C ABI of chat formatting and tool-call parsing
 // (paca.h, "chat formats and tool calls"): argument checks, JSON in and out,
-// and the mapping to core/tokenizer/chat.h and tool_call.h.
+// and the mapping to core/chat/chat.h and tool_call.h.
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "capi_internal.h"
+#include "chat/chat.h"
+#include "chat/tool_call.h"
 #include "model/llama_model.h"
-#include "tokenizer/chat.h"
-#include "tokenizer/tool_call.h"
 
 using namespace paca::capi;
 using ojson = nlohmann::ordered_json;

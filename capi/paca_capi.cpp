@@ -12,8 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "model/load.h"
 #include "capi_internal.h"
+#include "model/test_model.h"
+#include "runtime/load.h"
 
 using namespace paca::capi;
 

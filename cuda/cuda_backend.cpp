@@ -47,10 +47,10 @@
 #include "backend/cpu/kernels.h"  // cpu::dequant_row
 #include "cublaslt.h"             // LtGemm
 #include "device.h"               // device_count, describe_device
+#include "format/block_quant.h"   // ggml_type_of
 #include "kernels/kernels.h"      // launch_*
 #include "kernels/topk.h"         // topk_key_id, topk_key_logit, topk_scratch_keys
 #include "util/error.h"           // fail, Status
-#include "model/block_quant.h"      // ggml_type_of
 #include "util/half.h"            // f32_to_bf16
 
 namespace paca::cuda {

@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "model/config.h"
-#include "model/tensor.h"
-#include "sample/sampler.h"
+#include "format/config.h"
+#include "format/tensor.h"
+#include "sample/candidates.h"
 
 namespace paca {
 
@@ -143,13 +143,13 @@ class Backend {
   // Copies n floats from the backend to host memory.
   virtual void to_host(const float* src, float* dst, size_t n) = 0;
   // The k best of the n logits at `logits` (backend memory) into `out`, as
-  // select_top_k (sample/sampler.h) gives them: the largest first, ties by
+  // select_top_k (sample/candidates.h) gives them: the largest first, ties by
   // the lower index, -inf and NaN never (fewer than k when fewer are left).
   // When mass is not null it also receives logit_mass(logits, out[0].logit)
   // (0 when out is empty; any value when out[0] is +inf), the vocabulary's
   // mass top-p needs (Sampler::mass_needed). Called outside a step. The
   // default reads the n logits to the host; a device finds the k and adds up
-  // the mass there, and sends only those (k <= Sampler::kMaxBest).
+  // the mass there, and sends only those (k <= Sampler::kMaxBest, 256).
   virtual void top_k(const float* logits, size_t n, size_t k, std::vector<Candidate>& out, uint64_t* mass);
 
   // Steps. A model may bracket the ops of one forward step with begin_step

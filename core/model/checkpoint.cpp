@@ -12,8 +12,9 @@
 #include <set>
 #include <sstream>
 
-#include "model/safetensors.h"
+#include "format/safetensors.h"
 #include "util/error.h"
+#include "util/file.h"
 #include "util/half.h"
 
 namespace paca {
@@ -56,29 +57,6 @@ void cpu_dequant_scales(const TensorView& s, float* out, size_t n) {
       default: fail(Status::format, "scale tensor {} has dtype {}; expected F32, BF16 or F16", s.name, dtype_name(s.dtype));
     }
   }
-}
-
-bool is_dir(const std::string& p) {
-  struct stat st {};
-  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-bool is_file(const std::string& p) {
-  struct stat st {};
-  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
-
-std::string read_text(const std::string& path, size_t limit) {
-  std::ifstream f(path, std::ios::binary);
-  check(f.good(), Status::io, "cannot open '{}'", path);
-  std::string s;
-  char buf[65536];
-  while (f) {
-    f.read(buf, sizeof buf);
-    s.append(buf, static_cast<size_t>(f.gcount()));
-    check(s.size() <= limit, Status::format, "'{}' is larger than {} bytes", path, limit);
-  }
-  return s;
 }
 
 // HF tensor name -> canonical name ("" when the model does not use it).
@@ -154,16 +132,16 @@ void add_safetensors_file(Checkpoint& ck, const std::string& path, const std::se
 
 void read_hf_directory(const std::string& dir, Checkpoint& ck) {
   std::string gen;
-  if (is_file(dir + "/generation_config.json")) gen = read_text(dir + "/generation_config.json", 1 << 20);
-  ck.config = parse_hf_config(read_text(dir + "/config.json", 1 << 24), gen);
+  if (is_regular_file(dir + "/generation_config.json")) gen = read_text_file(dir + "/generation_config.json", 1 << 20);
+  ck.config = parse_hf_config(read_text_file(dir + "/config.json", 1 << 24), gen);
   ck.config.format = ModelFormat::hf_safetensors;
   std::string base = dir;
   while (base.size() > 1 && base.back() == '/') base.pop_back();
   ck.config.name = base.substr(base.find_last_of('/') + 1);
 
   std::string index = dir + "/model.safetensors.index.json";
-  if (is_file(index)) {
-    auto j = nlohmann::json::parse(read_text(index, 1 << 26), nullptr, false);
+  if (is_regular_file(index)) {
+    auto j = nlohmann::json::parse(read_text_file(index, 1 << 26), nullptr, false);
     check(!j.is_discarded() && j.is_object(), Status::format, "{}: not a valid JSON object", index);
     auto wm = j.find("weight_map");
     check(wm != j.end() && wm->is_object(), Status::format, "{}: missing weight_map object", index);
@@ -179,7 +157,7 @@ void read_hf_directory(const std::string& dir, Checkpoint& ck) {
     for (const auto& [f, names] : per_file) add_safetensors_file(ck, dir + "/" + f, &names);
   } else {
     std::string single = dir + "/model.safetensors";
-    check(is_file(single), Status::io, "{}: neither model.safetensors nor model.safetensors.index.json found", dir);
+    check(is_regular_file(single), Status::io, "{}: neither model.safetensors nor model.safetensors.index.json found", dir);
     add_safetensors_file(ck, single, nullptr);
   }
 }
@@ -276,11 +254,11 @@ std::unique_ptr<Checkpoint> open_checkpoint(const std::string& path, const std::
   auto ck = std::make_unique<Checkpoint>();
   ck->path = path;
   ck->file_mode = file_mode;
-  if (is_dir(path)) {
-    check(is_file(path + "/config.json"), Status::io, "'{}' is a directory without config.json", path);
+  if (is_directory(path)) {
+    check(is_regular_file(path + "/config.json"), Status::io, "'{}' is a directory without config.json", path);
     read_hf_directory(path, *ck);
   } else {
-    check(is_file(path), Status::io, "model path '{}' does not exist or is not a file or directory", path);
+    check(is_regular_file(path), Status::io, "model path '{}' does not exist or is not a file or directory", path);
     bool gguf = starts_with_gguf(path);
     ck->files.push_back(std::make_unique<MappedFile>(path, file_mode));
     const MappedFile& mf = *ck->files.back();

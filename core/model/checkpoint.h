@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
-#include "model/config.h"
-#include "model/gguf.h"
-#include "model/tensor.h"
+#include "format/config.h"
+#include "format/gguf.h"
+#include "format/tensor.h"
 #include "util/mmap.h"
 
 namespace paca {

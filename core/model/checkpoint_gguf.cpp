@@ -4,9 +4,9 @@
 #include <cstring>
 #include <map>
 
-#include "model/block_quant.h"
+#include "format/block_quant.h"
+#include "format/gguf.h"
 #include "model/checkpoint.h"
-#include "model/gguf.h"
 #include "util/error.h"
 
 namespace paca {

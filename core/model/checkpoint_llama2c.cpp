@@ -1,76 +1,36 @@
-// checkpoint_llama2c.cpp - llama2.c checkpoints (legacy v0 and version 1,
-// FP32) -> Checkpoint. The legacy format has no magic, so it is recognised by
-// its header values and by the file size matching them exactly.
-#include <cstring>
-
+// checkpoint_llama2c.cpp - a llama2.c checkpoint (format/llama2c.h) ->
+// Checkpoint: its configuration and views of its FP32 tensors in place.
+#include "format/llama2c.h"
 #include "model/checkpoint.h"
-#include "util/error.h"
 
 namespace paca {
 
-void read_llama2c_checkpoint(std::span<const uint8_t> file, const std::string& what, Checkpoint& ck) {
-  auto i32 = [&](size_t off) {
-    int32_t v;
-    std::memcpy(&v, file.data() + off, 4);
-    return v;
-  };
-  check(file.size() >= 28, Status::format, "{}: not a model file (unknown format, {} bytes)", what, file.size());
-  uint32_t magic;
-  std::memcpy(&magic, file.data(), 4);
-  size_t header = 28, p0 = 0;
-  int version = 0;
-  if (magic == 0x616b3432u) {
-    check(file.size() >= 256, Status::format, "{}: llama2.c header is truncated", what);
-    version = i32(4);
-    check(version == 1, Status::unsupported, "{}: llama2.c checkpoint version {} is not supported (0 or 1)", what, version);
-    header = 256;
-    p0 = 8;
-  }
-  int64_t dim = i32(p0), hidden = i32(p0 + 4), layers = i32(p0 + 8), heads = i32(p0 + 12), kv_heads = i32(p0 + 16),
-          vocab = i32(p0 + 20), seq = i32(p0 + 24);
-  bool shared = vocab > 0;
-  if (version == 1) shared = file[p0 + 28] != 0;
-  if (vocab < 0) vocab = -vocab;
-  auto bad = [&](const char* field, int64_t v) {
-    fail(Status::format, "{}: not a model file (unknown format; as a llama2.c checkpoint its {} would be {})", what,
-         field, v);
-  };
-  if (dim <= 0 || dim > ConfigLimits::max_dim) bad("dim", dim);
-  if (hidden <= 0 || hidden > ConfigLimits::max_ffn) bad("hidden_dim", hidden);
-  if (layers <= 0 || layers > ConfigLimits::max_layers) bad("n_layers", layers);
-  if (heads <= 0 || heads > ConfigLimits::max_heads || dim % heads != 0) bad("n_heads", heads);
-  if (kv_heads <= 0 || kv_heads > heads || heads % kv_heads != 0) bad("n_kv_heads", kv_heads);
-  if (vocab <= 0 || vocab > ConfigLimits::max_vocab) bad("vocab_size", vocab);
-  if (seq <= 0 || seq > ConfigLimits::max_context) bad("seq_len", seq);
-  int64_t hd = dim / heads, kvd = dim * kv_heads / heads;
-  uint64_t floats = vocab * dim + layers * dim * 2 + layers * dim * dim * 2 + layers * kvd * dim * 2 +
-                    layers * hidden * dim * 3 + dim + (shared ? 0 : vocab * dim);
-  if (version == 0) floats += static_cast<uint64_t>(seq) * hd;  // legacy RoPE tables (cos and sin halves)
-  uint64_t expect = header + floats * 4;
-  check(file.size() == expect, Status::format,
-        "{}: not a model file of a known format, or truncated: as a llama2.c checkpoint with this header it "
-        "would need {} bytes, but it has {}",
-        what, expect, file.size());
+namespace {
 
-  ModelConfig& c = ck.config;
+ModelConfig llama2c_config(const Llama2cHeader& h) {
+  ModelConfig c;
   c.format = ModelFormat::llama2c;
   c.rope_layout = RopeLayout::interleaved;
-  c.dim = static_cast<int>(dim);
-  c.ffn_dim = static_cast<int>(hidden);
-  c.n_layers = static_cast<int>(layers);
-  c.n_heads = static_cast<int>(heads);
-  c.n_kv_heads = static_cast<int>(kv_heads);
-  c.head_dim = static_cast<int>(hd);
-  c.n_vocab = static_cast<int>(vocab);
-  c.max_context = static_cast<int>(seq);
+  c.dim = static_cast<int>(h.dim);
+  c.ffn_dim = static_cast<int>(h.hidden_dim);
+  c.n_layers = static_cast<int>(h.n_layers);
+  c.n_heads = static_cast<int>(h.n_heads);
+  c.n_kv_heads = static_cast<int>(h.n_kv_heads);
+  c.head_dim = static_cast<int>(h.head_dim());
+  c.n_vocab = static_cast<int>(h.vocab);
+  c.max_context = static_cast<int>(h.seq_len);
   c.norm_eps = 1e-5f;
   c.rope_theta = 10000.0f;
-  c.tied_embeddings = shared;
+  c.tied_embeddings = h.shared_classifier;
   c.bos_id = 1;
   c.eos_ids = {2};
   if (c.n_vocab <= 2) c.eos_ids.clear();
+  return c;
+}
 
-  const uint8_t* p = file.data() + header;
+// Views of the tensors in the order the file holds them.
+void map_llama2c_tensors(const uint8_t* p, const Llama2cHeader& h, Checkpoint& ck) {
+  const int64_t dim = h.dim, kvd = h.kv_dim(), hidden = h.hidden_dim, vocab = h.vocab;
   auto take = [&](const std::string& canon, const char* name, int64_t rows, int64_t cols) {
     TensorView v;
     v.name = name;
@@ -81,10 +41,10 @@ void read_llama2c_checkpoint(std::span<const uint8_t> file, const std::string& w
     p += static_cast<size_t>(rows * cols) * 4;
     ck.tensors.emplace(canon, v);
   };
-  auto per_layer = [&](const char* what_name, const char* name, int64_t rows, int64_t cols) {
-    for (int l = 0; l < c.n_layers; ++l) take(layer_tensor(l, what_name), name, rows, cols);
+  auto per_layer = [&](const char* canon, const char* name, int64_t rows, int64_t cols) {
+    for (int l = 0; l < h.n_layers; ++l) take(layer_tensor(l, canon), name, rows, cols);
   };
-  if (version == 0) {
+  if (h.version == 0) {
     take("embed", "token_embedding_table", vocab, dim);
     per_layer("attn_norm", "rms_att_weight", 1, dim);
     per_layer("wq", "wq", dim, dim);
@@ -96,7 +56,7 @@ void read_llama2c_checkpoint(std::span<const uint8_t> file, const std::string& w
     per_layer("w2", "w2", dim, hidden);
     per_layer("w3", "w3", hidden, dim);
     take("norm", "rms_final_weight", 1, dim);
-    p += static_cast<size_t>(seq * hd) * 4;  // freq_cis_real + freq_cis_imag
+    p += static_cast<size_t>(h.seq_len * h.head_dim()) * 4;  // freq_cis_real + freq_cis_imag
   } else {
     per_layer("attn_norm", "rms_att_weight", 1, dim);
     per_layer("ffn_norm", "rms_ffn_weight", 1, dim);
@@ -110,7 +70,15 @@ void read_llama2c_checkpoint(std::span<const uint8_t> file, const std::string& w
     per_layer("w2", "w2", dim, hidden);
     per_layer("w3", "w3", hidden, dim);
   }
-  if (!shared) take("output", "wcls", vocab, dim);
+  if (!h.shared_classifier) take("output", "wcls", vocab, dim);
+}
+
+}  // namespace
+
+void read_llama2c_checkpoint(std::span<const uint8_t> file, const std::string& what, Checkpoint& ck) {
+  const Llama2cHeader h = parse_llama2c_header(file, what);
+  ck.config = llama2c_config(h);
+  map_llama2c_tensors(file.data() + h.header_bytes, h, ck);
 }
 
 }  // namespace paca

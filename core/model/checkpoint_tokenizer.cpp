@@ -7,36 +7,26 @@
 //   llama2.c      tok<vocab>.bin or tokenizer.bin in the same directory
 // A tokenizer paca cannot run (Error unsupported), or a llama2.c candidate
 // that does not fit, leaves the model without one and a note saying why.
-#include <sys/stat.h>
 
 #include <algorithm>
 
 #include "model/checkpoint.h"
 #include "tokenizer/tokenizer_files.h"
 #include "util/error.h"
+#include "util/file.h"
 #include "util/mmap.h"
 
 namespace paca {
 
 namespace {
 
-bool is_file(const std::string& p) {
-  struct stat st {};
-  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
-
-std::string dir_of(const std::string& path) {
-  size_t slash = path.find_last_of('/');
-  return slash == std::string::npos ? "." : path.substr(0, slash);
-}
-
 std::unique_ptr<Tokenizer> load_hf_dir(const std::string& dir) {
   for (const char* name : {"tokenizer.json", "tokenizer.model", "original/tokenizer.model"}) {
     std::string p = dir + "/" + name;
-    if (!is_file(p)) continue;
+    if (!is_regular_file(p)) continue;
     auto tok = load_tokenizer_file(p);  // applies tokenizer_config.json beside p
     std::string config = dir + "/tokenizer_config.json";
-    if (dir_of(p) != dir && is_file(config)) {
+    if (dir_of(p) != dir && is_regular_file(config)) {
       MappedFile c(config);
       apply_tokenizer_config(*tok, {reinterpret_cast<const char*>(c.data()), c.size()}, config);
     }
@@ -49,7 +39,7 @@ std::unique_ptr<Tokenizer> load_llama2c_beside(const std::string& model_path, in
   std::string dir = dir_of(model_path);
   for (std::string name : {"tok" + std::to_string(n_vocab) + ".bin", std::string("tokenizer.bin")}) {
     std::string p = dir + "/" + name;
-    if (!is_file(p)) continue;
+    if (!is_regular_file(p)) continue;
     try {
       MappedFile f(p);
       return load_llama2c_tokenizer(f.bytes(), n_vocab, p);
@@ -71,7 +61,7 @@ void attach_tokenizer(Checkpoint& ck, const std::string& tokenizer_path) {
   std::string note;
   try {
     if (!tokenizer_path.empty()) {
-      check(is_file(tokenizer_path), Status::io, "tokenizer file '{}' does not exist", tokenizer_path);
+      check(is_regular_file(tokenizer_path), Status::io, "tokenizer file '{}' does not exist", tokenizer_path);
       MappedFile f(tokenizer_path);
       auto kind = detect_tokenizer_file(f.bytes().first(std::min<size_t>(f.size(), 64)));
       tok = kind == TokenizerFileKind::llama2c ? load_llama2c_tokenizer(f.bytes(), c.n_vocab, tokenizer_path)

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "backend/backend.h"
-#include "parallel/comm.h"
 #include "model/checkpoint.h"
+#include "model/communicator.h"
 #include "model/runner.h"
 #include "util/log.h"
 

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "backend/cpu/kernels.h"
-#include "model/block_quant.h"
+#include "format/block_quant.h"
 #include "model/quantize.h"
 #include "util/error.h"
 #include "util/half.h"

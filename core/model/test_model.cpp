@@ -6,9 +6,9 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "format/config.h"
 #include "model/checkpoint.h"
-#include "model/config.h"
-#include "model/load.h"
+#include "model/test_model.h"
 #include "util/error.h"
 #include "util/half.h"
 

@@ -1,9 +1,6 @@
-// comm.h - collectives and point-to-point messages between the ranks of a
-// sharded model. Every rank calls the same collectives in the same order.
-// Reductions add the ranks' contributions in rank order, so every rank gets
-// bit-identical results and a run is reproducible whatever the timing. A rank
-// that does not arrive within the group's timeout makes the others fail with
-// Error(io) instead of hanging.
+// comm.h - the communicators between the ranks of a sharded model. The
+// interface, Communicator, and its ordering and timeout rules are in
+// model/communicator.h.
 //
 // Implementations: LocalGroup (ranks as threads of one process, below),
 // MpiComm (a process per rank, mpi_comm.h), TcpComm (a process per rank over
@@ -19,25 +16,9 @@
 #include <mutex>
 #include <vector>
 
-namespace paca {
+#include "model/communicator.h"
 
-class Communicator {
- public:
-  virtual ~Communicator() = default;
-  virtual int rank() const = 0;
-  virtual int size() const = 0;
-  // data[0, n) = sum over ranks of their data[0, n)
-  virtual void all_reduce_sum(float* data, size_t n) = 0;
-  // out[r * n, (r + 1) * n) = rank r's in[0, n), on every rank
-  virtual void all_gather(const float* in, size_t n, float* out) = 0;
-  // Point to point (pipeline stages): send returns once data may be reused
-  // (it may buffer); recv waits for the next message from src, which must
-  // hold exactly n floats (another size is Error(io)).
-  virtual void send(const float* data, size_t n, int dst) = 0;
-  virtual void recv(float* data, size_t n, int src) = 0;
-  // Returns once every rank has entered it.
-  virtual void barrier() = 0;
-};
+namespace paca {
 
 // Ranks as threads of one process (CPU tensor and pipeline parallelism,
 // tests): a shared table of pointers, a generation barrier with a timeout and

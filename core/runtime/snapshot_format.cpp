@@ -13,8 +13,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "format/config.h"
 #include "util/error.h"
-#include "model/config.h"
 
 static_assert(std::endian::native == std::endian::little, "snapshots are written in host order, little-endian");
 

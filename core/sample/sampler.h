@@ -76,6 +76,7 @@
 #include <vector>
 
 #include "grammar/matcher.h"
+#include "sample/candidates.h"
 
 namespace paca {
 
@@ -108,26 +109,12 @@ struct Logprobs {
   std::vector<TokenLogprob> top;  // the most probable tokens, most probable first (ties: lower id)
 };
 
-// A token and its (adjusted) logit, the unit of the candidate list.
-struct Candidate {
-  int32_t id;
-  float logit;
-};
-
-// Orders candidates by decreasing logit, ties by increasing id.
-inline bool candidate_before(const Candidate& a, const Candidate& b) {
-  return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
-}
 
 // ---- the stages, exposed for tests and benchmarks --------------------------
 
 // The index of the largest logit (ties: lowest index), or -1 when none is > -inf.
 int32_t argmax_logit(std::span<const float> logits);
 
-// Replaces `out` by the k best finite logits (fewer when fewer are finite;
-// none for k = 0), sorted by candidate_before. One pass with a rising
-// threshold; no vocabulary sort.
-void select_top_k(std::span<const float> logits, size_t k, std::vector<Candidate>& out);
 
 // Stage 0: -inf for every token whose bit in `mask` (bit i % 64 of word
 // i / 64, as GrammarMatcher::fill_mask gives it) is clear. Words of 64
@@ -158,17 +145,6 @@ struct SampleScratch {
   std::vector<uint64_t> bins;        // mass histogram of top-p
 };
 
-// The shift s of the masses of a list of n tokens: min(52, 62 - ceil(log2 n)),
-// so that n masses of at most 2^s add up below 2^62.
-int mass_shift(size_t n);
-inline double mass_scale(size_t n) { return static_cast<double>(uint64_t{1} << mass_shift(n)); }
-// floor(fast_exp((logit - max_logit) * inv_t) * scale) (0 for -inf and NaN).
-// The product is exact in double (a float times a power of two).
-uint64_t token_mass(float logit, float max_logit, float inv_t, double scale);
-// The mass of a whole vocabulary at temperature 1: the sum of
-// token_mass(l_i, max_logit, 1, mass_scale(n)). What a backend reports with
-// the best candidates (Backend::top_k) for top-p without top-k.
-uint64_t logit_mass(std::span<const float> logits, float max_logit);
 // The mass the nucleus must reach: ceil(top_p * total), at least 1.
 uint64_t nucleus_target(uint64_t total, float top_p);
 

@@ -7,7 +7,7 @@
 // the wrong type or length is Error(format) naming the key.
 #include <cstring>
 
-#include "model/config.h"
+#include "format/config.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/tokenizer_files.h"
 #include "util/error.h"

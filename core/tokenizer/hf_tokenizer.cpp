@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
-#include "model/config.h"
+#include "format/config.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/pretokenize.h"
 #include "tokenizer/tokenizer_files.h"

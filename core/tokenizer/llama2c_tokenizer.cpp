@@ -6,7 +6,7 @@
 // byte tokens, the rest normal with ' ' written back as U+2581.
 #include <cstring>
 
-#include "model/config.h"
+#include "format/config.h"
 #include "tokenizer/tokenizer_files.h"
 #include "util/error.h"
 

@@ -9,7 +9,7 @@
 // like llama.cpp, remove_extra_whitespaces is not applied).
 #include <cstring>
 
-#include "model/config.h"
+#include "format/config.h"
 #include "tokenizer/tokenizer_files.h"
 #include "util/error.h"
 

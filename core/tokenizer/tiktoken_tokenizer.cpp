@@ -5,7 +5,7 @@
 // (merge the adjacent pair whose concatenation has the lowest rank).
 #include <array>
 
-#include "model/config.h"
+#include "format/config.h"
 #include "tokenizer/tokenizer_files.h"
 #include "util/error.h"
 

@@ -1,12 +1,11 @@
 // tokenizer_files.cpp - file-kind detection and load_tokenizer_file().
 #include "tokenizer/tokenizer_files.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cstring>
 
 #include "util/error.h"
+#include "util/file.h"
 #include "util/mmap.h"
 
 namespace paca {
@@ -33,16 +32,6 @@ TokenizerFileKind detect_tokenizer_file(std::span<const uint8_t> head) {
 
 namespace {
 
-bool file_exists(const std::string& p) {
-  struct stat st {};
-  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
-
-std::string dir_of(const std::string& path) {
-  size_t slash = path.find_last_of('/');
-  return slash == std::string::npos ? "." : path.substr(0, slash);
-}
-
 std::string_view as_text(const MappedFile& f) { return {reinterpret_cast<const char*>(f.data()), f.size()}; }
 
 }  // namespace
@@ -63,7 +52,7 @@ std::unique_ptr<Tokenizer> load_tokenizer_file(const std::string& path) {
     case TokenizerFileKind::spm_model: tok = load_spm_tokenizer(f.bytes(), path); break;
   }
   std::string config = dir_of(path) + "/tokenizer_config.json";
-  if (file_exists(config)) {
+  if (is_regular_file(config)) {
     MappedFile c(config);
     apply_tokenizer_config(*tok, as_text(c), config);
   }

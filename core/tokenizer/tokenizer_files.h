@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include "model/gguf.h"
+#include "format/gguf.h"
 #include "tokenizer/tokenizer.h"
 
 namespace paca {

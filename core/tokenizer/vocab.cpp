@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "model/config.h"
+#include "format/config.h"
 #include "util/error.h"
 
 namespace paca {

@@ -2,7 +2,7 @@
 // weights as stored in GGUF (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K)
 // and f32 activations, accumulated in f32; and the dequantization of such
 // weights to bf16 for the prefill GEMM. CPU twin: dequantize_blocks
-// (core/model/block_quant.cpp), whose layouts this file reads the same way.
+// (core/format/block_quant.cpp), whose layouts this file reads the same way.
 //
 // The unit of work is 32 consecutive weights of a row: one block of the
 // legacy types and Q8_0, one sub-block (Q4_K/Q5_K: one scale and min) or two

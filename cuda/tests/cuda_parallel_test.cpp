@@ -39,8 +39,7 @@
 
 #include "backend/backend.h"
 #include "device.h"
-#include "tests/device_skip.h"
-#include "model/load.h"
+#include "model/test_model.h"
 #include "nccl_comm.h"
 #include "paca/paca.h"
 #include "parallel/device_comm.h"
@@ -48,7 +47,9 @@
 #include "parallel/tcp_comm.h"
 #include "rank_threads.h"  // tests/unit
 #include "runtime/kv_cache.h"
+#include "runtime/load.h"
 #include "runtime/session.h"
+#include "tests/device_skip.h"
 #include "util/error.h"
 
 namespace {

@@ -24,9 +24,9 @@
 #include <vector>
 
 #include "backend/cpu/kernels.h"
+#include "format/block_quant.h"
+#include "format/tensor.h"
 #include "fuzz_common.h"
-#include "model/block_quant.h"
-#include "model/tensor.h"
 
 namespace {
 

@@ -7,9 +7,9 @@
 #include <cstdint>
 #include <span>
 
+#include "format/gguf.h"
 #include "fuzz_common.h"
 #include "model/checkpoint.h"
-#include "model/gguf.h"
 #include "util/error.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <span>
 
-#include "model/gguf.h"
+#include "format/gguf.h"
 #include "tokenizer/tokenizer_files.h"
 #include "tokenizer_fuzz_common.h"
 #include "util/error.h"

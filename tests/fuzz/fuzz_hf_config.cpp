@@ -7,8 +7,8 @@
 #include <cstring>
 #include <string>
 
+#include "format/config.h"
 #include "fuzz_common.h"
-#include "model/config.h"
 #include "util/error.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

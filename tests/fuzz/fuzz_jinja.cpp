@@ -8,8 +8,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "chat/jinja/jinja.h"
 #include "fuzz_common.h"
-#include "tokenizer/jinja.h"
 #include "util/error.h"
 
 namespace {

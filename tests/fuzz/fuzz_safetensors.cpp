@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <span>
 
+#include "format/safetensors.h"
 #include "fuzz_common.h"
-#include "model/safetensors.h"
 #include "util/error.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

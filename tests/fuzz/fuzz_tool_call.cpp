@@ -7,8 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "chat/tool_call.h"
 #include "fuzz_common.h"
-#include "tokenizer/tool_call.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);

@@ -26,11 +26,11 @@
 #include <string>
 #include <vector>
 
-#include "model/block_quant.h"
+#include "format/block_quant.h"
+#include "format/config.h"
+#include "format/gguf.h"
+#include "format/safetensors.h"
 #include "model/checkpoint.h"
-#include "model/config.h"
-#include "model/gguf.h"
-#include "model/safetensors.h"
 #include "snapshot_fuzz_common.h"
 #include "util/error.h"
 

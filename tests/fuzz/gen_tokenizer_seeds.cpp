@@ -14,7 +14,7 @@
 #include <functional>
 #include <string>
 
-#include "model/gguf.h"
+#include "format/gguf.h"
 #include "tokenizer/tokenizer_files.h"
 #include "tokenizer_samples.h"
 #include "util/error.h"

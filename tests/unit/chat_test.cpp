@@ -1,4 +1,4 @@
-// chat_test.cpp - chat formatting (core/tokenizer/chat.cpp). The main test
+// chat_test.cpp - chat formatting (core/chat/chat.cpp). The main test
 // renders every conversation of tests/chat/conversations.json with every chat
 // template of ../shared (templates/*.jinja, models/*/tokenizer_config.json,
 // tokenizers/*/tokenizer_config.json, GGUF tokenizer.chat_template) and with
@@ -11,9 +11,9 @@
 #include <ctime>
 #include <map>
 
+#include "chat/chat.h"
 #include "chat_test_util.h"
 #include "model/checkpoint.h"
-#include "tokenizer/chat.h"
 #include "util/error.h"
 
 using namespace paca;

@@ -19,12 +19,13 @@
 #include <functional>
 #include <thread>
 
-#include "model/load.h"
+#include "model/test_model.h"
 #include "parallel/comm.h"
 #include "parallel/sharded_model.h"
 #include "parallel/tcp_comm.h"
 #include "parallel/world.h"
 #include "runtime/kv_cache.h"
+#include "runtime/load.h"
 #include "runtime/session.h"
 #include "util/error.h"
 

@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "model/config.h"
+#include "format/config.h"
 #include "util/error.h"
 
 using namespace paca;

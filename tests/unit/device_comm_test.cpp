@@ -17,11 +17,12 @@
 #include <thread>
 #include <vector>
 
-#include "model/load.h"
+#include "model/test_model.h"
 #include "parallel/device_comm.h"
 #include "parallel/sharded_model.h"
 #include "parallel/tcp_comm.h"
 #include "rank_threads.h"
+#include "runtime/load.h"
 #include "util/error.h"
 
 namespace paca {

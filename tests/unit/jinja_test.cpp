@@ -1,4 +1,4 @@
-// jinja_test.cpp - the Jinja engine (core/tokenizer/jinja*.cpp): the table of
+// jinja_test.cpp - the Jinja engine (core/chat/jinja/*.cpp): the table of
 // template snippets in tests/chat/jinja_cases.json (expected outputs produced
 // by Python jinja2 through tests/chat/render_reference.py, re-checked against
 // jinja2 when it is installed), hand-written checks of the constructs the
@@ -10,8 +10,8 @@
 #include <ctime>
 #include <thread>
 
+#include "chat/jinja/jinja.h"
 #include "chat_test_util.h"
-#include "tokenizer/jinja.h"
 #include "util/error.h"
 
 using namespace paca;

@@ -15,8 +15,9 @@
 
 #include "backend/backend.h"
 #include "model/llama_model.h"
-#include "model/load.h"
+#include "model/test_model.h"
 #include "runtime/kv_cache.h"
+#include "runtime/load.h"
 #include "runtime/session.h"
 #include "sample/rng.h"
 #include "sample/sampler.h"

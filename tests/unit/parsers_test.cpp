@@ -4,8 +4,8 @@
 #include <cstring>
 #include <string>
 
-#include "model/gguf.h"
-#include "model/safetensors.h"
+#include "format/gguf.h"
+#include "format/safetensors.h"
 #include "util/error.h"
 
 using namespace paca;

@@ -11,7 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "model/load.h"
+#include "model/test_model.h"
+#include "runtime/load.h"
 #include "runtime/session.h"
 
 namespace paca_test {

@@ -14,9 +14,10 @@
 
 #include "model/checkpoint.h"
 #include "model/llama_model.h"
-#include "model/load.h"
+#include "model/test_model.h"
 #include "parallel/sharded_model.h"
 #include "runtime/kv_cache.h"
+#include "runtime/load.h"
 #include "runtime/session.h"
 #include "util/error.h"
 

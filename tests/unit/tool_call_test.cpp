@@ -1,4 +1,4 @@
-// tool_call_test.cpp - tool-call parsing (core/tokenizer/tool_call.cpp):
+// tool_call_test.cpp - tool-call parsing (core/chat/tool_call.cpp):
 // built-in calls, code_interpreter, JSON calls (parameters / arguments,
 // lists), <function=...>, pythonic lists, stop-token semantics, and malformed
 // input that must come back as plain text with a flag.
@@ -6,7 +6,7 @@
 
 #include <random>
 
-#include "tokenizer/tool_call.h"
+#include "chat/tool_call.h"
 
 using namespace paca;
 using ojson = nlohmann::ordered_json;

@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "model/tensor.h"
+#include "format/tensor.h"
 
 namespace paca::cpu {
 

@@ -5,7 +5,7 @@
 #include <cstring>
 
 #include "backend/cpu/kernels.h"
-#include "model/block_quant.h"
+#include "format/block_quant.h"
 #include "util/half.h"
 
 namespace paca::cpu {

@@ -5,11 +5,11 @@
 #include <string>
 
 #include "backend/cpu/kernels.h"
-#include "model/block_quant.h"
+#include "format/block_quant.h"
+#include "util/error.h"
 #include "util/fast_exp.h"
 #include "util/fp8.h"
 #include "util/half.h"
-#include "util/error.h"
 
 namespace paca::cpu {
 

@@ -1,5 +1,5 @@
-// jinja_parse.cpp - lexer and parser of the Jinja engine: template text ->
-// syntax tree (jinja_internal.h). Follows jinja2's lexer (trim_blocks and
+// parse.cpp - lexer and parser of the Jinja engine: template text ->
+// syntax tree (internal.h). Follows jinja2's lexer (trim_blocks and
 // lstrip_blocks on, as Hugging Face configures it) and its recursive-descent
 // grammar, so that whitespace and operator precedence come out the same.
 #include <algorithm>
@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "tokenizer/jinja_internal.h"
+#include "chat/jinja/internal.h"
 
 namespace paca::jinja {
 

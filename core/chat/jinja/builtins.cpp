@@ -1,4 +1,4 @@
-// jinja_builtins.cpp - the filters, tests, methods and globals of the Jinja
+// builtins.cpp - the filters, tests, methods and globals of the Jinja
 // engine, with the semantics of jinja2 3.1 and Python 3 (see jinja.h for the
 // deliberate differences).
 //
@@ -22,7 +22,7 @@
 #include <cstring>
 #include <ctime>
 
-#include "tokenizer/jinja_internal.h"
+#include "chat/jinja/internal.h"
 
 namespace paca::jinja {
 

@@ -6,7 +6,7 @@
 // the loopcontrols extension ({% break %}, {% continue %}), the globals
 // raise_exception(msg) and strftime_now(fmt), and a tojson filter that is
 // Python's json.dumps(value, ensure_ascii=False, indent=..., separators=...,
-// sort_keys=...). Values are Python-like (jinja_value.h): printing, equality,
+// sort_keys=...). Values are Python-like (value.h): printing, equality,
 // truthiness, string slicing by code point and number formatting follow Python.
 //
 // Supported: {{ }}, {# #}, whitespace control (-, +), {% raw %}, if/elif/else,
@@ -16,7 +16,7 @@
 // literals, lists, tuples, dicts, attribute/index access, slices, calls,
 // filters, tests, arithmetic, comparisons, in / not in, and/or/not, ~ and
 // conditional expressions. Filters, tests, string/dict/list methods and
-// globals are listed in jinja_builtins.cpp.
+// globals are listed in builtins.cpp.
 //
 // Not supported (a clear Error(unsupported) naming the construct and its
 // line and column): template inheritance and inclusion (extends, block,
@@ -44,7 +44,7 @@
 #include <utility>
 #include <vector>
 
-#include "tokenizer/jinja_value.h"
+#include "chat/jinja/value.h"
 
 namespace paca::jinja {
 

@@ -1,5 +1,5 @@
 // safetensors.cpp - see safetensors.h.
-#include "model/safetensors.h"
+#include "format/safetensors.h"
 
 #include <algorithm>
 #include <cstring>

@@ -1,7 +1,7 @@
-// jinja_internal.h - what the engine's translation units share: the syntax
-// tree (jinja_parse.cpp builds it), the interpreter (jinja_eval.cpp) and the
-// builtin filters, tests, methods and globals (jinja_builtins.cpp).
-// Private to core/tokenizer/jinja*.cpp.
+// internal.h - what the engine's translation units share: the syntax
+// tree (parse.cpp builds it), the interpreter (eval.cpp) and the
+// builtin filters, tests, methods and globals (builtins.cpp).
+// Private to core/chat/jinja/*.cpp.
 #pragma once
 
 #include <ctime>
@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "tokenizer/jinja.h"
+#include "chat/jinja/jinja.h"
 #include "util/error.h"
 
 namespace paca::jinja {
@@ -91,7 +91,7 @@ struct Program {
   std::string where(Pos pos) const;  // "<name>:<line>:<col>"
 };
 
-// Parses source into prog (jinja_parse.cpp).
+// Parses source into prog (parse.cpp).
 void parse_program(std::string_view source, Program& prog);
 
 // ---- interpreter -----------------------------------------------------------
@@ -138,7 +138,7 @@ class Interp {
   Value get_item(const Value& obj, const Value& key);
   std::vector<Value> iterate(const Value& v);  // items of a list/tuple, keys of a dict, characters of a string
 
-  // Runs a macro (jinja_eval.cpp).
+  // Runs a macro (eval.cpp).
   Value call_macro(const Stmt& macro, const ScopePtr& closure, CallArgs& args);
 
  private:
@@ -172,7 +172,7 @@ class Interp {
   Pos pos_ = 0;
 };
 
-// ---- builtins (jinja_builtins.cpp) ------------------------------------------
+// ---- builtins (builtins.cpp) ------------------------------------------
 
 bool is_known_filter(std::string_view name);
 bool is_known_test(std::string_view name);

@@ -1,6 +1,6 @@
 // config.cpp - ModelConfig validation, rotary frequencies and the Hugging Face
 // config.json reader.
-#include "model/config.h"
+#include "format/config.h"
 
 #include <cmath>
 #include <nlohmann/json.hpp>

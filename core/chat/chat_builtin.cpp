@@ -5,7 +5,7 @@
 // Jinja engine like any checkpoint template. Keeping them as templates, not
 // as C++ code, makes them checkable against the reference renderer
 // (tests/chat/render_reference.py) in the same way.
-#include "tokenizer/chat.h"
+#include "chat/chat.h"
 
 namespace paca {
 

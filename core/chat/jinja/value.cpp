@@ -1,5 +1,5 @@
-// jinja_value.cpp - see jinja_value.h.
-#include "tokenizer/jinja_value.h"
+// value.cpp - see value.h.
+#include "chat/jinja/value.h"
 
 #include <algorithm>
 #include <charconv>

@@ -1,5 +1,5 @@
 // block_quant.cpp - see block_quant.h for the layouts.
-#include "model/block_quant.h"
+#include "format/block_quant.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-// jinja_value.h - the values of the Jinja template engine (jinja.h): a small
+// value.h - the values of the Jinja template engine (jinja.h): a small
 // Python-like dynamic type (undefined, none, bool, int, float, str, list,
 // tuple, dict, namespace, callable) with Python's printing rules (str/repr),
 // json.dumps-compatible serialisation, and provenance on strings.

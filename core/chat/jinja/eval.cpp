@@ -1,11 +1,11 @@
-// jinja_eval.cpp - the interpreter of the Jinja engine: walks the syntax tree
+// eval.cpp - the interpreter of the Jinja engine: walks the syntax tree
 // with jinja2's scoping (a fresh scope per loop iteration, macro and with
 // block; if blocks share their parent's), Python semantics for operators,
 // and the render limits of jinja.h.
 #include <cmath>
 #include <limits>
 
-#include "tokenizer/jinja_internal.h"
+#include "chat/jinja/internal.h"
 
 namespace paca::jinja {
 

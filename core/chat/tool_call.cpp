@@ -1,10 +1,10 @@
 // tool_call.cpp - see tool_call.h.
-#include "tokenizer/tool_call.h"
+#include "chat/tool_call.h"
 
 #include <charconv>
 #include <cstring>
 
-#include "tokenizer/jinja_value.h"  // utf8_put
+#include "chat/jinja/value.h"  // utf8_put
 
 namespace paca {
 

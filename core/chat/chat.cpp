@@ -1,17 +1,15 @@
 // chat.cpp - see chat.h.
-#include "tokenizer/chat.h"
-
-#include <sys/stat.h>
+#include "chat/chat.h"
 
 #include <algorithm>
 #include <cstring>
-#include <fstream>
 #include <unordered_set>
 
+#include "chat/jinja/jinja.h"
 #include "model/checkpoint.h"
-#include "util/mmap.h"
-#include "tokenizer/jinja.h"
 #include "util/error.h"
+#include "util/file.h"
+#include "util/mmap.h"
 
 namespace paca {
 
@@ -142,24 +140,6 @@ const ChatTokens& ChatTemplate::tokens() const { return impl_->tokens; }
 
 namespace {
 
-bool file_exists(const std::string& p) {
-  struct stat st {};
-  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
-
-std::string read_small_file(const std::string& path, size_t limit) {
-  std::ifstream f(path, std::ios::binary);
-  check(f.good(), Status::io, "cannot open '{}'", path);
-  std::string s;
-  char buf[65536];
-  while (f) {
-    f.read(buf, sizeof buf);
-    s.append(buf, static_cast<size_t>(f.gcount()));
-    check(s.size() <= limit, Status::format, "'{}' is larger than {} bytes", path, limit);
-  }
-  return s;
-}
-
 constexpr size_t kMaxConfigBytes = size_t{64} << 20;
 
 // A token in tokenizer_config.json: "text" or {"content": "text", ...}.
@@ -222,33 +202,28 @@ ChatStyle gguf_style(const GgufFile& g) {
   return detect_chat_style(c);
 }
 
-bool is_directory(const std::string& p) {
-  struct stat st {};
-  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 }  // namespace
 
 ChatTemplate ChatTemplate::from_hf_directory(const std::string& dir, ChatStyle fallback) {
   ChatTokens tokens = builtin_chat_tokens(fallback);
   std::string def, tool_use, origin;
   ojson cfg;
-  if (file_exists(dir + "/tokenizer_config.json")) {
-    cfg = ojson::parse(read_small_file(dir + "/tokenizer_config.json", kMaxConfigBytes), nullptr, false);
+  if (is_regular_file(dir + "/tokenizer_config.json")) {
+    cfg = ojson::parse(read_text_file(dir + "/tokenizer_config.json", kMaxConfigBytes), nullptr, false);
     if (cfg.is_discarded() || !cfg.is_object()) fail(Status::format, "{}/tokenizer_config.json is not a JSON object", dir);
     if (auto t = token_text(cfg, "bos_token")) tokens.bos = t;
     if (auto t = token_text(cfg, "eos_token")) tokens.eos = t;
     if (auto t = token_text(cfg, "unk_token")) tokens.unk = t;
     if (auto t = token_text(cfg, "pad_token")) tokens.pad = t;
   }
-  if (file_exists(dir + "/chat_template.jinja")) {
-    def = read_small_file(dir + "/chat_template.jinja", kMaxConfigBytes);
+  if (is_regular_file(dir + "/chat_template.jinja")) {
+    def = read_text_file(dir + "/chat_template.jinja", kMaxConfigBytes);
     origin = "chat_template.jinja";
   } else if (cfg.is_object() && cfg.contains("chat_template")) {
     pick_templates(cfg["chat_template"], def, tool_use);
     origin = "tokenizer_config.json";
-  } else if (file_exists(dir + "/chat_template.json")) {
-    ojson j = ojson::parse(read_small_file(dir + "/chat_template.json", kMaxConfigBytes), nullptr, false);
+  } else if (is_regular_file(dir + "/chat_template.json")) {
+    ojson j = ojson::parse(read_text_file(dir + "/chat_template.json", kMaxConfigBytes), nullptr, false);
     if (j.is_object() && j.contains("chat_template")) pick_templates(j["chat_template"], def, tool_use);
     origin = "chat_template.json";
   }
@@ -282,10 +257,10 @@ ChatTemplate ChatTemplate::for_checkpoint(const Checkpoint& ck) {
 
 ChatTemplate ChatTemplate::from_path(const std::string& path) {
   if (is_directory(path)) {
-    const std::string gen = file_exists(path + "/generation_config.json")
-                                ? read_small_file(path + "/generation_config.json", kMaxConfigBytes)
+    const std::string gen = is_regular_file(path + "/generation_config.json")
+                                ? read_text_file(path + "/generation_config.json", kMaxConfigBytes)
                                 : std::string();
-    const ModelConfig c = parse_hf_config(read_small_file(path + "/config.json", kMaxConfigBytes), gen);
+    const ModelConfig c = parse_hf_config(read_text_file(path + "/config.json", kMaxConfigBytes), gen);
     return from_hf_directory(path, detect_chat_style(c));
   }
   MappedFile f(path);

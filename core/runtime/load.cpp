@@ -1,5 +1,5 @@
 // load.cpp - see load.h.
-#include "model/load.h"
+#include "runtime/load.h"
 
 #include <map>
 #include <vector>

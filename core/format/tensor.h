@@ -15,7 +15,7 @@ enum class DType : int {
   bf16 = 2,
   q8_0 = 3,  // GGUF Q8_0: blocks of 32 along a row: f16 scale + 32 x int8
   f8e4m3 = 4,  // FP8 E4M3 codes with one f32 scale per row (TensorView::scales)
-  // GGUF's quantized block types (layouts in model/block_quant.h), kept as
+  // GGUF's quantized block types (layouts in format/block_quant.h), kept as
   // blocks in memory and multiplied against 8-bit quantized activations
   q4_0 = 5,
   q4_1 = 6,

@@ -1,5 +1,5 @@
 // gguf.cpp - see gguf.h.
-#include "model/gguf.h"
+#include "format/gguf.h"
 
 #include <algorithm>
 #include <cstring>

@@ -32,7 +32,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "model/tensor.h"
+#include "format/tensor.h"
 
 namespace paca {
 
