@@ -1,5 +1,5 @@
 // plan_capi.cpp - the C ABI of the shard planner, the named shapes (paca.h,
-// "planning": JSON in, JSON out; the arithmetic is core/model/plan) and the
+// "planning": JSON in, JSON out; the arithmetic is core/parallel/plan) and the
 // GGUF quantizer (core/model/quantize_gguf).
 #include <cstring>
 #include <string>
@@ -8,7 +8,7 @@
 
 #include "capi_internal.h"
 #include "model/quantize.h"
-#include "model/plan.h"
+#include "parallel/plan.h"
 
 using namespace paca::capi;
 

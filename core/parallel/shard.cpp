@@ -34,24 +34,27 @@ TensorView col_slice(Checkpoint& ck, const TensorView& t, int64_t c0, int64_t co
 
 }  // namespace
 
-TpLayout tp_layout(const ModelConfig& c, int n) {
-  check(n >= 1 && n <= 1024, Status::invalid_argument, "tensor parallel size {} is outside 1..1024", n);
-  check(c.n_heads % n == 0, Status::invalid_argument, "tensor parallel {} does not divide {} attention heads", n, c.n_heads);
-  check(c.ffn_dim % n == 0, Status::invalid_argument, "tensor parallel {} does not divide the FFN width {}", n, c.ffn_dim);
+TpLayout tp_layout(int n_heads, int n_kv_heads, int ffn_dim, int n_vocab, int n) {
+  check(n >= 1 && n <= kMaxTensorParallel, Status::invalid_argument, "tensor parallel size {} is outside 1..{}", n,
+        kMaxTensorParallel);
+  check(n_heads > 0 && n_kv_heads > 0 && ffn_dim > 0 && n_vocab > 0, Status::invalid_argument,
+        "tensor parallel: every dimension of the shape must be positive");
+  check(n_heads % n == 0, Status::invalid_argument, "tensor parallel {} does not divide {} attention heads", n, n_heads);
+  check(ffn_dim % n == 0, Status::invalid_argument, "tensor parallel {} does not divide the FFN width {}", n, ffn_dim);
   TpLayout L;
   L.size = n;
-  L.q_heads = c.n_heads / n;
-  if (n <= c.n_kv_heads) {
-    check(c.n_kv_heads % n == 0, Status::invalid_argument, "tensor parallel {} does not divide {} kv heads", n, c.n_kv_heads);
-    L.kv_heads = c.n_kv_heads / n;
+  L.q_heads = n_heads / n;
+  if (n <= n_kv_heads) {
+    check(n_kv_heads % n == 0, Status::invalid_argument, "tensor parallel {} does not divide {} kv heads", n, n_kv_heads);
+    L.kv_heads = n_kv_heads / n;
   } else {
-    check(n % c.n_kv_heads == 0, Status::invalid_argument,
+    check(n % n_kv_heads == 0, Status::invalid_argument,
           "tensor parallel {} is not a multiple of {} kv heads (each kv head is replicated on tp / kv_heads ranks)", n,
-          c.n_kv_heads);
+          n_kv_heads);
     L.kv_heads = 1;
   }
-  L.ffn = c.ffn_dim / n;
-  L.vocab_rows = (c.n_vocab + n - 1) / n;
+  L.ffn = ffn_dim / n;
+  L.vocab_rows = static_cast<int>((static_cast<int64_t>(n_vocab) + n - 1) / n);
   return L;
 }
 

@@ -26,10 +26,15 @@ struct TpLayout {
   int vocab_rows = 0;   // LM-head rows per rank (the last rank's slice is zero-padded to this)
 };
 
-// Throws Error(invalid_argument) when N does not divide the heads or the FFN,
-// or (N > kv heads) is not a multiple of the kv heads, or a column split would
-// cut a Q8_0 block.
-TpLayout tp_layout(const ModelConfig& c, int n);
+// The one rule of how N ranks split a shape (loading and plan.h both use
+// it). Throws Error(invalid_argument) when N is outside 1..kMaxTensorParallel,
+// does not divide the heads or the FFN, or (N > kv heads) is not a multiple of
+// the kv heads.
+constexpr int kMaxTensorParallel = 1024;
+TpLayout tp_layout(int n_heads, int n_kv_heads, int ffn_dim, int n_vocab, int n);
+inline TpLayout tp_layout(const ModelConfig& c, int n) {
+  return tp_layout(c.n_heads, c.n_kv_heads, c.ffn_dim, c.n_vocab, n);
+}
 
 // Layers [first, first + count) of the whole model.
 struct StageRange {

@@ -1,11 +1,12 @@
 // plan.cpp - shard-plan arithmetic (see plan.h).
-#include "model/plan.h"
+#include "parallel/plan.h"
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cmath>
 
+#include "parallel/shard.h"
 #include "util/error.h"
 
 namespace paca {
@@ -62,23 +63,16 @@ Plan make_plan(const PlanRequest& req) {
         Status::invalid_argument, "plan: every dimension of the shape must be positive");
   check(m.n_heads % m.n_kv_heads == 0, Status::invalid_argument, "plan: {} heads are not a multiple of {} kv heads",
         m.n_heads, m.n_kv_heads);
-  check(req.tp >= 1 && req.tp <= 4096 && req.pp >= 1, Status::invalid_argument, "plan: tp and pp must be at least 1");
-  check(req.pp <= m.n_layers, Status::invalid_argument, "plan: {} pipeline stages for {} layers", req.pp, m.n_layers);
-  check(m.n_heads % req.tp == 0, Status::invalid_argument, "plan: tensor parallel {} does not divide {} heads", req.tp,
-        m.n_heads);
-  check(m.ffn_dim % req.tp == 0, Status::invalid_argument, "plan: tensor parallel {} does not divide the FFN width {}",
-        req.tp, m.ffn_dim);
-  int kv_per_rank;
-  if (req.tp <= m.n_kv_heads) {
-    check(m.n_kv_heads % req.tp == 0, Status::invalid_argument, "plan: tensor parallel {} does not divide {} kv heads",
-          req.tp, m.n_kv_heads);
-    kv_per_rank = m.n_kv_heads / req.tp;
-  } else {
-    check(req.tp % m.n_kv_heads == 0, Status::invalid_argument,
-          "plan: tensor parallel {} is not a multiple of {} kv heads (each kv head is replicated on tp / kv_heads ranks)",
-          req.tp, m.n_kv_heads);
-    kv_per_rank = 1;
+  // the loader's own rules (shard.h): the plan is of a layout paca can load
+  TpLayout L;
+  std::vector<StageRange> stages;
+  try {
+    L = tp_layout(m.n_heads, m.n_kv_heads, m.ffn_dim, m.n_vocab, req.tp);
+    stages = pipeline_stages(m.n_layers, req.pp);
+  } catch (const Error& e) {
+    throw Error(e.status(), std::string("plan: ") + e.what());
   }
+  const int kv_per_rank = L.kv_heads;
   check(req.context > 0 && req.batch > 0 && req.prefill_chunk > 0, Status::invalid_argument,
         "plan: context, batch and prefill chunk must be positive");
   check(req.kv_dtype == DType::f32 || req.kv_dtype == DType::bf16 || req.kv_dtype == DType::f8e4m3,
@@ -86,18 +80,16 @@ Plan make_plan(const PlanRequest& req) {
   check(std::isfinite(req.device_bytes) && req.device_bytes > 0 && std::isfinite(req.reserve_bytes) && req.reserve_bytes >= 0,
         Status::invalid_argument, "plan: device memory must be positive");
 
-  const uint64_t D = static_cast<uint64_t>(m.dim), hd = static_cast<uint64_t>(m.head_dim), N = static_cast<uint64_t>(req.tp);
-  const uint64_t q_rank = static_cast<uint64_t>(m.n_heads) / N * hd, kv_rank = static_cast<uint64_t>(kv_per_rank) * hd;
-  const uint64_t f_rank = static_cast<uint64_t>(m.ffn_dim) / N;
-  const uint64_t v_rank = (static_cast<uint64_t>(m.n_vocab) + N - 1) / N;  // vocabulary shard (the last one padded)
+  const uint64_t D = static_cast<uint64_t>(m.dim), hd = static_cast<uint64_t>(m.head_dim);
+  const uint64_t q_rank = static_cast<uint64_t>(L.q_heads) * hd, kv_rank = static_cast<uint64_t>(kv_per_rank) * hd;
+  const uint64_t f_rank = static_cast<uint64_t>(L.ffn);
+  const uint64_t v_rank = static_cast<uint64_t>(L.vocab_rows);  // vocabulary shard (the last one padded)
 
   Plan plan;
   plan.request = req;
   plan.kv_heads_per_rank = kv_per_rank;
-  const int base = m.n_layers / req.pp, extra = m.n_layers % req.pp;
-  int first = 0;
   for (int s = 0; s < req.pp; ++s) {
-    const int count = base + (s < extra ? 1 : 0);
+    const int first = stages[s].first, count = stages[s].count;
     uint64_t weights = 0;
     for (int l = first; l < first + count; ++l) {
       const bool fp8_layer = req.fp8 && !(req.fp8_keep_first_last && (l == 0 || l == m.n_layers - 1));
@@ -136,7 +128,6 @@ Plan make_plan(const PlanRequest& req) {
       plan.max_rank_bytes = std::max(plan.max_rank_bytes, rp.total());
       plan.ranks.push_back(rp);
     }
-    first += count;
   }
   plan.fits = static_cast<double>(plan.max_rank_bytes) <= req.device_bytes - req.reserve_bytes;
   return plan;
@@ -245,7 +236,7 @@ PlanRequest plan_request_from_json(const std::string& text) {
       r.shape.tied_embeddings = tied->get<bool>();
     }
   }
-  r.tp = static_cast<int>(integer("tp", 1, 4096, 1));
+  r.tp = static_cast<int>(integer("tp", 1, kMaxTensorParallel, 1));
   r.pp = static_cast<int>(integer("pp", 1, 4096, 1));
   if (auto w = j.find("weights"); w != j.end()) {
     check(w->is_string() && (*w == "bf16" || *w == "fp8"), Status::invalid_argument,
