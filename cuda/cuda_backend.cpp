@@ -42,6 +42,7 @@
 #include <string>         // std::string
 #include <type_traits>    // std::is_pointer_v
 #include <unordered_map>  // std::unordered_map
+#include <unordered_set>  // std::unordered_set
 #include <vector>         // std::vector
 
 #include "backend/cpu/kernels.h"  // cpu::dequant_row
@@ -1001,122 +1002,168 @@ class CudaBackend final : public Backend {
   void upload_weights(std::span<const TensorView* const> views, const std::function<bool(float)>& progress) override {
     std::lock_guard<std::mutex> lock(mu_);
     enter_op();
-    std::vector<const TensorView*> todo;
     uint64_t total = 0;
-    for (const TensorView* v : views) {
-      if (v == nullptr || v->data == nullptr || v->rows <= 0 || v->cols <= 0 || weights_.count(key_of(*v)) != 0) continue;
-      bool dup = false;
-      for (const TensorView* u : todo) dup = dup || key_of(*u) == key_of(*v);
-      if (dup) continue;
-      if (v->dtype == DType::f8e4m3) check_fp8_weight(*v);  // before anything is allocated
-      todo.push_back(v);
-      total += device_weight_bytes(*v);
-    }
+    const std::vector<const TensorView*> todo = weights_to_upload(views, total);
     {
       size_t free = 0, dev_total = 0;
       ck(cudaMemGetInfo(&free, &dev_total), "cudaMemGetInfo");
       check_fits("cuda:" + std::to_string(dev_), "the weights", total, free, dev_total);
     }
-    // two pinned buffers: one is filled while the other's copy runs
-    constexpr size_t kStage = size_t{32} << 20;
-    void* host[2] = {nullptr, nullptr};
-    cudaEvent_t done[2] = {nullptr, nullptr};
-    auto cleanup = [&] {
-      cudaStreamSynchronize(stream_);
-      for (int b = 0; b < 2; ++b) {
-        if (host[b] != nullptr) cudaFreeHost(host[b]);
-        if (done[b] != nullptr) cudaEventDestroy(done[b]);
-      }
-      (void)cudaGetLastError();
-    };
-    try {
-      for (int b = 0; b < 2; ++b) {
-        ck(cudaMallocHost(&host[b], kStage), "cudaMallocHost (weight staging)");
-        ck(cudaEventCreateWithFlags(&done[b], cudaEventDisableTiming), "cudaEventCreate");
-      }
-      uint64_t sent = 0, next_report = 0;
-      int buf = 0;
-      std::vector<float> row;
-      for (const TensorView* v : todo) {
-        DevWeight w;
-        w.rows = v->rows;
-        w.cols = v->cols;
-        w.f8 = v->dtype == DType::f8e4m3;
-        w.blocks = keeps_blocks(*v) ? static_cast<int>(ggml_type_of(v->dtype)) : 0;
-        w.bf16 = !w.f8 && w.blocks == 0 && v->rows > 1;
-        const size_t bytes = device_weight_bytes(*v);
-        const cudaError_t e = cudaMalloc(&w.data, bytes);
-        if (e != cudaSuccess) {
-          (void)cudaGetLastError();
-          fail(Status::out_of_memory, "cannot allocate {} bytes on cuda:{} for weight {}: {} ({} of {} bytes uploaded)",
-               bytes, dev_, v->name, cudaGetErrorString(e), sent, total);
-        }
-        if (w.f8) {
-          // the row scales behind the codes, sent with them
-          const size_t codes = static_cast<size_t>(v->rows) * static_cast<size_t>(v->cols);
-          w.scales = reinterpret_cast<const float*>(static_cast<uint8_t*>(w.data) + fp8_scales_offset(codes));
-          w.act = v->act;
-          w.act_ub = v->act_ub;
-          w.act_scale = v->act_scale;
-          any_f8_ = true;
-          ck(cudaMemcpyAsync(const_cast<float*>(w.scales), v->scales, static_cast<size_t>(v->rows) * sizeof(float),
-                             cudaMemcpyHostToDevice, stream_),
-             "cudaMemcpyAsync (FP8 scales)");
-          // scales and padding, as device_weight_bytes counted them in total
-          sent += static_cast<size_t>(v->rows) * sizeof(float) + (fp8_scales_offset(codes) - codes);
-        }
-        weights_.emplace(key_of(*v), w);
-        const size_t cols = static_cast<size_t>(v->cols);
-        const size_t out_row = w.blocks != 0 ? row_bytes(v->dtype, cols) : w.f8 ? cols : cols * (w.bf16 ? 2 : 4);
-        const size_t rows_per_chunk = std::max<size_t>(1, kStage / out_row);
-        check(out_row <= kStage, Status::unsupported, "weight {} has rows of {} bytes (at most {})", v->name, out_row,
-              kStage);
-        row.resize(cols);
-        for (int64_t r0 = 0; r0 < v->rows; r0 += static_cast<int64_t>(rows_per_chunk)) {
-          const int64_t r1 = std::min<int64_t>(v->rows, r0 + static_cast<int64_t>(rows_per_chunk));
-          ck(cudaEventSynchronize(done[buf]), "cudaEventSynchronize (weight staging)");
-          auto* dst = static_cast<uint8_t*>(host[buf]);
-          if ((v->dtype == DType::bf16 && w.bf16) || w.f8 || w.blocks != 0) {  // stored as they are
-            std::memcpy(dst, v->row(r0), static_cast<size_t>(r1 - r0) * out_row);
-          } else {
-            for (int64_t r = r0; r < r1; ++r) {
-              cpu::dequant_row(v->dtype, v->row(r), row.data(), cols);
-              if (v->dtype == DType::f8e4m3 && v->scales != nullptr)
-                for (float& x : row) x *= v->scales[r];
-              uint8_t* o = dst + static_cast<size_t>(r - r0) * out_row;
-              if (w.bf16) {
-                for (size_t c = 0; c < cols; ++c) {
-                  const uint16_t b = f32_to_bf16(row[c]);
-                  std::memcpy(o + 2 * c, &b, 2);
-                }
-              } else {
-                std::memcpy(o, row.data(), cols * 4);
-              }
-            }
-          }
-          const size_t n = static_cast<size_t>(r1 - r0) * out_row;
-          ck(cudaMemcpyAsync(static_cast<uint8_t*>(w.data) + static_cast<size_t>(r0) * out_row, dst, n,
-                             cudaMemcpyHostToDevice, stream_),
-             "cudaMemcpyAsync (weights)");
-          ck(cudaEventRecord(done[buf], stream_), "cudaEventRecord");
-          buf ^= 1;
-          sent += n;
-          if (progress && (sent >= next_report || sent == total)) {
-            if (!progress(total ? static_cast<float>(static_cast<double>(sent) / static_cast<double>(total)) : 1.0f))
-              fail(Status::cancelled, "model load cancelled by the progress callback");
-            next_report = sent + total / 100;
-          }
+    Staging staging(stream_);
+    uint64_t sent = 0, next_report = 0;
+    std::vector<float> row;
+    for (const TensorView* v : todo) {
+      const DevWeight w = allocate_weight(*v, sent, total);
+      weights_.emplace(key_of(*v), w);
+      const size_t out_row = device_row_bytes(*v, w);
+      check(out_row <= Staging::kBytes, Status::unsupported, "weight {} has rows of {} bytes (at most {})", v->name,
+            out_row, Staging::kBytes);
+      const int64_t rows_per_chunk = static_cast<int64_t>(std::max<size_t>(1, Staging::kBytes / out_row));
+      for (int64_t r0 = 0; r0 < v->rows; r0 += rows_per_chunk) {
+        const int64_t r1 = std::min<int64_t>(v->rows, r0 + rows_per_chunk);
+        uint8_t* dst = staging.next();
+        stage_rows(*v, w, r0, r1, out_row, dst, row);
+        const size_t n = static_cast<size_t>(r1 - r0) * out_row;
+        staging.send(static_cast<uint8_t*>(w.data) + static_cast<size_t>(r0) * out_row, n);
+        sent += n;
+        if (progress && (sent >= next_report || sent == total)) {
+          if (!progress(total ? static_cast<float>(static_cast<double>(sent) / static_cast<double>(total)) : 1.0f))
+            fail(Status::cancelled, "model load cancelled by the progress callback");
+          next_report = sent + total / 100;
         }
       }
-      sync("weight upload");
-    } catch (...) {
-      cleanup();
-      throw;
     }
-    cleanup();
+    sync("weight upload");
   }
 
  private:
+  // Two pinned host buffers for the weight upload: one is filled while the
+  // other's copy runs. The destructor waits for the stream and frees them, on
+  // success and on a throw alike.
+  class Staging {
+   public:
+    static constexpr size_t kBytes = size_t{32} << 20;
+    explicit Staging(cudaStream_t stream) : stream_(stream) {
+      for (int b = 0; b < 2; ++b) {
+        ck(cudaMallocHost(&host_[b], kBytes), "cudaMallocHost (weight staging)");
+        ck(cudaEventCreateWithFlags(&done_[b], cudaEventDisableTiming), "cudaEventCreate");
+      }
+    }
+    ~Staging() {
+      cudaStreamSynchronize(stream_);
+      for (int b = 0; b < 2; ++b) {
+        if (host_[b] != nullptr) cudaFreeHost(host_[b]);
+        if (done_[b] != nullptr) cudaEventDestroy(done_[b]);
+      }
+      (void)cudaGetLastError();
+    }
+    Staging(const Staging&) = delete;
+    Staging& operator=(const Staging&) = delete;
+    // The buffer to fill next, once its previous copy has finished.
+    uint8_t* next() {
+      ck(cudaEventSynchronize(done_[buf_]), "cudaEventSynchronize (weight staging)");
+      return static_cast<uint8_t*>(host_[buf_]);
+    }
+    // Copies the first n bytes of the buffer next() gave to dst on the device.
+    void send(void* dst, size_t n) {
+      ck(cudaMemcpyAsync(dst, host_[buf_], n, cudaMemcpyHostToDevice, stream_), "cudaMemcpyAsync (weights)");
+      ck(cudaEventRecord(done_[buf_], stream_), "cudaEventRecord");
+      buf_ ^= 1;
+    }
+
+   private:
+    cudaStream_t stream_;
+    void* host_[2] = {nullptr, nullptr};
+    cudaEvent_t done_[2] = {nullptr, nullptr};
+    int buf_ = 0;
+  };
+
+  // The views not on the device yet, each once (views may repeat a tensor,
+  // e.g. tied embeddings), and the device bytes they need. FP8 weights are
+  // checked here, before anything is allocated.
+  std::vector<const TensorView*> weights_to_upload(std::span<const TensorView* const> views, uint64_t& total) const {
+    std::vector<const TensorView*> todo;
+    std::unordered_set<WeightKey, WeightKeyHash> seen;
+    total = 0;
+    for (const TensorView* v : views) {
+      if (v == nullptr || v->data == nullptr || v->rows <= 0 || v->cols <= 0 || weights_.count(key_of(*v)) != 0) continue;
+      if (!seen.insert(key_of(*v)).second) continue;
+      if (v->dtype == DType::f8e4m3) check_fp8_weight(*v);
+      todo.push_back(v);
+      total += device_weight_bytes(*v);
+    }
+    return todo;
+  }
+
+  // The device copy of v: its form (FP8 codes and row scales, GGUF blocks,
+  // BF16 matrix or f32 vector) and memory; an FP8 weight's scales are sent
+  // here (counted in sent).
+  DevWeight allocate_weight(const TensorView& v, uint64_t& sent, uint64_t total) {
+    DevWeight w;
+    w.rows = v.rows;
+    w.cols = v.cols;
+    w.f8 = v.dtype == DType::f8e4m3;
+    w.blocks = keeps_blocks(v) ? static_cast<int>(ggml_type_of(v.dtype)) : 0;
+    w.bf16 = !w.f8 && w.blocks == 0 && v.rows > 1;
+    const size_t bytes = device_weight_bytes(v);
+    const cudaError_t e = cudaMalloc(&w.data, bytes);
+    if (e != cudaSuccess) {
+      (void)cudaGetLastError();
+      fail(Status::out_of_memory, "cannot allocate {} bytes on cuda:{} for weight {}: {} ({} of {} bytes uploaded)", bytes,
+           dev_, v.name, cudaGetErrorString(e), sent, total);
+    }
+    if (w.f8) {
+      // the row scales behind the codes, sent with them
+      const size_t codes = static_cast<size_t>(v.rows) * static_cast<size_t>(v.cols);
+      w.scales = reinterpret_cast<const float*>(static_cast<uint8_t*>(w.data) + fp8_scales_offset(codes));
+      w.act = v.act;
+      w.act_ub = v.act_ub;
+      w.act_scale = v.act_scale;
+      any_f8_ = true;
+      const cudaError_t c = cudaMemcpyAsync(const_cast<float*>(w.scales), v.scales,
+                                            static_cast<size_t>(v.rows) * sizeof(float), cudaMemcpyHostToDevice, stream_);
+      if (c != cudaSuccess) {
+        cudaFree(w.data);
+        cuda_fail(c, "cudaMemcpyAsync (FP8 scales)");
+      }
+      // scales and padding, as device_weight_bytes counted them in total
+      sent += static_cast<size_t>(v.rows) * sizeof(float) + (fp8_scales_offset(codes) - codes);
+    }
+    return w;
+  }
+
+  // Bytes of one row of w on the device.
+  static size_t device_row_bytes(const TensorView& v, const DevWeight& w) {
+    const size_t cols = static_cast<size_t>(v.cols);
+    return w.blocks != 0 ? row_bytes(v.dtype, cols) : w.f8 ? cols : cols * (w.bf16 ? 2 : 4);
+  }
+
+  // Rows [r0, r1) of v in w's device form into dst: copied as they are (BF16,
+  // FP8 codes, GGUF blocks) or widened and rounded (to BF16 or f32).
+  static void stage_rows(const TensorView& v, const DevWeight& w, int64_t r0, int64_t r1, size_t out_row, uint8_t* dst,
+                         std::vector<float>& row) {
+    if ((v.dtype == DType::bf16 && w.bf16) || w.f8 || w.blocks != 0) {
+      std::memcpy(dst, v.row(r0), static_cast<size_t>(r1 - r0) * out_row);
+      return;
+    }
+    const size_t cols = static_cast<size_t>(v.cols);
+    row.resize(cols);
+    for (int64_t r = r0; r < r1; ++r) {
+      cpu::dequant_row(v.dtype, v.row(r), row.data(), cols);
+      if (v.dtype == DType::f8e4m3 && v.scales != nullptr)
+        for (float& x : row) x *= v.scales[r];
+      uint8_t* o = dst + static_cast<size_t>(r - r0) * out_row;
+      if (w.bf16) {
+        for (size_t c = 0; c < cols; ++c) {
+          const uint16_t b = f32_to_bf16(row[c]);
+          std::memcpy(o + 2 * c, &b, 2);
+        }
+      } else {
+        std::memcpy(o, row.data(), cols * 4);
+      }
+    }
+  }
+
   static constexpr size_t kLtWorkspace = size_t{32} << 20;
 
   // ---- recording (see cuda_backend.h, "CUDA graphs") -----------------------

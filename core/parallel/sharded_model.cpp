@@ -53,10 +53,8 @@ void agree_on_start(Communicator& world, bool cuda, const std::string& nccl_why,
 
 ShardedModel::ShardedModel(std::unique_ptr<Checkpoint> full, ShardOptions so, const ModelOptions& opt)
     : full_(std::move(full)), tp_(so.tp), pp_(so.pp), log_(opt.log) {
-  const ModelConfig& c = full_->config;
-  const TpLayout tpl = tp_layout(c, so.tp);
-  const std::vector<StageRange> stages = pipeline_stages(c.n_layers, so.pp);
-  const int world_size = so.tp * so.pp;
+  const TpLayout tpl = tp_layout(full_->config, so.tp);
+  const std::vector<StageRange> stages = pipeline_stages(full_->config.n_layers, so.pp);
   check(so.timeout.count() > 0, Status::invalid_argument, "the collective timeout must be positive");
   check(so.device == "cpu" || parse_cuda_device(so.device) >= 0, Status::invalid_argument,
         "unknown device '{}' (expected \"cpu\", \"cuda\" or \"cuda:N\")", so.device);
@@ -65,10 +63,23 @@ ShardedModel::ShardedModel(std::unique_ptr<Checkpoint> full, ShardOptions so, co
         "NCCL collectives need CUDA ranks, not device '{}'", so.device);
   const bool nccl = cuda && (so.collectives == ShardOptions::Collectives::nccl ||
                              (so.collectives == ShardOptions::Collectives::automatic && so.world != nullptr));
-
-  int threads = so.n_threads > 0 ? so.n_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  std::vector<int> ranks;  // the world ranks this process runs
+  const int threads = so.n_threads > 0 ? so.n_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::unique_ptr<Backend> first_backend;  // multi-process: made before the group agrees to start
+  const std::vector<int> ranks = open_group(so, cuda, nccl, threads, first_backend);
+  ModelOptions o = opt;
+  o.n_threads = std::max(1, threads / static_cast<int>(ranks.size()));
+  build_ranks(so, tpl, stages, ranks, std::move(first_backend), o);
+  connect_ranks(so, cuda, nccl);
+  upload_rank_weights(so.progress);
+  lay_out_kv();
+  for (const auto& [name, t] : full_->tensors) n_params_ += static_cast<uint64_t>(t.rows) * static_cast<uint64_t>(t.cols);
+  fingerprint_ = model_fingerprint(*full_);
+}
+
+std::vector<int> ShardedModel::open_group(ShardOptions& so, bool cuda, bool nccl, int threads,
+                                          std::unique_ptr<Backend>& first_backend) {
+  const int world_size = so.tp * so.pp;
+  std::vector<int> ranks;
   if (so.world == nullptr) {
     for (int r = 0; r < world_size; ++r) ranks.push_back(r);
     check(!nccl || world_size == 1, Status::invalid_argument,
@@ -78,33 +89,36 @@ ShardedModel::ShardedModel(std::unique_ptr<Checkpoint> full, ShardOptions so, co
     if (nccl && !nccl_available(&why)) fail(Status::device, "{}", why);
     groups_.push_back(std::make_unique<LocalGroup>(world_size, so.timeout));
     for (int s = 0; s < so.pp; ++s) groups_.push_back(std::make_unique<LocalGroup>(so.tp, so.timeout));
-  } else {
-    check(so.world->size() == world_size, Status::invalid_argument,
-          "a group of {} processes cannot run tensor parallel {} x pipeline parallel {} (needs {})", so.world->size(),
-          so.tp, so.pp, world_size);
-    world_ = std::move(so.world);
-    ranks.push_back(world_->rank());
-    std::string nccl_why;
-    if (nccl) nccl_available(&nccl_why);
-    std::exception_ptr backend_error;
-    if (nccl_why.empty()) {
-      try {
-        first_backend = make_backend(so.device, threads, so.backend);
-      } catch (const Error&) {
-        backend_error = std::current_exception();
-      }
-    }
-    agree_on_start(*world_, cuda, nccl_why, backend_error);
-    if (so.pp > 1) {
-      const int stage = world_->rank() / so.tp;
-      std::vector<int> members;
-      for (int t = 0; t < so.tp; ++t) members.push_back(stage * so.tp + t);
-      stage_comm_ = std::make_unique<SubComm>(*world_, std::move(members));
+    return ranks;
+  }
+  check(so.world->size() == world_size, Status::invalid_argument,
+        "a group of {} processes cannot run tensor parallel {} x pipeline parallel {} (needs {})", so.world->size(), so.tp,
+        so.pp, world_size);
+  world_ = std::move(so.world);
+  ranks.push_back(world_->rank());
+  std::string nccl_why;
+  if (nccl) nccl_available(&nccl_why);
+  std::exception_ptr backend_error;
+  if (nccl_why.empty()) {
+    try {
+      first_backend = make_backend(so.device, threads, so.backend);
+    } catch (const Error&) {
+      backend_error = std::current_exception();
     }
   }
+  agree_on_start(*world_, cuda, nccl_why, backend_error);
+  if (so.pp > 1) {
+    const int stage = world_->rank() / so.tp;
+    std::vector<int> members;
+    for (int t = 0; t < so.tp; ++t) members.push_back(stage * so.tp + t);
+    stage_comm_ = std::make_unique<SubComm>(*world_, std::move(members));
+  }
+  return ranks;
+}
 
-  ModelOptions o = opt;
-  o.n_threads = std::max(1, threads / static_cast<int>(ranks.size()));
+void ShardedModel::build_ranks(const ShardOptions& so, const TpLayout& tpl, const std::vector<StageRange>& stages,
+                               const std::vector<int>& ranks, std::unique_ptr<Backend> first_backend,
+                               const ModelOptions& o) {
   for (int r : ranks) {
     Local l;
     l.at.rank = r;
@@ -117,8 +131,9 @@ ShardedModel::ShardedModel(std::unique_ptr<Checkpoint> full, ShardOptions so, co
     weight_bytes_ += l.model->weight_bytes();
     locals_.push_back(std::move(l));
   }
-  connect_ranks(so, cuda, nccl);
+}
 
+void ShardedModel::upload_rank_weights(const std::function<bool(float)>& progress) {
   // device ranks get their shard's weights (the host ones page in at load)
   const size_t n_local = locals_.size();
   for (size_t i = 0; i < n_local; ++i) {
@@ -127,13 +142,15 @@ ShardedModel::ShardedModel(std::unique_ptr<Checkpoint> full, ShardOptions so, co
     std::vector<const TensorView*> views;
     for (const auto& [name, t] : locals_[i].model->checkpoint().tensors) views.push_back(&t);
     std::function<bool(float)> part;
-    if (so.progress)
-      part = [&so, i, n_local](float f) {
-        return so.progress((static_cast<float>(i) + f) / static_cast<float>(n_local));
+    if (progress)
+      part = [&progress, i, n_local](float f) {
+        return progress((static_cast<float>(i) + f) / static_cast<float>(n_local));
       };
     be.upload_weights(views, part);
   }
+}
 
+void ShardedModel::lay_out_kv() {
   // a session's block: the local ranks' blocks in (tp_rank, first layer) order
   std::vector<size_t> order(locals_.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
@@ -148,9 +165,6 @@ ShardedModel::ShardedModel(std::unique_ptr<Checkpoint> full, ShardOptions so, co
     vlayers += locals_[i].at.layers.count;
   }
   kv_layout_.n_layers = vlayers;
-
-  for (const auto& [name, t] : full_->tensors) n_params_ += static_cast<uint64_t>(t.rows) * static_cast<uint64_t>(t.cols);
-  fingerprint_ = model_fingerprint(*full_);
 }
 
 ShardedModel::~ShardedModel() {

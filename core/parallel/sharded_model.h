@@ -113,6 +113,19 @@ class ShardedModel final : public ModelRunner {
     Communicator* stage = nullptr;  // tensor-parallel collectives of its stage
     size_t kv_offset = 0;           // bytes into a session's block
   };
+  // The construction, in order. open_group: the in-process groups, or this
+  // process's place in a multi-process one (which all ranks agree to start;
+  // first_backend is then this rank's, made before agreeing); returns the
+  // world ranks this process runs. build_ranks: each rank's shard and model.
+  // upload_rank_weights: device ranks' weights, progress over all of them.
+  // lay_out_kv: a session's KV block, the local ranks' blocks in (tp_rank,
+  // first layer) order.
+  std::vector<int> open_group(ShardOptions& so, bool cuda, bool nccl, int threads,
+                              std::unique_ptr<Backend>& first_backend);
+  void build_ranks(const ShardOptions& so, const TpLayout& tpl, const std::vector<StageRange>& stages,
+                   const std::vector<int>& ranks, std::unique_ptr<Backend> first_backend, const ModelOptions& o);
+  void upload_rank_weights(const std::function<bool(float)>& progress);
+  void lay_out_kv();
   // Sets every local rank's world and stage communicators (see the header
   // comment): host ones, staged ones, or NCCL.
   void connect_ranks(const ShardOptions& so, bool cuda, bool nccl);

@@ -62,20 +62,10 @@ std::string vocab_text(const std::string& key, bool byte_level, const std::strin
   return bytes;
 }
 
-}  // namespace
-
-std::unique_ptr<Tokenizer> load_hf_tokenizer(std::string_view text, const std::string& what) {
-  json j = json::parse(text.begin(), text.end(), nullptr, false);
-  check(!j.is_discarded(), Status::format, "{}: not valid JSON", what);
-  check(j.is_object(), Status::format, "{}: not a JSON object", what);
-  const json* model = member(j, "model");
-  check(model && model->is_object(), Status::format, "{}: missing the 'model' object", what);
-  std::string mtype = type_of(*model);
-  if (mtype.empty() && member(*model, "merges")) mtype = "BPE";  // old files omit the type
-  if (mtype != "BPE")
-    fail(Status::unsupported, "{}: tokenizer model type '{}' is not supported (only BPE)", what, mtype);
-
-  // Which of the two Llama designs this is.
+// Which of the two Llama designs this is (byte-level BPE with Llama 3's
+// split, or SentencePiece-style "▁" spaces), from the pre-tokenizer, the
+// decoder and the normalizer; anything else is Error(unsupported).
+TokenizerOptions hf_design(const json& j, const json& model, const std::string& what) {
   bool byte_level = false, split_ok = false, other_split = false;
   for_each_step(member(j, "pre_tokenizer"), "pretokenizers", what, [&](const json& step) {
     std::string t = type_of(step);
@@ -94,8 +84,7 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer(std::string_view text, const std::s
   TokenizerOptions opt;
   opt.kind = TokenizerKind::bpe;
   opt.byte_level = byte_level;
-  opt.ignore_merges = get_bool(*model, "ignore_merges", false, what, "model");
-  const bool byte_fallback = get_bool(*model, "byte_fallback", false, what, "model");
+  opt.ignore_merges = get_bool(model, "ignore_merges", false, what, "model");
   if (byte_level) {
     if (!split_ok || other_split)
       fail(Status::unsupported, "{}: byte-level BPE with a pre-tokenizer other than Llama 3's split pattern is not supported",
@@ -124,9 +113,14 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer(std::string_view text, const std::s
       opt.space_prefix_after_special = prepend;
     }
   }
+  return opt;
+}
 
-  // Vocabulary.
-  const json* vocab_j = member(*model, "vocab");
+// model.vocab and added_tokens -> the vocabulary (ids checked, each once);
+// by_key maps each model.vocab key (as written, byte-mapped) to its id.
+Vocab hf_vocab(const json& j, const json& model, bool byte_level, bool byte_fallback, const std::string& what,
+               std::unordered_map<std::string_view, int32_t>& by_key) {
+  const json* vocab_j = member(model, "vocab");
   check(vocab_j && vocab_j->is_object(), Status::format, "{}: model.vocab must be an object", what);
   int64_t max_id = -1;
   auto check_id = [&](const json& v, const std::string& field) {
@@ -152,7 +146,7 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer(std::string_view text, const std::s
   Vocab v;
   v.tokens.resize(static_cast<size_t>(max_id + 1));
   for (Token& t : v.tokens) t.type = TokenType::unused;
-  std::unordered_map<std::string_view, int32_t> by_key;
+  by_key.clear();
   by_key.reserve(vocab_j->size() * 2);
   for (auto it = vocab_j->begin(); it != vocab_j->end(); ++it) {
     auto id = static_cast<int32_t>(it.value().get<int64_t>());
@@ -163,7 +157,7 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer(std::string_view text, const std::s
     t.score = -static_cast<float>(id);
     by_key.emplace(it.key(), id);
   }
-  if (const json* unk = member(*model, "unk_token")) {
+  if (const json* unk = member(model, "unk_token")) {
     auto it = by_key.find(need_string(*unk, what, "model.unk_token"));
     check(it != by_key.end(), Status::format, "{}: model.unk_token is not in the vocabulary", what);
     v.unk = it->second;
@@ -180,10 +174,14 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer(std::string_view text, const std::s
       if (id == v.unk) t.type = TokenType::unknown;
     }
   }
+  return v;
+}
 
-  // Merges: "A B" strings or ["A", "B"] pairs; priority = index.
+// model.merges: "A B" strings or ["A", "B"] pairs; priority = index.
+PairTable hf_merges(const json& model, const Vocab& v, const std::unordered_map<std::string_view, int32_t>& by_key,
+                    const std::string& what) {
   PairTable pairs;
-  const json* merges = member(*model, "merges");
+  const json* merges = member(model, "merges");
   check(merges && merges->is_array(), Status::format, "{}: model.merges must be an array", what);
   pairs.reserve(merges->size());
   int32_t index = 0;
@@ -213,16 +211,39 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer(std::string_view text, const std::s
       pairs.add(ia->second, ib->second, index, ir->second);
     ++index;
   }
+  return pairs;
+}
 
-  // Default BOS/EOS by the Llama names; tokenizer_config.json may override them.
+// Default BOS/EOS by the Llama names; tokenizer_config.json may override them.
+void default_bos_eos(Vocab& v) {
   for (const char* name : {"<|begin_of_text|>", "<s>"})
     for (size_t id = 0; id < v.tokens.size() && v.bos < 0; ++id)
       if (v.tokens[id].text == name && v.tokens[id].type == TokenType::control) v.bos = static_cast<int32_t>(id);
   for (const char* name : {"<|end_of_text|>", "</s>"})
     for (size_t id = 0; id < v.tokens.size() && v.eos < 0; ++id)
       if (v.tokens[id].text == name && v.tokens[id].type == TokenType::control) v.eos = static_cast<int32_t>(id);
+}
+
+}  // namespace
+
+std::unique_ptr<Tokenizer> load_hf_tokenizer(std::string_view text, const std::string& what) {
+  json j = json::parse(text.begin(), text.end(), nullptr, false);
+  check(!j.is_discarded(), Status::format, "{}: not valid JSON", what);
+  check(j.is_object(), Status::format, "{}: not a JSON object", what);
+  const json* model = member(j, "model");
+  check(model && model->is_object(), Status::format, "{}: missing the 'model' object", what);
+  std::string mtype = type_of(*model);
+  if (mtype.empty() && member(*model, "merges")) mtype = "BPE";  // old files omit the type
+  if (mtype != "BPE")
+    fail(Status::unsupported, "{}: tokenizer model type '{}' is not supported (only BPE)", what, mtype);
+  const TokenizerOptions opt = hf_design(j, *model, what);
+  const bool byte_fallback = get_bool(*model, "byte_fallback", false, what, "model");
+  std::unordered_map<std::string_view, int32_t> by_key;
+  Vocab v = hf_vocab(j, *model, opt.byte_level, byte_fallback, what, by_key);
+  PairTable pairs = hf_merges(*model, v, by_key, what);
+  default_bos_eos(v);
   return std::make_unique<Tokenizer>(std::move(v), std::move(pairs), opt,
-                                     what + (byte_level ? " (byte-level BPE)" : " (BPE with byte fallback)"));
+                                     what + (opt.byte_level ? " (byte-level BPE)" : " (BPE with byte fallback)"));
 }
 
 void apply_tokenizer_config(Tokenizer& tok, std::string_view text, const std::string& what) {
