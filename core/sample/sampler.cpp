@@ -480,9 +480,35 @@ void Sampler::set_grammar(std::unique_ptr<GrammarMatcher> grammar) {
   grammar_ = std::move(grammar);
 }
 
+namespace {
+
+// For each byte of a mask, its 8 tokens' lanes: all ones where the bit is set
+// (the logit is kept), zero where it is clear (the logit becomes -inf).
+struct MaskLanes {
+  uint32_t keep[256][8];
+  constexpr MaskLanes() : keep{} {
+    for (int b = 0; b < 256; ++b)
+      for (int j = 0; j < 8; ++j) keep[b][j] = (b >> j) & 1 ? 0xFFFFFFFFu : 0u;
+  }
+};
+constexpr MaskLanes kMaskLanes;
+constexpr uint32_t kNegInfBits = 0xFF800000u;
+
+// Eight logits masked by one byte, branch-free (the compiler makes this a
+// few vector ands and ors).
+inline void mask_eight(float* l, uint8_t byte) {
+  uint32_t x[8];
+  std::memcpy(x, l, sizeof x);
+  const uint32_t* keep = kMaskLanes.keep[byte];
+  for (int j = 0; j < 8; ++j) x[j] = (x[j] & keep[j]) | (kNegInfBits & ~keep[j]);
+  std::memcpy(l, x, sizeof x);
+}
+
+}  // namespace
+
 void apply_grammar_mask(std::span<float> l, std::span<const uint64_t> mask) {
   const size_t n = l.size();
-  for (size_t w = 0; w < mask.size(); ++w) {
+  for (size_t w = 0; w < mask.size() && w * 64 < n; ++w) {
     const uint64_t m = mask[w];
     if (m == ~uint64_t{0}) continue;
     const size_t b = w * 64, e = std::min(n, b + 64);
@@ -490,10 +516,13 @@ void apply_grammar_mask(std::span<float> l, std::span<const uint64_t> mask) {
       std::fill(l.begin() + static_cast<ptrdiff_t>(b), l.begin() + static_cast<ptrdiff_t>(e), kNegInf);
       continue;
     }
-    for (uint64_t z = ~m; z != 0; z &= z - 1) {  // the disallowed bits of a mixed word
-      const size_t i = b + static_cast<size_t>(std::countr_zero(z));
-      if (i < e) l[i] = kNegInf;
+    size_t i = b;
+    for (int k = 0; k < 8 && i + 8 <= e; ++k, i += 8) {  // a mixed word, a byte (8 logits) at a time
+      const auto byte = static_cast<uint8_t>(m >> (8 * k));
+      if (byte != 0xFF) mask_eight(l.data() + i, byte);
     }
+    for (; i < e; ++i)  // the vocabulary's end inside a byte
+      if (((m >> (i - b)) & 1) == 0) l[i] = kNegInf;
   }
 }
 

@@ -8,6 +8,7 @@
 #include <array>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <string>
@@ -508,6 +509,43 @@ TEST(Sampler, BestCandidatesGiveTheWholeVocabularysToken) {
 // sends instead of the logits), both against the definition written out
 // (reference_draw). sample_best may only fall back (-1) when the truncated
 // set goes on beyond the 256; both outcomes must occur.
+// Stage 0 against its definition, bit by bit: mask words of every kind (all
+// set, all clear, single bits, random), vocabularies that end inside a word
+// and inside a byte, a mask longer than the vocabulary, and logits that are
+// already -inf, +inf or NaN (an allowed one is kept as it is, bits included).
+TEST(Sampler, GrammarMaskSetsExactlyTheClearBitsToMinusInf) {
+  for (size_t n : {size_t{1}, size_t{7}, size_t{8}, size_t{63}, size_t{64}, size_t{65}, size_t{200}, size_t{1027}}) {
+    for (uint64_t seed = 1; seed <= 6; ++seed) {
+      std::vector<float> logits = test_logits(n, seed);
+      for (size_t i = 0; i < n; i += 5) logits[i] = i % 3 == 0 ? -kInf : i % 3 == 1 ? kInf : kNaN;
+      std::vector<uint64_t> mask((n + 63) / 64 + (seed == 6 ? 2 : 0));
+      for (size_t w = 0; w < mask.size(); ++w) {
+        uint64_t r = (seed * 0x9E3779B97F4A7C15ull) ^ (w * 0xBF58476D1CE4E5B9ull);  // splitmix64's finalizer
+        r = (r ^ (r >> 30)) * 0xBF58476D1CE4E5B9ull;
+        r = (r ^ (r >> 27)) * 0x94D049BB133111EBull;
+        r ^= r >> 31;
+        switch ((w + seed) % 5) {
+          case 0: mask[w] = ~uint64_t{0}; break;
+          case 1: mask[w] = 0; break;
+          case 2: mask[w] = uint64_t{1} << (r % 64); break;
+          case 3: mask[w] = ~(uint64_t{1} << (r % 64)); break;
+          default: mask[w] = r ^ (r << 7); break;
+        }
+      }
+      std::vector<float> got = logits;
+      apply_grammar_mask(got, mask);
+      for (size_t i = 0; i < n; ++i) {
+        const bool allowed = (mask[i / 64] >> (i % 64)) & 1;
+        if (allowed) {
+          EXPECT_EQ(0, std::memcmp(&got[i], &logits[i], sizeof(float))) << "n " << n << " seed " << seed << " id " << i;
+        } else {
+          EXPECT_EQ(got[i], -kInf) << "n " << n << " seed " << seed << " id " << i;
+        }
+      }
+    }
+  }
+}
+
 TEST(Sampler, NucleusFromTheBestAndTheMass) {
   const std::vector<SamplerParams> ps = {with(0.6f, 0, 0.9f),        with(1.0f, 0, 0.5f),
                                          with(1.4f, 0, 0.95f, 0.05f), with(0.8f, 0, 1.0f, 0.2f),
