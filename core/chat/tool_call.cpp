@@ -4,7 +4,7 @@
 #include <charconv>
 #include <cstring>
 
-#include "chat/jinja/value.h"  // utf8_put
+#include "tokenizer/utf8.h"  // utf8_append
 
 namespace paca {
 
@@ -275,15 +275,15 @@ class PyParser {
         case '\n': break;
         case 'x':
           if (!hex(2, cp)) return false;
-          jinja::utf8_put(out, cp);
+          utf8_append(out, cp);
           break;
         case 'u':
           if (!hex(4, cp) || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-          jinja::utf8_put(out, cp);
+          utf8_append(out, cp);
           break;
         case 'U':
           if (!hex(8, cp) || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-          jinja::utf8_put(out, cp);
+          utf8_append(out, cp);
           break;
         default:
           out += '\\';
@@ -383,113 +383,123 @@ bool function_tags(std::string_view t, std::vector<ToolCall>& calls, std::string
   return !calls.empty();
 }
 
+// What the text after the optional <|python_tag|> holds: plain text (code
+// for the code interpreter after the tag), tool calls found, or a malformed
+// call.
+struct BodyReading {
+  enum Kind { text, found, malformed } kind = text;
+  std::vector<ToolCall> calls;
+  std::string error;
+};
+
+BodyReading calls_read(std::vector<ToolCall> calls) { return {BodyReading::found, std::move(calls), {}}; }
+BodyReading malformed_read(std::string why) { return {BodyReading::malformed, {}, std::move(why)}; }
+
+// A parsed JSON body: one call object, or a list whose entries are all calls.
+BodyReading read_json_calls(const ojson& j) {
+  std::string err;
+  if (j.is_object()) {
+    ToolCall c;
+    if (!json_call(j, c, err)) return {};
+    if (!err.empty()) return malformed_read(err);
+    return calls_read({std::move(c)});
+  }
+  if (!j.is_array() || j.empty()) return {};
+  std::vector<ToolCall> calls;
+  for (const auto& e : j) {
+    ToolCall c;
+    std::string e_err;
+    if (json_call(e, c, e_err)) {
+      if (!e_err.empty() && err.empty()) err = e_err;
+      calls.push_back(std::move(c));
+    }
+  }
+  if (calls.size() == j.size() && err.empty()) return calls_read(std::move(calls));
+  if (!calls.empty()) return malformed_read(err.empty() ? "a list of tool calls holds entries that are not calls" : err);
+  return {};
+}
+
+// A body starting with { or [: JSON calls, or pythonic [f(a=1), ...] calls.
+BodyReading read_bracketed(std::string_view t, bool python_tag) {
+  ojson j;
+  if (parse_json(t, j)) return read_json_calls(j);
+  std::vector<ToolCall> calls;
+  if (t.front() == '[' && pythonic_calls(t, calls)) return calls_read(std::move(calls));
+  if (t.front() == '{' && (t.find("\"name\"") != std::string_view::npos || python_tag))
+    return malformed_read("the tool call is not valid JSON (truncated or mis-quoted?)");
+  return {};
+}
+
+// A non-empty, trimmed body in any of the call forms.
+BodyReading read_body(std::string_view t, bool python_tag) {
+  if (t.front() == '{' || t.front() == '[') return read_bracketed(t, python_tag);
+  if (starts_with(t, "<function=")) {
+    std::vector<ToolCall> calls;
+    std::string err;
+    if (function_tags(t, calls, err)) return calls_read(std::move(calls));
+    return malformed_read(err.empty() ? "malformed <function=...> call" : err);
+  }
+  ToolCall c;
+  bool shaped = false;
+  if (builtin_call(t, c, shaped)) return calls_read({std::move(c)});
+  if (shaped && (python_tag || t.back() == ')'))
+    return malformed_read("could not parse the arguments of a built-in tool call (name.call(key=\"value\", ...))");
+  return {};
+}
+
+// Removes the stop token's text (and the whitespace after it) when the caller
+// left it at the end of the reply, and records which token it was.
+std::string_view strip_end_token(std::string_view text, ReplyEnd& end) {
+  size_t e = text.size();
+  while (e > 0 && is_ws(text[e - 1])) --e;
+  const std::string_view head = text.substr(0, e);
+  static const std::pair<std::string_view, ReplyEnd> ends[] = {
+      {"<|eom_id|>", ReplyEnd::eom}, {"<|eot_id|>", ReplyEnd::eot}, {"<|end_of_text|>", ReplyEnd::eos}, {"</s>", ReplyEnd::eos}};
+  for (const auto& [s, kind] : ends)
+    if (head.size() >= s.size() && head.substr(head.size() - s.size()) == s) {
+      end = kind;
+      return head.substr(0, head.size() - s.size());
+    }
+  return text;
+}
+
 }  // namespace
 
 ParsedReply parse_tool_calls(std::string_view text, const ToolParseOptions& opt) {
   ParsedReply r;
   r.end = opt.stop;
-  // The stop token's text, when the caller left it in.
-  {
-    const std::string_view t = text;
-    size_t e = t.size();
-    while (e > 0 && is_ws(t[e - 1])) --e;
-    const std::string_view head = t.substr(0, e);
-    static const std::pair<std::string_view, ReplyEnd> ends[] = {
-        {"<|eom_id|>", ReplyEnd::eom}, {"<|eot_id|>", ReplyEnd::eot}, {"<|end_of_text|>", ReplyEnd::eos}, {"</s>", ReplyEnd::eos}};
-    for (const auto& [s, kind] : ends) {
-      if (head.size() >= s.size() && head.substr(head.size() - s.size()) == s) {
-        text = head.substr(0, head.size() - s.size());
-        r.end = kind;
-        break;
-      }
-    }
-  }
-  std::string_view body = text;
-  std::string_view prefix;
+  text = strip_end_token(text, r.end);
+  std::string_view body = text, prefix;
   if (const size_t tag = text.find(kPythonTag); tag != std::string_view::npos) {
     r.python_tag = true;
     prefix = text.substr(0, tag);
     body = text.substr(tag + kPythonTag.size());
   }
   const std::string_view t = trim(body);
-  auto malformed = [&](std::string why) {
-    r.malformed = true;
-    r.error = std::move(why);
-    r.tool_calls.clear();
-    r.content = std::string(text);
-    return r;
-  };
-  auto calls_found = [&](std::vector<ToolCall> calls) {
-    r.tool_calls = std::move(calls);
-    r.content = std::string(prefix);
-    return r;
-  };
-  auto plain = [&]() {
-    r.content = std::string(text);
-    return r;
-  };
-  auto code = [&]() {
+  BodyReading b;
+  if (!t.empty()) b = read_body(t, r.python_tag);
+  else if (r.python_tag) b = malformed_read("nothing follows <|python_tag|>");
+
+  if (b.kind == BodyReading::text && r.python_tag) {  // code for the code interpreter
     ojson a = ojson::object();
     a["code"] = std::string(t);
-    std::vector<ToolCall> c;
-    c.push_back({"code_interpreter", "code_interpreter", std::move(a)});
-    return calls_found(std::move(c));
-  };
-
-  if (t.empty()) return r.python_tag ? malformed("nothing follows <|python_tag|>") : plain();
-
-  if (t.front() == '{' || t.front() == '[') {
-    ojson j;
-    if (parse_json(t, j)) {
-      std::vector<ToolCall> calls;
-      std::string err;
-      if (j.is_object()) {
-        ToolCall c;
-        if (json_call(j, c, err)) {
-          if (!err.empty()) return malformed(err);
-          calls.push_back(std::move(c));
-          return calls_found(std::move(calls));
-        }
-      } else if (j.is_array() && !j.empty()) {
-        size_t shaped = 0;
-        for (const auto& e : j) {
-          ToolCall c;
-          std::string e_err;
-          if (json_call(e, c, e_err)) {
-            ++shaped;
-            if (!e_err.empty() && err.empty()) err = e_err;
-            calls.push_back(std::move(c));
-          }
-        }
-        if (shaped == j.size() && err.empty()) return calls_found(std::move(calls));
-        if (shaped > 0) return malformed(err.empty() ? "a list of tool calls holds entries that are not calls" : err);
-      }
-      return r.python_tag ? code() : plain();
-    }
-    std::vector<ToolCall> calls;
-    if (t.front() == '[' && pythonic_calls(t, calls)) return calls_found(std::move(calls));
-    if (t.front() == '{' && (t.find("\"name\"") != std::string_view::npos || r.python_tag))
-      return malformed("the tool call is not valid JSON (truncated or mis-quoted?)");
-    return r.python_tag ? code() : plain();
+    b = calls_read({{"code_interpreter", "code_interpreter", std::move(a)}});
   }
-  if (starts_with(t, "<function=")) {
-    std::vector<ToolCall> calls;
-    std::string err;
-    if (function_tags(t, calls, err)) return calls_found(std::move(calls));
-    return malformed(err.empty() ? "malformed <function=...> call" : err);
+  switch (b.kind) {
+    case BodyReading::found:
+      r.tool_calls = std::move(b.calls);
+      r.content = std::string(prefix);
+      break;
+    case BodyReading::malformed:
+      r.malformed = true;
+      r.error = std::move(b.error);
+      r.content = std::string(text);
+      break;
+    case BodyReading::text:
+      r.content = std::string(text);
+      break;
   }
-  {
-    ToolCall c;
-    bool shaped = false;
-    if (builtin_call(t, c, shaped)) {
-      std::vector<ToolCall> calls;
-      calls.push_back(std::move(c));
-      return calls_found(std::move(calls));
-    }
-    if (shaped && (r.python_tag || t.back() == ')'))
-      return malformed("could not parse the arguments of a built-in tool call (name.call(key=\"value\", ...))");
-  }
-  return r.python_tag ? code() : plain();
+  return r;
 }
 
 nlohmann::ordered_json reply_to_json(const ParsedReply& r) {

@@ -99,6 +99,189 @@ std::vector<Range> normalize(std::vector<Range> r, bool negated) {
   return out;
 }
 
+// The grammar's flat form: each alternative's items as elements ended by an
+// `end` element, with the rule each element belongs to.
+Grammar lay_out(const std::vector<std::vector<GrammarBuilder::Seq>>& rules, const std::vector<std::string>& names,
+                const std::vector<ByteSet>& sets, uint32_t root) {
+  Grammar g;
+  g.root = root;
+  g.names = names;
+  g.sets = sets;
+  g.alts.resize(rules.size());
+  for (size_t r = 0; r < rules.size(); ++r)
+    for (const GrammarBuilder::Seq& s : rules[r]) {
+      g.alts[r].push_back(static_cast<uint32_t>(g.elems.size()));
+      for (const GrammarBuilder::Item& it : s) {
+        g.elems.push_back({it.call ? GrammarElement::call : GrammarElement::bytes, it.v});
+        g.rule_of.push_back(static_cast<uint32_t>(r));
+      }
+      g.elems.push_back({GrammarElement::end, 0});
+      g.rule_of.push_back(static_cast<uint32_t>(r));
+    }
+  return g;
+}
+
+// Nullable rules: some alternative made only of calls of nullable rules (a
+// work list over "alternative waits for k more nullable callees", so a long
+// chain of rules costs linear time, not one pass per link).
+std::vector<char> nullable_rules(const Grammar& g) {
+  const size_t n = g.alts.size();
+  std::vector<char> nullable(n, 0);
+  std::vector<uint32_t> waiting(g.elems.size(), 0);  // [alt start] callees not yet known nullable
+  std::vector<std::vector<uint32_t>> waiters(n);     // callee -> alt starts (once per occurrence)
+  std::vector<uint32_t> queue;
+  for (size_t r = 0; r < n; ++r)
+    for (uint32_t a : g.alts[r]) {
+      uint32_t p = a, calls = 0;
+      bool bytes = false;
+      for (; g.elems[p].kind != GrammarElement::end; ++p) {
+        if (g.elems[p].kind == GrammarElement::bytes) bytes = true;
+        else ++calls;
+      }
+      if (bytes) continue;
+      waiting[a] = calls;
+      for (p = a; g.elems[p].kind != GrammarElement::end; ++p) waiters[g.elems[p].arg].push_back(a);
+      if (calls == 0 && !nullable[r]) {
+        nullable[r] = 1;
+        queue.push_back(static_cast<uint32_t>(r));
+      }
+    }
+  while (!queue.empty()) {
+    const uint32_t r = queue.back();
+    queue.pop_back();
+    for (uint32_t a : waiters[r])
+      if (--waiting[a] == 0 && !nullable[g.rule_of[a]]) {
+        nullable[g.rule_of[a]] = 1;
+        queue.push_back(g.rule_of[a]);
+      }
+  }
+  return nullable;
+}
+
+// For each rule, the rules it calls before consuming a byte: the calls of
+// each alternative's prefix up to and including its first non-nullable one.
+std::vector<std::vector<uint32_t>> leading_calls(const Grammar& g, const std::vector<char>& nullable) {
+  std::vector<std::vector<uint32_t>> edges(g.alts.size());
+  for (size_t r = 0; r < g.alts.size(); ++r)
+    for (uint32_t p : g.alts[r])
+      for (; g.elems[p].kind == GrammarElement::call; ++p) {
+        edges[r].push_back(g.elems[p].arg);
+        if (!nullable[g.elems[p].arg]) break;
+      }
+  return edges;
+}
+
+// Left recursion: a cycle of leading calls (an iterative depth-first search).
+void reject_left_recursion(const Grammar& g, const std::vector<char>& nullable) {
+  const std::vector<std::vector<uint32_t>> edges = leading_calls(g, nullable);
+  const size_t n = edges.size();
+  std::vector<uint8_t> color(n, 0);  // 0 new, 1 on the path, 2 done
+  std::vector<std::pair<uint32_t, size_t>> stack;
+  for (size_t s = 0; s < n; ++s) {
+    if (color[s] != 0) continue;
+    stack.push_back({static_cast<uint32_t>(s), 0});
+    color[s] = 1;
+    while (!stack.empty()) {
+      auto& [r, i] = stack.back();
+      if (i == edges[r].size()) {
+        color[r] = 2;
+        stack.pop_back();
+        continue;
+      }
+      const uint32_t t = edges[r][i++];
+      if (color[t] == 1)
+        fail(Status::invalid_argument,
+             "grammar: rule '{}' can reach itself without consuming input (left recursion, or a repetition of "
+             "something that can be empty)",
+             g.names[t]);
+      if (color[t] == 0) {
+        color[t] = 1;
+        stack.push_back({t, 0});
+      }
+    }
+  }
+}
+
+// Merges the first bytes of the sequence at element p into out; true when the
+// sequence can be empty.
+bool first_of_sequence(const Grammar& g, const std::vector<ByteSet>& first, const std::vector<char>& nullable,
+                       uint32_t p, ByteSet& out) {
+  for (;; ++p) {
+    const GrammarElement& e = g.elems[p];
+    if (e.kind == GrammarElement::end) return true;
+    if (e.kind == GrammarElement::bytes) {
+      out.merge(g.sets[e.arg]);
+      return false;
+    }
+    out.merge(first[e.arg]);
+    if (!nullable[e.arg]) return false;
+  }
+}
+
+// FIRST(rule): the bytes a rule can start with (a work list: a rule's FIRST
+// is recomputed when a callee in its nullable prefix changes).
+std::vector<ByteSet> first_sets(const Grammar& g, const std::vector<char>& nullable) {
+  const size_t n = g.alts.size();
+  std::vector<ByteSet> first(n);
+  std::vector<std::vector<uint32_t>> dependents(n);
+  const std::vector<std::vector<uint32_t>> edges = leading_calls(g, nullable);
+  for (size_t r = 0; r < n; ++r)
+    for (uint32_t callee : edges[r]) dependents[callee].push_back(static_cast<uint32_t>(r));
+  std::vector<uint32_t> queue(n);
+  std::vector<char> queued(n, 1);
+  for (size_t r = 0; r < n; ++r) queue[r] = static_cast<uint32_t>(n - 1 - r);
+  while (!queue.empty()) {
+    const uint32_t r = queue.back();
+    queue.pop_back();
+    queued[r] = 0;
+    ByteSet s = first[r];
+    for (uint32_t p : g.alts[r]) first_of_sequence(g, first, nullable, p, s);
+    if (s == first[r]) continue;
+    first[r] = s;
+    for (uint32_t d : dependents[r])
+      if (!queued[d]) {
+        queued[d] = 1;
+        queue.push_back(d);
+      }
+  }
+  return first;
+}
+
+// FOLLOW(rule): what comes after a call, and FOLLOW(caller) when the rest of
+// the caller's alternative can be empty (a work list: follow[caller] flows
+// into each callee that can end its caller).
+std::vector<ByteSet> follow_sets(const Grammar& g, const std::vector<char>& nullable,
+                                 const std::vector<ByteSet>& first) {
+  const size_t n = g.alts.size();
+  std::vector<ByteSet> follow(n);
+  std::vector<std::vector<uint32_t>> heirs(n);  // caller -> callees that can end it
+  for (size_t p = 0; p < g.elems.size(); ++p) {
+    if (g.elems[p].kind != GrammarElement::call) continue;
+    const uint32_t callee = g.elems[p].arg;
+    if (first_of_sequence(g, first, nullable, static_cast<uint32_t>(p + 1), follow[callee]))
+      heirs[g.rule_of[p]].push_back(callee);
+  }
+  std::vector<uint32_t> queue(n);
+  std::vector<char> queued(n, 1);
+  for (size_t r = 0; r < n; ++r) queue[r] = static_cast<uint32_t>(r);
+  while (!queue.empty()) {
+    const uint32_t q = queue.back();
+    queue.pop_back();
+    queued[q] = 0;
+    for (uint32_t callee : heirs[q]) {
+      ByteSet s = follow[callee];
+      s.merge(follow[q]);
+      if (s == follow[callee]) continue;
+      follow[callee] = s;
+      if (!queued[callee]) {
+        queued[callee] = 1;
+        queue.push_back(callee);
+      }
+    }
+  }
+  return follow;
+}
+
 }  // namespace
 
 uint32_t GrammarBuilder::rule(std::string_view name) {
@@ -196,167 +379,14 @@ void GrammarBuilder::repeat(Seq& seq, Item x, uint32_t min, uint32_t max, std::s
 }
 
 Grammar GrammarBuilder::finish(uint32_t root) {
-  Grammar g;
   const size_t n = rules_.size();
   check(root < n, Status::internal, "grammar: root rule {} out of range", root);
-  g.root = root;
-  g.names = names_;
-  g.sets = sets_;
-  g.alts.resize(n);
-  for (size_t r = 0; r < n; ++r) {
-    check(defined_[r], Status::internal, "grammar: rule '{}' is not defined", names_[r]);
-    for (const Seq& s : rules_[r]) {
-      g.alts[r].push_back(static_cast<uint32_t>(g.elems.size()));
-      for (const Item& it : s) {
-        g.elems.push_back({it.call ? GrammarElement::call : GrammarElement::bytes, it.v});
-        g.rule_of.push_back(static_cast<uint32_t>(r));
-      }
-      g.elems.push_back({GrammarElement::end, 0});
-      g.rule_of.push_back(static_cast<uint32_t>(r));
-    }
-  }
-
-  // nullable rules: some alternative made only of calls of nullable rules
-  // (a work list over "alternative waits for k more nullable callees", so a
-  // long chain of rules costs linear time, not one pass per link)
-  std::vector<char> nullable(n, 0);
-  {
-    std::vector<uint32_t> waiting(g.elems.size(), 0);      // [alt start] callees not yet known nullable
-    std::vector<std::vector<uint32_t>> waiters(n);         // callee -> alt starts (once per occurrence)
-    std::vector<uint32_t> queue;
-    for (size_t r = 0; r < n; ++r)
-      for (uint32_t a : g.alts[r]) {
-        uint32_t p = a, calls = 0;
-        bool bytes = false;
-        for (; g.elems[p].kind != GrammarElement::end; ++p) {
-          if (g.elems[p].kind == GrammarElement::bytes) bytes = true;
-          else ++calls;
-        }
-        if (bytes) continue;
-        waiting[a] = calls;
-        for (p = a; g.elems[p].kind != GrammarElement::end; ++p) waiters[g.elems[p].arg].push_back(a);
-        if (calls == 0 && !nullable[r]) {
-          nullable[r] = 1;
-          queue.push_back(static_cast<uint32_t>(r));
-        }
-      }
-    while (!queue.empty()) {
-      const uint32_t r = queue.back();
-      queue.pop_back();
-      for (uint32_t a : waiters[r])
-        if (--waiting[a] == 0 && !nullable[g.rule_of[a]]) {
-          nullable[g.rule_of[a]] = 1;
-          queue.push_back(g.rule_of[a]);
-        }
-    }
-  }
-
-  // left recursion: a cycle of calls reached before any byte is consumed
-  {
-    std::vector<std::vector<uint32_t>> edges(n);
-    for (size_t r = 0; r < n; ++r)
-      for (uint32_t p : g.alts[r])
-        for (; g.elems[p].kind == GrammarElement::call; ++p) {
-          edges[r].push_back(g.elems[p].arg);
-          if (!nullable[g.elems[p].arg]) break;
-        }
-    std::vector<uint8_t> color(n, 0);  // 0 new, 1 on the path, 2 done
-    std::vector<std::pair<uint32_t, size_t>> stack;
-    for (size_t s = 0; s < n; ++s) {
-      if (color[s] != 0) continue;
-      stack.push_back({static_cast<uint32_t>(s), 0});
-      color[s] = 1;
-      while (!stack.empty()) {
-        auto& [r, i] = stack.back();
-        if (i == edges[r].size()) {
-          color[r] = 2;
-          stack.pop_back();
-          continue;
-        }
-        const uint32_t t = edges[r][i++];
-        if (color[t] == 1)
-          fail(Status::invalid_argument,
-               "grammar: rule '{}' can reach itself without consuming input (left recursion, or a repetition of "
-               "something that can be empty)",
-               names_[t]);
-        if (color[t] == 0) {
-          color[t] = 1;
-          stack.push_back({t, 0});
-        }
-      }
-    }
-  }
-
-  // FIRST(rule): the bytes a rule can start with
-  std::vector<ByteSet> first(n);
-  auto first_from = [&](uint32_t p, ByteSet& out) {  // first bytes of the sequence at p; true if it can be empty
-    for (;; ++p) {
-      const GrammarElement& e = g.elems[p];
-      if (e.kind == GrammarElement::end) return true;
-      if (e.kind == GrammarElement::bytes) {
-        out.merge(g.sets[e.arg]);
-        return false;
-      }
-      out.merge(first[e.arg]);
-      if (!nullable[e.arg]) return false;
-    }
-  };
-  {  // a work list: a rule's FIRST is recomputed when a callee in its nullable prefix changes
-    std::vector<std::vector<uint32_t>> dependents(n);
-    for (size_t r = 0; r < n; ++r)
-      for (uint32_t p : g.alts[r])
-        for (; g.elems[p].kind == GrammarElement::call; ++p) {
-          dependents[g.elems[p].arg].push_back(static_cast<uint32_t>(r));
-          if (!nullable[g.elems[p].arg]) break;
-        }
-    std::vector<uint32_t> queue(n);
-    std::vector<char> queued(n, 1);
-    for (size_t r = 0; r < n; ++r) queue[r] = static_cast<uint32_t>(n - 1 - r);
-    while (!queue.empty()) {
-      const uint32_t r = queue.back();
-      queue.pop_back();
-      queued[r] = 0;
-      ByteSet s = first[r];
-      for (uint32_t p : g.alts[r]) first_from(p, s);
-      if (s == first[r]) continue;
-      first[r] = s;
-      for (uint32_t d : dependents[r])
-        if (!queued[d]) {
-          queued[d] = 1;
-          queue.push_back(d);
-        }
-    }
-  }
-  // FOLLOW(rule): what comes after a call, and FOLLOW(caller) when the rest can be empty
-  g.follow.assign(n, ByteSet{});
-  std::vector<std::pair<uint32_t, uint32_t>> inherit;  // (callee, caller): follow[callee] includes follow[caller]
-  for (size_t p = 0; p < g.elems.size(); ++p) {
-    if (g.elems[p].kind != GrammarElement::call) continue;
-    const uint32_t callee = g.elems[p].arg;
-    if (first_from(static_cast<uint32_t>(p + 1), g.follow[callee])) inherit.emplace_back(callee, g.rule_of[p]);
-  }
-  {  // a work list: follow[caller] flows into each callee that ends its caller
-    std::vector<std::vector<uint32_t>> heirs(n);  // caller -> callees
-    for (const auto& [callee, caller] : inherit) heirs[caller].push_back(callee);
-    std::vector<uint32_t> queue(n);
-    std::vector<char> queued(n, 1);
-    for (size_t r = 0; r < n; ++r) queue[r] = static_cast<uint32_t>(r);
-    while (!queue.empty()) {
-      const uint32_t q = queue.back();
-      queue.pop_back();
-      queued[q] = 0;
-      for (uint32_t callee : heirs[q]) {
-        ByteSet s = g.follow[callee];
-        s.merge(g.follow[q]);
-        if (s == g.follow[callee]) continue;
-        g.follow[callee] = s;
-        if (!queued[callee]) {
-          queued[callee] = 1;
-          queue.push_back(callee);
-        }
-      }
-    }
-  }
+  for (size_t r = 0; r < n; ++r) check(defined_[r], Status::internal, "grammar: rule '{}' is not defined", names_[r]);
+  Grammar g = lay_out(rules_, names_, sets_, root);
+  const std::vector<char> nullable = nullable_rules(g);
+  reject_left_recursion(g, nullable);
+  const std::vector<ByteSet> first = first_sets(g, nullable);
+  g.follow = follow_sets(g, nullable, first);
   return g;
 }
 

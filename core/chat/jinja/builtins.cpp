@@ -618,236 +618,322 @@ Value float_filter(const Value& v, CallArgs& a) {
   return dflt;
 }
 
-Value filter_impl(Interp& in, const std::string& f, const Value& v, CallArgs& a) {
-  if (f == "trim") {
-    Params p("trim", a, {"chars"});
-    return in.make_str(strip_impl(str_of(v), p[0], true, true));
+// ---- filters: one function each, found by name in kFilters ----------------------
+
+// Every filter gets its own name too (several names share one function).
+using FilterFn = Value (*)(Interp& in, const std::string& f, const Value& v, CallArgs& a);
+
+Value trim_filter(Interp& in, const std::string&, const Value& v, CallArgs& a) {
+  Params p("trim", a, {"chars"});
+  return in.make_str(strip_impl(str_of(v), p[0], true, true));
+}
+
+Value length_filter(Interp& in, const std::string& f, const Value& v, CallArgs& a) {
+  no_args(f.c_str(), a);
+  switch (v.kind()) {
+    case Value::Kind::undefined: return Value::integer(0);
+    case Value::Kind::string: in.work(v.s().size()); return Value::integer(static_cast<int64_t>(utf8_length(v.s())));
+    case Value::Kind::list:
+    case Value::Kind::tuple: return Value::integer(static_cast<int64_t>(v.items().size()));
+    case Value::Kind::dict: return Value::integer(static_cast<int64_t>(v.dict().size()));
+    default: fail(Status::format, "object of type '{}' has no len()", v.type_name());
   }
-  if (f == "tojson") return tojson_filter(in, v, a);
-  if (f == "length" || f == "count") {
-    no_args(f.c_str(), a);
-    switch (v.kind()) {
-      case Value::Kind::undefined: return Value::integer(0);
-      case Value::Kind::string: in.work(v.s().size()); return Value::integer(static_cast<int64_t>(utf8_length(v.s())));
-      case Value::Kind::list:
-      case Value::Kind::tuple: return Value::integer(static_cast<int64_t>(v.items().size()));
-      case Value::Kind::dict: return Value::integer(static_cast<int64_t>(v.dict().size()));
-      default: fail(Status::format, "object of type '{}' has no len()", v.type_name());
-    }
+}
+
+Value join_filter(Interp& in, const std::string&, const Value& v, CallArgs& a) {
+  Params p("join", a, {"d", "attribute"});
+  Str sep;
+  if (p.has(0)) sep = str_of(p[0]);
+  std::vector<Value> items = in.iterate(v);
+  if (p.has(1)) {
+    const std::string path = to_str(p[1]).s;
+    for (Value& it : items) it = attr_of(in, it, path);
   }
-  if (f == "join") {
-    Params p("join", a, {"d", "attribute"});
-    Str sep;
-    if (p.has(0)) sep = str_of(p[0]);
-    std::vector<Value> items = in.iterate(v);
-    if (p.has(1)) {
-      const std::string path = to_str(p[1]).s;
-      for (Value& it : items) it = attr_of(in, it, path);
-    }
-    return in.make_str(join_impl(in, items, sep, false));
-  }
-  if (f == "default" || f == "d") {
-    Params p("default", a, {"default_value", "boolean"});
-    const bool boolean = p.flag(1);
-    if (v.is_undefined() || (boolean && !v.truthy())) return p.has(0) ? p[0] : Value::string("");
-    return v;
-  }
-  if (f == "upper") return no_args("upper", a), in.make_str(map_chars(str_of(v), ascii_upper));
-  if (f == "lower") return no_args("lower", a), in.make_str(map_chars(str_of(v), ascii_lower));
-  if (f == "capitalize") return no_args("capitalize", a), in.make_str(capitalize(str_of(v)));
-  if (f == "title") return no_args("title", a), in.make_str(title_filter(str_of(v)));
-  if (f == "string") return no_args("string", a), in.make_str(str_of(v));
-  if (f == "safe") return no_args("safe", a), v;
-  if (f == "e" || f == "escape" || f == "forceescape") {
-    no_args(f.c_str(), a);
-    const Str s = str_of(v);
+  return in.make_str(join_impl(in, items, sep, false));
+}
+
+Value default_filter(Interp&, const std::string&, const Value& v, CallArgs& a) {
+  Params p("default", a, {"default_value", "boolean"});
+  const bool boolean = p.flag(1);
+  if (v.is_undefined() || (boolean && !v.truthy())) return p.has(0) ? p[0] : Value::string("");
+  return v;
+}
+
+Value escape_filter(Interp& in, const std::string& f, const Value& v, CallArgs& a) {
+  no_args(f.c_str(), a);
+  const Str s = str_of(v);
+  Str out;
+  out.s = html_escape(s.s);
+  if (!s.user.empty()) spans_add(out.user, 0, out.s.size());
+  return in.make_str(std::move(out));
+}
+
+Value replace_filter(Interp& in, const std::string&, const Value& v, CallArgs& a) {
+  Params p("replace", a, {"old", "new", "count"});
+  const Str s = str_of(v);
+  return in.make_str(replace_impl(in, s, str_of(p[0]), str_of(p[1]), p.int_or(2, -1)));
+}
+
+Value first_last_filter(Interp& in, const std::string& f, const Value& v, CallArgs& a) {
+  no_args(f.c_str(), a);
+  const std::vector<Value> items = in.iterate(v);
+  if (items.empty()) return Value::undefined(fmt::format("No {} item, sequence was empty.", f));
+  return f == "first" ? items.front() : items.back();
+}
+
+Value items_filter(Interp& in, const std::string&, const Value& v, CallArgs& a) {
+  no_args("items", a);
+  if (v.is_undefined()) return in.make_list({});
+  if (v.kind() != Value::Kind::dict) fail(Status::format, "Can only get item pairs from a mapping.");
+  std::vector<Value> out;
+  for (const auto& [k, x] : v.dict().items()) out.push_back(Value::list({k, x}, true));
+  return in.make_list(std::move(out));
+}
+
+Value reverse_filter(Interp& in, const std::string&, const Value& v, CallArgs& a) {
+  no_args("reverse", a);
+  if (v.is_string()) {
+    const auto off = utf8_offsets(v.s());
     Str out;
-    out.s = html_escape(s.s);
-    if (!s.user.empty()) spans_add(out.user, 0, out.s.size());
+    for (size_t k = off.size() - 1; k > 0; --k) str_append(out, v.str(), off[k - 1], off[k]);
     return in.make_str(std::move(out));
   }
-  if (f == "replace") {
-    Params p("replace", a, {"old", "new", "count"});
-    const Str s = str_of(v);
-    return in.make_str(replace_impl(in, s, str_of(p[0]), str_of(p[1]), p.int_or(2, -1)));
-  }
-  if (f == "first" || f == "last") {
-    no_args(f.c_str(), a);
-    const std::vector<Value> items = in.iterate(v);
-    if (items.empty()) return Value::undefined(fmt::format("No {} item, sequence was empty.", f));
-    return f == "first" ? items.front() : items.back();
-  }
-  if (f == "list") return no_args("list", a), in.make_list(in.iterate(v));
-  if (f == "items") {
-    no_args("items", a);
-    if (v.is_undefined()) return in.make_list({});
-    if (v.kind() != Value::Kind::dict) fail(Status::format, "Can only get item pairs from a mapping.");
-    std::vector<Value> out;
-    for (const auto& [k, x] : v.dict().items()) out.push_back(Value::list({k, x}, true));
-    return in.make_list(std::move(out));
-  }
-  if (f == "reverse") {
-    no_args("reverse", a);
-    if (v.is_string()) {
-      const auto off = utf8_offsets(v.s());
-      Str out;
-      for (size_t k = off.size() - 1; k > 0; --k) str_append(out, v.str(), off[k - 1], off[k]);
-      return in.make_str(std::move(out));
+  std::vector<Value> items = in.iterate(v);
+  std::reverse(items.begin(), items.end());
+  return in.make_list(std::move(items));
+}
+
+Value select_filter(Interp& in, const std::string& f, const Value& v, CallArgs& a) {
+  std::vector<Value> out;
+  for (const Value& it : in.iterate(v))
+    if (run_test_args(in, it, a, 0) == (f == "select")) out.push_back(it);
+  return in.make_list(std::move(out));
+}
+
+Value selectattr_filter(Interp& in, const std::string& f, const Value& v, CallArgs& a) {
+  if (a.args.empty() || !a.args[0].is_string()) fail(Status::format, "{}() needs an attribute name", f);
+  const std::string path = a.args[0].s();
+  std::vector<Value> out;
+  for (const Value& it : in.iterate(v))
+    if (run_test_args(in, attr_of(in, it, path), a, 1) == (f == "selectattr")) out.push_back(it);
+  return in.make_list(std::move(out));
+}
+
+Value map_filter(Interp& in, const std::string&, const Value& v, CallArgs& a) {
+  std::vector<Value> out;
+  const std::vector<Value> items = in.iterate(v);
+  if (a.args.empty()) {
+    Params p("map", a, {"attribute", "default"});
+    if (!p.has(0)) fail(Status::format, "map() needs a filter name or attribute=");
+    const std::string path = to_str(p[0]).s;
+    for (const Value& it : items) {
+      Value x = attr_of(in, it, path);
+      if (x.is_undefined() && p.has(1)) x = p[1];
+      out.push_back(std::move(x));
     }
-    std::vector<Value> items = in.iterate(v);
-    std::reverse(items.begin(), items.end());
-    return in.make_list(std::move(items));
-  }
-  if (f == "select" || f == "reject") {
-    std::vector<Value> out;
-    for (const Value& it : in.iterate(v))
-      if (run_test_args(in, it, a, 0) == (f == "select")) out.push_back(it);
     return in.make_list(std::move(out));
   }
-  if (f == "selectattr" || f == "rejectattr") {
-    if (a.args.empty() || !a.args[0].is_string()) fail(Status::format, "{}() needs an attribute name", f);
-    const std::string path = a.args[0].s();
-    std::vector<Value> out;
-    for (const Value& it : in.iterate(v))
-      if (run_test_args(in, attr_of(in, it, path), a, 1) == (f == "selectattr")) out.push_back(it);
-    return in.make_list(std::move(out));
+  if (!a.args[0].is_string()) fail(Status::format, "map(): the filter name must be a string");
+  const std::string name = a.args[0].s();
+  if (!is_known_filter(name)) fail(Status::unsupported, "unknown filter '{}'", name);
+  for (const Value& it : items) {
+    CallArgs fa;
+    fa.args.assign(a.args.begin() + 1, a.args.end());
+    fa.kwargs = a.kwargs;
+    out.push_back(in.apply_filter(name, it, fa));
   }
-  if (f == "map") {
-    std::vector<Value> out;
-    const std::vector<Value> items = in.iterate(v);
-    if (a.args.empty()) {
-      Params p("map", a, {"attribute", "default"});
-      if (!p.has(0)) fail(Status::format, "map() needs a filter name or attribute=");
-      const std::string path = to_str(p[0]).s;
-      for (const Value& it : items) {
-        Value x = attr_of(in, it, path);
-        if (x.is_undefined() && p.has(1)) x = p[1];
-        out.push_back(std::move(x));
-      }
-    } else {
-      if (!a.args[0].is_string()) fail(Status::format, "map(): the filter name must be a string");
-      const std::string name = a.args[0].s();
-      if (!is_known_filter(name)) fail(Status::unsupported, "unknown filter '{}'", name);
-      for (const Value& it : items) {
-        CallArgs fa;
-        fa.args.assign(a.args.begin() + 1, a.args.end());
-        fa.kwargs = a.kwargs;
-        out.push_back(in.apply_filter(name, it, fa));
+  return in.make_list(std::move(out));
+}
+
+// sort, unique, min and max: items compared by sort_key of the item or of
+// its attribute path.
+Value ordering_filter(Interp& in, const std::string& f, const Value& v, CallArgs& a) {
+  Params p(f.c_str(), a, f == "sort" ? std::initializer_list<const char*>{"reverse", "case_sensitive", "attribute"}
+                                     : std::initializer_list<const char*>{"case_sensitive", "attribute"});
+  const size_t cs_i = f == "sort" ? 1 : 0, at_i = f == "sort" ? 2 : 1;
+  const bool cs = p.flag(cs_i);
+  const std::string path = p.has(at_i) ? to_str(p[at_i]).s : std::string();
+  std::vector<Value> items = in.iterate(v);
+  auto key = [&](const Value& it) { return sort_key(path.empty() ? it : attr_of(in, it, path), cs); };
+  if (f == "unique") {
+    std::vector<Value> out, seen;
+    for (const Value& it : items) {
+      Value k = key(it);
+      in.work(256 * static_cast<uint64_t>(seen.size()));  // quadratic: it counts
+      if (std::none_of(seen.begin(), seen.end(), [&](const Value& s) { return equals(s, k); })) {
+        seen.push_back(k);
+        out.push_back(it);
       }
     }
     return in.make_list(std::move(out));
   }
-  if (f == "sort" || f == "unique" || f == "min" || f == "max") {
-    Params p(f.c_str(), a, f == "sort" ? std::initializer_list<const char*>{"reverse", "case_sensitive", "attribute"}
-                                       : std::initializer_list<const char*>{"case_sensitive", "attribute"});
-    const size_t cs_i = f == "sort" ? 1 : 0, at_i = f == "sort" ? 2 : 1;
-    const bool cs = p.flag(cs_i);
-    const std::string path = p.has(at_i) ? to_str(p[at_i]).s : std::string();
-    std::vector<Value> items = in.iterate(v);
-    auto key = [&](const Value& it) { return sort_key(path.empty() ? it : attr_of(in, it, path), cs); };
-    if (f == "unique") {
-      std::vector<Value> out, seen;
-      for (const Value& it : items) {
-        Value k = key(it);
-        in.work(256 * static_cast<uint64_t>(seen.size()));  // quadratic: it counts
-        if (std::none_of(seen.begin(), seen.end(), [&](const Value& s) { return equals(s, k); })) {
-          seen.push_back(k);
-          out.push_back(it);
-        }
-      }
-      return in.make_list(std::move(out));
+  std::vector<std::pair<Value, size_t>> keyed;
+  for (size_t i = 0; i < items.size(); ++i) keyed.emplace_back(key(items[i]), i);
+  if (f == "min" || f == "max") {
+    if (items.empty()) return Value::undefined(fmt::format("No {} item, sequence was empty.", f == "min" ? "smallest" : "largest"));
+    size_t best = 0;
+    for (size_t i = 1; i < keyed.size(); ++i) {
+      const int c = py_compare(keyed[i].first, keyed[best].first);
+      if (f == "min" ? c < 0 : c > 0) best = i;
     }
-    std::vector<std::pair<Value, size_t>> keyed;
-    for (size_t i = 0; i < items.size(); ++i) keyed.emplace_back(key(items[i]), i);
-    if (f == "min" || f == "max") {
-      if (items.empty()) return Value::undefined(fmt::format("No {} item, sequence was empty.", f == "min" ? "smallest" : "largest"));
-      size_t best = 0;
-      for (size_t i = 1; i < keyed.size(); ++i) {
-        const int c = py_compare(keyed[i].first, keyed[best].first);
-        if (f == "min" ? c < 0 : c > 0) best = i;
-      }
-      return items[best];
-    }
-    const bool rev = p.flag(0);
-    in.work(256 * static_cast<uint64_t>(keyed.size()) * static_cast<uint64_t>(std::bit_width(keyed.size())));
-    std::stable_sort(keyed.begin(), keyed.end(), [&](const auto& x, const auto& y) {
-      return rev ? py_compare(y.first, x.first) < 0 : py_compare(x.first, y.first) < 0;
-    });
-    std::vector<Value> out;
-    for (auto& [k, i] : keyed) out.push_back(items[i]);
-    return in.make_list(std::move(out));
+    return items[best];
   }
-  if (f == "dictsort") {
-    Params p("dictsort", a, {"case_sensitive", "by", "reverse"});
-    if (v.kind() != Value::Kind::dict) fail(Status::format, "dictsort: expected a mapping, got {}", v.type_name());
-    const bool by_value = p.has(1) && to_str(p[1]).s == "value";
-    std::vector<Value> pairs;
-    for (const auto& [k, x] : v.dict().items()) pairs.push_back(Value::list({k, x}, true));
-    const bool cs = p.flag(0), rev = p.flag(2);
-    std::stable_sort(pairs.begin(), pairs.end(), [&](const Value& x, const Value& y) {
-      const Value kx = sort_key(x.items()[by_value ? 1 : 0], cs), ky = sort_key(y.items()[by_value ? 1 : 0], cs);
-      return rev ? py_compare(ky, kx) < 0 : py_compare(kx, ky) < 0;
-    });
-    return in.make_list(std::move(pairs));
+  const bool rev = p.flag(0);
+  in.work(256 * static_cast<uint64_t>(keyed.size()) * static_cast<uint64_t>(std::bit_width(keyed.size())));
+  std::stable_sort(keyed.begin(), keyed.end(), [&](const auto& x, const auto& y) {
+    return rev ? py_compare(y.first, x.first) < 0 : py_compare(x.first, y.first) < 0;
+  });
+  std::vector<Value> out;
+  for (auto& [k, i] : keyed) out.push_back(items[i]);
+  return in.make_list(std::move(out));
+}
+
+Value dictsort_filter(Interp& in, const std::string&, const Value& v, CallArgs& a) {
+  Params p("dictsort", a, {"case_sensitive", "by", "reverse"});
+  if (v.kind() != Value::Kind::dict) fail(Status::format, "dictsort: expected a mapping, got {}", v.type_name());
+  const bool by_value = p.has(1) && to_str(p[1]).s == "value";
+  std::vector<Value> pairs;
+  for (const auto& [k, x] : v.dict().items()) pairs.push_back(Value::list({k, x}, true));
+  const bool cs = p.flag(0), rev = p.flag(2);
+  std::stable_sort(pairs.begin(), pairs.end(), [&](const Value& x, const Value& y) {
+    const Value kx = sort_key(x.items()[by_value ? 1 : 0], cs), ky = sort_key(y.items()[by_value ? 1 : 0], cs);
+    return rev ? py_compare(ky, kx) < 0 : py_compare(kx, ky) < 0;
+  });
+  return in.make_list(std::move(pairs));
+}
+
+Value sum_filter(Interp& in, const std::string&, const Value& v, CallArgs& a) {
+  Params p("sum", a, {"attribute", "start"});
+  Value total = p.has(1) ? p[1] : Value::integer(0);
+  const std::string path = p.has(0) ? to_str(p[0]).s : std::string();
+  for (const Value& it : in.iterate(v)) total = py_add(in, total, path.empty() ? it : attr_of(in, it, path));
+  return total;
+}
+
+Value abs_filter(Interp&, const std::string&, const Value& v, CallArgs& a) {
+  no_args("abs", a);
+  require_defined(v);
+  if (v.is_real()) return Value::real(std::fabs(v.as_double()));
+  if (v.is_int() || v.is_bool()) {
+    check(v.as_int() != INT64_MIN, Status::format, "integer overflow");
+    return Value::integer(v.as_int() < 0 ? -v.as_int() : v.as_int());
   }
-  if (f == "sum") {
-    Params p("sum", a, {"attribute", "start"});
-    Value total = p.has(1) ? p[1] : Value::integer(0);
-    const std::string path = p.has(0) ? to_str(p[0]).s : std::string();
-    for (const Value& it : in.iterate(v)) total = py_add(in, total, path.empty() ? it : attr_of(in, it, path));
-    return total;
+  fail(Status::format, "bad operand type for abs(): '{}'", v.type_name());
+}
+
+Value round_filter(Interp&, const std::string&, const Value& v, CallArgs& a) {
+  Params p("round", a, {"precision", "method"});
+  const int64_t prec = p.int_or(0, 0);
+  const std::string method = p.has(1) ? to_str(p[1]).s : "common";
+  if (!v.is_number()) fail(Status::format, "round: expected a number, got {}", v.type_name());
+  if (method != "common" && method != "ceil" && method != "floor")
+    fail(Status::format, "method must be 'common', 'ceil' or 'floor'");
+  const double x = v.as_double();
+  if (method == "common") {
+    if (!v.is_real() && prec >= 0) return Value::integer(v.as_int());
+    return Value::real(round_half_even(x, prec));
   }
-  if (f == "abs") {
-    no_args("abs", a);
-    require_defined(v);
-    if (v.is_real()) return Value::real(std::fabs(v.as_double()));
-    if (v.is_int() || v.is_bool()) {
-      check(v.as_int() != INT64_MIN, Status::format, "integer overflow");
-      return Value::integer(v.as_int() < 0 ? -v.as_int() : v.as_int());
-    }
-    fail(Status::format, "bad operand type for abs(): '{}'", v.type_name());
+  const double scale = std::pow(10.0, static_cast<double>(prec));
+  return Value::real((method == "ceil" ? std::ceil(x * scale) : std::floor(x * scale)) / scale);
+}
+
+// Python getattr(): methods and namespace attributes, never dict keys.
+Value attr_filter(Interp& in, const std::string&, const Value& v, CallArgs& a) {
+  Params p("attr", a, {"name"});
+  const std::string& name = p.str(0, "name");
+  require_defined(v);
+  if (v.kind() == Value::Kind::ns) return in.get_attr(v, name);
+  Value m = builtin_method(v, name);
+  if (m.is_callable()) return m;
+  return Value::undefined(fmt::format("'{} object' has no attribute '{}'", v.type_name(), name));
+}
+
+Value wordcount_filter(Interp&, const std::string&, const Value& v, CallArgs& a) {
+  no_args("wordcount", a);
+  const std::string s = str_of(v).s;
+  int64_t n = 0;
+  bool in_word = false;
+  for (unsigned char c : s) {
+    const bool w = std::isalnum(c) || c == '_' || c >= 0x80;
+    if (w && !in_word) ++n;
+    in_word = w;
   }
-  if (f == "round") {
-    Params p("round", a, {"precision", "method"});
-    const int64_t prec = p.int_or(0, 0);
-    const std::string method = p.has(1) ? to_str(p[1]).s : "common";
-    if (!v.is_number()) fail(Status::format, "round: expected a number, got {}", v.type_name());
-    if (method != "common" && method != "ceil" && method != "floor")
-      fail(Status::format, "method must be 'common', 'ceil' or 'floor'");
-    const double x = v.as_double();
-    if (method == "common") {
-      if (!v.is_real() && prec >= 0) return Value::integer(v.as_int());
-      return Value::real(round_half_even(x, prec));
-    }
-    const double scale = std::pow(10.0, static_cast<double>(prec));
-    return Value::real((method == "ceil" ? std::ceil(x * scale) : std::floor(x * scale)) / scale);
-  }
-  if (f == "int") return int_filter(v, a);
-  if (f == "float") return float_filter(v, a);
-  if (f == "indent") return indent_filter(in, v, a);
-  if (f == "attr") {
-    // Python getattr(): methods and namespace attributes, never dict keys.
-    Params p("attr", a, {"name"});
-    const std::string& name = p.str(0, "name");
-    require_defined(v);
-    if (v.kind() == Value::Kind::ns) return in.get_attr(v, name);
-    Value m = builtin_method(v, name);
-    if (m.is_callable()) return m;
-    return Value::undefined(fmt::format("'{} object' has no attribute '{}'", v.type_name(), name));
-  }
-  if (f == "wordcount") {
-    no_args("wordcount", a);
-    const std::string s = str_of(v).s;
-    int64_t n = 0;
-    bool in_word = false;
-    for (unsigned char c : s) {
-      const bool w = std::isalnum(c) || c == '_' || c >= 0x80;
-      if (w && !in_word) ++n;
-      in_word = w;
-    }
-    return Value::integer(n);
-  }
-  fail(Status::unsupported, "unknown filter '{}'", f);
+  return Value::integer(n);
+}
+
+// A filter that takes no arguments and maps the value's text.
+template <Str (*map)(const Str&)>
+Value text_filter(Interp& in, const std::string& f, const Value& v, CallArgs& a) {
+  no_args(f.c_str(), a);
+  return in.make_str(map(str_of(v)));
+}
+Str upper_text(const Str& s) { return map_chars(s, ascii_upper); }
+Str lower_text(const Str& s) { return map_chars(s, ascii_lower); }
+Str same_text(const Str& s) { return s; }
+
+struct FilterEntry {
+  std::string_view name;
+  FilterFn fn;
+};
+
+// Sorted by name (is_known_filter and find_filter search it).
+constexpr FilterEntry kFilters[] = {
+    {"abs", abs_filter},
+    {"attr", attr_filter},
+    {"capitalize", text_filter<capitalize>},
+    {"count", length_filter},
+    {"d", default_filter},
+    {"default", default_filter},
+    {"dictsort", dictsort_filter},
+    {"e", escape_filter},
+    {"escape", escape_filter},
+    {"first", first_last_filter},
+    {"float", [](Interp&, const std::string&, const Value& v, CallArgs& a) { return float_filter(v, a); }},
+    {"forceescape", escape_filter},
+    {"indent", [](Interp& in, const std::string&, const Value& v, CallArgs& a) { return indent_filter(in, v, a); }},
+    {"int", [](Interp&, const std::string&, const Value& v, CallArgs& a) { return int_filter(v, a); }},
+    {"items", items_filter},
+    {"join", join_filter},
+    {"last", first_last_filter},
+    {"length", length_filter},
+    {"list", [](Interp& in, const std::string&, const Value& v, CallArgs& a) {
+       no_args("list", a);
+       return in.make_list(in.iterate(v));
+     }},
+    {"lower", text_filter<lower_text>},
+    {"map", map_filter},
+    {"max", ordering_filter},
+    {"min", ordering_filter},
+    {"reject", select_filter},
+    {"rejectattr", selectattr_filter},
+    {"replace", replace_filter},
+    {"reverse", reverse_filter},
+    {"round", round_filter},
+    {"safe", [](Interp&, const std::string&, const Value& v, CallArgs& a) {
+       no_args("safe", a);
+       return v;
+     }},
+    {"select", select_filter},
+    {"selectattr", selectattr_filter},
+    {"sort", ordering_filter},
+    {"string", text_filter<same_text>},
+    {"sum", sum_filter},
+    {"title", text_filter<title_filter>},
+    {"tojson", [](Interp& in, const std::string&, const Value& v, CallArgs& a) { return tojson_filter(in, v, a); }},
+    {"trim", trim_filter},
+    {"unique", ordering_filter},
+    {"upper", text_filter<upper_text>},
+    {"wordcount", wordcount_filter},
+};
+
+static_assert(std::is_sorted(std::begin(kFilters), std::end(kFilters),
+                             [](const FilterEntry& x, const FilterEntry& y) { return x.name < y.name; }),
+              "kFilters must stay sorted by name");
+
+FilterFn find_filter(std::string_view name) {
+  const auto it = std::lower_bound(std::begin(kFilters), std::end(kFilters), name,
+                                   [](const FilterEntry& e, std::string_view n) { return e.name < n; });
+  return it != std::end(kFilters) && it->name == name ? it->fn : nullptr;
 }
 
 // ---- tests -----------------------------------------------------------------------
@@ -857,12 +943,6 @@ const char* const kTests[] = {"boolean", "callable", "defined", "divisibleby", "
                               "le", "lessthan", "lower", "lt", "mapping", "ne", "none", "number", "odd", "sameas",
                               "sequence", "string", "test", "true", "undefined", "upper", "==", "!=", "<", "<=",
                               ">", ">="};
-
-const char* const kFilters[] = {"abs", "attr", "capitalize", "count", "d", "default", "dictsort", "e", "escape",
-                                "first", "float", "forceescape", "indent", "int", "items", "join", "last", "length",
-                                "list", "lower", "map", "max", "min", "reject", "rejectattr", "replace", "reverse",
-                                "round", "safe", "select", "selectattr", "sort", "string", "sum", "title", "tojson",
-                                "trim", "unique", "upper", "wordcount"};
 
 bool test_impl(Interp& in, const std::string& t, const Value& v, CallArgs& a) {
   auto arg = [&](const char* name) -> Value {
@@ -1004,16 +1084,16 @@ Value g_namespace(Interp& in, CallArgs& a) {
 
 }  // namespace
 
-bool is_known_filter(std::string_view name) {
-  return std::any_of(std::begin(kFilters), std::end(kFilters), [&](const char* f) { return name == f; });
-}
+bool is_known_filter(std::string_view name) { return find_filter(name) != nullptr; }
 
 bool is_known_test(std::string_view name) {
   return std::any_of(std::begin(kTests), std::end(kTests), [&](const char* t) { return name == t; });
 }
 
 Value builtin_filter(Interp& in, const std::string& name, const Value& v, CallArgs& args) {
-  return filter_impl(in, name, v, args);
+  const FilterFn fn = find_filter(name);
+  if (fn == nullptr) fail(Status::unsupported, "unknown filter '{}'", name);
+  return fn(in, name, v, args);
 }
 
 bool builtin_test(Interp& in, const std::string& name, const Value& v, CallArgs& args) {

@@ -735,28 +735,83 @@ Value Interp::get_item(const Value& obj, const Value& key) {
   }
 }
 
+Value Interp::eval_collection(const Expr& e) {
+  if (e.kind != ExprKind::dict) {
+    std::vector<Value> items;
+    items.reserve(e.kids.size());
+    for (const auto& k : e.kids) items.push_back(eval(*k));
+    return make_list(std::move(items), e.kind == ExprKind::tuple);
+  }
+  auto d = std::make_shared<Dict>();
+  for (size_t i = 0; i + 1 < e.kids.size(); i += 2) {
+    Value k = eval(*e.kids[i]);
+    if (!k.is_string()) fail(Status::unsupported, "dict keys must be strings (got {})", k.type_name());
+    d->set(std::move(k), eval(*e.kids[i + 1]));
+  }
+  charge(48 * d->size());
+  return Value::dict(std::move(d));
+}
+
+Value Interp::eval_unary(const Expr& e) {
+  const Value v = eval(*e.kids[0]);
+  require_defined(v);
+  if (!v.is_number()) fail(Status::format, "bad operand type for unary {}: '{}'", e.kind == ExprKind::neg ? '-' : '+', v.type_name());
+  if (e.kind == ExprKind::pos) return v.is_real() ? v : Value::integer(v.as_int());
+  if (v.is_real()) return Value::real(-v.as_double());
+  if (v.as_int() == std::numeric_limits<int64_t>::min()) overflow();
+  return Value::integer(-v.as_int());
+}
+
+Value Interp::eval_concat(const Expr& e) {
+  Str out;
+  for (const auto& k : e.kids) {
+    const Value v = eval(*k);
+    const Str piece = to_str(v);
+    check_string_size(out.s.size() + piece.s.size());
+    str_append(out, piece);
+  }
+  return make_str(std::move(out));
+}
+
+// a < b <= c ...: each operand evaluated once, left to right, stopping at the
+// first false link. Comparing or searching big strings and lists is O(n): it
+// counts as work.
+Value Interp::eval_compare(const Expr& e) {
+  auto cost = [](const Value& v) -> uint64_t {
+    if (v.is_string()) return v.s().size();
+    if (v.is_list()) return 256 * static_cast<uint64_t>(v.items().size());
+    if (v.kind() == Value::Kind::dict) return 256 * static_cast<uint64_t>(v.dict().size());
+    return 0;
+  };
+  Value left = eval(*e.kids[0]);
+  for (size_t i = 0; i < e.ops.size(); ++i) {
+    Value right = eval(*e.kids[i + 1]);
+    work(cost(left) + cost(right));
+    bool r = false;
+    switch (e.ops[i]) {
+      case CmpOp::eq: r = equals(left, right); break;
+      case CmpOp::ne: r = !equals(left, right); break;
+      case CmpOp::lt: r = py_compare(left, right) < 0; break;
+      case CmpOp::le: r = py_compare(left, right) <= 0; break;
+      case CmpOp::gt: r = py_compare(left, right) > 0; break;
+      case CmpOp::ge: r = py_compare(left, right) >= 0; break;
+      case CmpOp::in: r = py_contains(right, left); break;
+      case CmpOp::not_in: r = !py_contains(right, left); break;
+    }
+    if (!r) return Value::boolean(false);
+    left = std::move(right);
+  }
+  return Value::boolean(true);
+}
+
 Value Interp::eval_inner(const Expr& e) {
   pos_ = e.pos;
   switch (e.kind) {
     case ExprKind::constant: return e.value;
     case ExprKind::name: return lookup(e.name);
     case ExprKind::list:
-    case ExprKind::tuple: {
-      std::vector<Value> items;
-      items.reserve(e.kids.size());
-      for (const auto& k : e.kids) items.push_back(eval(*k));
-      return make_list(std::move(items), e.kind == ExprKind::tuple);
-    }
-    case ExprKind::dict: {
-      auto d = std::make_shared<Dict>();
-      for (size_t i = 0; i + 1 < e.kids.size(); i += 2) {
-        Value k = eval(*e.kids[i]);
-        if (!k.is_string()) fail(Status::unsupported, "dict keys must be strings (got {})", k.type_name());
-        d->set(std::move(k), eval(*e.kids[i + 1]));
-      }
-      charge(48 * d->size());
-      return Value::dict(std::move(d));
-    }
+    case ExprKind::tuple:
+    case ExprKind::dict: return eval_collection(e);
     case ExprKind::getattr: return get_attr(eval(*e.kids[0]), e.name);
     case ExprKind::getitem: {
       const Value obj = eval(*e.kids[0]);
@@ -783,15 +838,7 @@ Value Interp::eval_inner(const Expr& e) {
       return Value::boolean(apply_test(e.name, v, args));
     }
     case ExprKind::neg:
-    case ExprKind::pos: {
-      const Value v = eval(*e.kids[0]);
-      require_defined(v);
-      if (!v.is_number()) fail(Status::format, "bad operand type for unary {}: '{}'", e.kind == ExprKind::neg ? '-' : '+', v.type_name());
-      if (e.kind == ExprKind::pos) return v.is_real() ? v : Value::integer(v.as_int());
-      if (v.is_real()) return Value::real(-v.as_double());
-      if (v.as_int() == std::numeric_limits<int64_t>::min()) overflow();
-      return Value::integer(-v.as_int());
-    }
+    case ExprKind::pos: return eval_unary(e);
     case ExprKind::not_: return Value::boolean(!eval(*e.kids[0]).truthy());
     case ExprKind::add: {
       const Value a = eval(*e.kids[0]);
@@ -806,16 +853,7 @@ Value Interp::eval_inner(const Expr& e) {
       const Value a = eval(*e.kids[0]);
       return arith(*this, e.kind, a, eval(*e.kids[1]));
     }
-    case ExprKind::concat: {
-      Str out;
-      for (const auto& k : e.kids) {
-        const Value v = eval(*k);
-        const Str piece = to_str(v);
-        check_string_size(out.s.size() + piece.s.size());
-        str_append(out, piece);
-      }
-      return make_str(std::move(out));
-    }
+    case ExprKind::concat: return eval_concat(e);
     case ExprKind::and_: {
       Value a = eval(*e.kids[0]);
       if (!a.truthy()) return a;
@@ -826,34 +864,7 @@ Value Interp::eval_inner(const Expr& e) {
       if (a.truthy()) return a;
       return eval(*e.kids[1]);
     }
-    case ExprKind::compare: {
-      // Comparing or searching big strings and lists is O(n): it counts as work.
-      auto cost = [](const Value& v) -> uint64_t {
-        if (v.is_string()) return v.s().size();
-        if (v.is_list()) return 256 * static_cast<uint64_t>(v.items().size());
-        if (v.kind() == Value::Kind::dict) return 256 * static_cast<uint64_t>(v.dict().size());
-        return 0;
-      };
-      Value left = eval(*e.kids[0]);
-      for (size_t i = 0; i < e.ops.size(); ++i) {
-        Value right = eval(*e.kids[i + 1]);
-        work(cost(left) + cost(right));
-        bool r = false;
-        switch (e.ops[i]) {
-          case CmpOp::eq: r = equals(left, right); break;
-          case CmpOp::ne: r = !equals(left, right); break;
-          case CmpOp::lt: r = py_compare(left, right) < 0; break;
-          case CmpOp::le: r = py_compare(left, right) <= 0; break;
-          case CmpOp::gt: r = py_compare(left, right) > 0; break;
-          case CmpOp::ge: r = py_compare(left, right) >= 0; break;
-          case CmpOp::in: r = py_contains(right, left); break;
-          case CmpOp::not_in: r = !py_contains(right, left); break;
-        }
-        if (!r) return Value::boolean(false);
-        left = std::move(right);
-      }
-      return Value::boolean(true);
-    }
+    case ExprKind::compare: return eval_compare(e);
     case ExprKind::cond: {
       if (eval(*e.kids[1]).truthy()) return eval(*e.kids[0]);
       if (e.kids[2]) return eval(*e.kids[2]);

@@ -150,6 +150,10 @@ class Interp {
   Flow exec_for(const Stmt& s);
   Value eval(const Expr& e);
   Value eval_inner(const Expr& e);
+  Value eval_collection(const Expr& e);  // list, tuple, dict
+  Value eval_unary(const Expr& e);       // -x, +x
+  Value eval_concat(const Expr& e);      // a ~ b ~ ...
+  Value eval_compare(const Expr& e);     // chained comparisons and (not) in
   Value eval_call(const Expr& e);
   void collect_args(const Expr& e, size_t first, CallArgs& out);
   Value eval_filter_chain(const Expr& chain, Value input);

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "chat/jinja/internal.h"
+#include "tokenizer/utf8.h"  // utf8_append
 
 namespace paca::jinja {
 
@@ -446,19 +447,19 @@ class Lexer {
         case 't': out += '\t'; break;
         case 'v': out += '\v'; break;
         case '\n': break;  // line continuation
-        case 'x': utf8_put(out, hex(i, 2)); i += 2; break;
+        case 'x': utf8_append(out, hex(i, 2)); i += 2; break;
         case 'u': {
           const uint32_t cp = hex(i, 4);
           i += 4;
           if (cp >= 0xD800 && cp <= 0xDFFF) fail_at(i - 6, "a surrogate code point in a string escape is not supported");
-          utf8_put(out, cp);
+          utf8_append(out, cp);
           break;
         }
         case 'U': {
           const uint32_t cp = hex(i, 8);
           i += 8;
           if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) fail_at(i - 10, "invalid \\U escape in a string");
-          utf8_put(out, cp);
+          utf8_append(out, cp);
           break;
         }
         case 'N': fail_at(i - 2, "\\N{...} escapes are not supported");
@@ -466,7 +467,7 @@ class Lexer {
           if (e >= '0' && e <= '7') {
             uint32_t v = static_cast<uint32_t>(e - '0');
             for (int k = 0; k < 2 && i < n && src_[i] >= '0' && src_[i] <= '7'; ++k) v = v * 8 + static_cast<uint32_t>(src_[i++] - '0');
-            utf8_put(out, v);
+            utf8_append(out, v);
           } else {
             out += '\\';
             out += e;

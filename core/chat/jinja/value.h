@@ -188,7 +188,5 @@ std::vector<size_t> utf8_offsets(std::string_view s);
 bool is_py_space(uint32_t cp);
 // Decodes the code point at s[i], advancing i (invalid bytes: the byte value, one byte).
 uint32_t utf8_next(std::string_view s, size_t& i);
-// Appends the UTF-8 encoding of cp.
-void utf8_put(std::string& out, uint32_t cp);
 
 }  // namespace paca::jinja
