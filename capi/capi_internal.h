@@ -10,7 +10,9 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <span>
 #include <string>
+#include <string_view>
 #include <type_traits>
 
 #include "paca/paca.h"
@@ -170,21 +172,52 @@ bool read_params(const P* in, P& out, const char* what) {
   return true;
 }
 
-// Copies s and a NUL into buf under paca.h's buffer rules: *out_needed gets
-// s.size() + 1; a buffer too small (or NULL with cap 0, a size query) gives
-// PACA_ERR_BUFFER_TOO_SMALL and writes nothing.
-inline paca_status write_string(const std::string& s, char* buf, size_t cap, size_t* out_needed, const char* fn) {
-  if (out_needed != nullptr) *out_needed = s.size() + 1;
-  if (buf == nullptr || cap < s.size() + 1) {
-    if (buf == nullptr && cap == 0 && out_needed != nullptr)
-      return set_error(PACA_ERR_BUFFER_TOO_SMALL, std::string(fn) + ": size query (" + std::to_string(s.size() + 1) + " bytes needed)");
-    return set_error(PACA_ERR_BUFFER_TOO_SMALL, std::string(fn) + ": buffer holds " + std::to_string(cap) + " bytes, " +
-                                                    std::to_string(s.size() + 1) + " needed");
-  }
-  std::memcpy(buf, s.data(), s.size());
+// A params struct with every byte zero and struct_size set: where each
+// default_*_params() starts.
+template <class P>
+P zeroed_params() {
+  P p;
+  std::memset(static_cast<void*>(&p), 0, sizeof p);
+  p.struct_size = sizeof p;
+  return p;
+}
+
+// The buffer rules of paca.h, in one place: *out_needed (optional) gets the
+// size needed (for text, its bytes plus the NUL); a buffer too small, or NULL
+// (cap 0 is the size query), gives PACA_ERR_BUFFER_TOO_SMALL and writes
+// nothing. `unit` names what cap counts in the message.
+inline paca_status check_room(size_t need, const void* buf, size_t cap, size_t* out_needed, const char* fn,
+                              const char* unit) {
+  if (out_needed != nullptr) *out_needed = need;
+  if (buf != nullptr && cap >= need) return PACA_OK;
+  if (buf == nullptr && cap == 0)
+    return set_error(PACA_ERR_BUFFER_TOO_SMALL,
+                     std::string(fn) + ": size query (" + std::to_string(need) + " " + unit + " needed)");
+  return set_error(PACA_ERR_BUFFER_TOO_SMALL, std::string(fn) + ": buffer holds " + std::to_string(cap) + " " + unit +
+                                                  ", " + std::to_string(need) + " needed");
+}
+
+// Copies s and a NUL into buf under those rules.
+inline paca_status write_string(std::string_view s, char* buf, size_t cap, size_t* out_needed, const char* fn) {
+  if (const paca_status st = check_room(s.size() + 1, buf, cap, out_needed, fn, "bytes"); st != PACA_OK) return st;
+  if (!s.empty()) std::memcpy(buf, s.data(), s.size());
   buf[s.size()] = 0;
   return PACA_OK;
 }
+
+// Copies token ids into buf (cap entries) under those rules; an empty list
+// fits any buffer, NULL included.
+inline paca_status write_ids(std::span<const int32_t> ids, int32_t* buf, size_t cap, size_t* out_needed,
+                             const char* fn) {
+  if (ids.empty()) {
+    if (out_needed != nullptr) *out_needed = 0;
+    return PACA_OK;
+  }
+  if (const paca_status st = check_room(ids.size(), buf, cap, out_needed, fn, "ids"); st != PACA_OK) return st;
+  std::memcpy(buf, ids.data(), ids.size() * sizeof(int32_t));
+  return PACA_OK;
+}
+
 // Validates sampler params (NULL: defaults) against a model (its
 // configuration; its tokenizer for a grammar) and builds the sampler; fn names the calling function in messages.
 // (sampler_capi.cpp)

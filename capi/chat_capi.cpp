@@ -112,9 +112,7 @@ paca_status format(const paca_model* model, const char* messages_json, const pac
 namespace paca::capi {
 
 paca_chat_params default_chat_params() {
-  paca_chat_params p;
-  std::memset(&p, 0, sizeof p);
-  p.struct_size = sizeof p;
+  auto p = zeroed_params<paca_chat_params>();
   p.add_generation_prompt = 1;
   return p;
 }
@@ -153,12 +151,7 @@ PACA_API paca_status paca_chat_tokenize(const paca_model* model, const char* mes
     ids = paca::encode_chat(*ck.tokenizer, t.render(request_of(messages_json, p)));
   });
   if (st != PACA_OK) return st;
-  if (out_needed != nullptr) *out_needed = ids.size();
-  if (cap < ids.size())
-    return set_error(PACA_ERR_BUFFER_TOO_SMALL, "paca_chat_tokenize: buffer holds " + std::to_string(cap) + " ids, " +
-                                                    std::to_string(ids.size()) + " needed");
-  if (!ids.empty()) std::memcpy(buf, ids.data(), ids.size() * sizeof(int32_t));
-  return PACA_OK;
+  return write_ids(ids, buf, cap, out_needed, "paca_chat_tokenize");
 }
 
 PACA_API paca_status paca_chat_template_json(const paca_model* model, char* buf, size_t cap, size_t* out_needed) {

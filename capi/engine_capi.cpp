@@ -55,9 +55,7 @@ void copy_event(const paca_request_event& e, paca_request_event* out) {
 namespace paca::capi {
 
 paca_engine_params default_engine_params() {
-  paca_engine_params p;
-  std::memset(&p, 0, sizeof p);
-  p.struct_size = sizeof p;
+  auto p = zeroed_params<paca_engine_params>();
   p.max_running = 64;
   p.max_step_tokens = 512;
   p.max_queued = 1024;
@@ -68,10 +66,7 @@ paca_engine_params default_engine_params() {
 }
 
 paca_request_params default_request_params() {
-  paca_request_params p;
-  std::memset(&p, 0, sizeof p);
-  p.struct_size = sizeof p;
-  return p;
+  return zeroed_params<paca_request_params>();
 }
 
 }  // namespace paca::capi

@@ -18,10 +18,7 @@ struct paca_generator {
 namespace paca::capi {
 
 paca_generator_params default_generator_params() {
-  paca_generator_params p;
-  std::memset(&p, 0, sizeof p);
-  p.struct_size = sizeof p;
-  return p;
+  return zeroed_params<paca_generator_params>();
 }
 
 }  // namespace paca::capi

@@ -167,9 +167,7 @@ paca::TestModelSpec test_spec_of(const paca_test_model_params& p) {
 namespace paca::capi {
 
 paca_model_params default_model_params() {
-  paca_model_params p;
-  std::memset(&p, 0, sizeof p);
-  p.struct_size = sizeof p;
+  auto p = zeroed_params<paca_model_params>();
   p.n_threads = 0;
   p.device = nullptr;
   p.log_level = PACA_LOG_WARN;
@@ -190,17 +188,13 @@ paca_model_params default_model_params() {
 }
 
 paca_session_params default_session_params() {
-  paca_session_params p;
-  std::memset(&p, 0, sizeof p);
-  p.struct_size = sizeof p;
+  auto p = zeroed_params<paca_session_params>();
   p.n_ctx = 0;
   return p;
 }
 
 paca_test_model_params default_test_model_params() {
-  paca_test_model_params p;
-  std::memset(&p, 0, sizeof p);
-  p.struct_size = sizeof p;
+  auto p = zeroed_params<paca_test_model_params>();
   paca::TestModelSpec s;
   p.seed = s.seed;
   p.dim = s.dim;
@@ -329,12 +323,7 @@ PACA_API paca_status paca_model_describe_json(const paca_model* model, char* buf
   std::string s;
   paca_status st = guarded([&] { s = paca::describe_model_json(*model->model); });
   if (st != PACA_OK) return st;
-  if (out_needed != nullptr) *out_needed = s.size() + 1;
-  if (cap < s.size() + 1)
-    return set_error(PACA_ERR_BUFFER_TOO_SMALL, "paca_model_describe_json: buffer holds " + std::to_string(cap) +
-                                                    " bytes, " + std::to_string(s.size() + 1) + " needed");
-  std::memcpy(buf, s.c_str(), s.size() + 1);
-  return PACA_OK;
+  return write_string(s, buf, cap, out_needed, "paca_model_describe_json");
 }
 
 PACA_API paca_status paca_session_params_init(paca_session_params* p, size_t size) {
@@ -401,13 +390,9 @@ PACA_API paca_status paca_session_tokens(const paca_session* session, int32_t* b
   PACA_REQUIRE(session != nullptr, "paca_session_tokens: session is NULL");
   PACA_REQUIRE(buf != nullptr || cap == 0, "paca_session_tokens: buf is NULL but cap is not 0");
   const auto& t = session->session->tokens();
-  if (out_needed != nullptr) *out_needed = t.size();
-  if (cap < t.size())
-    return set_error(PACA_ERR_BUFFER_TOO_SMALL, "paca_session_tokens: buffer holds " + std::to_string(cap) +
-                                                    " ids, " + std::to_string(t.size()) + " needed");
-  if (!t.empty()) std::memcpy(buf, t.data(), t.size() * sizeof(int32_t));
-  t_last_error.clear();
-  return PACA_OK;
+  const paca_status st = write_ids(t, buf, cap, out_needed, "paca_session_tokens");
+  if (st == PACA_OK) t_last_error.clear();
+  return st;
 }
 
 PACA_API void paca_session_cancel(paca_session* session) {

@@ -172,9 +172,7 @@ paca_sampler* sampler_from_record(const paca_model& model, const SamplerRecord& 
 namespace paca::capi {
 
 paca_sampler_params default_sampler_params() {
-  paca_sampler_params p;
-  std::memset(&p, 0, sizeof p);
-  p.struct_size = sizeof p;
+  auto p = zeroed_params<paca_sampler_params>();
   const paca::SamplerParams d;
   p.temperature = d.temperature;
   p.seed = d.seed;

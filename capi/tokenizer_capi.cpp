@@ -36,17 +36,6 @@ paca::DecodeOptions decode_options(uint32_t flags) {
   return o;
 }
 
-// Copies s with a NUL into buf under the "size query" convention of paca.h.
-paca_status write_text(const std::string& s, char* buf, size_t cap, size_t* out_needed, const char* fn) {
-  if (out_needed != nullptr) *out_needed = s.size() + 1;
-  if (cap < s.size() + 1)
-    return set_error(PACA_ERR_BUFFER_TOO_SMALL, std::string(fn) + ": buffer holds " + std::to_string(cap) +
-                                                    " bytes, " + std::to_string(s.size() + 1) + " needed");
-  std::memcpy(buf, s.data(), s.size());
-  buf[s.size()] = '\0';
-  return PACA_OK;
-}
-
 }  // namespace
 
 extern "C" {
@@ -70,12 +59,7 @@ PACA_API paca_status paca_tokenize(const paca_model* model, const char* text, si
     ids = tok->encode(std::string_view(text != nullptr ? text : "", len), o);
   });
   if (st != PACA_OK) return st;
-  if (out_needed != nullptr) *out_needed = ids.size();
-  if (cap < ids.size())
-    return set_error(PACA_ERR_BUFFER_TOO_SMALL, "paca_tokenize: buffer holds " + std::to_string(cap) + " ids, " +
-                                                    std::to_string(ids.size()) + " needed");
-  if (!ids.empty()) std::memcpy(buf, ids.data(), ids.size() * sizeof(int32_t));
-  return PACA_OK;
+  return write_ids(ids, buf, cap, out_needed, "paca_tokenize");
 }
 
 PACA_API paca_status paca_detokenize(const paca_model* model, const int32_t* ids, size_t n, uint32_t flags,
@@ -91,7 +75,7 @@ PACA_API paca_status paca_detokenize(const paca_model* model, const int32_t* ids
     text = tok->decode(std::span<const int32_t>(ids, n), decode_options(flags));
   });
   if (st != PACA_OK) return st;
-  return write_text(text, buf, cap, out_needed, "paca_detokenize");
+  return write_string(text, buf, cap, out_needed, "paca_detokenize");
 }
 
 PACA_API paca_status paca_token_to_piece(const paca_model* model, int32_t id, uint32_t flags, char* buf, size_t cap,
@@ -104,7 +88,7 @@ PACA_API paca_status paca_token_to_piece(const paca_model* model, int32_t id, ui
   std::string piece;
   paca_status st = guarded([&] { piece = tok->piece(id, (flags & PACA_DETOKENIZE_SPECIAL) != 0); });
   if (st != PACA_OK) return st;
-  return write_text(piece, buf, cap, out_needed, "paca_token_to_piece");
+  return write_string(piece, buf, cap, out_needed, "paca_token_to_piece");
 }
 
 PACA_API paca_status paca_token_attributes(const paca_model* model, int32_t id, uint32_t* out_attrs) {
