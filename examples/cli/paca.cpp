@@ -508,6 +508,139 @@ const char* stop_reason_name(paca_stop_reason r) {
   }
 }
 
+// The sampler and generator parameters of `paca run`, with the strings they
+// point into (filled in place: the pointers stay valid while it lives).
+struct RunParams {
+  paca_sampler_params sp;
+  paca_generator_params gp;
+  std::string grammar, schema;
+  std::vector<const char*> stop_ptrs;
+  std::vector<size_t> stop_lens;
+
+  RunParams(const Args& a) : sp(a.sp) {
+    sp.ignore_eos = a.ignore_eos ? 1 : 0;
+    sp.stop_ids = a.stop_ids.data();
+    sp.n_stop_ids = static_cast<int32_t>(a.stop_ids.size());
+    sp.n_top_logprobs = a.logprobs > 0 ? static_cast<int32_t>(a.logprobs) : 0;
+    sp.max_new_tokens = static_cast<int32_t>(a.n_predict);
+    if (!a.grammar_file.empty() && !a.schema_file.empty()) die("give --grammar or --json-schema, not both");
+    if (!a.grammar_file.empty()) {
+      grammar = read_text_file(a.grammar_file, "--grammar");
+      sp.grammar = grammar.c_str();
+    }
+    if (!a.schema_file.empty()) {
+      schema = read_text_file(a.schema_file, "--json-schema");
+      sp.json_schema = schema.c_str();
+    }
+    for (const std::string& x : a.stops) {
+      stop_ptrs.push_back(x.data());
+      stop_lens.push_back(x.size());
+    }
+    paca_generator_params_init(&gp, sizeof gp);
+    gp.stop_strings = stop_ptrs.data();
+    gp.stop_lengths = stop_lens.data();
+    gp.n_stop_strings = static_cast<int32_t>(stop_ptrs.size());
+    gp.logprobs = a.logprobs >= 0 ? 1 : 0;
+  }
+  RunParams(const RunParams&) = delete;
+  RunParams& operator=(const RunParams&) = delete;
+};
+
+// Prefills the prompt, through --prompt-cache when given (saving it when
+// it did not hold the whole prompt); returns the prefill's milliseconds
+// since t0 (the save not included).
+double prefill_prompt(paca_session* s, const Args& a, const std::vector<int32_t>& prompt, Clock::time_point t0) {
+  size_t cached = 0;  // prompt tokens restored from --prompt-cache
+  paca_status st = a.prompt_cache.empty()
+                       ? paca_session_prefill(s, prompt.data(), prompt.size())
+                       : paca_session_prefill_cached(s, a.prompt_cache.c_str(), prompt.data(), prompt.size(), &cached);
+  if (st != PACA_OK) die_status("prefill", st);
+  const double prefill_ms = ms_since(t0);
+  if (a.prompt_cache.empty()) return prefill_ms;
+  if (cached < prompt.size()) st = paca_session_save(s, a.prompt_cache.c_str());
+  if (st != PACA_OK) die_status("saving the prompt cache", st);
+  std::fprintf(stderr, "paca: prompt cache %s: %zu of %zu prompt tokens reused\n", a.prompt_cache.c_str(), cached,
+               prompt.size());
+  return prefill_ms;
+}
+
+// What the generation loop of `paca run` produced.
+struct RunOutput {
+  std::vector<int32_t> tokens;
+  std::vector<paca_token_logprobs> logprobs;  // --logprobs
+  std::string text;
+  double ttft_ms = 0;
+};
+
+// Runs the generator to its stop, printing each piece unless --json.
+RunOutput generate_all(paca_generator* gen, const Args& a, bool has_tokenizer, Clock::time_point t0) {
+  RunOutput r;
+  while (a.n_predict > 0 && paca_generator_stop_reason(gen) == PACA_STOP_NONE) {
+    int32_t tok = -1;
+    const char* piece = nullptr;
+    size_t len = 0;
+    paca_status st = paca_generator_next(gen, &tok, &piece, &len);
+    if (st != PACA_OK) die_status("generating", st);
+    if (tok < 0) break;
+    if (r.tokens.empty()) r.ttft_ms = ms_since(t0);
+    r.tokens.push_back(tok);
+    if (a.logprobs >= 0) {
+      paca_token_logprobs lp;
+      std::memset(&lp, 0, sizeof lp);
+      lp.struct_size = sizeof lp;
+      st = paca_generator_logprobs(gen, &lp);
+      if (st != PACA_OK) die_status("reading log-probabilities", st);
+      r.logprobs.push_back(lp);
+    }
+    r.text.append(piece, len);
+    if (!a.json) {
+      if (has_tokenizer) std::fwrite(piece, 1, len, stdout);
+      else std::printf(r.tokens.size() > 1 ? " %d" : "%d", tok);
+      std::fflush(stdout);
+    }
+  }
+  return r;
+}
+
+// [{"token":id,"logprob":x,"top":[[id,lp],...]},...]
+void print_logprobs(const std::vector<paca_token_logprobs>& lps) {
+  std::printf("[");
+  for (size_t k = 0; k < lps.size(); ++k) {
+    std::printf("%s{\"token\":%d,\"logprob\":%.9g,\"top\":[", k ? "," : "", lps[k].token,
+                static_cast<double>(lps[k].logprob));
+    for (int32_t j = 0; j < lps[k].n_top; ++j)
+      std::printf("%s[%d,%.9g]", j ? "," : "", lps[k].top_tokens[j], static_cast<double>(lps[k].top_logprobs[j]));
+    std::printf("]}");
+  }
+  std::printf("]");
+}
+
+struct RunTimings {
+  double load_ms, ttft_ms, prefill_tps, decode_tps;
+};
+
+// paca run --json: one object with the tokens, text, reply and timings.
+void print_run_json(paca_model* m, const Args& a, bool has_tokenizer, const std::vector<int32_t>& prompt,
+                    const RunOutput& r, const char* reason, const RunTimings& t) {
+  std::printf("{\"prompt_tokens\":");
+  print_ids(prompt);
+  std::printf(",\"tokens\":");
+  print_ids(r.tokens);
+  if (a.logprobs >= 0) {
+    std::printf(",\"logprobs\":");
+    print_logprobs(r.logprobs);
+  }
+  if (has_tokenizer) {
+    std::printf(",\"text\":");
+    print_json_string(r.text);
+  }
+  if (a.chat && has_tokenizer)  // {"content":..., "tool_calls":[...], ...}
+    std::printf(",\"reply\":%s", reply_tool_calls(m, r.tokens, std::strcmp(reason, "eos") == 0).c_str());
+  std::printf(",\"stop_reason\":\"%s\",\"timings\":{\"load_ms\":%.3f,\"ttft_ms\":%.3f,"
+              "\"prefill_tokens_per_s\":%.3f,\"decode_tokens_per_s\":%.3f}}\n",
+              reason, t.load_ms, t.ttft_ms, t.prefill_tps, t.decode_tps);
+}
+
 // paca run: the generation loop is paca_generator's (the same tokens and text
 // every binding gets); this prints it, with timings and --json.
 int cmd_run(const Args& a) {
@@ -522,113 +655,31 @@ int cmd_run(const Args& a) {
   uint32_t attrs = 0;
   const bool has_tokenizer = paca_token_attributes(m, 0, &attrs) == PACA_OK;
   if (!a.stops.empty() && !has_tokenizer) die("--stop needs a model with a tokenizer (--stop-token works without)");
-  paca_sampler_params sp = a.sp;
-  sp.ignore_eos = a.ignore_eos ? 1 : 0;
-  sp.stop_ids = a.stop_ids.data();
-  sp.n_stop_ids = static_cast<int32_t>(a.stop_ids.size());
-  sp.n_top_logprobs = a.logprobs > 0 ? static_cast<int32_t>(a.logprobs) : 0;
-  sp.max_new_tokens = static_cast<int32_t>(a.n_predict);
-  if (!a.grammar_file.empty() && !a.schema_file.empty()) die("give --grammar or --json-schema, not both");
-  const std::string grammar = a.grammar_file.empty() ? "" : read_text_file(a.grammar_file, "--grammar");
-  const std::string schema = a.schema_file.empty() ? "" : read_text_file(a.schema_file, "--json-schema");
-  if (!a.grammar_file.empty()) sp.grammar = grammar.c_str();
-  if (!a.schema_file.empty()) sp.json_schema = schema.c_str();
-  std::vector<const char*> stop_ptrs;
-  std::vector<size_t> stop_lens;
-  for (const std::string& x : a.stops) {
-    stop_ptrs.push_back(x.data());
-    stop_lens.push_back(x.size());
-  }
-  paca_generator_params gp;
-  paca_generator_params_init(&gp, sizeof gp);
-  gp.stop_strings = stop_ptrs.data();
-  gp.stop_lengths = stop_lens.data();
-  gp.n_stop_strings = static_cast<int32_t>(stop_ptrs.size());
-  gp.logprobs = a.logprobs >= 0 ? 1 : 0;
+  const RunParams rp(a);
 
   paca_session* s = new_session(m, a.ctx);
-  auto t0 = Clock::now();
-  size_t cached = 0;  // prompt tokens restored from --prompt-cache
-  paca_status st = a.prompt_cache.empty()
-                       ? paca_session_prefill(s, prompt.data(), prompt.size())
-                       : paca_session_prefill_cached(s, a.prompt_cache.c_str(), prompt.data(), prompt.size(), &cached);
-  if (st != PACA_OK) die_status("prefill", st);
-  const double prefill_ms = ms_since(t0);
-  if (!a.prompt_cache.empty()) {
-    if (cached < prompt.size()) st = paca_session_save(s, a.prompt_cache.c_str());
-    if (st != PACA_OK) die_status("saving the prompt cache", st);
-    std::fprintf(stderr, "paca: prompt cache %s: %zu of %zu prompt tokens reused\n", a.prompt_cache.c_str(), cached,
-                 prompt.size());
-  }
+  const auto t0 = Clock::now();
+  const double prefill_ms = prefill_prompt(s, a, prompt, t0);
   paca_generator* gen = nullptr;  // continues from the prompt's logits
-  st = paca_generator_create(s, nullptr, 0, &sp, &gp, &gen);
+  const paca_status st = paca_generator_create(s, nullptr, 0, &rp.sp, &rp.gp, &gen);
   if (st != PACA_OK) die_status("starting the generation", st);
-  std::vector<int32_t> out;
-  std::vector<paca_token_logprobs> lps;  // --logprobs
-  std::string text;
-  double ttft_ms = 0;
-  auto t1 = Clock::now();
-  while (a.n_predict > 0 && paca_generator_stop_reason(gen) == PACA_STOP_NONE) {
-    int32_t tok = -1;
-    const char* piece = nullptr;
-    size_t len = 0;
-    st = paca_generator_next(gen, &tok, &piece, &len);
-    if (st != PACA_OK) die_status("generating", st);
-    if (tok < 0) break;
-    if (out.empty()) ttft_ms = ms_since(t0);
-    out.push_back(tok);
-    if (a.logprobs >= 0) {
-      paca_token_logprobs lp;
-      std::memset(&lp, 0, sizeof lp);
-      lp.struct_size = sizeof lp;
-      st = paca_generator_logprobs(gen, &lp);
-      if (st != PACA_OK) die_status("reading log-probabilities", st);
-      lps.push_back(lp);
-    }
-    text.append(piece, len);
-    if (!a.json) {
-      if (has_tokenizer) std::fwrite(piece, 1, len, stdout);
-      else std::printf(out.size() > 1 ? " %d" : "%d", tok);
-      std::fflush(stdout);
-    }
-  }
+  const auto t1 = Clock::now();
+  const RunOutput r = generate_all(gen, a, has_tokenizer, t0);
   const char* reason = stop_reason_name(paca_generator_stop_reason(gen));
   const double decode_ms = ms_since(t1);
   // decode steps actually run: one per generated token after the first
-  const double decode_steps = out.size() > 1 ? static_cast<double>(out.size() - 1) : 0.0;
-  const double prefill_tps = prefill_ms > 0 ? prompt.size() / (prefill_ms / 1000) : 0;
-  const double decode_tps = decode_ms > 0 && decode_steps > 0 ? decode_steps / (decode_ms / 1000) : 0;
+  const double decode_steps = r.tokens.size() > 1 ? static_cast<double>(r.tokens.size() - 1) : 0.0;
+  RunTimings t{load_ms, r.ttft_ms, 0, 0};
+  t.prefill_tps = prefill_ms > 0 ? prompt.size() / (prefill_ms / 1000) : 0;
+  t.decode_tps = decode_ms > 0 && decode_steps > 0 ? decode_steps / (decode_ms / 1000) : 0;
   if (a.json) {
-    std::printf("{\"prompt_tokens\":");
-    print_ids(prompt);
-    std::printf(",\"tokens\":");
-    print_ids(out);
-    if (a.logprobs >= 0) {  // [{"token":id,"logprob":x,"top":[[id,lp],...]},...]
-      std::printf(",\"logprobs\":[");
-      for (size_t k = 0; k < lps.size(); ++k) {
-        std::printf("%s{\"token\":%d,\"logprob\":%.9g,\"top\":[", k ? "," : "", lps[k].token,
-                    static_cast<double>(lps[k].logprob));
-        for (int32_t j = 0; j < lps[k].n_top; ++j)
-          std::printf("%s[%d,%.9g]", j ? "," : "", lps[k].top_tokens[j], static_cast<double>(lps[k].top_logprobs[j]));
-        std::printf("]}");
-      }
-      std::printf("]");
-    }
-    if (has_tokenizer) {
-      std::printf(",\"text\":");
-      print_json_string(text);
-    }
-    if (a.chat && has_tokenizer)  // {"content":..., "tool_calls":[...], ...}
-      std::printf(",\"reply\":%s", reply_tool_calls(m, out, std::strcmp(reason, "eos") == 0).c_str());
-    std::printf(",\"stop_reason\":\"%s\",\"timings\":{\"load_ms\":%.3f,\"ttft_ms\":%.3f,"
-                "\"prefill_tokens_per_s\":%.3f,\"decode_tokens_per_s\":%.3f}}\n",
-                reason, load_ms, ttft_ms, prefill_tps, decode_tps);
+    print_run_json(m, a, has_tokenizer, prompt, r, reason, t);
   } else {
     std::printf("\n");
     std::fflush(stdout);  // the text's end before the timings, also when both go to one pipe
   }
   std::fprintf(stderr, "paca: load %.1f ms, time to first token %.1f ms, prefill %.1f tok/s (%zu tokens), decode %.1f tok/s (%.0f steps), stop: %s\n",
-               load_ms, ttft_ms, prefill_tps, prompt.size(), decode_tps, decode_steps, reason);
+               load_ms, r.ttft_ms, t.prefill_tps, prompt.size(), t.decode_tps, decode_steps, reason);
   paca_generator_free(gen);
   paca_session_free(s);
   paca_model_free(m);
