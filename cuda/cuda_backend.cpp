@@ -33,7 +33,6 @@
 #include <bit>            // std::bit_cast
 #include <cmath>          // std::sqrt
 #include <cstdint>        // INT32_MAX
-#include <cstdlib>        // std::getenv
 #include <cstring>        // std::memcpy, std::memcmp
 #include <functional>     // std::function
 #include <mutex>          // std::mutex
@@ -154,21 +153,6 @@ int fp8_tile_rows(int rows, int cols) {
   return static_cast<int>(std::min<size_t>(r, static_cast<size_t>(std::max(rows, 1))));
 }
 
-void fp8_policy_from_env(const char* decode, const char* prefill, Fp8Policy* policy) {
-  auto read = [](const char* name, const char* v, const char* mode, bool* out) {
-    if (v == nullptr) return;
-    const std::string s = v;
-    if (s == "auto" || s.empty())
-      *out = false;
-    else if (s == mode)
-      *out = true;
-    else
-      fail(Status::invalid_argument, "{}={}: expected auto or {}", name, s, mode);
-  };
-  read("PACA_CUDA_FP8_DECODE", decode, "w8a16", &policy->decode_w8a16);
-  read("PACA_CUDA_FP8_PREFILL", prefill, "w8a8", &policy->prefill_w8a8);
-}
-
 bool has_e4m3_nan(const uint8_t* codes, size_t n) {
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
@@ -227,14 +211,6 @@ DecodeGraphPlan plan_decode_graph(bool enabled, std::span<const int> rows, std::
   }
   return p;
 }
-
-bool env_switch_on(const char* value) {
-  if (value == nullptr) return true;
-  const std::string v = value;
-  return !(v == "0" || v == "off" || v == "false" || v == "no" || v == "OFF" || v == "FALSE" || v == "NO");
-}
-
-bool graphs_enabled_by_env(const char* value) { return env_switch_on(value); }
 
 void* GraphCache::find(const Key& key) {
   for (auto it = entries_.begin(); it != entries_.end(); ++it)
@@ -304,12 +280,11 @@ class CudaBackend final : public Backend {
       }
       grow_staging(size_t{1} << 20);
       desc_ = describe_device(dev_);
-      graphs_ = opt_.graphs && graphs_enabled_by_env(std::getenv("PACA_CUDA_GRAPHS"));
+      graphs_ = opt_.graphs;
       fp8_.gemv_max_tokens = opt_.gemv_max_tokens;
       fp8_.decode_w8a16 = opt_.fp8_decode_w8a16;
       fp8_.prefill_w8a8 = opt_.fp8_prefill_w8a8;
-      fp8_policy_from_env(std::getenv("PACA_CUDA_FP8_DECODE"), std::getenv("PACA_CUDA_FP8_PREFILL"), &fp8_);
-      fused_norm_ = opt_.fp8_fused_norm && env_switch_on(std::getenv("PACA_CUDA_FP8_FUSED_NORM"));
+      fused_norm_ = opt_.fp8_fused_norm;
     } catch (...) {
       destroy();
       throw;

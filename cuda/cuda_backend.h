@@ -29,10 +29,11 @@ struct CudaBackendOptions {
   // 0: never (every call through launch_attention).
   int flash_min_rows = 16;
   // Record decode steps as CUDA graphs and replay them (see "CUDA graphs"
-  // below); also switched off by the environment variable PACA_CUDA_GRAPHS=0.
+  // below). The library reads no environment variable: these options come
+  // from paca_model_params (the paca command and paca-bench map their
+  // developer variables PACA_CUDA_* onto those fields, examples/cli/dev_env.h).
   bool graphs = true;
-  // FP8 weights (issue 7): see Fp8Policy below; the environment variables
-  // PACA_CUDA_FP8_DECODE and PACA_CUDA_FP8_PREFILL override these when set.
+  // FP8 weights (issue 7): see Fp8Policy below.
   bool fp8_decode_w8a16 = false;
   bool fp8_prefill_w8a8 = false;
   // The FP8 GEMM applies row x token scales itself (cuBLASLt's outer-vector
@@ -42,8 +43,8 @@ struct CudaBackendOptions {
   int fp8_gemv_rows_per_warp = 0;
   // A norm told its readers (Backend::rmsnorm_for) quantizes its output for
   // the first w8a8 reader in the same kernel, and the matmuls that quantize
-  // the same way reuse it (see NormQuantMemo); false, or the environment
-  // variable PACA_CUDA_FP8_FUSED_NORM=0: every matmul quantizes for itself.
+  // the same way reuse it (see NormQuantMemo); false: every matmul quantizes
+  // for itself.
   bool fp8_fused_norm = true;
 };
 
@@ -118,9 +119,6 @@ struct Fp8Plan {
 // other w8a8 shapes take quant_gemv.
 Fp8Plan plan_fp8_matmul(int tokens, int rows, int cols, ActQuant act, const Fp8Policy& policy,
                         bool cublaslt_available);
-// Reads PACA_CUDA_FP8_DECODE / PACA_CUDA_FP8_PREFILL values (null: unset,
-// keep the option) into policy; Error(invalid_argument) naming the variable
-// for any value but "auto" or the switch's mode.
 // Rows per warp of the FP8 GEMV for a weight of `rows` rows: 2 (each load of
 // the activations serves two rows) when that still gives every
 // multiprocessor a block of 8 warps, else 1.
@@ -129,7 +127,6 @@ int fp8_gemv_rows_per_warp(int rows, int sm_count);
 // weight-only prefill GEMM: a multiple of 16 whose tile takes at most 32 MiB
 // (at least 16 rows), never more than rows.
 int fp8_tile_rows(int rows, int cols);
-void fp8_policy_from_env(const char* decode, const char* prefill, Fp8Policy* policy);
 // How a matmul with an FP8 weight quantizes its activations, when it does:
 // the treatment (dynamic per-token scales with the bound ub, or the static
 // scale) and which rows take the FP8 GEMM as E4M3 codes, [0, code_rows)
@@ -176,11 +173,6 @@ class NormQuantMemo {
   Fp8ActQuant q_;
 };
 
-// PACA_CUDA_GRAPHS and PACA_CUDA_FP8_FUSED_NORM: unset, "", "1", "on",
-// "true": on; "0", "off", "false", "no" (or OFF, FALSE, NO): off; anything
-// else: on.
-bool env_switch_on(const char* value);
-
 // Refuses an FP8 weight the device cannot run as the CPU does, with
 // Error(format): no scales, an activation bound or static scale that is not
 // positive, or E4M3 NaN codes (0x7f / 0xff) in its bytes.
@@ -221,9 +213,6 @@ struct DecodeGraphPlan {
 // else the next power of two >= 16 that is.
 DecodeGraphPlan plan_decode_graph(bool enabled, std::span<const int> rows, std::span<const size_t> blocks,
                                   int max_positions, int current_table_blocks);
-
-// PACA_CUDA_GRAPHS: env_switch_on.
-bool graphs_enabled_by_env(const char* value);
 
 // Recorded graphs keyed by the exact launch signature of a step's ops
 // (kernel, pointers, sizes, in order): a step replays a graph only when it

@@ -70,6 +70,7 @@ using paca::Backend;
 using paca::DType;
 using paca::TensorView;
 
+using paca::cuda::test::graphs_wanted;
 using paca::cuda::test::have_device;
 using paca::cuda::test::models_dir;
 using paca::cuda::test::no_device_reason;
@@ -262,24 +263,6 @@ TEST(CudaHost, Fp8Planning) {
   // no cuBLASLt: the decode knob is for decode only
   p = plan_fp8_matmul(100, 4096, 4096, ActQuant::dynamic_row, ab, false);
   EXPECT_EQ(p.path, Fp8Path::quant_gemv);
-  // the knobs from the environment
-  Fp8Policy e;
-  paca::cuda::fp8_policy_from_env("w8a16", "w8a8", &e);
-  EXPECT_TRUE(e.decode_w8a16);
-  EXPECT_TRUE(e.prefill_w8a8);
-  paca::cuda::fp8_policy_from_env("auto", nullptr, &e);
-  EXPECT_FALSE(e.decode_w8a16);
-  EXPECT_TRUE(e.prefill_w8a8);  // unset: kept
-  for (const char* bad : {"w8a8", "1", "W8A16"}) {
-    try {
-      paca::cuda::fp8_policy_from_env(bad, nullptr, &e);
-      ADD_FAILURE() << bad << " accepted";
-    } catch (const paca::Error& err) {
-      EXPECT_EQ(err.status(), paca::Status::invalid_argument);
-      EXPECT_NE(std::string(err.what()).find("PACA_CUDA_FP8_DECODE"), std::string::npos) << err.what();
-    }
-  }
-  EXPECT_THROW(paca::cuda::fp8_policy_from_env(nullptr, "w8a16", &e), paca::Error);
   // tiles of the weight-only prefill: multiples of 16 rows, <= 32 MiB of bf16, never more than the weight
   EXPECT_EQ(paca::cuda::fp8_tile_rows(14336, 4096), 4096);
   EXPECT_EQ(paca::cuda::fp8_tile_rows(4096, 14336), 1168);
@@ -380,11 +363,6 @@ TEST(CudaHost, NormQuantPlanningAndMemo) {
   m.made(p, 3, 64, k);
   m.forget();
   EXPECT_FALSE(m.usable(p, 3, 64, k));
-  // the switch (PACA_CUDA_FP8_FUSED_NORM, PACA_CUDA_GRAPHS)
-  EXPECT_TRUE(paca::cuda::env_switch_on(nullptr));
-  EXPECT_TRUE(paca::cuda::env_switch_on("1"));
-  EXPECT_TRUE(paca::cuda::env_switch_on("on"));
-  for (const char* off : {"0", "off", "false", "no", "NO"}) EXPECT_FALSE(paca::cuda::env_switch_on(off)) << off;
   EXPECT_TRUE(paca::cuda::CudaBackendOptions{}.fp8_fused_norm);
   // the fused kernel refuses bad arguments before any CUDA call
   using paca::cuda::E4m3Quant;
@@ -533,10 +511,6 @@ TEST(CudaHost, GraphPlanning) {
   EXPECT_EQ(p.ctx_bucket, 512);
   p = plan_decode_graph(true, one, b1, 40, 64);  // and never shrinks
   EXPECT_EQ(p.table_blocks, 64);
-  EXPECT_TRUE(paca::cuda::graphs_enabled_by_env(nullptr));
-  EXPECT_TRUE(paca::cuda::graphs_enabled_by_env("1"));
-  EXPECT_TRUE(paca::cuda::graphs_enabled_by_env(""));
-  for (const char* off : {"0", "off", "false", "no", "OFF"}) EXPECT_FALSE(paca::cuda::graphs_enabled_by_env(off)) << off;
 }
 
 TEST(CudaHost, GraphCacheEvictsTheLeastRecentlyUsed) {
@@ -1831,8 +1805,7 @@ TEST(CudaSampling, KeptLogitsGiveTheHostsTokens) {
 // boundaries (16-token blocks, the 256-position bucket).
 TEST(CudaGraphs, DecodeStepsEqualOpByOpBitForBit) {
   SKIP_WITHOUT_DEVICE();
-  if (!paca::cuda::graphs_enabled_by_env(std::getenv("PACA_CUDA_GRAPHS")))
-    GTEST_SKIP() << "PACA_CUDA_GRAPHS switches graphs off in this run";
+  if (!graphs_wanted()) GTEST_SKIP() << "PACA_CUDA_GRAPHS switches graphs off in this run";
   for (int splits : {1, 3}) {
     auto on = cuda_synthetic(true, splits);
     auto off = cuda_synthetic(false, splits);
@@ -1939,6 +1912,7 @@ ModelRun run_model(const std::string& path, const char* device, const std::vecto
   p.device = device;
   p.n_threads = 2;
   p.kv_dtype = kv_dtype;
+  p.cuda_graphs = graphs_wanted() ? 1 : 0;
   p.weight_dtype = fp8.weight_dtype;
   p.fp8_targets = fp8.targets;
   p.fp8_mode = fp8.mode;
@@ -2161,6 +2135,7 @@ TEST(CudaFp8Model, FusedNormQuantSameLogits) {
   auto make = [](bool fused) {
     paca::cuda::CudaBackendOptions o;
     o.fp8_fused_norm = fused;
+    o.graphs = graphs_wanted();
     auto ckpt = paca::synthetic_checkpoint(synthetic_spec(), uint64_t{1} << 30);
     paca::Fp8Options q;
     q.attention = true;
@@ -2191,7 +2166,7 @@ TEST(CudaFp8Model, FusedNormQuantSameLogits) {
   EXPECT_GT(st.norm_quant_fused, 0u);
   EXPECT_GT(st.norm_quant_reused, st.norm_quant_fused);  // wq and wv after the attention norms, w1 and w3 after the FFN's
   EXPECT_EQ(none.norm_quant_fused + none.norm_quant_reused, 0u);
-  if (paca::cuda::graphs_enabled_by_env(std::getenv("PACA_CUDA_GRAPHS"))) {
+  if (graphs_wanted()) {
     EXPECT_GT(st.replayed, 0u);
     EXPECT_EQ(st.fallbacks, 0u);
   }

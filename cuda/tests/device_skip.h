@@ -28,6 +28,16 @@ inline std::string models_dir() {
   return std::string(env != nullptr && *env != 0 ? env : PACA_SHARED_DIR) + "/models";
 }
 
+// The developer switch of the graphs-off run (scripts/gpu_check.sh runs the
+// model tests again with PACA_CUDA_GRAPHS=0): the library reads no
+// environment, so the tests put it into the options they load with.
+inline bool graphs_wanted() {
+  const char* v = std::getenv("PACA_CUDA_GRAPHS");
+  if (v == nullptr) return true;
+  const std::string s = v;
+  return !(s == "0" || s == "off" || s == "false" || s == "no");
+}
+
 }  // namespace paca::cuda::test
 
 #define SKIP_WITHOUT_DEVICE() \

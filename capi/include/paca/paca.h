@@ -221,9 +221,7 @@ typedef struct paca_model_params {
      the logits (not their meaning), so it is a parameter. The paca command
      and paca-bench read PACA_CPU_ISA, PACA_CUDA_GRAPHS and
      PACA_CUDA_FP8_DECODE/_PREFILL/_FUSED_NORM into these as developer
-     overrides; the library does not read PACA_CPU_ISA. (The CUDA backend
-     still applies the PACA_CUDA_* variables on top of these fields until its
-     GPU test scripts are moved to the fields.) */
+     overrides; the library itself reads none of them. */
   const char* cpu_isa;        /* CPU kernels: NULL or "auto" = the widest this CPU runs; "scalar",
                                  "avx2" or "avx512"; one this build or CPU cannot run is
                                  PACA_ERR_INVALID_ARGUMENT naming those it can */
