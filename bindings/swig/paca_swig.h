@@ -125,16 +125,99 @@ struct Generator {
   std::string text;
 };
 
-inline paca_model* model_load(const Bytes& path, int threads) {
+// The fields of paca_model_params a binding exposes (no callbacks: load
+// progress and a per-model log sink would need them; the multi-process and
+// CUDA kernel fields are left at their defaults). Texts: empty is NULL.
+struct ModelParams {
+  int n_threads, kv_dtype, kv_block_tokens, weight_dtype, fp8_targets, fp8_mode, load_mode;
+  int tensor_parallel, pipeline_parallel;
+  float kv_memory_fraction;
+  Bytes device, devices, tokenizer_path, cpu_isa;
+  ModelParams() {  // the library's defaults
+    paca_model_params p;
+    paca_model_params_init(&p, sizeof p);
+    n_threads = p.n_threads;
+    kv_dtype = p.kv_dtype;
+    kv_block_tokens = p.kv_block_tokens;
+    weight_dtype = p.weight_dtype;
+    fp8_targets = p.fp8_targets;
+    fp8_mode = p.fp8_mode;
+    load_mode = p.load_mode;
+    tensor_parallel = p.tensor_parallel;
+    pipeline_parallel = p.pipeline_parallel;
+    kv_memory_fraction = p.kv_memory_fraction;
+  }
+};
+
+// paca_model_load with mp.
+inline paca_model* model_load_with(const Bytes& path, const ModelParams& mp) {
   paca_model_params p;
   paca_model_params_init(&p, sizeof p);
-  p.n_threads = threads;
-  std::string s;
+  p.n_threads = mp.n_threads;
+  p.kv_dtype = mp.kv_dtype;
+  p.kv_block_tokens = mp.kv_block_tokens;
+  p.weight_dtype = mp.weight_dtype;
+  p.fp8_targets = mp.fp8_targets;
+  p.fp8_mode = mp.fp8_mode;
+  p.load_mode = mp.load_mode;
+  p.tensor_parallel = mp.tensor_parallel;
+  p.pipeline_parallel = mp.pipeline_parallel;
+  p.kv_memory_fraction = mp.kv_memory_fraction;
+  std::string s, text[4];
+  const Bytes* in[4] = {&mp.device, &mp.devices, &mp.tokenizer_path, &mp.cpu_isa};
+  const char** out[4] = {&p.device, &p.devices, &p.tokenizer_path, &p.cpu_isa};
+  for (int i = 0; i < 4; ++i) {
+    if (!c_string(*in[i], &text[i], "model params: a text holds a NUL byte")) return nullptr;
+    *out[i] = in[i]->empty() ? nullptr : text[i].c_str();
+  }
   paca_model* m = nullptr;
   if (c_string(path, &s, "model_load: path holds a NUL byte")) ok(paca_model_load(s.c_str(), &p, &m));
   return m;
 }
+inline paca_model* model_load(const Bytes& path, int threads) {
+  ModelParams mp;
+  mp.n_threads = threads;
+  return model_load_with(path, mp);
+}
 inline void model_free(paca_model* m) { paca_model_free(m); }
+
+// paca_model_info, with signed 64-bit counts and the used eos ids only.
+struct ModelInfo {
+  int format = 0, n_vocab = 0, dim = 0, n_layers = 0, n_heads = 0, n_kv_heads = 0, head_dim = 0, ffn_dim = 0;
+  int max_context = 0, rope_scaling = 0, tied_embeddings = 0, bos_id = -1, load_mode = 0;
+  float rope_theta = 0, rope_factor = 1, norm_eps = 0;
+  Ids eos_ids;
+  long long n_params = 0, weight_bytes = 0, kv_bytes_per_token = 0;
+};
+// paca_model_get_info into out: the status (out unchanged unless OK).
+inline int model_info(paca_model* m, ModelInfo& out) {
+  paca_model_info i;
+  std::memset(&i, 0, sizeof i);
+  i.struct_size = sizeof i;
+  if (!ok(paca_model_get_info(m, &i))) return t_status;
+  out.format = i.format;
+  out.n_vocab = i.n_vocab;
+  out.dim = i.dim;
+  out.n_layers = i.n_layers;
+  out.n_heads = i.n_heads;
+  out.n_kv_heads = i.n_kv_heads;
+  out.head_dim = i.head_dim;
+  out.ffn_dim = i.ffn_dim;
+  out.max_context = i.max_context;
+  out.rope_scaling = i.rope_scaling;
+  out.tied_embeddings = i.tied_embeddings;
+  out.bos_id = i.bos_id;
+  out.load_mode = i.load_mode;
+  out.rope_theta = i.rope_theta;
+  out.rope_factor = i.rope_factor;
+  out.norm_eps = i.norm_eps;
+  const int n = i.n_eos_ids < 0 ? 0 : i.n_eos_ids > PACA_MAX_EOS_IDS ? PACA_MAX_EOS_IDS : i.n_eos_ids;
+  out.eos_ids.assign(i.eos_ids, i.eos_ids + n);
+  out.n_params = static_cast<long long>(i.n_params);
+  out.weight_bytes = static_cast<long long>(i.weight_bytes);
+  out.kv_bytes_per_token = static_cast<long long>(i.kv_bytes_per_token);
+  return t_status;
+}
 inline int model_n_vocab(paca_model* m) {
   paca_model_info i;
   std::memset(&i, 0, sizeof i);

@@ -203,9 +203,13 @@ namespace Paca
             get { if (h.IsClosed) throw new ObjectDisposedException("Model"); return h; }
         }
 
-        public Model(string path, int threads = 0)
+        public Model(string path, int threads = 0) : this(path, new ModelOptions { Threads = threads }) {}
+
+        /// <summary>Loads with options (null: the defaults).</summary>
+        public Model(string path, ModelOptions options)
         {
-            var p = paca_native.model_load(Library.Bytes(path), threads);
+            SWIGTYPE_p_paca_model p;
+            using (var mp = (options ?? new ModelOptions()).ToNative()) p = paca_native.model_load_with(Library.Bytes(path), mp);
             Library.Check();
             h = new ModelHandle(SWIGTYPE_p_paca_model.getCPtr(p).Handle);
         }

@@ -1,5 +1,5 @@
-// State.cs - sampling and session state of paca.h in the Paca namespace: the
-// Sampler (logit bias, log-probabilities, stop reasons), TokenLogprobs, and
+// State.cs - model settings and state of paca.h in the Paca namespace:
+// ModelOptions and ModelInfo, the Sampler (logit bias, log-probabilities, stop reasons), TokenLogprobs, and
 // Session's tokens, cancel, fork, snapshots (save / load, with a sampler) and
 // prompt cache.
 using System;
@@ -7,6 +7,137 @@ using Paca.Native;
 
 namespace Paca
 {
+    /// <summary>
+    /// Settings of a model load (paca_model_params); the defaults are the library's. Not here:
+    /// load progress and a per-model log sink (callbacks), the multi-process fields (rank,
+    /// world_size, rendezvous) and the CUDA kernel switches.
+    /// </summary>
+    public sealed class ModelOptions
+    {
+        public const int KvAuto = -1, KvF32 = 0, KvBf16 = 1;
+        public const int LoadMmap = 0, LoadRead = 1, LoadAuto = 2;
+        public const int WeightsAsStored = 0, WeightsFp8 = 1;
+
+        /// <summary>Compute threads; 0 = all hardware threads.</summary>
+        public int Threads { get; set; }
+        /// <summary>"cpu" (null), "cuda" or "cuda:N".</summary>
+        public string Device { get; set; }
+        /// <summary>Comma-separated devices of the ranks, e.g. "cpu,cpu" (null: Device).</summary>
+        public string Devices { get; set; }
+        /// <summary>KvAuto, KvF32 or KvBf16.</summary>
+        public int KvDtype { get; set; }
+        /// <summary>Tokens per KV-cache block; 0 = 16.</summary>
+        public int KvBlockTokens { get; set; }
+        /// <summary>A tokenizer file to use instead of the checkpoint's own.</summary>
+        public string TokenizerPath { get; set; }
+        /// <summary>WeightsAsStored or WeightsFp8 (quantize at load).</summary>
+        public int WeightDtype { get; set; }
+        /// <summary>PACA_FP8_* flags for quantizing at load; 0 = Meta's recipe.</summary>
+        public int Fp8Targets { get; set; }
+        /// <summary>paca_fp8_mode: 0 auto, 1 W8A8, 2 W8A16.</summary>
+        public int Fp8Mode { get; set; }
+        /// <summary>LoadMmap, LoadRead or LoadAuto.</summary>
+        public int LoadMode { get; set; }
+        /// <summary>Ranks per layer in this process (0 or 1: none).</summary>
+        public int TensorParallel { get; set; }
+        /// <summary>Pipeline stages in this process (0 or 1: none).</summary>
+        public int PipelineParallel { get; set; }
+        /// <summary>0: KV blocks allocated as needed; in (0, 1]: a pool of that fraction of free memory.</summary>
+        public float KvMemoryFraction { get; set; }
+        /// <summary>CPU kernels: null or "auto", "scalar", "avx2", "avx512".</summary>
+        public string CpuIsa { get; set; }
+
+        public ModelOptions()
+        {
+            using (var d = new ModelParams())
+            {
+                Threads = d.n_threads;
+                KvDtype = d.kv_dtype;
+                KvBlockTokens = d.kv_block_tokens;
+                WeightDtype = d.weight_dtype;
+                Fp8Targets = d.fp8_targets;
+                Fp8Mode = d.fp8_mode;
+                LoadMode = d.load_mode;
+                TensorParallel = d.tensor_parallel;
+                PipelineParallel = d.pipeline_parallel;
+                KvMemoryFraction = d.kv_memory_fraction;
+            }
+        }
+
+        internal ModelParams ToNative()
+        {
+            var p = new ModelParams();
+            p.n_threads = Threads;
+            p.kv_dtype = KvDtype;
+            p.kv_block_tokens = KvBlockTokens;
+            p.weight_dtype = WeightDtype;
+            p.fp8_targets = Fp8Targets;
+            p.fp8_mode = Fp8Mode;
+            p.load_mode = LoadMode;
+            p.tensor_parallel = TensorParallel;
+            p.pipeline_parallel = PipelineParallel;
+            p.kv_memory_fraction = KvMemoryFraction;
+            p.device = Library.Optional(Device);
+            p.devices = Library.Optional(Devices);
+            p.tokenizer_path = Library.Optional(TokenizerPath);
+            p.cpu_isa = Library.Optional(CpuIsa);
+            return p;
+        }
+    }
+
+    /// <summary>What a loaded model is (paca_model_info).</summary>
+    public sealed class ModelInfo
+    {
+        /// <summary>paca_model_format: 0 Hugging Face safetensors, 1 GGUF, 2 llama2.c.</summary>
+        public int Format { get; }
+        public int VocabSize { get; }
+        public int Dim { get; }
+        public int Layers { get; }
+        public int Heads { get; }
+        public int KvHeads { get; }
+        public int HeadDim { get; }
+        public int FfnDim { get; }
+        public int MaxContext { get; }
+        public float RopeTheta { get; }
+        public float RopeFactor { get; }
+        public float NormEps { get; }
+        /// <summary>paca_rope_scaling: 0 none, 1 llama3.</summary>
+        public int RopeScaling { get; }
+        public bool TiedEmbeddings { get; }
+        /// <summary>-1 when none.</summary>
+        public int BosId { get; }
+        public int[] EosIds { get; }
+        public long Params { get; }
+        public long WeightBytes { get; }
+        public long KvBytesPerToken { get; }
+        /// <summary>ModelOptions.LoadRead when every weight file was read into memory, else LoadMmap.</summary>
+        public int LoadMode { get; }
+
+        internal ModelInfo(Paca.Native.ModelInfo n)
+        {
+            Format = n.format;
+            VocabSize = n.n_vocab;
+            Dim = n.dim;
+            Layers = n.n_layers;
+            Heads = n.n_heads;
+            KvHeads = n.n_kv_heads;
+            HeadDim = n.head_dim;
+            FfnDim = n.ffn_dim;
+            MaxContext = n.max_context;
+            RopeTheta = n.rope_theta;
+            RopeFactor = n.rope_factor;
+            NormEps = n.norm_eps;
+            RopeScaling = n.rope_scaling;
+            TiedEmbeddings = n.tied_embeddings != 0;
+            BosId = n.bos_id;
+            EosIds = n.eos_ids.ToArray();
+            Params = n.n_params;
+            WeightBytes = n.weight_bytes;
+            KvBytesPerToken = n.kv_bytes_per_token;
+            LoadMode = n.load_mode;
+        }
+    }
+
     /// <summary>
     /// Log-probabilities of one sampled token (paca_token_logprobs): those of the adjusted logits
     /// (after logit bias and penalties, before truncation and temperature), natural log.
@@ -122,6 +253,17 @@ namespace Paca
 
     public sealed partial class Model
     {
+        /// <summary>What the model is: sizes, special ids, parameter and memory counts.</summary>
+        public ModelInfo Info()
+        {
+            using (var n = new Paca.Native.ModelInfo())
+            {
+                paca_native.model_info(Ptr, n);
+                Library.Check();
+                return new ModelInfo(n);
+            }
+        }
+
         public Sampler NewSampler(GenerateOptions options = null) { return new Sampler(this, options); }
 
         /// <summary>Loads a snapshot (Session.Save) into a new session of this model.</summary>

@@ -79,6 +79,68 @@ static partial class PacaTests
         }
     }
 
+    static double RelativeL2(float[] x, float[] y)
+    {
+        double num = 0, den = 0;
+        for (int i = 0; i < x.Length; ++i) { num += (x[i] - y[i]) * (x[i] - y[i]); den += x[i] * x[i]; }
+        return Math.Sqrt(num / den);
+    }
+
+    static float[] LogitsOf(Model m, string text)
+    {
+        using (var s = m.NewSession())
+        {
+            s.Prefill(m.Tokenize(text));
+            return s.Logits();
+        }
+    }
+
+    [Test]
+    static void ModelInfoAndOptions()
+    {
+        var stories = Stories();
+        const string text = "Once upon a time";
+        using (var m = new Model(stories))
+        {
+            var i = m.Info();  // README.md: dim 64, 5 layers, 8 heads, 4 kv heads, ffn 172, vocab 512, context 512
+            Assert.Equal(2, i.Format, "llama2.c");
+            Assert.Seq(new[] { 512, 64, 5, 8, 4, 8, 172, 512 },
+                       new[] { i.VocabSize, i.Dim, i.Layers, i.Heads, i.KvHeads, i.HeadDim, i.FfnDim, i.MaxContext }, "shape");
+            Assert.Equal(1, i.BosId, "bos");
+            Assert.True(i.Params > 0 && i.WeightBytes > 0 && i.KvBytesPerToken > 0, "counts");
+            var baseLogits = LogitsOf(m, text);
+            using (var t = new Model(stories, new ModelOptions { TokenizerPath = SharedModel(Path.Combine("stories260K", "tok512.bin")) }))
+                Assert.Seq(m.Tokenize("Once upon a time, Lily"), t.Tokenize("Once upon a time, Lily"), "tokenizer file");
+            using (var tp = new Model(stories, new ModelOptions { TensorParallel = 2, Threads = 2 }))
+                Assert.True(RelativeL2(baseLogits, LogitsOf(tp, text)) < 1e-4, "TP=2 = TP=1");
+            using (var bf = new Model(stories, new ModelOptions { KvDtype = ModelOptions.KvBf16 }))
+            {
+                Assert.True(RelativeL2(baseLogits, LogitsOf(bf, text)) < 2e-2, "bf16 KV");
+                Assert.Equal(i.KvBytesPerToken / 2, bf.Info().KvBytesPerToken, "bf16 KV bytes");
+            }
+            using (var f32 = new Model(stories, new ModelOptions { KvDtype = ModelOptions.KvF32 }))
+                Assert.True(baseLogits.SequenceEqual(LogitsOf(f32, text)), "f32 is the CPU default");
+            using (var rd = new Model(stories, new ModelOptions { LoadMode = ModelOptions.LoadRead }))
+            using (var mm = new Model(stories, new ModelOptions { LoadMode = ModelOptions.LoadMmap }))
+            {
+                Assert.Equal(ModelOptions.LoadRead, rd.Info().LoadMode, "read");
+                Assert.Equal(ModelOptions.LoadMmap, mm.Info().LoadMode, "mmap");
+            }
+        }
+        using (var m = new Model(SharedModel("tiny-llama31")))
+        {
+            var i = m.Info();  // README.md: head_dim 8, 'llama3' rope scaling, eos ids [128001, 128008, 128009]
+            Assert.Equal(0, i.Format, "HF");
+            Assert.Equal(8, i.HeadDim, "head_dim");
+            Assert.Equal(1, i.RopeScaling, "llama3 rope");
+            Assert.Seq(new[] { 128001, 128008, 128009 }, i.EosIds.OrderBy(x => x).ToArray(), "eos ids");
+        }
+        Assert.Equal(PacaException.InvalidArgument, StatusOf(() => new Model(stories, new ModelOptions { CpuIsa = "bogus" })), "isa");
+        Assert.Equal(PacaException.InvalidArgument, StatusOf(() => new Model(stories, new ModelOptions { KvMemoryFraction = 2f })), "kv");
+        Assert.Equal(PacaException.InvalidArgument, StatusOf(() => new Model(stories, new ModelOptions { Device = "cpu\0x" })), "NUL");
+        Assert.Equal(PacaException.InvalidArgument, StatusOf(() => new Model(null, new ModelOptions())), "null path");
+    }
+
     [Test]
     static void PiecesJoinToTheTextAndTheDetokenizerNeverSplitsACharacter()
     {
@@ -584,10 +646,8 @@ static partial class PacaTests
                 Assert.Seq(p, b.Tokenize("Hello world"), "the vocabulary is kept");
                 sa.Prefill(p);
                 sb.Prefill(p);
-                float[] x = sa.Logits(), y = sb.Logits();
-                double num = 0, den = 0;
-                for (int i = 0; i < x.Length; ++i) { num += (x[i] - y[i]) * (x[i] - y[i]); den += x[i] * x[i]; }
-                Assert.True(Math.Sqrt(num / den) < 0.05, "relative L2 " + Math.Sqrt(num / den));
+                double err = RelativeL2(sa.Logits(), sb.Logits());
+                Assert.True(err < 0.05, "relative L2 " + err);
             }
             Assert.Equal(PacaException.InvalidArgument, StatusOf(() => Library.QuantizeGguf(input, output, "q3_zz", 1)), "mix");
             Assert.Equal(PacaException.Unsupported, StatusOf(() => Library.QuantizeGguf(Stories(), output, "q8_0", 1)), "not GGUF");

@@ -27,8 +27,15 @@ public final class Model implements AutoCloseable {
   }
 
   public Model(String path, int threads) {
+    this(path, new ModelOptions().threads(threads));
+  }
+
+  /** Loads with options (null: the defaults). */
+  public Model(String path, ModelOptions options) {
     Native.init();
-    SWIGTYPE_p_paca_model h = paca_native.model_load(Native.bytes(path), threads);
+    ai.paca.jni.ModelParams p = (options == null ? new ModelOptions() : options).toNative();
+    SWIGTYPE_p_paca_model h = paca_native.model_load_with(Native.bytes(path), p);
+    p.delete();
     Native.check();
     handle = h;
     Native.opened();
@@ -49,6 +56,18 @@ public final class Model implements AutoCloseable {
   /** That engine was closed. */
   synchronized void release() {
     if (--engines == 0 && closed) free();
+  }
+
+  /** What the model is: sizes, special ids, parameter and memory counts. */
+  public ModelInfo info() {
+    ai.paca.jni.ModelInfo n = new ai.paca.jni.ModelInfo();
+    try {
+      paca_native.model_info(handle(), n);
+      Native.check();
+      return new ModelInfo(n);
+    } finally {
+      n.delete();
+    }
   }
 
   /** Vocabulary size. */

@@ -94,6 +94,67 @@ class AbiTest {
     }
   }
 
+  static double relativeL2(float[] x, float[] y) {
+    double num = 0, den = 0;
+    for (int i = 0; i < x.length; ++i) {
+      num += (x[i] - y[i]) * (x[i] - y[i]);
+      den += x[i] * x[i];
+    }
+    return Math.sqrt(num / den);
+  }
+
+  static float[] logitsOf(Model m, String text) {
+    try (Session s = m.newSession()) {
+      s.prefill(m.tokenize(text));
+      return s.logits();
+    }
+  }
+
+  @Test
+  void modelInfoAndOptions() {
+    String stories = PacaTest.stories();
+    try (Model m = new Model(stories)) {
+      ModelInfo i = m.info();  // README.md: dim 64, 5 layers, 8 heads, 4 kv heads, ffn 172, vocab 512, context 512
+      assertEquals(2, i.format);
+      assertArrayEquals(new int[] {512, 64, 5, 8, 4, 8, 172, 512},
+                        new int[] {i.vocabSize, i.dim, i.layers, i.heads, i.kvHeads, i.headDim, i.ffnDim, i.maxContext});
+      assertEquals(1, i.bosId);
+      assertTrue(i.params > 0 && i.weightBytes > 0 && i.kvBytesPerToken > 0);
+      float[] base = logitsOf(m, "Once upon a time");
+      // an explicit tokenizer file, the one beside the checkpoint: the same ids
+      try (Model t = new Model(stories, new ModelOptions().tokenizerPath(model("stories260K/tok512.bin")))) {
+        assertArrayEquals(m.tokenize("Once upon a time, Lily"), t.tokenize("Once upon a time, Lily"));
+      }
+      // two tensor-parallel ranks in this process: the logits of one (float rounding)
+      try (Model tp = new Model(stories, new ModelOptions().tensorParallel(2).threads(2))) {
+        assertTrue(relativeL2(base, logitsOf(tp, "Once upon a time")) < 1e-4);
+      }
+      try (Model bf = new Model(stories, new ModelOptions().kvDtype(ModelOptions.KV_BF16))) {
+        assertTrue(relativeL2(base, logitsOf(bf, "Once upon a time")) < 2e-2);
+        assertEquals(i.kvBytesPerToken / 2, bf.info().kvBytesPerToken);
+      }
+      try (Model f32 = new Model(stories, new ModelOptions().kvDtype(ModelOptions.KV_F32))) {
+        assertArrayEquals(base, logitsOf(f32, "Once upon a time"));  // f32 is the CPU default
+      }
+      try (Model rd = new Model(stories, new ModelOptions().loadMode(ModelOptions.LOAD_READ));
+          Model mm = new Model(stories, new ModelOptions().loadMode(ModelOptions.LOAD_MMAP))) {
+        assertEquals(ModelOptions.LOAD_READ, rd.info().loadMode);
+        assertEquals(ModelOptions.LOAD_MMAP, mm.info().loadMode);
+      }
+    }
+    try (Model m = new Model(model("tiny-llama31"))) {
+      ModelInfo i = m.info();  // README.md: head_dim 8, 'llama3' rope scaling, eos ids [128001, 128008, 128009]
+      assertEquals(0, i.format);
+      assertEquals(8, i.headDim);
+      assertEquals(1, i.ropeScaling);
+      assertArrayEquals(new int[] {128001, 128008, 128009}, java.util.Arrays.stream(i.eosIds).sorted().toArray());
+    }
+    assertEquals(PacaException.INVALID_ARGUMENT, status(() -> new Model(stories, new ModelOptions().cpuIsa("bogus"))));
+    assertEquals(PacaException.INVALID_ARGUMENT, status(() -> new Model(stories, new ModelOptions().kvMemoryFraction(2f))));
+    assertEquals(PacaException.INVALID_ARGUMENT, status(() -> new Model(stories, new ModelOptions().device("cpu\0x"))));
+    assertEquals(PacaException.INVALID_ARGUMENT, status(() -> new Model(null, new ModelOptions())));
+  }
+
   @Test
   void piecesJoinToTheTextAndTheDetokenizerNeverSplitsACharacter() throws Exception {
     String text = "Llamas 🦙 and 𝔘𝔫𝔦𝔠𝔬𝔡𝔢, naïve 世界";
@@ -561,13 +622,8 @@ class AbiTest {
       assertArrayEquals(p, b.tokenize("Hello world"));  // the vocabulary is kept
       sa.prefill(p);
       sb.prefill(p);
-      float[] x = sa.logits(), y = sb.logits();
-      double num = 0, den = 0;
-      for (int i = 0; i < x.length; ++i) {
-        num += (x[i] - y[i]) * (x[i] - y[i]);
-        den += x[i] * x[i];
-      }
-      assertTrue(Math.sqrt(num / den) < 0.05, "relative L2 " + Math.sqrt(num / den));
+      double err = relativeL2(sa.logits(), sb.logits());
+      assertTrue(err < 0.05, "relative L2 " + err);
     }
     assertEquals(PacaException.INVALID_ARGUMENT, status(() -> Paca.quantizeGguf(in, out, "q3_zz", 1)));
     assertEquals(PacaException.UNSUPPORTED, status(() -> Paca.quantizeGguf(PacaTest.stories(), out, "q8_0", 1)));
