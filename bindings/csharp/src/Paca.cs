@@ -50,6 +50,12 @@ namespace Paca
             if (s == null) throw new PacaException(PacaException.InvalidArgument, "a string argument is null");
             return new ByteVector(Encoding.UTF8.GetBytes(s));
         }
+        // o itself; a null o is PacaException InvalidArgument naming what.
+        internal static T Require<T>(T o, string what) where T : class
+        {
+            if (o == null) throw new PacaException(PacaException.InvalidArgument, what + " is null");
+            return o;
+        }
         // An optional text: null as no bytes (the layer's "unset").
         internal static ByteVector Optional(string s) { return s == null ? new ByteVector() : Bytes(s); }
         internal static IntVector Ids(int[] a)

@@ -174,7 +174,7 @@ namespace Paca
         {
             using (var p = (options ?? new GenerateOptions()).ToNative())
             {
-                var s = paca_native.sampler_create(model.Ptr, p);
+                var s = paca_native.sampler_create(Library.Require(model, "model").Ptr, p);
                 Library.Check();
                 h = Own(s);
             }
@@ -205,7 +205,7 @@ namespace Paca
         /// <summary>The next token from session's last logits (PacaException State when it has none); the session is not changed.</summary>
         public int Sample(Session session)
         {
-            int t = paca_native.sampler_sample(Ptr, session.Ptr, null);
+            int t = paca_native.sampler_sample(Ptr, Library.Require(session, "session").Ptr, null);
             Library.Check();
             return t;
         }
@@ -215,7 +215,7 @@ namespace Paca
         {
             using (var lp = new Paca.Native.TokenLogprobs())
             {
-                paca_native.sampler_sample(Ptr, session.Ptr, lp);
+                paca_native.sampler_sample(Ptr, Library.Require(session, "session").Ptr, lp);
                 Library.Check();
                 return new TokenLogprobs(lp);
             }

@@ -235,7 +235,7 @@ namespace Paca
         /// <summary>special: control tokens give their text; keepLeadingSpace: the ids continue an earlier text (Llama 2).</summary>
         public Detokenizer(Model model, bool special = false, bool keepLeadingSpace = false)
         {
-            var p = paca_native.detokenizer_create(model.Ptr, (special ? 1 : 0) | (keepLeadingSpace ? 2 : 0));
+            var p = paca_native.detokenizer_create(Library.Require(model, "model").Ptr, (special ? 1 : 0) | (keepLeadingSpace ? 2 : 0));
             Library.Check();
             h = new OwnedHandle<SWIGTYPE_p_paca_detokenizer>(
                 SWIGTYPE_p_paca_detokenizer.getCPtr(p).Handle, x => new SWIGTYPE_p_paca_detokenizer(x, false), paca_native.detokenizer_free);

@@ -292,6 +292,10 @@ static partial class PacaTests
                 Assert.Equal(Argmax(s.Logits()), biased.Sample(s), "cleared");
             }
             Assert.Equal(PacaException.InvalidArgument, StatusOf(() => greedy.SampleLogits(new float[3], new int[0])), "size");
+            Assert.Equal(PacaException.InvalidArgument, StatusOf(() => greedy.Sample(null)), "null session");
+            Assert.Equal(PacaException.InvalidArgument, StatusOf(() => greedy.SampleLogits(null, new int[0])), "null logits");
+            Assert.Equal(PacaException.InvalidArgument, StatusOf(() => new Sampler(null)), "null model");
+            Assert.Equal(PacaException.InvalidArgument, StatusOf(() => new Detokenizer(null)), "null model");
             Assert.Equal(PacaException.InvalidArgument, StatusOf(() => m.NewSampler(new GenerateOptions { Temperature = -1f })), "t");
             Assert.Equal(PacaException.InvalidArgument, StatusOf(() => m.NewSampler(new GenerateOptions { TopP = 0f })), "top_p");
         }

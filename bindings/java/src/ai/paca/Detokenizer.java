@@ -14,7 +14,7 @@ public final class Detokenizer implements AutoCloseable {
   /** special: control tokens give their text; keepLeadingSpace: the ids continue an earlier text (Llama 2). */
   public Detokenizer(Model model, boolean special, boolean keepLeadingSpace) {
     SWIGTYPE_p_paca_detokenizer h =
-        paca_native.detokenizer_create(model.handle(), (special ? 1 : 0) | (keepLeadingSpace ? 2 : 0));
+        paca_native.detokenizer_create(Native.require(model, "model").handle(), (special ? 1 : 0) | (keepLeadingSpace ? 2 : 0));
     Native.check();
     handle = h;
     Native.opened();

@@ -71,6 +71,12 @@ final class Native {
     if (s != 0) throw new PacaException(s, paca_native.last_error());
   }
 
+  /** o itself; a null o is PacaException INVALID_ARGUMENT naming what. */
+  static <T> T require(T o, String what) {
+    if (o == null) throw new PacaException(PacaException.INVALID_ARGUMENT, what + " is null");
+    return o;
+  }
+
   /** s as UTF-8 bytes; a null s is PacaException INVALID_ARGUMENT. */
   static ByteVector bytes(String s) {
     if (s == null) throw new PacaException(PacaException.INVALID_ARGUMENT, "a string argument is null");

@@ -16,7 +16,7 @@ public final class Sampler implements AutoCloseable {
   public Sampler(Model model, GenerateOptions options) {
     if (options == null) options = new GenerateOptions();
     ai.paca.jni.GenerateParams p = options.toNative();
-    SWIGTYPE_p_paca_sampler h = paca_native.sampler_create(model.handle(), p);
+    SWIGTYPE_p_paca_sampler h = paca_native.sampler_create(Native.require(model, "model").handle(), p);
     p.delete();
     Native.check();
     handle = h;
@@ -46,7 +46,7 @@ public final class Sampler implements AutoCloseable {
 
   /** The next token from session's last logits (PacaException STATE when it has none); the session is not changed. */
   public int sample(Session session) {
-    int t = paca_native.sampler_sample(handle(), session.handle(), null);
+    int t = paca_native.sampler_sample(handle(), Native.require(session, "session").handle(), null);
     Native.check();
     return t;
   }
@@ -55,7 +55,7 @@ public final class Sampler implements AutoCloseable {
   public TokenLogprobs sampleWithLogprobs(Session session) {
     ai.paca.jni.TokenLogprobs lp = new ai.paca.jni.TokenLogprobs();
     try {
-      paca_native.sampler_sample(handle(), session.handle(), lp);
+      paca_native.sampler_sample(handle(), Native.require(session, "session").handle(), lp);
       Native.check();
       return new TokenLogprobs(lp);
     } finally {

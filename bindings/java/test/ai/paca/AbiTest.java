@@ -304,6 +304,10 @@ class AbiTest {
         assertEquals(argmax(s.logits(), -1), biased.sample(s));
       }
       assertEquals(PacaException.INVALID_ARGUMENT, status(() -> greedy.sampleLogits(new float[3], new int[0])));
+      assertEquals(PacaException.INVALID_ARGUMENT, status(() -> greedy.sample(null)));
+      assertEquals(PacaException.INVALID_ARGUMENT, status(() -> greedy.sampleLogits(null, new int[0])));
+      assertEquals(PacaException.INVALID_ARGUMENT, status(() -> new Sampler(null, null)));
+      assertEquals(PacaException.INVALID_ARGUMENT, status(() -> new Detokenizer(null)));
       assertEquals(PacaException.INVALID_ARGUMENT, status(() -> m.newSampler(new GenerateOptions().temperature(-1f))));
       assertEquals(PacaException.INVALID_ARGUMENT, status(() -> m.newSampler(new GenerateOptions().topP(0f))));
     }
