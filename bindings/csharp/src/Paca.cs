@@ -671,7 +671,7 @@ namespace Paca
             long id;
             using (var gp = (options ?? new GenerateOptions()).ToNative())
             using (var rp = request.ToNative())
-            using (var ids = new IntVector(prompt))
+            using (var ids = Library.Ids(prompt))
             {
                 id = Call(e =>
                 {

@@ -628,6 +628,7 @@ static partial class PacaTests
                 new RequestOptions { LogitBiasTokens = new[] { 1 << 20 }, LogitBiasValues = new[] { 1f } })), "id");
             Assert.Equal(PacaException.InvalidArgument, StatusOf(() => e.Submit(prompt, new GenerateOptions(),
                 new RequestOptions { LogitBiasTokens = new[] { 1, 2 }, LogitBiasValues = new[] { 1f } })), "lengths");
+            Assert.Equal(PacaException.InvalidArgument, StatusOf(() => e.Submit((int[])null)), "null prompt");
         }
     }
 

@@ -611,6 +611,7 @@ class AbiTest {
           new RequestOptions().logitBias(new int[] {1 << 20}, new float[] {1f}))));
       assertEquals(PacaException.INVALID_ARGUMENT, status(() -> e.submit(prompt, new GenerateOptions(),
           new RequestOptions().logitBias(new int[] {1, 2}, new float[] {1f}))));
+      assertEquals(PacaException.INVALID_ARGUMENT, status(() -> e.submit((int[]) null, new GenerateOptions())));
     }
   }
 
