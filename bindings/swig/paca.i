@@ -11,6 +11,13 @@
 %include <std_vector.i>
 
 namespace pacaw { struct Generator; }
+// paca.h's handles stay opaque pointers (SWIGTYPE_p_paca_*) in both languages.
+struct paca_model;
+struct paca_session;
+struct paca_engine;
+struct paca_sampler;
+struct paca_detokenizer;
+struct paca_stop_matcher;
 
 namespace std {
   %template(GeneratorList) vector<pacaw::Generator*>;
@@ -21,12 +28,21 @@ namespace std {
 }
 
 %ignore pacaw::t_status;
+%ignore pacaw::t_message;
 %ignore pacaw::ok;
+%ignore pacaw::fail;
+%ignore pacaw::c_string;
+%ignore pacaw::LogQueue;
+%ignore pacaw::log_queue;
+%ignore pacaw::log_to_queue;
+%ignore pacaw::NativeChat;
+%ignore pacaw::NativeSampling;
+%ignore pacaw::copy_logprobs;
+%ignore pacaw::empty_logprobs;
 %ignore pacaw::Generator::handle;
 %ignore pacaw::Generator::text;
 %ignore pacaw::GenerateParams::stop_strings;
 %ignore pacaw::GenerateParams::stop_ids;
-%ignore pacaw::sampler_params;
 %ignore pacaw::StopStrings;
 %extend pacaw::GenerateParams {
   void add_stop_id(int id) { $self->stop_ids.push_back(id); }

@@ -2,8 +2,10 @@
 // (Paca.Native, generated from bindings/swig/paca.i): Model, Session,
 // Generation and Engine as IDisposable over SafeHandles, IEnumerable<string>
 // streaming, engine Requests as IEnumerable<RequestEvent> (polled), and
-// PacaException for non-OK statuses. Plain C# 7, so the same files compile
-// with Mono's mcs and with modern .NET.
+// PacaException for non-OK statuses. Text.cs (tokens, detokenizer, stop
+// strings, chat, logging) and State.cs (sampler, fork, snapshots) add the rest
+// of paca.h. Plain C# 7, so the same files compile with Mono's mcs and with
+// modern .NET.
 using System;
 using System.Collections;
 using System.Collections.Concurrent;
@@ -19,15 +21,15 @@ namespace Paca
     /// <summary>A paca call failed: Status is the paca_status of paca.h, Message paca_last_error()'s text.</summary>
     public class PacaException : Exception
     {
-        public const int InvalidArgument = 1, IO = 2, Format = 3, ContextFull = 6, Cancelled = 7, State = 10,
-                         Busy = 11, Timeout = 12;
+        public const int InvalidArgument = 1, IO = 2, Format = 3, Unsupported = 4, OutOfMemory = 5, ContextFull = 6,
+                         Cancelled = 7, Device = 8, State = 10, Busy = 11, Timeout = 12, Internal = 99;
         public int Status { get; }
         public string StatusName => paca_native.status_name(Status);
         public PacaException(int status, string message) : base(message) { Status = status; }
     }
 
     /// <summary>Library-wide facts.</summary>
-    public static class Library
+    public static partial class Library
     {
         static long live;
         public static string Version => paca_native.version();
@@ -42,8 +44,31 @@ namespace Paca
             if (s != 0) throw new PacaException(s, paca_native.last_error());
         }
 
-        internal static ByteVector Bytes(string s) { return new ByteVector(Encoding.UTF8.GetBytes(s)); }
-        internal static string Text(ByteVector v) { return Encoding.UTF8.GetString(v.ToArray()); }
+        // s as UTF-8 bytes; a null s is PacaException InvalidArgument.
+        internal static ByteVector Bytes(string s)
+        {
+            if (s == null) throw new PacaException(PacaException.InvalidArgument, "a string argument is null");
+            return new ByteVector(Encoding.UTF8.GetBytes(s));
+        }
+        // o itself; a null o is PacaException InvalidArgument naming what.
+        internal static T Require<T>(T o, string what) where T : class
+        {
+            if (o == null) throw new PacaException(PacaException.InvalidArgument, what + " is null");
+            return o;
+        }
+        // An optional text: null as no bytes (the layer's "unset").
+        internal static ByteVector Optional(string s) { return s == null ? new ByteVector() : Bytes(s); }
+        internal static IntVector Ids(int[] a)
+        {
+            if (a == null) throw new PacaException(PacaException.InvalidArgument, "an int[] argument is null");
+            return new IntVector(a);
+        }
+        internal static FloatVector Floats(float[] a)
+        {
+            if (a == null) throw new PacaException(PacaException.InvalidArgument, "a float[] argument is null");
+            return new FloatVector(a);
+        }
+        internal static string Text(ByteVector v) { using (v) return Encoding.UTF8.GetString(v.ToArray()); }
     }
 
     /// <summary>Owns one native handle; releases it once, whoever asks first (Dispose or the finalizer).</summary>
@@ -53,6 +78,21 @@ namespace Paca
         public override bool IsInvalid => handle == IntPtr.Zero;
         protected override bool ReleaseHandle() { Free(handle); Library.Closed(); return true; }
         protected abstract void Free(IntPtr h);
+    }
+
+    // A handle of a paca.h object that needs nothing but its free: wrap makes the SWIG pointer.
+    sealed class OwnedHandle<T> : PacaHandle
+    {
+        readonly Func<IntPtr, T> wrap;
+        readonly Action<T> free;
+        public OwnedHandle(IntPtr h, Func<IntPtr, T> wrap, Action<T> free) : base(h) { this.wrap = wrap; this.free = free; }
+        protected override void Free(IntPtr h) { free(wrap(h)); }
+        // The SWIG pointer; ObjectDisposedException (naming what) once disposed.
+        public T Get(string what)
+        {
+            if (IsClosed) throw new ObjectDisposedException(what);
+            return wrap(DangerousGetHandle());
+        }
     }
 
     sealed class ModelHandle : PacaHandle
@@ -98,20 +138,53 @@ namespace Paca
         public int TopK { get; set; } = 0;
         public long Seed { get; set; } = 0;
         public bool IgnoreEos { get; set; } = false;
+        public float MinP { get; set; } = 0f;
+        public float RepeatPenalty { get; set; } = 1f;
+        public float FrequencyPenalty { get; set; } = 0f;
+        public float PresencePenalty { get; set; } = 0f;
+        /// <summary>Penalty window in tokens; -1 the whole sequence, 0 off (default 64).</summary>
+        public int RepeatLastN { get; set; } = 64;
+        /// <summary>Alternatives reported with each token's log-probability (0..20).</summary>
+        public int TopLogprobs { get; set; } = 0;
+        /// <summary>A Generation records each token's log-probabilities (Generation.Logprobs).</summary>
+        public bool Logprobs { get; set; } = false;
+        /// <summary>A Generation renders control tokens as their text.</summary>
+        public bool Special { get; set; } = false;
+        /// <summary>GBNF grammar the text must follow (null: none).</summary>
+        public string Grammar { get; set; }
+        /// <summary>JSON Schema the text must follow (null: none); at most one of Grammar and JsonSchema.</summary>
+        public string JsonSchema { get; set; }
         /// <summary>Stop strings: generation ends before one, which is not returned.</summary>
         public List<string> Stop { get; } = new List<string>();
+        /// <summary>Token ids that stop the generation.</summary>
+        public List<int> StopIds { get; } = new List<int>();
 
         // The native settings (the caller disposes them).
         internal GenerateParams ToNative()
         {
             var p = new GenerateParams();
-            p.temperature = Temperature;
-            p.seed = Seed;
-            p.top_k = TopK;
-            p.top_p = TopP;
-            p.max_new_tokens = MaxTokens;
-            p.ignore_eos = IgnoreEos;
-            foreach (var stop in Stop) p.add_stop(Library.Bytes(stop));
+            try
+            {
+                p.temperature = Temperature;
+                p.seed = Seed;
+                p.top_k = TopK;
+                p.top_p = TopP;
+                p.min_p = MinP;
+                p.repeat_penalty = RepeatPenalty;
+                p.frequency_penalty = FrequencyPenalty;
+                p.presence_penalty = PresencePenalty;
+                p.repeat_last_n = RepeatLastN;
+                p.n_top_logprobs = TopLogprobs;
+                p.max_new_tokens = MaxTokens;
+                p.ignore_eos = IgnoreEos;
+                p.logprobs = Logprobs;
+                p.special = Special;
+                p.grammar = Library.Optional(Grammar);
+                p.json_schema = Library.Optional(JsonSchema);
+                foreach (var stop in Stop) p.add_stop(Library.Bytes(stop));
+                foreach (var id in StopIds) p.add_stop_id(id);
+            }
+            catch { p.Dispose(); throw; }
             return p;
         }
     }
@@ -128,7 +201,7 @@ namespace Paca
     /// A loaded model; may be shared by threads. Dispose twice is harmless. An open Engine on it
     /// holds its native model until the engine is released (paca.h: a model outlives its engines).
     /// </summary>
-    public sealed class Model : IDisposable
+    public sealed partial class Model : IDisposable
     {
         readonly ModelHandle h;
         internal ModelHandle Handle
@@ -136,9 +209,13 @@ namespace Paca
             get { if (h.IsClosed) throw new ObjectDisposedException("Model"); return h; }
         }
 
-        public Model(string path, int threads = 0)
+        public Model(string path, int threads = 0) : this(path, new ModelOptions { Threads = threads }) {}
+
+        /// <summary>Loads with options (null: the defaults).</summary>
+        public Model(string path, ModelOptions options)
         {
-            var p = paca_native.model_load(Library.Bytes(path), threads);
+            SWIGTYPE_p_paca_model p;
+            using (var mp = (options ?? new ModelOptions()).ToNative()) p = paca_native.model_load_with(Library.Bytes(path), mp);
             Library.Check();
             h = new ModelHandle(SWIGTYPE_p_paca_model.getCPtr(p).Handle);
         }
@@ -158,9 +235,10 @@ namespace Paca
             return v.ToArray();
         }
 
-        public string Detokenize(int[] ids)
+        /// <summary>The text of ids; special renders control tokens, keepLeadingSpace keeps a Llama 2 first space.</summary>
+        public string Detokenize(int[] ids, bool special = false, bool keepLeadingSpace = false)
         {
-            var s = Library.Text(paca_native.detokenize(Ptr, new IntVector(ids), 0));
+            var s = Library.Text(paca_native.detokenize(Ptr, Library.Ids(ids), (special ? 1 : 0) | (keepLeadingSpace ? 2 : 0)));
             Library.Check();
             return s;
         }
@@ -247,7 +325,7 @@ namespace Paca
     }
 
     /// <summary>One sequence on a model; used by one thread at a time. Dispose twice is harmless.</summary>
-    public sealed class Session : IDisposable
+    public sealed partial class Session : IDisposable
     {
         readonly SessionHandle h;
 
@@ -258,12 +336,15 @@ namespace Paca
             h = new SessionHandle(SWIGTYPE_p_paca_session.getCPtr(p).Handle);
         }
 
+        // Takes a session the library made (a fork, a loaded snapshot).
+        internal Session(SWIGTYPE_p_paca_session p) { h = new SessionHandle(SWIGTYPE_p_paca_session.getCPtr(p).Handle); }
+
         internal SWIGTYPE_p_paca_session Ptr
         {
             get { if (h.IsClosed) throw new ObjectDisposedException("Session"); return h.Ptr; }
         }
 
-        public void Prefill(int[] tokens) { paca_native.session_prefill(Ptr, new IntVector(tokens)); Library.Check(); }
+        public void Prefill(int[] tokens) { paca_native.session_prefill(Ptr, Library.Ids(tokens)); Library.Check(); }
         public void Decode(int token) { paca_native.session_decode(Ptr, token); Library.Check(); }
         public void Rewind(long n) { paca_native.session_rewind(Ptr, n); Library.Check(); }
         public long Length => paca_native.session_length(Ptr);
@@ -292,20 +373,40 @@ namespace Paca
         readonly Session session;
         readonly bool ownsSession;
         readonly List<int> tokens = new List<int>();
+        readonly List<TokenLogprobs> logprobs;  // null unless GenerateOptions.Logprobs
         bool started;
 
         public string StopReason { get; private set; }
         public int[] Tokens => tokens.ToArray();
+        /// <summary>Tokens generated so far, as the native generator counts them (paca_generator_n_generated).</summary>
+        public long NGenerated => h.IsClosed ? tokens.Count : paca_native.generator_n_generated(h.Ptr);
+
+        /// <summary>
+        /// The log-probabilities of each token generated so far (GenerateOptions.Logprobs);
+        /// PacaException State when the options did not ask for them.
+        /// </summary>
+        public IList<TokenLogprobs> Logprobs
+        {
+            get
+            {
+                if (logprobs == null) throw new PacaException(PacaException.State, "the generation was not asked for logprobs");
+                return logprobs.AsReadOnly();
+            }
+        }
+
+        internal static string Reason(int r) { return r > 0 && r < Reasons.Length ? Reasons[r] : null; }
 
         internal Generation(Session s, int[] prompt, GenerateOptions o, bool ownsSession)
         {
+            var ids = Library.Ids(prompt);
             var p = o.ToNative();
-            var g = paca_native.generator_create(s.Ptr, new IntVector(prompt), p);
+            var g = paca_native.generator_create(s.Ptr, ids, p);
             p.Dispose();
             Library.Check();
             h = new GeneratorHandle(Generator.getCPtr(g).Handle);
             session = s;
             this.ownsSession = ownsSession;
+            if (o.Logprobs) logprobs = new List<TokenLogprobs>();
         }
 
         public IEnumerator<string> GetEnumerator()
@@ -339,6 +440,15 @@ namespace Paca
             started = true;
             string piece = tok >= 0 ? Library.Text(paca_native.generator_text(h.Ptr)) : "";
             if (tok >= 0) tokens.Add(tok);
+            if (tok >= 0 && logprobs != null)
+            {
+                using (var lp = new Paca.Native.TokenLogprobs())
+                {
+                    paca_native.generator_logprobs(h.Ptr, lp);
+                    Library.Check();
+                    logprobs.Add(new TokenLogprobs(lp));
+                }
+            }
             int reason = paca_native.generator_stop_reason(h.Ptr);
             if (reason != 0)
             {
@@ -403,6 +513,12 @@ namespace Paca
         public int Priority { get; set; } = 0;
         public bool Logprobs { get; set; } = false;
         public bool Special { get; set; } = false;
+        /// <summary>
+        /// The request's logit bias: LogitBiasValues[i] is added to the logit of
+        /// LogitBiasTokens[i] (-Infinity bans it); checked at Submit (PacaException InvalidArgument).
+        /// </summary>
+        public int[] LogitBiasTokens { get; set; } = new int[0];
+        public float[] LogitBiasValues { get; set; } = new float[0];
 
         internal RequestParams ToNative()
         {
@@ -410,6 +526,8 @@ namespace Paca
             p.priority = Priority;
             p.logprobs = Logprobs;
             p.special = Special;
+            p.logit_bias_tokens = Library.Ids(LogitBiasTokens);
+            p.logit_bias_values = Library.Floats(LogitBiasValues);
             return p;
         }
     }
@@ -553,7 +671,7 @@ namespace Paca
             long id;
             using (var gp = (options ?? new GenerateOptions()).ToNative())
             using (var rp = request.ToNative())
-            using (var ids = new IntVector(prompt))
+            using (var ids = Library.Ids(prompt))
             {
                 id = Call(e =>
                 {

@@ -82,9 +82,9 @@ public final class Engine implements AutoCloseable {
    */
   public Request submit(int[] prompt, GenerateOptions options, RequestOptions request) {
     reap();
-    GenerateParams gp = options.toNative();
-    RequestParams rp = request.toNative();
-    IntVector ids = new IntVector(prompt);
+    IntVector ids = Native.ids(prompt);
+    GenerateParams gp = (options == null ? new GenerateOptions() : options).toNative();
+    RequestParams rp = (request == null ? new RequestOptions() : request).toNative();
     long id;
     lock.readLock().lock();
     try {

@@ -24,18 +24,27 @@ public final class Generation implements Iterator<String>, AutoCloseable {
   private final Session session;
   private final boolean ownsSession;
   private final List<Integer> tokens = new ArrayList<>();
+  private final List<TokenLogprobs> logprobs;  // null unless GenerateOptions.logprobs
   private String next;  // the next non-empty piece, or null
   private String stopReason;
 
   Generation(Session session, int[] prompt, GenerateOptions o, boolean ownsSession) {
+    if (o == null) o = new GenerateOptions();
+    IntVector ids = Native.ids(prompt);
     GenerateParams p = o.toNative();
-    Generator h = paca_native.generator_create(session.handle(), new IntVector(prompt), p);
+    Generator h = paca_native.generator_create(session.handle(), ids, p);
     p.delete();
     Native.check();
     handle = h;
     this.session = session;
     this.ownsSession = ownsSession;
+    logprobs = o.logprobs ? new ArrayList<>() : null;
     Native.opened();
+  }
+
+  /** The name of a paca_stop_reason ("eos", ...), null for PACA_STOP_NONE or an unknown value. */
+  static String reason(int r) {
+    return r > 0 && r < REASONS.length ? REASONS[r] : null;
   }
 
   private void advance() {
@@ -61,6 +70,16 @@ public final class Generation implements Iterator<String>, AutoCloseable {
     if (tok >= 0) {
       tokens.add(tok);
       piece = Native.string(paca_native.generator_text(handle));
+      if (logprobs != null) {
+        ai.paca.jni.TokenLogprobs lp = new ai.paca.jni.TokenLogprobs();
+        try {
+          paca_native.generator_logprobs(handle, lp);
+          Native.check();
+          logprobs.add(new TokenLogprobs(lp));
+        } finally {
+          lp.delete();
+        }
+      }
     }
     int reason = paca_native.generator_stop_reason(handle);
     if (reason != 0) {
@@ -103,6 +122,20 @@ public final class Generation implements Iterator<String>, AutoCloseable {
   /** Ids generated so far. */
   public int[] tokens() {
     return tokens.stream().mapToInt(Integer::intValue).toArray();
+  }
+
+  /** Tokens generated so far, as the native generator counts them (paca_generator_n_generated). */
+  public long nGenerated() {
+    return handle != null ? paca_native.generator_n_generated(handle) : tokens.size();
+  }
+
+  /**
+   * The log-probabilities of each token generated so far, in order (GenerateOptions.logprobs);
+   * PacaException STATE when the options did not ask for them.
+   */
+  public List<TokenLogprobs> logprobs() {
+    if (logprobs == null) throw new PacaException(PacaException.STATE, "the generation was not asked for logprobs");
+    return new ArrayList<>(logprobs);
   }
 
   /** Why the generation ended (null while it goes on). */

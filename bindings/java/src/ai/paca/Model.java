@@ -3,6 +3,7 @@ package ai.paca;
 import ai.paca.jni.GeneratorList;
 import ai.paca.jni.IntVector;
 import ai.paca.jni.SWIGTYPE_p_paca_model;
+import ai.paca.jni.SWIGTYPE_p_paca_session;
 import ai.paca.jni.paca_native;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -26,8 +27,15 @@ public final class Model implements AutoCloseable {
   }
 
   public Model(String path, int threads) {
+    this(path, new ModelOptions().threads(threads));
+  }
+
+  /** Loads with options (null: the defaults). */
+  public Model(String path, ModelOptions options) {
     Native.init();
-    SWIGTYPE_p_paca_model h = paca_native.model_load(Native.bytes(path), threads);
+    ai.paca.jni.ModelParams p = (options == null ? new ModelOptions() : options).toNative();
+    SWIGTYPE_p_paca_model h = paca_native.model_load_with(Native.bytes(path), p);
+    p.delete();
     Native.check();
     handle = h;
     Native.opened();
@@ -50,6 +58,18 @@ public final class Model implements AutoCloseable {
     if (--engines == 0 && closed) free();
   }
 
+  /** What the model is: sizes, special ids, parameter and memory counts. */
+  public ModelInfo info() {
+    ai.paca.jni.ModelInfo n = new ai.paca.jni.ModelInfo();
+    try {
+      paca_native.model_info(handle(), n);
+      Native.check();
+      return new ModelInfo(n);
+    } finally {
+      n.delete();
+    }
+  }
+
   /** Vocabulary size. */
   public int vocabSize() {
     int n = paca_native.model_n_vocab(handle());
@@ -70,9 +90,95 @@ public final class Model implements AutoCloseable {
 
   /** The text of token ids. */
   public String detokenize(int[] ids) {
-    String s = Native.string(paca_native.detokenize(handle(), new IntVector(ids), 0));
+    return detokenize(ids, false, false);
+  }
+
+  /** The text of token ids; special renders control tokens, keepLeadingSpace keeps a Llama 2 first space. */
+  public String detokenize(int[] ids, boolean special, boolean keepLeadingSpace) {
+    String s = Native.string(
+        paca_native.detokenize(handle(), Native.ids(ids), (special ? 1 : 0) | (keepLeadingSpace ? 2 : 0)));
     Native.check();
     return s;
+  }
+
+  /**
+   * The raw UTF-8 bytes of one token (possibly part of a character: join pieces before decoding,
+   * or use a Detokenizer); control tokens give their text only with special.
+   */
+  public byte[] tokenToPiece(int id, boolean special) {
+    byte[] b = Native.byteArray(paca_native.token_to_piece(handle(), id, special ? 1 : 0));
+    Native.check();
+    return b;
+  }
+
+  /** The TokenAttributes bits of id. */
+  public int tokenAttributes(int id) {
+    long a = paca_native.token_attributes(handle(), id);
+    Native.check();
+    return (int) a;
+  }
+
+  /** A JSON description of the model (format, architecture, sizes, dtypes, special tokens, memory, fingerprint). */
+  public String describeJson() {
+    String s = Native.string(paca_native.model_describe_json(handle()));
+    Native.check();
+    return s;
+  }
+
+  /** messagesJson rendered as prompt text by the model's chat format (options null: defaults). */
+  public String chatFormat(String messagesJson, ChatOptions options) {
+    return Chat.format(handle(), messagesJson, options);
+  }
+
+  /** As chatFormat, as JSON {"text", "segments": [{"offset", "length", "user"}], "template"}. */
+  public String chatFormatJson(String messagesJson, ChatOptions options) {
+    return Chat.formatJson(handle(), messagesJson, options);
+  }
+
+  /** The rendered conversation's token ids; special-token text inside messages stays text. */
+  public int[] chatTokenize(String messagesJson, ChatOptions options) {
+    return Chat.tokenize(handle(), messagesJson, options);
+  }
+
+  /** The model's chat format as JSON: {"origin", "style", "bos_token", "eos_token", ..., "source"}. */
+  public String chatTemplateJson() {
+    String s = Native.string(paca_native.chat_template_json(handle()));
+    Native.check();
+    return s;
+  }
+
+  /** Paca.parseToolCalls, here for convenience. */
+  public String parseToolCalls(String reply, int replyEnd) {
+    return Paca.parseToolCalls(reply, replyEnd);
+  }
+
+  /** A streaming detokenizer for this model. */
+  public Detokenizer newDetokenizer(boolean special, boolean keepLeadingSpace) {
+    return new Detokenizer(this, special, keepLeadingSpace);
+  }
+
+  /** A sampler with options' sampling settings. */
+  public Sampler newSampler(GenerateOptions options) {
+    return new Sampler(this, options);
+  }
+
+  /** Loads a snapshot (Session.save) into a new session of this model. */
+  public Session loadSession(String path) {
+    SWIGTYPE_p_paca_session h = paca_native.session_load(handle(), Native.bytes(path));
+    Native.check();
+    return new Session(this, h);
+  }
+
+  /** Loads a snapshot and the sampler stored with it (Session.save(path, sampler)). */
+  public LoadedSession loadSessionWithSampler(String path) {
+    ai.paca.jni.LoadedSession r = paca_native.session_load_with_sampler(handle(), Native.bytes(path));
+    try {
+      Native.check();
+      Session s = new Session(this, r.getSession());
+      return new LoadedSession(s, r.getSampler() == null ? null : new Sampler(r.getSampler()));
+    } finally {
+      r.delete();
+    }
   }
 
   /** A new session (context 0: the model's). */
@@ -175,8 +281,6 @@ public final class Model implements AutoCloseable {
   }
 
   static int[] toArray(IntVector v) {
-    int[] a = new int[v.size()];
-    for (int i = 0; i < a.length; ++i) a[i] = v.get(i);
-    return a;
+    return Native.array(v);
   }
 }

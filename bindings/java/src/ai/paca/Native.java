@@ -1,6 +1,8 @@
 package ai.paca;
 
 import ai.paca.jni.ByteVector;
+import ai.paca.jni.FloatVector;
+import ai.paca.jni.IntVector;
 import ai.paca.jni.paca_native;
 import java.io.IOException;
 import java.io.InputStream;
@@ -69,16 +71,62 @@ final class Native {
     if (s != 0) throw new PacaException(s, paca_native.last_error());
   }
 
+  /** o itself; a null o is PacaException INVALID_ARGUMENT naming what. */
+  static <T> T require(T o, String what) {
+    if (o == null) throw new PacaException(PacaException.INVALID_ARGUMENT, what + " is null");
+    return o;
+  }
+
+  /** s as UTF-8 bytes; a null s is PacaException INVALID_ARGUMENT. */
   static ByteVector bytes(String s) {
-    byte[] b = s.getBytes(StandardCharsets.UTF_8);
+    if (s == null) throw new PacaException(PacaException.INVALID_ARGUMENT, "a string argument is null");
+    return bytes(s.getBytes(StandardCharsets.UTF_8));
+  }
+
+  static ByteVector bytes(byte[] b) {
+    if (b == null) throw new PacaException(PacaException.INVALID_ARGUMENT, "a byte[] argument is null");
     short[] v = new short[b.length];
     for (int i = 0; i < b.length; ++i) v[i] = (short) (b[i] & 0xff);
     return new ByteVector(v);
   }
 
-  static String string(ByteVector v) {
+  /** An optional text: null as no bytes (the layer's "unset"). */
+  static ByteVector optional(String s) {
+    return s == null ? new ByteVector() : bytes(s);
+  }
+
+  static IntVector ids(int[] a) {
+    if (a == null) throw new PacaException(PacaException.INVALID_ARGUMENT, "an int[] argument is null");
+    return new IntVector(a);
+  }
+
+  static FloatVector floats(float[] a) {
+    if (a == null) throw new PacaException(PacaException.INVALID_ARGUMENT, "a float[] argument is null");
+    return new FloatVector(a);
+  }
+
+  static byte[] byteArray(ByteVector v) {
     byte[] b = new byte[v.size()];
     for (int i = 0; i < b.length; ++i) b[i] = (byte) (short) v.get(i);
-    return new String(b, StandardCharsets.UTF_8);
+    v.delete();
+    return b;
+  }
+
+  static String string(ByteVector v) {
+    return new String(byteArray(v), StandardCharsets.UTF_8);
+  }
+
+  static int[] array(IntVector v) {
+    int[] a = new int[v.size()];
+    for (int i = 0; i < a.length; ++i) a[i] = v.get(i);
+    v.delete();
+    return a;
+  }
+
+  static float[] array(FloatVector v) {
+    float[] a = new float[v.size()];
+    for (int i = 0; i < a.length; ++i) a[i] = v.get(i);
+    v.delete();
+    return a;
   }
 }
