@@ -220,10 +220,21 @@ class ChatResponse:
 
 def _sampling(max_tokens: int, temperature: float, top_p: float, top_k: int, min_p: float,
               repeat_penalty: float, seed: int, stop_tokens: Iterable[int], logprobs: int,
-              ignore_eos: bool) -> dict:
+              ignore_eos: bool, frequency_penalty: float = 0.0, presence_penalty: float = 0.0,
+              repeat_last_n: int = 64, grammar: Optional[str] = None,
+              json_schema: Union[str, dict, None] = None) -> dict:
     return {"max_new_tokens": max_tokens, "temperature": temperature, "top_p": top_p, "top_k": top_k,
             "min_p": min_p, "repeat_penalty": repeat_penalty, "seed": seed, "stop_ids": list(stop_tokens),
-            "n_top_logprobs": max(logprobs, 0), "ignore_eos": ignore_eos}
+            "n_top_logprobs": max(logprobs, 0), "ignore_eos": ignore_eos, "frequency_penalty": frequency_penalty,
+            "presence_penalty": presence_penalty, "repeat_last_n": repeat_last_n, "grammar": grammar,
+            "json_schema": json.dumps(json_schema) if isinstance(json_schema, dict) else json_schema}
+
+
+def _extra_sampling(frequency_penalty: float, presence_penalty: float, repeat_last_n: int, grammar: Optional[str],
+                    json_schema: Union[str, dict, None]) -> dict:
+    """The keyword-only sampling settings of generate / complete / submit, passed on as one dict."""
+    return {"frequency_penalty": frequency_penalty, "presence_penalty": presence_penalty,
+            "repeat_last_n": repeat_last_n, "grammar": grammar, "json_schema": json_schema}
 
 
 class _Handle:
@@ -384,34 +395,44 @@ class Model(_Handle):
     def generate(self, prompt: Prompt, max_tokens: int = 128, temperature: float = 0.0, top_p: float = 1.0,
                  top_k: int = 0, min_p: float = 0.0, repeat_penalty: float = 1.0, seed: int = 0,
                  stop: Sequence[str] = (), stop_tokens: Sequence[int] = (), ignore_eos: bool = False,
-                 n_ctx: int = 0) -> Iterator[str]:
+                 n_ctx: int = 0, *,
+                 frequency_penalty: float = 0.0, presence_penalty: float = 0.0, repeat_last_n: int = 64,
+                 grammar: Optional[str] = None, json_schema: Union[str, dict, None] = None) -> Iterator[str]:
         """Streams the continuation of prompt (text, tokenized with BOS, or token ids) as text pieces.
 
         temperature 0 is greedy; seed makes sampling reproducible (the same tokens as paca's C API,
         `paca run` and the other bindings for the same request). Generation ends at the model's end
         token, a stop token id, a stop string (not included in the text) or after max_tokens.
+        frequency_penalty, presence_penalty and repeat_last_n are the sampler's penalties; grammar
+        (GBNF) or json_schema (a dict or its JSON text) constrains the text.
         """
         with self.session(n_ctx) as s:
             yield from s.generate(self._prompt(prompt), max_tokens=max_tokens, temperature=temperature,
                                   top_p=top_p, top_k=top_k, min_p=min_p, repeat_penalty=repeat_penalty,
-                                  seed=seed, stop=stop, stop_tokens=stop_tokens, ignore_eos=ignore_eos)
+                                  seed=seed, stop=stop, stop_tokens=stop_tokens, ignore_eos=ignore_eos,
+                                  **_extra_sampling(frequency_penalty, presence_penalty, repeat_last_n, grammar, json_schema))
 
     def complete(self, prompt: Prompt, max_tokens: int = 128, temperature: float = 0.0, top_p: float = 1.0,
                  top_k: int = 0, min_p: float = 0.0, repeat_penalty: float = 1.0, seed: int = 0,
                  stop: Sequence[str] = (), stop_tokens: Sequence[int] = (), ignore_eos: bool = False,
-                 logprobs: Optional[int] = None, n_ctx: int = 0) -> Completion:
+                 logprobs: Optional[int] = None, n_ctx: int = 0, *,
+                 frequency_penalty: float = 0.0, presence_penalty: float = 0.0, repeat_last_n: int = 64,
+                 grammar: Optional[str] = None, json_schema: Union[str, dict, None] = None) -> Completion:
         """As generate, but returns the whole Completion; logprobs=N adds each token's
         log-probability and N alternatives (0..20)."""
         with self.session(n_ctx) as s:
             return s.complete(self._prompt(prompt), max_tokens=max_tokens, temperature=temperature,
                               top_p=top_p, top_k=top_k, min_p=min_p, repeat_penalty=repeat_penalty, seed=seed,
-                              stop=stop, stop_tokens=stop_tokens, ignore_eos=ignore_eos, logprobs=logprobs)
+                              stop=stop, stop_tokens=stop_tokens, ignore_eos=ignore_eos, logprobs=logprobs,
+                              **_extra_sampling(frequency_penalty, presence_penalty, repeat_last_n, grammar, json_schema))
 
     def complete_batch(self, prompts: Sequence[Prompt], max_tokens: int = 128, temperature: float = 0.0,
                        top_p: float = 1.0, top_k: int = 0, min_p: float = 0.0, repeat_penalty: float = 1.0,
                        seed: Union[int, Sequence[int]] = 0, stop: Sequence[str] = (),
                        stop_tokens: Sequence[int] = (), ignore_eos: bool = False,
-                       logprobs: Optional[int] = None, n_ctx: int = 0) -> List[Completion]:
+                       logprobs: Optional[int] = None, n_ctx: int = 0, *, frequency_penalty: float = 0.0,
+                       presence_penalty: float = 0.0, repeat_last_n: int = 64, grammar: Optional[str] = None,
+                       json_schema: Union[str, dict, None] = None) -> List[Completion]:
         """complete() for several prompts at once: each decode step runs every unfinished prompt
         through the model together (each weight is read once per step for all of them), and each
         prompt gets exactly the Completion complete() gives it alone. seed is one seed for all
@@ -419,12 +440,13 @@ class Model(_Handle):
         seeds = [seed] * len(prompts) if isinstance(seed, int) else list(seed)
         if len(seeds) != len(prompts):
             raise ValueError("seed: %d seeds for %d prompts" % (len(seeds), len(prompts)))
+        extra = _extra_sampling(frequency_penalty, presence_penalty, repeat_last_n, grammar, json_schema)
         sessions = [self.session(n_ctx) for _ in prompts]
         gens: List[Any] = []
         try:
             for s, p, sd in zip(sessions, prompts, seeds):
                 gens.append(s._generator(self._prompt(p), max_tokens, temperature, top_p, top_k, min_p,
-                                         repeat_penalty, sd, stop, stop_tokens, ignore_eos, logprobs))
+                                         repeat_penalty, sd, stop, stop_tokens, ignore_eos, logprobs, extra))
             pieces: List[List[str]] = [[] for _ in prompts]
             tokens: List[List[int]] = [[] for _ in prompts]
             lps: List[Optional[List[TokenLogprob]]] = [[] if logprobs is not None else None for _ in prompts]
@@ -615,20 +637,22 @@ class Session(_Handle):
 
     def _generator(self, prompt: Sequence[int], max_tokens: int, temperature: float, top_p: float, top_k: int,
                    min_p: float, repeat_penalty: float, seed: int, stop: Sequence[str], stop_tokens: Sequence[int],
-                   ignore_eos: bool, logprobs: Optional[int]):
+                   ignore_eos: bool, logprobs: Optional[int], extra: dict):
         return _paca.Generator(self._s, list(prompt),
                                _sampling(max_tokens, temperature, top_p, top_k, min_p, repeat_penalty, seed,
-                                         stop_tokens, logprobs or 0, ignore_eos),
+                                         stop_tokens, logprobs or 0, ignore_eos, **extra),
                                list(stop), logprobs is not None, False)
 
     def generate(self, prompt: Sequence[int] = (), max_tokens: int = 128, temperature: float = 0.0,
                  top_p: float = 1.0, top_k: int = 0, min_p: float = 0.0, repeat_penalty: float = 1.0,
                  seed: int = 0, stop: Sequence[str] = (), stop_tokens: Sequence[int] = (),
-                 ignore_eos: bool = False) -> Iterator[str]:
+                 ignore_eos: bool = False, *,
+                 frequency_penalty: float = 0.0, presence_penalty: float = 0.0, repeat_last_n: int = 64,
+                 grammar: Optional[str] = None, json_schema: Union[str, dict, None] = None) -> Iterator[str]:
         """Prefills prompt (token ids; empty: continue from the current logits) and streams the
         generated text pieces. See Model.generate."""
         g = self._generator(prompt, max_tokens, temperature, top_p, top_k, min_p, repeat_penalty, seed, stop,
-                            stop_tokens, ignore_eos, None)
+                            stop_tokens, ignore_eos, None, _extra_sampling(frequency_penalty, presence_penalty, repeat_last_n, grammar, json_schema))
         try:
             while (step := g.next()) is not None:
                 if step[1]:
@@ -639,10 +663,12 @@ class Session(_Handle):
     def complete(self, prompt: Sequence[int] = (), max_tokens: int = 128, temperature: float = 0.0,
                  top_p: float = 1.0, top_k: int = 0, min_p: float = 0.0, repeat_penalty: float = 1.0,
                  seed: int = 0, stop: Sequence[str] = (), stop_tokens: Sequence[int] = (),
-                 ignore_eos: bool = False, logprobs: Optional[int] = None) -> Completion:
+                 ignore_eos: bool = False, logprobs: Optional[int] = None, *,
+                 frequency_penalty: float = 0.0, presence_penalty: float = 0.0, repeat_last_n: int = 64,
+                 grammar: Optional[str] = None, json_schema: Union[str, dict, None] = None) -> Completion:
         """As generate, but returns the whole Completion (see Model.complete)."""
         g = self._generator(prompt, max_tokens, temperature, top_p, top_k, min_p, repeat_penalty, seed, stop,
-                            stop_tokens, ignore_eos, logprobs)
+                            stop_tokens, ignore_eos, logprobs, _extra_sampling(frequency_penalty, presence_penalty, repeat_last_n, grammar, json_schema))
         try:
             pieces: List[str] = []
             tokens: List[int] = []
@@ -731,10 +757,7 @@ class Sampler(_Handle):
                  grammar: Optional[str] = None, json_schema: Union[str, dict, None] = None,
                  logit_bias: Optional[dict] = None):
         sp = _sampling(max_tokens, temperature, top_p, top_k, min_p, repeat_penalty, seed, stop_tokens, logprobs,
-                       ignore_eos)
-        sp.update(frequency_penalty=frequency_penalty, presence_penalty=presence_penalty,
-                  repeat_last_n=repeat_last_n, grammar=grammar,
-                  json_schema=json.dumps(json_schema) if isinstance(json_schema, dict) else json_schema)
+                       ignore_eos, frequency_penalty, presence_penalty, repeat_last_n, grammar, json_schema)
         self._h = _paca.Sampler(model._m, sp)
         if logit_bias:
             self.set_logit_bias(logit_bias)
@@ -870,7 +893,9 @@ class Engine:
                stop: Sequence[str] = (), stop_tokens: Sequence[int] = (), ignore_eos: bool = False,
                logprobs: bool = False, priority: int = 0, special: bool = False,
                callback: Optional[Callable[[RequestEvent], None]] = None,
-               logit_bias: Optional[dict] = None) -> "Request":
+               logit_bias: Optional[dict] = None, *, frequency_penalty: float = 0.0, presence_penalty: float = 0.0,
+               repeat_last_n: int = 64, grammar: Optional[str] = None,
+               json_schema: Union[str, dict, None] = None) -> "Request":
         """Queues a request: generate after prompt (text, tokenized with BOS, or token ids) with
         the sampling and stop settings of Model.generate. logprobs adds each token's
         log-probability to its event; priority: higher starts first and is preempted last;
@@ -885,7 +910,7 @@ class Engine:
         self._reap()
         ids = self._model._prompt(prompt)
         sampling = _sampling(max_tokens, temperature, top_p, top_k, min_p, repeat_penalty, seed, stop_tokens, 0,
-                             ignore_eos)
+                             ignore_eos, **_extra_sampling(frequency_penalty, presence_penalty, repeat_last_n, grammar, json_schema))
         on_event = None
         if callback is not None:
             def on_event(raw: tuple) -> None:

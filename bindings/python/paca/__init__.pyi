@@ -119,16 +119,22 @@ class Model:
     def generate(self, prompt: Prompt, max_tokens: int = ..., temperature: float = ..., top_p: float = ...,
                  top_k: int = ..., min_p: float = ..., repeat_penalty: float = ..., seed: int = ...,
                  stop: Sequence[str] = ..., stop_tokens: Sequence[int] = ..., ignore_eos: bool = ...,
-                 n_ctx: int = ...) -> Iterator[str]: ...
+                 n_ctx: int = ..., *,
+                 frequency_penalty: float = ..., presence_penalty: float = ..., repeat_last_n: int = ...,
+                 grammar: Optional[str] = ..., json_schema: Union[str, dict, None] = ...) -> Iterator[str]: ...
     def complete(self, prompt: Prompt, max_tokens: int = ..., temperature: float = ..., top_p: float = ...,
                  top_k: int = ..., min_p: float = ..., repeat_penalty: float = ..., seed: int = ...,
                  stop: Sequence[str] = ..., stop_tokens: Sequence[int] = ..., ignore_eos: bool = ...,
-                 logprobs: Optional[int] = ..., n_ctx: int = ...) -> Completion: ...
+                 logprobs: Optional[int] = ..., n_ctx: int = ..., *,
+                 frequency_penalty: float = ..., presence_penalty: float = ..., repeat_last_n: int = ...,
+                 grammar: Optional[str] = ..., json_schema: Union[str, dict, None] = ...) -> Completion: ...
     def complete_batch(self, prompts: Sequence[Prompt], max_tokens: int = ..., temperature: float = ...,
                        top_p: float = ..., top_k: int = ..., min_p: float = ..., repeat_penalty: float = ...,
                        seed: Union[int, Sequence[int]] = ..., stop: Sequence[str] = ...,
                        stop_tokens: Sequence[int] = ..., ignore_eos: bool = ...,
-                       logprobs: Optional[int] = ..., n_ctx: int = ...) -> List[Completion]: ...
+                       logprobs: Optional[int] = ..., n_ctx: int = ..., *,
+                 frequency_penalty: float = ..., presence_penalty: float = ..., repeat_last_n: int = ...,
+                 grammar: Optional[str] = ..., json_schema: Union[str, dict, None] = ...) -> List[Completion]: ...
     def chat_prompt(self, messages: Sequence[dict], tools: Optional[Sequence[dict]] = ...,
                     add_generation_prompt: bool = ..., date: Optional[str] = ..., *,
                  builtin_tools: Optional[Sequence[str]] = ..., extra: Optional[dict] = ...,
@@ -177,11 +183,15 @@ class Session:
     def generate(self, prompt: Sequence[int] = ..., max_tokens: int = ..., temperature: float = ...,
                  top_p: float = ..., top_k: int = ..., min_p: float = ..., repeat_penalty: float = ...,
                  seed: int = ..., stop: Sequence[str] = ..., stop_tokens: Sequence[int] = ...,
-                 ignore_eos: bool = ...) -> Iterator[str]: ...
+                 ignore_eos: bool = ..., *,
+                 frequency_penalty: float = ..., presence_penalty: float = ..., repeat_last_n: int = ...,
+                 grammar: Optional[str] = ..., json_schema: Union[str, dict, None] = ...) -> Iterator[str]: ...
     def complete(self, prompt: Sequence[int] = ..., max_tokens: int = ..., temperature: float = ...,
                  top_p: float = ..., top_k: int = ..., min_p: float = ..., repeat_penalty: float = ...,
                  seed: int = ..., stop: Sequence[str] = ..., stop_tokens: Sequence[int] = ...,
-                 ignore_eos: bool = ..., logprobs: Optional[int] = ...) -> Completion: ...
+                 ignore_eos: bool = ..., logprobs: Optional[int] = ..., *,
+                 frequency_penalty: float = ..., presence_penalty: float = ..., repeat_last_n: int = ...,
+                 grammar: Optional[str] = ..., json_schema: Union[str, dict, None] = ...) -> Completion: ...
 
 class Detokenizer:
     def __init__(self, model: Model, special: bool = ..., keep_leading_space: bool = ...) -> None: ...
@@ -271,7 +281,9 @@ class Engine:
                stop: Sequence[str] = ..., stop_tokens: Sequence[int] = ..., ignore_eos: bool = ...,
                logprobs: bool = ..., priority: int = ..., special: bool = ...,
                callback: Optional[Callable[[RequestEvent], None]] = ...,
-               logit_bias: Optional[dict] = ...) -> Request: ...
+               logit_bias: Optional[dict] = ..., *,
+                 frequency_penalty: float = ..., presence_penalty: float = ..., repeat_last_n: int = ...,
+                 grammar: Optional[str] = ..., json_schema: Union[str, dict, None] = ...) -> Request: ...
     def step(self) -> int: ...
     def stats(self) -> EngineStats: ...
 

@@ -668,3 +668,46 @@ def test_new_objects_are_freed_by_the_garbage_collector(model):
         smp.sample(child)
         del d, sm, smp, s, child
     gc.collect()
+
+
+# ---- the sampler's other settings through generate / complete / submit ----------------
+
+def test_penalties_through_complete_equal_a_sampler_loop_and_the_engine(model):
+    prompt = model.tokenize("Once upon a time")
+    kw = dict(frequency_penalty=0.6, presence_penalty=0.4, repeat_last_n=-1)
+    plain = model.complete(prompt, max_tokens=40, ignore_eos=True)
+    pen = model.complete(prompt, max_tokens=40, ignore_eos=True, **kw)
+    assert pen.tokens != plain.tokens  # the settings reached the sampler
+    got = []
+    with model.session() as s, paca.Sampler(model, **kw) as smp:
+        s.prefill(prompt)
+        for _ in range(40):
+            got.append(smp.sample(s))
+            s.step(got[-1])
+    assert got == pen.tokens
+    with model.session() as s:
+        assert "".join(s.generate(prompt, max_tokens=40, ignore_eos=True, **kw)) == pen.text
+    with paca.Engine(model) as e:
+        assert e.submit(prompt, max_tokens=40, ignore_eos=True, **kw).complete().tokens == pen.tokens
+    assert [c.tokens for c in model.complete_batch([prompt, prompt[:3]], max_tokens=40, ignore_eos=True, **kw)][0] \
+        == pen.tokens
+    with pytest.raises(paca.InvalidArgumentError):
+        model.complete(prompt, frequency_penalty=float("nan"))
+    with pytest.raises(TypeError):
+        model.complete(prompt, repeat_last_n="all")
+
+
+def test_grammar_and_json_schema_through_complete_and_submit(model):
+    prompt = model.tokenize("Once upon a time")
+    r = model.complete(prompt, max_tokens=40, grammar='root ::= "the" " " ("dog" | "cat") "."')
+    assert r.stop_reason == "eos" and r.text.strip() in ("the dog.", "the cat.")
+    schema = {"enum": ["yes", "no"]}
+    c = model.complete(prompt, max_tokens=40, temperature=0.9, seed=3, json_schema=schema)
+    assert json.loads(c.text) in ("yes", "no")
+    with paca.Engine(model) as e:
+        ev = e.submit(prompt, max_tokens=40, temperature=0.9, seed=3, json_schema=json.dumps(schema)).complete()
+        assert ev.tokens == c.tokens
+    with pytest.raises(paca.InvalidArgumentError):
+        model.complete(prompt, grammar="root ::= [")
+    with pytest.raises(paca.InvalidArgumentError):
+        model.complete(prompt, grammar='root ::= "a"', json_schema=schema)  # at most one of the two
