@@ -441,6 +441,7 @@ std::vector<int32_t> read_ids(Fn&& fn) {
 }
 
 using SamplerPtr = std::shared_ptr<paca_sampler>;
+using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
 
 struct Sampler {
   SamplerPtr h;
@@ -455,6 +456,8 @@ py::tuple logprobs_tuple(const paca_token_logprobs& lp) {
 }
 
 // The result of a sampling call: the token, or its logprobs tuple when asked.
+// Sampling keeps the GIL (it takes about a millisecond): a sampler is used by
+// one thread at a time, and the GIL makes it so for Python threads.
 template <typename Fn>
 py::object sample_with(bool want_logprobs, Fn&& fn) {
   paca_token_logprobs lp;
@@ -525,7 +528,9 @@ PYBIND11_MODULE(_paca, m) {
         return utf8(read_string([&](char* b, size_t c, size_t* n) { return paca_detokenize(self.get(), v.data(), v.size(), flags, b, c, n); }));
       })
       .def("token_to_piece", [](const Model& self, int32_t id, uint32_t flags) {
-        const std::string piece = read_string([&](char* b, size_t c, size_t* n) { return paca_token_to_piece(self.get(), id, flags, b, c, n); });
+        paca_model* mm = self.get();
+        const std::string piece =
+            read_string([&](char* b, size_t c, size_t* n) { return paca_token_to_piece(mm, id, flags, b, c, n); });
         return py::bytes(piece.data(), piece.size());
       })
       .def("token_attributes", [](const Model& self, int32_t id) {
@@ -540,7 +545,8 @@ PYBIND11_MODULE(_paca, m) {
         return read_ids([&](int32_t* b, size_t c, size_t* n) { return paca_chat_tokenize(mm, msgs, &cp.p, b, c, n); });
       })
       .def("chat_template_json", [](const Model& self) {
-        return utf8(read_string([&](char* b, size_t c, size_t* n) { return paca_chat_template_json(self.get(), b, c, n); }));
+        paca_model* mm = self.get();
+        return utf8(read_string([&](char* b, size_t c, size_t* n) { return paca_chat_template_json(mm, b, c, n); }));
       });
 
   // paca_chat_format / paca_chat_format_json; model may be None when the
@@ -655,7 +661,8 @@ PYBIND11_MODULE(_paca, m) {
            py::arg("model"), py::arg("sampling"))
       .def("close", [](Sampler& self) { self.h.reset(); })
       .def_property_readonly("closed", [](const Sampler& self) { return !self.h; })
-      .def("set_logit_bias", [](const Sampler& self, const std::vector<int64_t>& tokens, const std::vector<float>& biases) {
+      .def("set_logit_bias", [](const Sampler& self, const std::vector<int64_t>& tokens,
+                                const std::vector<float>& biases) {
         const LogitBias bias(tokens, biases);
         check(paca_sampler_set_logit_bias(self.get(), bias.tokens.data(), bias.biases.data(), bias.tokens.size()));
       })
@@ -663,19 +670,17 @@ PYBIND11_MODULE(_paca, m) {
         paca_sampler* smp = self.get();
         const paca_session* ss = session.get();
         return sample_with(logprobs, [&](int32_t* tok, paca_token_logprobs* lp) {
-          py::gil_scoped_release release;
           return paca_sampler_sample(smp, ss, tok, lp);
         });
       })
-      .def("sample_logits", [](const Sampler& self, const py::array_t<float, py::array::c_style | py::array::forcecast>& logits,
-                               const std::vector<int64_t>& history, bool logprobs) {
+      .def("sample_logits", [](const Sampler& self, const FloatArray& logits, const std::vector<int64_t>& history,
+                               bool logprobs) {
         if (logits.ndim() != 1) throw py::value_error("logits must be one-dimensional");
         const std::vector<int32_t> hist = ids_of(history);
         paca_sampler* smp = self.get();
         const float* lg = logits.data();
         const size_t n = static_cast<size_t>(logits.shape(0));
         return sample_with(logprobs, [&](int32_t* tok, paca_token_logprobs* lp) {
-          py::gil_scoped_release release;
           return paca_sampler_sample_logits(smp, lg, n, hist.data(), hist.size(), tok, lp);
         });
       })
@@ -721,7 +726,9 @@ PYBIND11_MODULE(_paca, m) {
         const paca_session* s = self.get();
         const paca_sampler* smp = sampler != nullptr ? sampler->get() : nullptr;
         const char* cpath = c_str_arg(path, "path");
-        nogil([&] { return smp != nullptr ? paca_session_save_with_sampler(s, smp, cpath) : paca_session_save(s, cpath); });
+        nogil([&] {
+          return smp != nullptr ? paca_session_save_with_sampler(s, smp, cpath) : paca_session_save(s, cpath);
+        });
       }, py::arg("path"), py::arg("sampler").none(true))
       .def_static("load", [](const Model& model, const std::string& path) {
         paca_model* mm = model.get();
@@ -742,7 +749,8 @@ PYBIND11_MODULE(_paca, m) {
         if (smp != nullptr) sampler = py::cast(Sampler{SamplerPtr(smp, paca_sampler_free)});
         return py::make_tuple(std::move(session), sampler);
       }, py::arg("model"), py::arg("path"))
-      .def("prefill_cached", [](const Session& self, const std::string& cache_path, const std::vector<int64_t>& tokens) {
+      .def("prefill_cached", [](const Session& self, const std::string& cache_path,
+                                const std::vector<int64_t>& tokens) {
         const std::vector<int32_t> v = ids_of(tokens);
         paca_session* s = self.get();
         const char* cpath = c_str_arg(cache_path, "cache_path");

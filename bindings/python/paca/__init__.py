@@ -410,7 +410,8 @@ class Model(_Handle):
             yield from s.generate(self._prompt(prompt), max_tokens=max_tokens, temperature=temperature,
                                   top_p=top_p, top_k=top_k, min_p=min_p, repeat_penalty=repeat_penalty,
                                   seed=seed, stop=stop, stop_tokens=stop_tokens, ignore_eos=ignore_eos,
-                                  **_extra_sampling(frequency_penalty, presence_penalty, repeat_last_n, grammar, json_schema))
+                                  **_extra_sampling(frequency_penalty, presence_penalty, repeat_last_n, grammar,
+                                                    json_schema))
 
     def complete(self, prompt: Prompt, max_tokens: int = 128, temperature: float = 0.0, top_p: float = 1.0,
                  top_k: int = 0, min_p: float = 0.0, repeat_penalty: float = 1.0, seed: int = 0,
@@ -424,7 +425,8 @@ class Model(_Handle):
             return s.complete(self._prompt(prompt), max_tokens=max_tokens, temperature=temperature,
                               top_p=top_p, top_k=top_k, min_p=min_p, repeat_penalty=repeat_penalty, seed=seed,
                               stop=stop, stop_tokens=stop_tokens, ignore_eos=ignore_eos, logprobs=logprobs,
-                              **_extra_sampling(frequency_penalty, presence_penalty, repeat_last_n, grammar, json_schema))
+                              **_extra_sampling(frequency_penalty, presence_penalty, repeat_last_n, grammar,
+                                                json_schema))
 
     def complete_batch(self, prompts: Sequence[Prompt], max_tokens: int = 128, temperature: float = 0.0,
                        top_p: float = 1.0, top_k: int = 0, min_p: float = 0.0, repeat_penalty: float = 1.0,
@@ -651,8 +653,9 @@ class Session(_Handle):
                  grammar: Optional[str] = None, json_schema: Union[str, dict, None] = None) -> Iterator[str]:
         """Prefills prompt (token ids; empty: continue from the current logits) and streams the
         generated text pieces. See Model.generate."""
+        extra = _extra_sampling(frequency_penalty, presence_penalty, repeat_last_n, grammar, json_schema)
         g = self._generator(prompt, max_tokens, temperature, top_p, top_k, min_p, repeat_penalty, seed, stop,
-                            stop_tokens, ignore_eos, None, _extra_sampling(frequency_penalty, presence_penalty, repeat_last_n, grammar, json_schema))
+                            stop_tokens, ignore_eos, None, extra)
         try:
             while (step := g.next()) is not None:
                 if step[1]:
@@ -667,8 +670,9 @@ class Session(_Handle):
                  frequency_penalty: float = 0.0, presence_penalty: float = 0.0, repeat_last_n: int = 64,
                  grammar: Optional[str] = None, json_schema: Union[str, dict, None] = None) -> Completion:
         """As generate, but returns the whole Completion (see Model.complete)."""
+        extra = _extra_sampling(frequency_penalty, presence_penalty, repeat_last_n, grammar, json_schema)
         g = self._generator(prompt, max_tokens, temperature, top_p, top_k, min_p, repeat_penalty, seed, stop,
-                            stop_tokens, ignore_eos, logprobs, _extra_sampling(frequency_penalty, presence_penalty, repeat_last_n, grammar, json_schema))
+                            stop_tokens, ignore_eos, logprobs, extra)
         try:
             pieces: List[str] = []
             tokens: List[int] = []
@@ -780,7 +784,8 @@ class Sampler(_Handle):
             raise TypeError("session must be a paca.Session")
         return self._result(self._h.sample(session._s, bool(logprobs)), logprobs)
 
-    def sample_logits(self, logits: Any, history: Sequence[int] = (), logprobs: bool = False) -> Union[int, TokenLogprob]:
+    def sample_logits(self, logits: Any, history: Sequence[int] = (),
+                      logprobs: bool = False) -> Union[int, TokenLogprob]:
         """The same chain on logits you hold (n_vocab floats), with history the sequence so far
         (its length is the position of the draw)."""
         return self._result(self._h.sample_logits(logits, list(history), bool(logprobs)), logprobs)
@@ -910,7 +915,8 @@ class Engine:
         self._reap()
         ids = self._model._prompt(prompt)
         sampling = _sampling(max_tokens, temperature, top_p, top_k, min_p, repeat_penalty, seed, stop_tokens, 0,
-                             ignore_eos, **_extra_sampling(frequency_penalty, presence_penalty, repeat_last_n, grammar, json_schema))
+                             ignore_eos, **_extra_sampling(frequency_penalty, presence_penalty, repeat_last_n, grammar,
+                                                           json_schema))
         on_event = None
         if callback is not None:
             def on_event(raw: tuple) -> None:

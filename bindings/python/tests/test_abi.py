@@ -711,3 +711,31 @@ def test_grammar_and_json_schema_through_complete_and_submit(model):
         model.complete(prompt, grammar="root ::= [")
     with pytest.raises(paca.InvalidArgumentError):
         model.complete(prompt, grammar='root ::= "a"', json_schema=schema)  # at most one of the two
+
+
+def test_closed_objects_raise_value_error(stories, tmp_path):
+    m = paca.Model(stories, threads=1)
+    s = m.session()
+    toks = m.tokenize("Once")
+    s.prefill(toks)
+    smp = paca.Sampler(m)
+    smp.close()
+    with pytest.raises(ValueError):
+        s.save(tmp_path / "x.snap", sampler=smp)
+    assert not (tmp_path / "x.snap").exists()
+    s.save(tmp_path / "x.snap")
+    m.close()
+    for call in (lambda: paca.Session.load(m, tmp_path / "x.snap"), lambda: paca.Sampler(m),
+                 lambda: m.detokenizer(), lambda: m.token_to_piece(1), lambda: m.token_attributes(1),
+                 lambda: m.chat_tokenize([{"role": "user", "content": "hi"}]), lambda: m.chat_template(),
+                 lambda: m.describe()):
+        with pytest.raises(ValueError):
+            call()
+    child = s.fork()  # the session keeps the model alive
+    s.close()
+    for call in (lambda: s.fork(), lambda: s.save(tmp_path / "y.snap"),
+                 lambda: s.prefill_cached(tmp_path / "x.snap", [1]), lambda: smp.sample(child)):
+        with pytest.raises(ValueError):
+            call()
+    assert child.tokens == toks and child.logits.shape[0] > 0
+    child.close()
