@@ -76,13 +76,35 @@ auto* live(const P& h, const char* what) {
 using ModelPtr = std::shared_ptr<paca_model>;
 using SessionPtr = std::shared_ptr<paca_session>;
 
+// A model's own log sink (paca_model_params.log): the Python callable. The C
+// model may log as long as anything keeps it alive, so every handle that does
+// (the model's ModelPtr, its sessions, detokenizers; engines hold the
+// ModelPtr) holds this too; the last one frees it, taking the GIL.
+struct ModelLog {
+  py::object fn;
+  explicit ModelLog(py::object f) : fn(std::move(f)) {}
+  ModelLog(const ModelLog&) = delete;
+  ModelLog& operator=(const ModelLog&) = delete;
+  ~ModelLog() {
+    if (Py_IsInitialized() == 0) {
+      (void)fn.release();  // the interpreter is gone: nothing to give the reference back to
+      return;
+    }
+    py::gil_scoped_acquire gil;
+    fn = py::object();
+  }
+};
+using LogKeep = std::shared_ptr<ModelLog>;  // null: the model logs to the process-wide sink
+
 struct Model {
   ModelPtr h;
+  LogKeep log;
   paca_model* get() const { return live(h, "model"); }
 };
 
 struct Session {
   SessionPtr h;  // shared with logits views, so close() never frees memory a view still shows
+  LogKeep log;
   paca_session* get() const { return live(h, "session"); }
 };
 
@@ -329,13 +351,10 @@ LogSink* log_sink() {
   return sink;
 }
 
-// paca_log_fn: takes the GIL and calls fn(level, message); the message is
+// Calls a log sink's fn(level, message), holding the GIL; the message is
 // decoded as UTF-8 with errors replaced. An exception of fn goes to
 // sys.unraisablehook and never into the library.
-void on_log(void* user, int32_t level, const char* message) {
-  if (Py_IsInitialized() == 0 || message == nullptr) return;
-  py::gil_scoped_acquire gil;
-  py::object fn = static_cast<LogSink*>(user)->fn;  // a reference of our own: fn may reset the sink
+void call_log(const py::object& fn, int32_t level, const char* message) {
   if (!fn || fn.is_none()) return;
   try {
     py::object text = py::reinterpret_steal<py::object>(
@@ -348,6 +367,20 @@ void on_log(void* user, int32_t level, const char* message) {
     PyErr_SetString(PyExc_RuntimeError, e.what());
     PyErr_WriteUnraisable(fn.ptr());
   }
+}
+
+void on_log(void* user, int32_t level, const char* message) {
+  if (Py_IsInitialized() == 0 || message == nullptr) return;
+  py::gil_scoped_acquire gil;
+  const py::object fn = static_cast<LogSink*>(user)->fn;  // a reference of our own: fn may reset the sink
+  call_log(fn, level, message);
+}
+
+// paca_log_fn of a model's own sink (ModelLog).
+void on_model_log(void* user, int32_t level, const char* message) {
+  if (Py_IsInitialized() == 0 || message == nullptr) return;
+  py::gil_scoped_acquire gil;
+  call_log(static_cast<ModelLog*>(user)->fn, level, message);
 }
 
 // paca_model_params from the device, thread count and the options dict of
@@ -470,6 +503,7 @@ py::object sample_with(bool want_logprobs, Fn&& fn) {
 }
 
 struct Detokenizer {
+  LogKeep log;  // declared first, so freed after the handle
   std::unique_ptr<paca_detokenizer, void (*)(paca_detokenizer*)> h{nullptr, paca_detokenizer_free};
   paca_detokenizer* get() const { return live(h, "detokenizer"); }
 };
@@ -479,7 +513,10 @@ struct StopMatcher {
   paca_stop_matcher* get() const { return live(h, "stop matcher"); }
 };
 
-Session session_of(paca_session* raw) { return Session{SessionPtr(raw, paca_session_free)}; }
+// A Session owning raw; its SessionPtr's deleter keeps the model's log sink.
+Session session_of(paca_session* raw, const LogKeep& log) {
+  return Session{SessionPtr(raw, [log](paca_session* x) { paca_session_free(x); }), log};
+}
 
 }  // namespace
 
@@ -490,11 +527,19 @@ PYBIND11_MODULE(_paca, m) {
 
   py::class_<Model>(m, "Model")
       .def(py::init([](const std::string& path, const std::string& device, int32_t threads, const py::dict& options,
-                       py::object progress) {
+                       py::object progress, py::object log, int32_t log_level) {
              ModelParams mp(device, threads, options);
              Progress pr(std::move(progress));
              mp.p.progress = pr.c_fn();
              mp.p.progress_user = &pr;
+             LogKeep sink;
+             if (!log.is_none()) {
+               if (PyCallable_Check(log.ptr()) == 0) throw py::type_error("log must be callable or None");
+               sink = std::make_shared<ModelLog>(std::move(log));
+               mp.p.log = on_model_log;
+               mp.p.log_user = sink.get();
+               mp.p.log_level = log_level;
+             }
              const char* cpath = c_str_arg(path, "path");
              paca_model* raw = nullptr;
              paca_status s;
@@ -504,10 +549,14 @@ PYBIND11_MODULE(_paca, m) {
              }
              pr.rethrow();
              check(s);
-             return Model{ModelPtr(raw, paca_model_free)};
+             return Model{ModelPtr(raw, [sink](paca_model* x) { paca_model_free(x); }), sink};
            }),
-           py::arg("path"), py::arg("device"), py::arg("threads"), py::arg("options"), py::arg("progress"))
-      .def("close", [](Model& self) { self.h.reset(); })
+           py::arg("path"), py::arg("device"), py::arg("threads"), py::arg("options"), py::arg("progress"),
+           py::arg("log"), py::arg("log_level"))
+      .def("close", [](Model& self) {
+        self.h.reset();
+        self.log.reset();  // what still keeps the C model alive keeps its own reference
+      })
       .def_property_readonly("closed", [](const Model& self) { return !self.h; })
       .def("info", [](const Model& self) {
         paca_model_info i;
@@ -521,7 +570,8 @@ PYBIND11_MODULE(_paca, m) {
       })
       .def("tokenize", [](const Model& self, const std::string& text, uint32_t flags) {
         paca_model* mm = self.get();
-        return read_ids([&](int32_t* b, size_t c, size_t* n) { return paca_tokenize(mm, text.data(), text.size(), flags, b, c, n); });
+        return read_ids(
+            [&](int32_t* b, size_t c, size_t* n) { return paca_tokenize(mm, text.data(), text.size(), flags, b, c, n); });
       })
       .def("detokenize", [](const Model& self, const std::vector<int64_t>& ids, uint32_t flags) {
         const std::vector<int32_t> v = ids_of(ids);
@@ -602,6 +652,7 @@ PYBIND11_MODULE(_paca, m) {
              paca_detokenizer* raw = nullptr;
              check(paca_detokenizer_create(model.get(), flags, &raw));
              d.h.reset(raw);
+             d.log = model.log;
              return d;
            }),
            py::arg("model"), py::arg("flags"))
@@ -701,7 +752,7 @@ PYBIND11_MODULE(_paca, m) {
              paca_session* raw = nullptr;
              // without the GIL: a log line from another thread holding the model's locks takes it
              nogil([&] { return paca_session_create(mm, &p, &raw); });
-             return Session{SessionPtr(raw, paca_session_free)};
+             return session_of(raw, model.log);
            }),
            py::arg("model"), py::arg("n_ctx"))
       .def("close", [](Session& self) { self.h.reset(); })
@@ -720,7 +771,7 @@ PYBIND11_MODULE(_paca, m) {
         const paca_session* s = self.get();
         paca_session* raw = nullptr;
         nogil([&] { return paca_session_fork(s, &raw); });
-        return session_of(raw);
+        return session_of(raw, self.log);
       })
       .def("save", [](const Session& self, const std::string& path, const Sampler* sampler) {
         const paca_session* s = self.get();
@@ -735,7 +786,7 @@ PYBIND11_MODULE(_paca, m) {
         const char* cpath = c_str_arg(path, "path");
         paca_session* raw = nullptr;
         nogil([&] { return paca_session_load(mm, cpath, &raw); });
-        return session_of(raw);
+        return session_of(raw, model.log);
       }, py::arg("model"), py::arg("path"))
       .def_static("load_with_sampler", [](const Model& model, const std::string& path) {
         // (session, sampler or None)
@@ -744,7 +795,7 @@ PYBIND11_MODULE(_paca, m) {
         paca_session* raw = nullptr;
         paca_sampler* smp = nullptr;
         nogil([&] { return paca_session_load_with_sampler(mm, cpath, &raw, &smp); });
-        Session session = session_of(raw);
+        Session session = session_of(raw, model.log);
         py::object sampler = py::none();
         if (smp != nullptr) sampler = py::cast(Sampler{SamplerPtr(smp, paca_sampler_free)});
         return py::make_tuple(std::move(session), sampler);

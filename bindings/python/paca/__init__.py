@@ -321,7 +321,10 @@ class Model(_Handle):
     "read" | "auto"; tensor_parallel, pipeline_parallel, devices, rank, world_size, rendezvous,
     comm_timeout_ms (sharding); kv_memory_fraction (a KV pool reserved at load); cpu_isa; the
     CUDA switches. progress(fraction) is called during the load (holding the GIL); a true result
-    cancels it (CancelledError), an exception it raises cancels and propagates.
+    cancels it (CancelledError), an exception it raises cancels and propagates. log(level, message)
+    is this model's own log sink (its sessions, engines and detokenizers log there too, for as
+    long as they live), taking messages up to log_level, instead of the process-wide one of
+    set_log_callback; it is called as that one is.
 
     Raises FileError for a missing path, FormatError / UnsupportedError for files paca cannot run.
     Use as a context manager or call close(); closing twice is harmless. Sessions keep the
@@ -340,14 +343,17 @@ class Model(_Handle):
                  comm_timeout_ms: Optional[int] = None, kv_memory_fraction: Optional[float] = None,
                  cpu_isa: Optional[str] = None, cuda_graphs: Optional[bool] = None,
                  cuda_fp8_decode_w8a16: Optional[bool] = None, cuda_fp8_prefill_w8a8: Optional[bool] = None,
-                 cuda_fp8_fused_norm: Optional[bool] = None, progress: Optional[Callable[[float], Any]] = None):
+                 cuda_fp8_fused_norm: Optional[bool] = None, progress: Optional[Callable[[float], Any]] = None,
+                 log: Optional[Callable[[int, str], None]] = None, log_level: int = LogLevel.WARN):
         options = _model_options(kv_dtype, kv_block_tokens, tokenizer_path, weight_dtype, fp8_targets, fp8_mode,
                                  load_mode, tensor_parallel, pipeline_parallel, devices, rank, world_size, rendezvous,
                                  comm_timeout_ms, kv_memory_fraction, cpu_isa, cuda_graphs, cuda_fp8_decode_w8a16,
                                  cuda_fp8_prefill_w8a8, cuda_fp8_fused_norm)
         if progress is not None and not callable(progress):
             raise TypeError("progress must be callable or None")
-        self._m = _paca.Model(os.fspath(path), device, int(threads or 0), options, progress)
+        if log is not None and not callable(log):
+            raise TypeError("log must be callable or None")
+        self._m = _paca.Model(os.fspath(path), device, int(threads or 0), options, progress, log, int(log_level))
 
     @property
     def info(self) -> dict:

@@ -739,3 +739,31 @@ def test_closed_objects_raise_value_error(stories, tmp_path):
             call()
     assert child.tokens == toks and child.logits.shape[0] > 0
     child.close()
+
+
+def test_a_models_own_log_sink_outlives_the_model_handle(stories, tmp_path):
+    own, other = [], []
+    paca.set_log_callback(lambda level, msg: other.append(msg), paca.LogLevel.DEBUG)
+    try:
+        m = paca.Model(stories, threads=1, log=lambda level, msg: own.append((level, msg)),
+                       log_level=paca.LogLevel.WARN)
+        toks = m.tokenize("Once upon")
+        s = m.session()
+        m.close()  # the session keeps the model, and so its sink, alive
+        del m
+        gc.collect()
+        assert s.prefill_cached(corrupt_cache(tmp_path), toks) == 0
+        assert any(lvl == paca.LogLevel.WARN and "prompt cache not used" in msg for lvl, msg in own), own
+        assert all(lvl <= paca.LogLevel.WARN for lvl, _ in own)
+        assert not any("prompt cache not used" in msg for msg in other)  # not the process-wide sink
+        child = s.fork()
+        s.close()
+        n = len(own)
+        child.rewind(0)
+        assert child.prefill_cached(corrupt_cache(tmp_path), toks) == 0
+        assert len(own) > n
+        child.close()
+    finally:
+        paca.set_log_callback(None)
+    with pytest.raises(TypeError):
+        paca.Model(stories, log=42)
