@@ -73,6 +73,19 @@ auto* live(const P& h, const char* what) {
   return h.get();
 }
 
+// Runs fn without the GIL when this thread holds it: frees that may wait for
+// the library's threads, which take the GIL to call a Python log sink or
+// request callback.
+template <typename Fn>
+void without_gil(Fn&& fn) {
+  if (PyGILState_Check() != 0) {
+    py::gil_scoped_release release;
+    fn();
+  } else {
+    fn();
+  }
+}
+
 using ModelPtr = std::shared_ptr<paca_model>;
 using SessionPtr = std::shared_ptr<paca_session>;
 
@@ -243,12 +256,7 @@ struct EngineCore {
   EngineCore(const EngineCore&) = delete;
   EngineCore& operator=(const EngineCore&) = delete;
   ~EngineCore() {
-    if (PyGILState_Check() != 0) {
-      py::gil_scoped_release release;
-      paca_engine_free(h);
-    } else {
-      paca_engine_free(h);
-    }
+    without_gil([this] { paca_engine_free(h); });
   }
 };
 
@@ -515,7 +523,7 @@ struct StopMatcher {
 
 // A Session owning raw; its SessionPtr's deleter keeps the model's log sink.
 Session session_of(paca_session* raw, const LogKeep& log) {
-  return Session{SessionPtr(raw, [log](paca_session* x) { paca_session_free(x); }), log};
+  return Session{SessionPtr(raw, [log](paca_session* x) { without_gil([x] { paca_session_free(x); }); }), log};
 }
 
 }  // namespace
@@ -549,7 +557,7 @@ PYBIND11_MODULE(_paca, m) {
              }
              pr.rethrow();
              check(s);
-             return Model{ModelPtr(raw, [sink](paca_model* x) { paca_model_free(x); }), sink};
+             return Model{ModelPtr(raw, [sink](paca_model* x) { without_gil([x] { paca_model_free(x); }); }), sink};
            }),
            py::arg("path"), py::arg("device"), py::arg("threads"), py::arg("options"), py::arg("progress"),
            py::arg("log"), py::arg("log_level"))
