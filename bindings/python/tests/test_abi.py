@@ -767,3 +767,21 @@ def test_a_models_own_log_sink_outlives_the_model_handle(stories, tmp_path):
         paca.set_log_callback(None)
     with pytest.raises(TypeError):
         paca.Model(stories, log=42)
+
+
+def test_quantize_releases_the_gil_and_follows_the_mix(models, tmp_path, releases_the_gil):
+    src = os.path.join(models, "gguf", "tiny-llama31.gguf")
+    out = tmp_path / "q4km.gguf"
+    result = []
+    assert releases_the_gil(lambda: result.append(paca.quantize_gguf(src, out, "Q4_K_M", threads=1)))
+    types = result[0]["types"]
+    with paca.Model(src, threads=1) as f:
+        dim = f.info["dim"]
+    # q4_k_m: Q4_K, with some layers and the LM head Q6_K; rows without whole 256-element
+    # super-blocks fall back to Q5_0 (for Q4_K) and Q8_0 (for Q6_K)
+    q4, q6 = ("Q4_K", "Q6_K") if dim % 256 == 0 else ("Q5_0", "Q8_0")
+    assert types.get(q4, 0) > 0 and types.get(q6, 0) > 0, types
+    with paca.Model(out, threads=1) as m:
+        g = json.load(open(os.path.join(models, "tiny-llama31", "golden.json")))["cases"][0]
+        assert m.tokenize(g["text"]) == g["prompt_tokens"]
+        assert len(m.complete(g["prompt_tokens"], max_tokens=4, ignore_eos=True).tokens) == 4
