@@ -9,7 +9,10 @@ Model: load a checkpoint (Hugging Face directory, .gguf, llama2.c .bin);
 tokenize / detokenize; generate (streaming text), complete (text, tokens,
 logprobs, stop reason), chat (chat template, tool calls as objects).
 Session: one sequence you drive yourself (prefill, step, rewind, logits as a
-NumPy array). Engine: many requests on one model at once (continuous
+NumPy array; fork, save / load snapshots, a prompt cache). Sampler: paca's
+sampling chain on a session's or your own logits; StopMatcher and
+Detokenizer: the streaming pieces of the generation loop, for your own loop;
+quantize_gguf; set_log_callback. Engine: many requests on one model at once (continuous
 batching); submit returns a Request that streams its events. Errors are
 paca.Error subclasses carrying status and message. Compute releases the GIL,
 so other Python threads run meanwhile; a Model may be shared by threads, a
@@ -18,8 +21,11 @@ Session is used by one thread at a time, an Engine by any number.
 
 from __future__ import annotations
 
+import atexit
 import collections
+import enum
 import json
+import operator
 import os
 import threading
 import weakref
@@ -33,7 +39,8 @@ from ._errors import (BusyError, CancelledError, ContextFullError, DeviceError, 
 
 __all__ = [
     "Model", "Session", "Completion", "parse_reply", "ChatResponse", "ToolCall", "TokenLogprob", "version",
-    "Engine", "Request", "RequestEvent", "RequestStats", "EngineStats",
+    "abi_version", "ABI_VERSION", "LogLevel", "set_log_callback", "quantize_gguf", "TokenAttr", "Detokenizer",
+    "Sampler", "StopMatcher", "chat_format", "Engine", "Request", "RequestEvent", "RequestStats", "EngineStats",
     "Error", "InvalidArgumentError", "FileError", "FormatError", "UnsupportedError", "OutOfMemoryError",
     "ContextFullError", "CancelledError", "DeviceError", "StateError", "BusyError", "TimeoutError", "InternalError",
 ]
@@ -46,6 +53,110 @@ Prompt = Union[str, Sequence[int]]
 def version() -> str:
     """The library version, "MAJOR.MINOR.PATCH"."""
     return _paca.version()
+
+
+ABI_VERSION: int = _paca.ABI_VERSION  # the ABI this binding was compiled against (PACA_ABI_VERSION)
+
+
+def abi_version() -> int:
+    """The ABI version of the loaded libpaca; equals ABI_VERSION for a matching library."""
+    return _paca.abi_version()
+
+
+class LogLevel(enum.IntEnum):
+    """paca_log_level: the levels of log messages (a sink gets those up to its max_level)."""
+    ERROR = 0
+    WARN = 1
+    INFO = 2
+    DEBUG = 3
+
+
+def set_log_callback(callback: Optional[Callable[[int, str], None]], max_level: int = LogLevel.WARN) -> None:
+    """Sends paca's log lines (of models without a sink of their own) to callback(level, message)
+    instead of stderr; messages above max_level are dropped. The library may call it from any
+    thread; it runs holding the GIL, and an exception it raises goes to sys.unraisablehook.
+    None restores the default sink (stderr, WARN and above)."""
+    if callback is not None and not callable(callback):
+        raise TypeError("callback must be callable or None")
+    _paca.set_log_callback(callback, int(max_level))
+
+
+# the library's threads must not call into an interpreter that is shutting down
+atexit.register(_paca.set_log_callback, None, int(LogLevel.WARN))
+
+
+def quantize_gguf(in_path: Union[str, os.PathLike], out_path: Union[str, os.PathLike], mix: str,
+                  threads: Optional[int] = None, progress: Optional[Callable[[float], Any]] = None) -> dict:
+    """Writes out_path: the GGUF file in_path with its weights re-encoded as the block-quantization
+    mix ("q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q4_k_s", "q4_k_m", "q5_k_s", "q5_k_m", "q6_k").
+    progress(fraction) is called as it goes (holding the GIL); a true result cancels
+    (CancelledError) and an exception it raises cancels and propagates. A failure leaves no
+    out_path. Returns the summary: {"mix", "tensors", "converted", "bytes_in", "bytes_out",
+    "types": {type: count}}. Runs without the GIL."""
+    if progress is not None and not callable(progress):
+        raise TypeError("progress must be callable or None")
+    return json.loads(_paca.quantize_gguf(os.fspath(in_path), os.fspath(out_path), mix, int(threads or 0),
+                                          progress))
+
+
+class TokenAttr(enum.IntFlag):
+    """paca_token_attr: what kind of vocabulary entry a token is (Model.token_attributes)."""
+    NORMAL = 1
+    UNKNOWN = 2
+    CONTROL = 4
+    USER_DEFINED = 8
+    UNUSED = 16
+    BYTE = 32
+    BOS = 64
+    EOG = 128
+
+
+def _chat_options(tools: Optional[Sequence[dict]] = None, add_generation_prompt: bool = True,
+                  date: Optional[str] = None, builtin_tools: Optional[Sequence[str]] = None,
+                  extra: Optional[dict] = None, chat_template: Optional[str] = None,
+                  special_tokens: Optional[dict] = None, now: Optional[int] = None) -> dict:
+    o: dict = {"add_generation_prompt": bool(add_generation_prompt), "date": date, "chat_template": chat_template,
+               "tools_json": json.dumps(list(tools)) if tools else None,
+               "builtin_tools_json": json.dumps(list(builtin_tools)) if builtin_tools else None,
+               "extra_json": json.dumps(dict(extra)) if extra is not None else None,
+               "special_tokens_json": json.dumps(dict(special_tokens)) if special_tokens is not None else None}
+    if now is not None:
+        o["now"] = int(now)
+    return o
+
+
+def chat_format(messages: Sequence[dict], chat_template: str, tools: Optional[Sequence[dict]] = None,
+                add_generation_prompt: bool = True, date: Optional[str] = None,
+                builtin_tools: Optional[Sequence[str]] = None, extra: Optional[dict] = None,
+                special_tokens: Optional[dict] = None, now: Optional[int] = None) -> str:
+    """Renders messages with chat_template (Jinja source, or "builtin:llama2" / "builtin:llama3" /
+    "builtin:llama3.1") without a model; Model.chat_prompt renders with a model's own template."""
+    if not isinstance(chat_template, str):
+        raise TypeError("chat_template must be a str")
+    return _paca.chat_format(None, json.dumps(list(messages)),
+                             _chat_options(tools, add_generation_prompt, date, builtin_tools, extra, chat_template,
+                                           special_tokens, now), False)
+
+
+def _bias_lists(logit_bias: Optional[Any]) -> tuple:
+    """The (tokens, biases) lists of an OpenAI-style logit bias {token_id: bias} (keys may be ints
+    or strings of ints, as in JSON); None or {} is no bias."""
+    if logit_bias is None:
+        return [], []
+    if not hasattr(logit_bias, "items"):
+        raise TypeError("logit_bias must be a dict {token_id: bias}")
+    tokens, biases = [], []
+    for k, v in logit_bias.items():
+        if isinstance(k, bool) or not isinstance(k, (int, str)):
+            raise TypeError("logit_bias: a key must be a token id, not %r" % (k,))
+        try:
+            tokens.append(int(k))
+        except ValueError:
+            raise ValueError("logit_bias: %r is not a token id" % (k,)) from None
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise TypeError("logit_bias: the bias of %r must be a number, not %r" % (k, v))
+        biases.append(float(v))
+    return tokens, biases
 
 
 @dataclass
@@ -109,41 +220,168 @@ class ChatResponse:
 
 def _sampling(max_tokens: int, temperature: float, top_p: float, top_k: int, min_p: float,
               repeat_penalty: float, seed: int, stop_tokens: Iterable[int], logprobs: int,
-              ignore_eos: bool) -> dict:
+              ignore_eos: bool, frequency_penalty: float = 0.0, presence_penalty: float = 0.0,
+              repeat_last_n: int = 64, grammar: Optional[str] = None,
+              json_schema: Union[str, dict, None] = None) -> dict:
     return {"max_new_tokens": max_tokens, "temperature": temperature, "top_p": top_p, "top_k": top_k,
             "min_p": min_p, "repeat_penalty": repeat_penalty, "seed": seed, "stop_ids": list(stop_tokens),
-            "n_top_logprobs": max(logprobs, 0), "ignore_eos": ignore_eos}
+            "n_top_logprobs": max(logprobs, 0), "ignore_eos": ignore_eos, "frequency_penalty": frequency_penalty,
+            "presence_penalty": presence_penalty, "repeat_last_n": repeat_last_n, "grammar": grammar,
+            "json_schema": json.dumps(json_schema) if isinstance(json_schema, dict) else json_schema}
 
 
-class Model:
+def _extra_sampling(frequency_penalty: float, presence_penalty: float, repeat_last_n: int, grammar: Optional[str],
+                    json_schema: Union[str, dict, None]) -> dict:
+    """The keyword-only sampling settings of generate / complete / submit, passed on as one dict."""
+    return {"frequency_penalty": frequency_penalty, "presence_penalty": presence_penalty,
+            "repeat_last_n": repeat_last_n, "grammar": grammar, "json_schema": json_schema}
+
+
+class _Handle:
+    """close(), closed and the context manager of a wrapper whose low-level handle is the attribute
+    named by _handle; closing twice is harmless."""
+    _handle = "_h"
+
+    def close(self) -> None:
+        """Frees the handle (idempotent)."""
+        getattr(self, self._handle).close()
+
+    @property
+    def closed(self) -> bool:
+        return getattr(self, self._handle).closed
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+_KV_DTYPES = {"auto": -1, "f32": 0, "bf16": 1}
+_WEIGHT_DTYPES = {"as_stored": 0, "fp8": 1}
+_FP8_MODES = {"auto": 0, "w8a8": 1, "w8a16": 2}
+_LOAD_MODES = {"mmap": 0, "read": 1, "auto": 2}
+_FP8_TARGETS = {"mlp": 1, "attention": 2, "keep_first_last": 4}
+
+
+def _choice(what: str, value: Union[str, int], table: dict) -> int:
+    if isinstance(value, str):
+        if value not in table:
+            raise ValueError("%s: %r is not one of %s" % (what, value, ", ".join(table)))
+        return table[value]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("%s must be one of %s" % (what, ", ".join(table)))
+    return value
+
+
+def _model_options(kv_dtype, kv_block_tokens, tokenizer_path, weight_dtype, fp8_targets, fp8_mode, load_mode,
+                   tensor_parallel, pipeline_parallel, devices, rank, world_size, rendezvous, comm_timeout_ms,
+                   kv_memory_fraction, cpu_isa, cuda_graphs, cuda_fp8_decode_w8a16, cuda_fp8_prefill_w8a8,
+                   cuda_fp8_fused_norm) -> dict:
+    o: dict = {}
+    if kv_dtype is not None:
+        o["kv_dtype"] = _choice("kv_dtype", kv_dtype, _KV_DTYPES)
+    if weight_dtype is not None:
+        o["weight_dtype"] = _choice("weight_dtype", weight_dtype, _WEIGHT_DTYPES)
+    if fp8_mode is not None:
+        o["fp8_mode"] = _choice("fp8_mode", fp8_mode, _FP8_MODES)
+    if load_mode is not None:
+        o["load_mode"] = _choice("load_mode", load_mode, _LOAD_MODES)
+    if fp8_targets is not None:
+        if isinstance(fp8_targets, int) and not isinstance(fp8_targets, bool):
+            o["fp8_targets"] = fp8_targets
+        else:
+            o["fp8_targets"] = sum(_choice("fp8_targets", t, _FP8_TARGETS) for t in fp8_targets)
+    if tokenizer_path is not None:
+        o["tokenizer_path"] = os.fspath(tokenizer_path)
+    for key, value in (("kv_block_tokens", kv_block_tokens), ("tensor_parallel", tensor_parallel),
+                       ("pipeline_parallel", pipeline_parallel), ("rank", rank), ("world_size", world_size),
+                       ("comm_timeout_ms", comm_timeout_ms)):
+        if value is not None:
+            o[key] = value
+    for key, value in (("devices", devices), ("rendezvous", rendezvous), ("cpu_isa", cpu_isa)):
+        if value is not None:
+            o[key] = value
+    if kv_memory_fraction is not None:
+        o["kv_memory_fraction"] = float(kv_memory_fraction)
+    for key, value in (("cuda_graphs", cuda_graphs), ("cuda_fp8_decode_w8a16", cuda_fp8_decode_w8a16),
+                       ("cuda_fp8_prefill_w8a8", cuda_fp8_prefill_w8a8), ("cuda_fp8_fused_norm", cuda_fp8_fused_norm)):
+        if value is not None:
+            o[key] = 1 if value else 0
+    return o
+
+
+class Model(_Handle):
     """A loaded model. ``device`` is "cpu"; ``threads`` None uses every hardware thread.
+
+    The other keywords are paca_model_params (None: paca's default): kv_dtype "auto" | "f32" |
+    "bf16"; kv_block_tokens; tokenizer_path (a tokenizer file to use instead of the
+    checkpoint's); weight_dtype "as_stored" | "fp8" with fp8_targets (flags, or names "mlp",
+    "attention", "keep_first_last") and fp8_mode "auto" | "w8a8" | "w8a16"; load_mode "mmap" |
+    "read" | "auto"; tensor_parallel, pipeline_parallel, devices, rank, world_size, rendezvous,
+    comm_timeout_ms (sharding); kv_memory_fraction (a KV pool reserved at load); cpu_isa; the
+    CUDA switches. progress(fraction) is called during the load (holding the GIL); a true result
+    cancels it (CancelledError), an exception it raises cancels and propagates. log(level, message)
+    is this model's own log sink (its sessions, engines and detokenizers log there too, for as
+    long as they live), taking messages up to log_level, instead of the process-wide one of
+    set_log_callback; it is called as that one is.
 
     Raises FileError for a missing path, FormatError / UnsupportedError for files paca cannot run.
     Use as a context manager or call close(); closing twice is harmless. Sessions keep the
     model's memory alive, so closing the model while they run is safe.
     """
 
-    def __init__(self, path: Union[str, os.PathLike], device: str = "cpu", threads: Optional[int] = None):
-        self._m = _paca.Model(os.fspath(path), device, int(threads or 0))
+    _handle = "_m"
 
-    def close(self) -> None:
-        """Frees the model handle (idempotent)."""
-        self._m.close()
-
-    @property
-    def closed(self) -> bool:
-        return self._m.closed
-
-    def __enter__(self) -> "Model":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+    def __init__(self, path: Union[str, os.PathLike], device: str = "cpu", threads: Optional[int] = None, *,
+                 kv_dtype: Union[str, int, None] = None, kv_block_tokens: Optional[int] = None,
+                 tokenizer_path: Union[str, os.PathLike, None] = None, weight_dtype: Union[str, int, None] = None,
+                 fp8_targets: Union[int, Sequence[str], None] = None, fp8_mode: Union[str, int, None] = None,
+                 load_mode: Union[str, int, None] = None, tensor_parallel: Optional[int] = None,
+                 pipeline_parallel: Optional[int] = None, devices: Optional[str] = None, rank: Optional[int] = None,
+                 world_size: Optional[int] = None, rendezvous: Optional[str] = None,
+                 comm_timeout_ms: Optional[int] = None, kv_memory_fraction: Optional[float] = None,
+                 cpu_isa: Optional[str] = None, cuda_graphs: Optional[bool] = None,
+                 cuda_fp8_decode_w8a16: Optional[bool] = None, cuda_fp8_prefill_w8a8: Optional[bool] = None,
+                 cuda_fp8_fused_norm: Optional[bool] = None, progress: Optional[Callable[[float], Any]] = None,
+                 log: Optional[Callable[[int, str], None]] = None, log_level: int = LogLevel.WARN):
+        options = _model_options(kv_dtype, kv_block_tokens, tokenizer_path, weight_dtype, fp8_targets, fp8_mode,
+                                 load_mode, tensor_parallel, pipeline_parallel, devices, rank, world_size, rendezvous,
+                                 comm_timeout_ms, kv_memory_fraction, cpu_isa, cuda_graphs, cuda_fp8_decode_w8a16,
+                                 cuda_fp8_prefill_w8a8, cuda_fp8_fused_norm)
+        if progress is not None and not callable(progress):
+            raise TypeError("progress must be callable or None")
+        if log is not None and not callable(log):
+            raise TypeError("log must be callable or None")
+        self._m = _paca.Model(os.fspath(path), device, int(threads or 0), options, progress, log, int(log_level))
 
     @property
     def info(self) -> dict:
         """Architecture and sizes: n_vocab, dim, n_layers, bos_id, eos_ids, max_context, ..."""
         return self._m.info()
+
+    def describe(self) -> dict:
+        """paca_model_describe_json: format, architecture, sizes, dtypes, special tokens, memory and
+        the model's fingerprint."""
+        return json.loads(self._m.describe_json())
+
+    def token_to_piece(self, token: int, special: bool = False) -> bytes:
+        """The raw bytes of one token. A piece may be part of a UTF-8 character, so join pieces
+        before decoding them (or use a Detokenizer); control tokens give their text only when
+        special. InvalidArgumentError for an id outside the vocabulary."""
+        return self._m.token_to_piece(operator.index(token), 1 if special else 0)
+
+    def token_attributes(self, token: int) -> TokenAttr:
+        """The TokenAttr flags of a token (UNUSED for padding ids past the tokenizer's vocabulary)."""
+        return TokenAttr(self._m.token_attributes(operator.index(token)))
+
+    def detokenizer(self, special: bool = False, keep_leading_space: bool = False) -> "Detokenizer":
+        """A streaming Detokenizer for this model's tokenizer."""
+        return Detokenizer(self, special, keep_leading_space)
+
+    def sampler(self, **sampling: Any) -> "Sampler":
+        """A Sampler for this model (keywords as Sampler's)."""
+        return Sampler(self, **sampling)
 
     def tokenize(self, text: str, bos: bool = True, special: bool = False) -> List[int]:
         """Token ids of text; bos adds the start-of-text token(s), special recognises control-token text."""
@@ -163,34 +401,46 @@ class Model:
     def generate(self, prompt: Prompt, max_tokens: int = 128, temperature: float = 0.0, top_p: float = 1.0,
                  top_k: int = 0, min_p: float = 0.0, repeat_penalty: float = 1.0, seed: int = 0,
                  stop: Sequence[str] = (), stop_tokens: Sequence[int] = (), ignore_eos: bool = False,
-                 n_ctx: int = 0) -> Iterator[str]:
+                 n_ctx: int = 0, *,
+                 frequency_penalty: float = 0.0, presence_penalty: float = 0.0, repeat_last_n: int = 64,
+                 grammar: Optional[str] = None, json_schema: Union[str, dict, None] = None) -> Iterator[str]:
         """Streams the continuation of prompt (text, tokenized with BOS, or token ids) as text pieces.
 
         temperature 0 is greedy; seed makes sampling reproducible (the same tokens as paca's C API,
         `paca run` and the other bindings for the same request). Generation ends at the model's end
         token, a stop token id, a stop string (not included in the text) or after max_tokens.
+        frequency_penalty, presence_penalty and repeat_last_n are the sampler's penalties; grammar
+        (GBNF) or json_schema (a dict or its JSON text) constrains the text.
         """
         with self.session(n_ctx) as s:
             yield from s.generate(self._prompt(prompt), max_tokens=max_tokens, temperature=temperature,
                                   top_p=top_p, top_k=top_k, min_p=min_p, repeat_penalty=repeat_penalty,
-                                  seed=seed, stop=stop, stop_tokens=stop_tokens, ignore_eos=ignore_eos)
+                                  seed=seed, stop=stop, stop_tokens=stop_tokens, ignore_eos=ignore_eos,
+                                  **_extra_sampling(frequency_penalty, presence_penalty, repeat_last_n, grammar,
+                                                    json_schema))
 
     def complete(self, prompt: Prompt, max_tokens: int = 128, temperature: float = 0.0, top_p: float = 1.0,
                  top_k: int = 0, min_p: float = 0.0, repeat_penalty: float = 1.0, seed: int = 0,
                  stop: Sequence[str] = (), stop_tokens: Sequence[int] = (), ignore_eos: bool = False,
-                 logprobs: Optional[int] = None, n_ctx: int = 0) -> Completion:
+                 logprobs: Optional[int] = None, n_ctx: int = 0, *,
+                 frequency_penalty: float = 0.0, presence_penalty: float = 0.0, repeat_last_n: int = 64,
+                 grammar: Optional[str] = None, json_schema: Union[str, dict, None] = None) -> Completion:
         """As generate, but returns the whole Completion; logprobs=N adds each token's
         log-probability and N alternatives (0..20)."""
         with self.session(n_ctx) as s:
             return s.complete(self._prompt(prompt), max_tokens=max_tokens, temperature=temperature,
                               top_p=top_p, top_k=top_k, min_p=min_p, repeat_penalty=repeat_penalty, seed=seed,
-                              stop=stop, stop_tokens=stop_tokens, ignore_eos=ignore_eos, logprobs=logprobs)
+                              stop=stop, stop_tokens=stop_tokens, ignore_eos=ignore_eos, logprobs=logprobs,
+                              **_extra_sampling(frequency_penalty, presence_penalty, repeat_last_n, grammar,
+                                                json_schema))
 
     def complete_batch(self, prompts: Sequence[Prompt], max_tokens: int = 128, temperature: float = 0.0,
                        top_p: float = 1.0, top_k: int = 0, min_p: float = 0.0, repeat_penalty: float = 1.0,
                        seed: Union[int, Sequence[int]] = 0, stop: Sequence[str] = (),
                        stop_tokens: Sequence[int] = (), ignore_eos: bool = False,
-                       logprobs: Optional[int] = None, n_ctx: int = 0) -> List[Completion]:
+                       logprobs: Optional[int] = None, n_ctx: int = 0, *, frequency_penalty: float = 0.0,
+                       presence_penalty: float = 0.0, repeat_last_n: int = 64, grammar: Optional[str] = None,
+                       json_schema: Union[str, dict, None] = None) -> List[Completion]:
         """complete() for several prompts at once: each decode step runs every unfinished prompt
         through the model together (each weight is read once per step for all of them), and each
         prompt gets exactly the Completion complete() gives it alone. seed is one seed for all
@@ -198,12 +448,13 @@ class Model:
         seeds = [seed] * len(prompts) if isinstance(seed, int) else list(seed)
         if len(seeds) != len(prompts):
             raise ValueError("seed: %d seeds for %d prompts" % (len(seeds), len(prompts)))
+        extra = _extra_sampling(frequency_penalty, presence_penalty, repeat_last_n, grammar, json_schema)
         sessions = [self.session(n_ctx) for _ in prompts]
         gens: List[Any] = []
         try:
             for s, p, sd in zip(sessions, prompts, seeds):
                 gens.append(s._generator(self._prompt(p), max_tokens, temperature, top_p, top_k, min_p,
-                                         repeat_penalty, sd, stop, stop_tokens, ignore_eos, logprobs))
+                                         repeat_penalty, sd, stop, stop_tokens, ignore_eos, logprobs, extra))
             pieces: List[List[str]] = [[] for _ in prompts]
             tokens: List[List[int]] = [[] for _ in prompts]
             lps: List[Optional[List[TokenLogprob]]] = [[] if logprobs is not None else None for _ in prompts]
@@ -230,20 +481,60 @@ class Model:
                 s.close()
 
     def chat_prompt(self, messages: Sequence[dict], tools: Optional[Sequence[dict]] = None,
-                    add_generation_prompt: bool = True, date: Optional[str] = None) -> str:
-        """The conversation rendered by the model's chat template (as transformers renders it)."""
-        return self._m.chat_format(json.dumps(list(messages)), json.dumps(list(tools)) if tools else None,
-                                   add_generation_prompt, date)
+                    add_generation_prompt: bool = True, date: Optional[str] = None, *,
+                    builtin_tools: Optional[Sequence[str]] = None, extra: Optional[dict] = None,
+                    chat_template: Optional[str] = None, special_tokens: Optional[dict] = None,
+                    now: Optional[int] = None) -> str:
+        """The conversation rendered by the model's chat template (as transformers renders it).
+        builtin_tools: Llama 3.1 built-in tool names; extra: more template variables;
+        chat_template: Jinja source (or "builtin:llama3.1", ...) to use instead of the model's;
+        special_tokens: {"bos_token": ..., ...} instead of the model's; now: the epoch seconds the
+        template's strftime_now sees. Special-token text inside messages stays text here, but
+        tokenizing the result with special=True would turn it into control tokens: use
+        chat_tokenize to get the model's input."""
+        return self._m_chat_format(messages, False, tools, add_generation_prompt, date, builtin_tools, extra,
+                                   chat_template, special_tokens, now)
+
+    def chat_format_json(self, messages: Sequence[dict], tools: Optional[Sequence[dict]] = None,
+                         add_generation_prompt: bool = True, date: Optional[str] = None, *,
+                         builtin_tools: Optional[Sequence[str]] = None, extra: Optional[dict] = None,
+                         chat_template: Optional[str] = None, special_tokens: Optional[dict] = None,
+                         now: Optional[int] = None) -> dict:
+        """As chat_prompt, with the segments of the text: {"text", "segments": [{"offset",
+        "length", "user"}], "template"}; offsets and lengths count bytes of the UTF-8 text, and
+        "user" marks bytes that came from the messages, tools or other caller data."""
+        return json.loads(self._m_chat_format(messages, True, tools, add_generation_prompt, date, builtin_tools,
+                                              extra, chat_template, special_tokens, now))
+
+    def _m_chat_format(self, messages, as_json, *options) -> str:
+        return _paca.chat_format(self._m, json.dumps(list(messages)), _chat_options(*options), as_json)
+
+    def chat_tokenize(self, messages: Sequence[dict], tools: Optional[Sequence[dict]] = None,
+                      add_generation_prompt: bool = True, date: Optional[str] = None, *,
+                      builtin_tools: Optional[Sequence[str]] = None, extra: Optional[dict] = None,
+                      chat_template: Optional[str] = None, special_tokens: Optional[dict] = None,
+                      now: Optional[int] = None) -> List[int]:
+        """The token ids of the rendered conversation (paca_chat_tokenize): special-token text is
+        a control token only where the template wrote it; the same text inside a message stays
+        ordinary text. No BOS is added beyond the template's."""
+        return self._m.chat_tokenize(json.dumps(list(messages)),
+                                     _chat_options(tools, add_generation_prompt, date, builtin_tools, extra,
+                                                   chat_template, special_tokens, now))
+
+    def chat_template(self) -> dict:
+        """The model's chat format: {"origin", "style", "bos_token", "eos_token", "unk_token",
+        "pad_token", "source"}."""
+        return json.loads(self._m.chat_template_json())
 
     def chat(self, messages: Sequence[dict], tools: Optional[Sequence[dict]] = None, max_tokens: int = 256,
              temperature: float = 0.0, top_p: float = 1.0, seed: int = 0, date: Optional[str] = None,
              n_ctx: int = 0) -> ChatResponse:
         """Generates the assistant's reply to messages ([{"role": ..., "content": ...}, ...]) with
-        the model's chat template; tools are JSON-schema function definitions. Tool calls in the
-        reply come back as ToolCall objects; run them, append response.message() and one
+        the model's chat template; tools are JSON-schema function definitions. The prompt is
+        tokenized by chat_tokenize, so special-token text a user writes stays text. Tool calls in
+        the reply come back as ToolCall objects; run them, append response.message() and one
         {"role": "tool", "content": ...} per result, and call chat again."""
-        text = self.chat_prompt(messages, tools, True, date)
-        ids = self.tokenize(text, bos=False, special=True)
+        ids = self.chat_tokenize(messages, tools, True, date)
         with self.session(n_ctx) as s:
             g = _paca.Generator(s._s, ids, _sampling(max_tokens, temperature, top_p, 0, 0.0, 1.0, seed, (), 0,
                                                      False), [], False, True)
@@ -268,7 +559,7 @@ def parse_reply(text: str, stop_reason: str = "eos") -> ChatResponse:
                         bool(parsed.get("awaiting_tool_result", False)))
 
 
-class Session:
+class Session(_Handle):
     """One sequence on a model: its tokens, KV cache and last logits. Used by one thread at a time.
 
     prefill(tokens) runs a prompt, step(token) appends one token, rewind(n) truncates, logits is
@@ -276,22 +567,49 @@ class Session:
     so copy it to keep it). Context manager; close() twice is harmless.
     """
 
+    _handle = "_s"
+
     def __init__(self, model: Model, n_ctx: int = 0):
         self._s = _paca.Session(model._m, int(n_ctx))
 
-    def close(self) -> None:
-        """Frees the session (idempotent)."""
-        self._s.close()
+    @classmethod
+    def _wrap(cls, raw: Any) -> "Session":
+        s = cls.__new__(cls)
+        s._s = raw
+        return s
 
-    @property
-    def closed(self) -> bool:
-        return self._s.closed
+    def fork(self) -> "Session":
+        """A new session that continues from this one's state (tokens, KV cache shared
+        copy-on-write, logits); the two are independent afterwards."""
+        return Session._wrap(self._s.fork())
 
-    def __enter__(self) -> "Session":
-        return self
+    def save(self, path: Union[str, os.PathLike], sampler: Optional["Sampler"] = None) -> None:
+        """Writes a snapshot of the session (and the settings of sampler, when given) to path,
+        replacing it crash-safely (a temporary file renamed over it)."""
+        if sampler is not None and not isinstance(sampler, Sampler):
+            raise TypeError("sampler must be a paca.Sampler or None")
+        self._s.save(os.fspath(path), sampler._h if sampler is not None else None)
 
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+    @classmethod
+    def load(cls, model: Model, path: Union[str, os.PathLike]) -> "Session":
+        """A new session of model from the snapshot at path: its next logits and tokens are bit for
+        bit those the saved session would have produced. FileError (unreadable), FormatError (not
+        a snapshot, truncated, corrupt), UnsupportedError (newer library or other KV dtype),
+        InvalidArgumentError (saved from a different model)."""
+        return cls._wrap(_paca.Session.load(model._m, os.fspath(path)))
+
+    @classmethod
+    def load_with_sampler(cls, model: Model, path: Union[str, os.PathLike]) -> "tuple":
+        """As load, and also the Sampler stored in the snapshot: (session, sampler or None)."""
+        raw, smp = _paca.Session.load_with_sampler(model._m, os.fspath(path))
+        return cls._wrap(raw), (Sampler._wrap(smp) if smp is not None else None)
+
+    def prefill_cached(self, cache_path: Union[str, os.PathLike], tokens: Sequence[int]) -> int:
+        """Prompt cache: on an empty session, restores from the snapshot at cache_path the longest
+        prefix it shares with tokens and prefills the rest; returns how many tokens came from the
+        cache. A missing or unusable cache file is a miss (a warning in the log), not an error.
+        Save the extended state with save(cache_path) afterwards."""
+        return self._s.prefill_cached(os.fspath(cache_path), list(tokens))
 
     def __len__(self) -> int:
         return self._s.length()
@@ -327,20 +645,23 @@ class Session:
 
     def _generator(self, prompt: Sequence[int], max_tokens: int, temperature: float, top_p: float, top_k: int,
                    min_p: float, repeat_penalty: float, seed: int, stop: Sequence[str], stop_tokens: Sequence[int],
-                   ignore_eos: bool, logprobs: Optional[int]):
+                   ignore_eos: bool, logprobs: Optional[int], extra: dict):
         return _paca.Generator(self._s, list(prompt),
                                _sampling(max_tokens, temperature, top_p, top_k, min_p, repeat_penalty, seed,
-                                         stop_tokens, logprobs or 0, ignore_eos),
+                                         stop_tokens, logprobs or 0, ignore_eos, **extra),
                                list(stop), logprobs is not None, False)
 
     def generate(self, prompt: Sequence[int] = (), max_tokens: int = 128, temperature: float = 0.0,
                  top_p: float = 1.0, top_k: int = 0, min_p: float = 0.0, repeat_penalty: float = 1.0,
                  seed: int = 0, stop: Sequence[str] = (), stop_tokens: Sequence[int] = (),
-                 ignore_eos: bool = False) -> Iterator[str]:
+                 ignore_eos: bool = False, *,
+                 frequency_penalty: float = 0.0, presence_penalty: float = 0.0, repeat_last_n: int = 64,
+                 grammar: Optional[str] = None, json_schema: Union[str, dict, None] = None) -> Iterator[str]:
         """Prefills prompt (token ids; empty: continue from the current logits) and streams the
         generated text pieces. See Model.generate."""
+        extra = _extra_sampling(frequency_penalty, presence_penalty, repeat_last_n, grammar, json_schema)
         g = self._generator(prompt, max_tokens, temperature, top_p, top_k, min_p, repeat_penalty, seed, stop,
-                            stop_tokens, ignore_eos, None)
+                            stop_tokens, ignore_eos, None, extra)
         try:
             while (step := g.next()) is not None:
                 if step[1]:
@@ -351,10 +672,13 @@ class Session:
     def complete(self, prompt: Sequence[int] = (), max_tokens: int = 128, temperature: float = 0.0,
                  top_p: float = 1.0, top_k: int = 0, min_p: float = 0.0, repeat_penalty: float = 1.0,
                  seed: int = 0, stop: Sequence[str] = (), stop_tokens: Sequence[int] = (),
-                 ignore_eos: bool = False, logprobs: Optional[int] = None) -> Completion:
+                 ignore_eos: bool = False, logprobs: Optional[int] = None, *,
+                 frequency_penalty: float = 0.0, presence_penalty: float = 0.0, repeat_last_n: int = 64,
+                 grammar: Optional[str] = None, json_schema: Union[str, dict, None] = None) -> Completion:
         """As generate, but returns the whole Completion (see Model.complete)."""
+        extra = _extra_sampling(frequency_penalty, presence_penalty, repeat_last_n, grammar, json_schema)
         g = self._generator(prompt, max_tokens, temperature, top_p, top_k, min_p, repeat_penalty, seed, stop,
-                            stop_tokens, ignore_eos, logprobs)
+                            stop_tokens, ignore_eos, logprobs, extra)
         try:
             pieces: List[str] = []
             tokens: List[int] = []
@@ -368,6 +692,123 @@ class Session:
             return Completion("".join(pieces), tokens, _STOP_REASONS[g.stop_reason()], lps)
         finally:
             g.close()
+
+
+class Detokenizer(_Handle):
+    """Streaming detokenizer: push(token) returns the text that token completes (often ""), never
+    ending inside a UTF-8 character (bytes are held back until their character is whole);
+    flush() returns what is still held (an unfinished character becomes U+FFFD) and starts a new
+    text. special renders control tokens as their text; keep_leading_space keeps the Llama 2
+    leading space of the first token (for ids that continue an earlier text). It keeps its
+    model's tokenizer alive. Context manager; close() twice is harmless."""
+
+    def __init__(self, model: Model, special: bool = False, keep_leading_space: bool = False):
+        self._h = _paca.Detokenizer(model._m, (1 if special else 0) | (2 if keep_leading_space else 0))
+
+    def push(self, token: int) -> str:
+        """Feeds one id (InvalidArgumentError, changing nothing, for one outside the vocabulary)."""
+        return self._h.push(operator.index(token))
+
+    def flush(self) -> str:
+        return self._h.flush()
+
+
+class StopMatcher(_Handle):
+    """Finds stop strings in streamed text: feed(piece) returns the part that is safe to show,
+    holding back any suffix that could begin a stop string; once a stop string is complete it
+    returns the text before it and ``matched`` gives the stop string's index (later feeds return
+    nothing). flush() returns the held-back text when the generation ended for another reason;
+    reset() starts over. Stops and pieces are str (UTF-8) or bytes; feed and flush return the
+    type of the last piece fed (str by default). Context manager; close() twice is harmless."""
+
+    def __init__(self, stops: Sequence[Union[str, bytes]]):
+        if isinstance(stops, (str, bytes)):
+            raise TypeError("stops must be a sequence of strings, not one string")
+        self._h = _paca.StopMatcher([_utf8(x, "a stop string") for x in stops])
+        self.matched: Optional[int] = None
+        self._as_bytes = False
+
+    def feed(self, text: Union[str, bytes]) -> Union[str, bytes]:
+        self._as_bytes = isinstance(text, (bytes, bytearray, memoryview))
+        out, index = self._h.feed(_utf8(text, "text"))
+        if index >= 0:
+            self.matched = index
+        return out if self._as_bytes else out.decode("utf-8", "replace")
+
+    def flush(self) -> Union[str, bytes]:
+        out = self._h.flush()
+        return out if self._as_bytes else out.decode("utf-8", "replace")
+
+    def reset(self) -> None:
+        self._h.reset()
+        self.matched = None
+
+
+def _utf8(x: Any, what: str) -> bytes:
+    if isinstance(x, str):
+        return x.encode("utf-8", "surrogatepass")
+    if isinstance(x, (bytes, bytearray, memoryview)):
+        return bytes(x)
+    raise TypeError("%s must be str or bytes, not %s" % (what, type(x).__name__))
+
+
+class Sampler(_Handle):
+    """paca's sampling chain (logit bias, penalties, top-k, top-p, min-p, temperature, a draw
+    keyed by (seed, position)) for a model's vocabulary, to drive your own loop. temperature 0 is
+    greedy. grammar (GBNF) or json_schema constrains the text; each sample() then advances the
+    grammar by the token it returns. logit_bias is {token_id: bias} (-inf bans a token).
+    stop_reason(token, n) applies the end-token, stop_tokens and max_tokens rules.
+    InvalidArgumentError names a bad setting. Context manager; close() twice is harmless."""
+
+    def __init__(self, model: Model, temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0,
+                 min_p: float = 0.0, repeat_penalty: float = 1.0, frequency_penalty: float = 0.0,
+                 presence_penalty: float = 0.0, repeat_last_n: int = 64, seed: int = 0, max_tokens: int = 0,
+                 stop_tokens: Sequence[int] = (), ignore_eos: bool = False, logprobs: int = 0,
+                 grammar: Optional[str] = None, json_schema: Union[str, dict, None] = None,
+                 logit_bias: Optional[dict] = None):
+        sp = _sampling(max_tokens, temperature, top_p, top_k, min_p, repeat_penalty, seed, stop_tokens, logprobs,
+                       ignore_eos, frequency_penalty, presence_penalty, repeat_last_n, grammar, json_schema)
+        self._h = _paca.Sampler(model._m, sp)
+        if logit_bias:
+            self.set_logit_bias(logit_bias)
+
+    @classmethod
+    def _wrap(cls, raw: Any) -> "Sampler":
+        s = cls.__new__(cls)
+        s._h = raw
+        return s
+
+    def set_logit_bias(self, logit_bias: Optional[dict]) -> None:
+        """Replaces the bias table with {token_id: bias} (None or {} clears it). On a bad entry
+        (an id outside the vocabulary, NaN or +inf) InvalidArgumentError and the table is kept."""
+        self._h.set_logit_bias(*_bias_lists(logit_bias))
+
+    def sample(self, session: Session, logprobs: bool = False) -> Union[int, TokenLogprob]:
+        """The next token from session's last logits (StateError when it has none), or its
+        TokenLogprob when logprobs. The session is not changed: append the token with step()."""
+        if not isinstance(session, Session):
+            raise TypeError("session must be a paca.Session")
+        return self._result(self._h.sample(session._s, bool(logprobs)), logprobs)
+
+    def sample_logits(self, logits: Any, history: Sequence[int] = (),
+                      logprobs: bool = False) -> Union[int, TokenLogprob]:
+        """The same chain on logits you hold (n_vocab floats), with history the sequence so far
+        (its length is the position of the draw)."""
+        return self._result(self._h.sample_logits(logits, list(history), bool(logprobs)), logprobs)
+
+    @staticmethod
+    def _result(r: Any, logprobs: bool) -> Union[int, TokenLogprob]:
+        if not logprobs:
+            return r
+        tok, lp, top = r
+        return TokenLogprob(tok, lp, list(top))
+
+    def stop_reason(self, token: int, n_generated: int) -> Optional[str]:
+        """Why to stop after token was generated as token number n_generated (1-based): "eos",
+        "stop_token", "length", or None to go on."""
+        if n_generated < 0:
+            raise ValueError("n_generated must be >= 0")
+        return _STOP_REASONS[self._h.stop_reason(operator.index(token), operator.index(n_generated))]
 
 
 @dataclass
@@ -462,11 +903,15 @@ class Engine:
                top_k: int = 0, min_p: float = 0.0, repeat_penalty: float = 1.0, seed: int = 0,
                stop: Sequence[str] = (), stop_tokens: Sequence[int] = (), ignore_eos: bool = False,
                logprobs: bool = False, priority: int = 0, special: bool = False,
-               callback: Optional[Callable[[RequestEvent], None]] = None) -> "Request":
+               callback: Optional[Callable[[RequestEvent], None]] = None,
+               logit_bias: Optional[dict] = None, *, frequency_penalty: float = 0.0, presence_penalty: float = 0.0,
+               repeat_last_n: int = 64, grammar: Optional[str] = None,
+               json_schema: Union[str, dict, None] = None) -> "Request":
         """Queues a request: generate after prompt (text, tokenized with BOS, or token ids) with
         the sampling and stop settings of Model.generate. logprobs adds each token's
         log-probability to its event; priority: higher starts first and is preempted last;
-        special renders control tokens as text.
+        special renders control tokens as text; logit_bias is the OpenAI-style {token_id: bias}
+        added to the logits before sampling (-100 all but bans a token, +100 all but forces it).
 
         Without callback, iterate the Request for its events. With one, the engine's thread calls
         callback(event) for each event, holding the GIL (keep it short; its exceptions go to
@@ -476,12 +921,15 @@ class Engine:
         self._reap()
         ids = self._model._prompt(prompt)
         sampling = _sampling(max_tokens, temperature, top_p, top_k, min_p, repeat_penalty, seed, stop_tokens, 0,
-                             ignore_eos)
+                             ignore_eos, **_extra_sampling(frequency_penalty, presence_penalty, repeat_last_n, grammar,
+                                                           json_schema))
         on_event = None
         if callback is not None:
             def on_event(raw: tuple) -> None:
                 callback(_event(raw, logprobs))
-        rid = self._e.submit(ids, sampling, list(stop), int(priority), bool(logprobs), bool(special), on_event)
+        bias_tokens, bias_values = _bias_lists(logit_bias)
+        rid = self._e.submit(ids, sampling, list(stop), int(priority), bool(logprobs), bool(special), on_event,
+                             bias_tokens, bias_values)
         return Request(self, rid, callback is None, logprobs)
 
     def step(self) -> int:

@@ -2,6 +2,9 @@
 # absent) and the C example used as the C reference.
 import os
 import subprocess
+import sys
+import threading
+import time
 
 import pytest
 
@@ -42,3 +45,38 @@ def run_c():
         return tokens, p.stdout.decode()[:-1], err, p.returncode
 
     return run
+
+
+@pytest.fixture
+def releases_the_gil():
+    """releases_the_gil(fn): runs fn() on a thread while this one ticks, with a switch interval of
+    a minute, so that this thread runs during fn only where fn releases the GIL; True when a
+    tick fell inside fn's run (no timing threshold). fn's exception is raised."""
+    def probe(fn):
+        old = sys.getswitchinterval()
+        sys.setswitchinterval(60.0)
+        span, error = [], []
+        try:
+            def work():
+                t0 = time.monotonic()
+                try:
+                    fn()
+                except BaseException as e:  # noqa: B036 (raised again below)
+                    error.append(e)
+                span.append((t0, time.monotonic()))
+
+            t = threading.Thread(target=work)
+            ticks = []
+            t.start()
+            while t.is_alive():
+                ticks.append(time.monotonic())
+                time.sleep(0)  # releases the GIL, so a thread back from C can finish
+            t.join()
+        finally:
+            sys.setswitchinterval(old)
+        if error:
+            raise error[0]
+        (a, b), = span
+        return any(a < x < b for x in ticks)
+
+    return probe

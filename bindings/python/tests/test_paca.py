@@ -186,7 +186,7 @@ def test_close_twice_is_harmless(stories):
     m2.close()
 
 
-def test_two_threads_generate_concurrently_with_the_gil_released(models):
+def test_two_threads_generate_concurrently_with_the_gil_released(models, releases_the_gil):
     # With a switch interval of a minute the interpreter never preempts Python code
     # during the test: another thread runs only where one releases the GIL. So the
     # checks below hold exactly when the C calls release it, with no timing threshold.
@@ -221,22 +221,7 @@ def test_two_threads_generate_concurrently_with_the_gil_released(models):
             # one long prefill, a single C call, lets Python run meanwhile
             with m.session() as s:
                 long_prompt = prompts[0] * 6
-                span = []
-
-                def prefill():
-                    t0 = time.monotonic()
-                    s.prefill(long_prompt)
-                    span.append((t0, time.monotonic()))
-
-                t = threading.Thread(target=prefill)
-                ticks = []
-                t.start()
-                while t.is_alive():
-                    ticks.append(time.monotonic())
-                    time.sleep(0)
-                t.join()
-                (a, b), = span
-                assert any(a < x < b for x in ticks)
+                assert releases_the_gil(lambda: s.prefill(long_prompt))
     finally:
         sys.setswitchinterval(old_interval)
 
