@@ -5,6 +5,8 @@
 #include <cmath>
 #include <algorithm>
 #include <cstring>
+#include <iterator>
+#include <limits>
 #include <random>
 
 #include "backend/cpu/kernels.h"
@@ -189,6 +191,34 @@ void check_softmax(const cpu::Kernels& k) {
   }
 }
 
+// swiglu_f32 against g * sigmoid(g) * up in double, over the range where
+// exp under- and overflows, signed zeros and a NaN, in place too.
+void check_swiglu(const cpu::Kernels& k) {
+  std::mt19937 rng(9);
+  std::uniform_real_distribution<float> u(-30.0f, 30.0f), v(-2.0f, 2.0f);
+  for (size_t n : {1, 3, 8, 9, 100, 1027}) {
+    std::vector<float> g(n), up(n), out(n);
+    for (size_t i = 0; i < n; ++i) {
+      g[i] = u(rng);
+      up[i] = v(rng);
+    }
+    const float special[] = {-100.0f, 100.0f, 0.0f, -0.0f, -87.5f, 88.5f, 1e-30f};
+    for (size_t i = 0; i < n && i < std::size(special); ++i) g[n - 1 - i] = special[i];
+    k.swiglu_f32(g.data(), up.data(), out.data(), n);
+    for (size_t i = 0; i < n; ++i) {
+      const double gd = g[i], ref = gd / (1.0 + std::exp(-gd)) * up[i];
+      EXPECT_NEAR(out[i], ref, 4e-6 * std::fabs(ref) + 1e-30) << k.isa << " swiglu n=" << n << " g=" << g[i];
+    }
+    std::vector<float> in_place = g;
+    k.swiglu_f32(in_place.data(), up.data(), in_place.data(), n);
+    EXPECT_EQ(0, std::memcmp(in_place.data(), out.data(), n * sizeof(float))) << k.isa << " in place, n=" << n;
+  }
+  const float nan = std::numeric_limits<float>::quiet_NaN(), one = 1.0f;
+  float o = 0;
+  k.swiglu_f32(&nan, &one, &o, 1);
+  EXPECT_TRUE(std::isnan(o)) << k.isa << " a NaN gate gives NaN";
+}
+
 void check_kernels(const cpu::Kernels& k) {
   std::mt19937 rng(42);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
@@ -219,6 +249,7 @@ void check_kernels(const cpu::Kernels& k) {
   check_blocked(k);
   check_same_bits(k);
   check_softmax(k);
+  check_swiglu(k);
 }
 
 }  // namespace

@@ -49,14 +49,14 @@ class CpuBackend final : public Backend {
     std::vector<float>& g = norm_scratch_;  // no allocation once it has grown
     g.resize(static_cast<size_t>(w.cols));
     cpu::dequant_row(w.dtype, w.data, g.data(), g.size());
-    for (int t = 0; t < x.rows; ++t) {
+    per_token(x.rows, [&](int t) {
       const float* xr = x.row(t);
       float* o = out.row(t);
       double ss = 0;
       for (int i = 0; i < x.cols; ++i) ss += static_cast<double>(xr[i]) * xr[i];
       float inv = static_cast<float>(1.0 / std::sqrt(ss / x.cols + eps));
       for (int i = 0; i < x.cols; ++i) o[i] = xr[i] * inv * g[i];
-    }
+    });
   }
 
   void matmul(Act x, const TensorView& w, Act out) override {
@@ -172,9 +172,9 @@ class CpuBackend final : public Backend {
   void rope(Act x, int n_heads, int head_dim, std::span<const int32_t> pos, std::span<const float> freqs,
             RopeLayout layout) override {
     const int half = head_dim / 2;
-    std::vector<float>& cs = rope_scratch_;
-    cs.resize(static_cast<size_t>(half) * 2);
-    for (int t = 0; t < x.rows; ++t) {
+    per_token(x.rows, [&](int t) {
+      thread_local std::vector<float> cs;
+      cs.resize(static_cast<size_t>(half) * 2);
       for (int i = 0; i < half; ++i) {
         float a = static_cast<float>(pos[t]) * freqs[i];
         cs[2 * i] = std::cos(a);
@@ -191,7 +191,7 @@ class CpuBackend final : public Backend {
           v[b] = x0 * s + x1 * c;
         }
       }
-    }
+    });
   }
 
   void kv_write(const KvSeq& seq, int layer, Act k, Act v, std::span<const int32_t> pos) override {
@@ -264,11 +264,7 @@ class CpuBackend final : public Backend {
   }
 
   void swiglu(Act gate, Act up, Act out) override {
-    size_t n = static_cast<size_t>(gate.rows) * gate.cols;
-    for (size_t i = 0; i < n; ++i) {
-      float g = gate.data[i];
-      out.data[i] = g / (1.0f + std::exp(-g)) * up.data[i];
-    }
+    per_token(gate.rows, [&](int t) { k_.swiglu_f32(gate.row(t), up.row(t), out.row(t), static_cast<size_t>(gate.cols)); });
   }
 
   void add(Act x, Act y) override {
@@ -292,6 +288,21 @@ class CpuBackend final : public Backend {
   }
 
  private:
+  // f(t) for every token row t < rows: over the pool for a prefill or a
+  // batch, on the calling thread for a few rows (a decode step is not worth
+  // waking the pool). Each row is computed by one thread in one way, so the
+  // split does not change any bits.
+  template <typename F>
+  void per_token(int rows, F&& f) {
+    const auto run = [&](size_t t0, size_t t1) {
+      for (size_t t = t0; t < t1; ++t) f(static_cast<int>(t));
+    };
+    if (rows >= 8)
+      pool_.parallel_for(static_cast<size_t>(rows), 1, run);
+    else
+      run(0, static_cast<size_t>(rows));
+  }
+
   static void store(const KvLayout& L, uint8_t* dst, const float* src) {
     if (L.dtype == DType::f32) {
       std::memcpy(dst, src, static_cast<size_t>(L.kv_dim) * 4);
@@ -342,7 +353,7 @@ class CpuBackend final : public Backend {
   ThreadPool pool_;
   const cpu::Kernels& k_;
   std::vector<float> xq_, xq_scale_;  // FP8 activation scratch (ops run under the model's compute lock)
-  std::vector<float> norm_scratch_, rope_scratch_;
+  std::vector<float> norm_scratch_;
   std::vector<float> xpack_;  // activations packed for gemm_f32
   std::vector<uint8_t> xq8_;  // activations quantized for the block dots (cpu::ActQ32 / ActQ256 rows)
 };

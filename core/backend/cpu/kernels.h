@@ -100,6 +100,9 @@ struct Kernels {
   void (*softmax_f32)(float* x, size_t n, float scale);
   // y[i] += a * x[i]
   void (*axpy_f32)(float a, const float* x, float* y, size_t n);
+  // out[i] = g[i] / (1 + exp(-g[i])) * up[i] (SwiGLU; exp is fast_exp's
+  // polynomial, 8 wide on x86; out may alias g or up)
+  void (*swiglu_f32)(const float* g, const float* up, float* out, size_t n);
   // Attention over `count` cached rows spaced `stride` floats apart:
   // out[p] = dot(rows[p], x) and y += sum_p a[p] * rows[p] (in order of p).
   void (*dot_rows_f32)(const float* x, const float* rows, size_t stride, size_t count, size_t n, float* out);

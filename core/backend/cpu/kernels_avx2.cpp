@@ -299,6 +299,24 @@ PACA_AVX2 void v_axpy_f32(float a, const float* x, float* y, size_t n) {
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
+// SwiGLU 8 wide: exp8 of -g (the polynomial of fast_exp), one divide.
+PACA_AVX2 void v_swiglu_f32(const float* g, const float* up, float* out, size_t n) {
+  const __m256 one = _mm256_set1_ps(1.0f), neg = _mm256_set1_ps(-0.0f);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 gv = _mm256_loadu_ps(g + i);
+    const __m256 e = exp8(_mm256_xor_ps(gv, neg));
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_div_ps(gv, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
+  }
+  if (i < n) {  // the tail through the same vector code on a padded copy
+    float gt[8] = {}, ut[8] = {}, ot[8];
+    std::memcpy(gt, g + i, (n - i) * sizeof(float));
+    std::memcpy(ut, up + i, (n - i) * sizeof(float));
+    v_swiglu_f32(gt, ut, ot, 8);
+    std::memcpy(out + i, ot, (n - i) * sizeof(float));
+  }
+}
+
 // Lane j of the result = the sum of the 8 lanes of a[j]:
 // ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)).
 PACA_AVX2 inline __m256 hsum8x8(const __m256 a[8]) {
@@ -395,6 +413,7 @@ const Kernels* avx2_kernels() {
                          .gemm_f32 = v_gemm_f32,
                          .softmax_f32 = v_softmax_f32,
                          .axpy_f32 = v_axpy_f32,
+                         .swiglu_f32 = v_swiglu_f32,
                          .dot_rows_f32 = v_dot_rows_f32,
                          .axpy_rows_f32 = v_axpy_rows_f32,
                          .widen_f16 = v_widen_f16,

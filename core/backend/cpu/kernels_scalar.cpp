@@ -112,6 +112,10 @@ void s_axpy_f32(float a, const float* x, float* y, size_t n) {
   for (size_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
+void s_swiglu_f32(const float* g, const float* up, float* out, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = g[i] / (1.0f + fast_exp(-g[i])) * up[i];
+}
+
 void s_dot_rows_f32(const float* x, const float* rows, size_t stride, size_t count, size_t n, float* out) {
   for (size_t p = 0; p < count; ++p) out[p] = s_dot_f32(rows + p * stride, x, n);
 }
@@ -138,6 +142,7 @@ const Kernels& scalar_kernels() {
                          .gemm_f32 = s_gemm_f32,
                          .softmax_f32 = s_softmax_f32,
                          .axpy_f32 = s_axpy_f32,
+                         .swiglu_f32 = s_swiglu_f32,
                          .dot_rows_f32 = s_dot_rows_f32,
                          .axpy_rows_f32 = s_axpy_rows_f32,
                          .widen_f16 = s_widen_f16,
