@@ -10,7 +10,8 @@
 // token the mask allows at each step (what a model that writes the document
 // would choose, token count close to the tokenizer's). Reported per token:
 //   mask  GrammarMatcher::fill_mask, the bit mask of the allowed tokens;
-//   apply the -inf pass of the sampler's stage 0 over the logits;
+//   apply the sampler's stage 0: the logits copied with -inf for the
+//         tokens the mask forbids (copy_with_grammar_mask, one pass);
 //   accept the state advanced by the chosen token;
 // "cold" is the first document through a new compiled grammar (the
 // per-position token splits are built as positions are first met), "warm"
@@ -161,7 +162,7 @@ Times run_document(const std::shared_ptr<paca::CompiledGrammar>& cg, std::string
   paca::GrammarMatcher m(cg);
   const paca::GrammarVocab& v = m.vocab();
   std::vector<uint64_t> mask;
-  std::vector<float> logits(static_cast<size_t>(v.n_vocab()), 0.5f);
+  std::vector<float> logits(static_cast<size_t>(v.n_vocab()), 0.5f), adjusted(logits.size());
   Times t;
   size_t at = 0;
   while (at < doc.size()) {
@@ -169,7 +170,7 @@ Times run_document(const std::shared_ptr<paca::CompiledGrammar>& cg, std::string
     m.fill_mask(mask);
     t.mask_us += us_since(t0);
     t0 = Clock::now();
-    paca::apply_grammar_mask(logits, mask);
+    paca::copy_with_grammar_mask(logits, mask, adjusted);
     t.apply_us += us_since(t0);
     const int32_t tok = longest_allowed(v, mask, doc.substr(at));
     if (tok < 0) paca::fail(paca::Status::internal, "grammar-bench: no allowed token spells the document at byte {}", at);

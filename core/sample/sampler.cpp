@@ -494,35 +494,37 @@ struct MaskLanes {
 constexpr MaskLanes kMaskLanes;
 constexpr uint32_t kNegInfBits = 0xFF800000u;
 
-// Eight logits masked by one byte, branch-free (the compiler makes this a
-// few vector ands and ors).
-inline void mask_eight(float* l, uint8_t byte) {
+// Eight logits copied through one byte of the mask, branch-free (the
+// compiler makes this a few vector ands and ors).
+inline void copy_eight(const float* src, float* dst, uint8_t byte) {
   uint32_t x[8];
-  std::memcpy(x, l, sizeof x);
+  std::memcpy(x, src, sizeof x);
   const uint32_t* keep = kMaskLanes.keep[byte];
   for (int j = 0; j < 8; ++j) x[j] = (x[j] & keep[j]) | (kNegInfBits & ~keep[j]);
-  std::memcpy(l, x, sizeof x);
+  std::memcpy(dst, x, sizeof x);
 }
 
 }  // namespace
 
-void apply_grammar_mask(std::span<float> l, std::span<const uint64_t> mask) {
-  const size_t n = l.size();
-  for (size_t w = 0; w < mask.size() && w * 64 < n; ++w) {
-    const uint64_t m = mask[w];
-    if (m == ~uint64_t{0}) continue;
-    const size_t b = w * 64, e = std::min(n, b + 64);
+void copy_with_grammar_mask(std::span<const float> src, std::span<const uint64_t> mask, std::span<float> dst) {
+  check(dst.size() == src.size(), Status::internal, "grammar mask: {} logits copied into {}", src.size(), dst.size());
+  const size_t n = src.size();
+  for (size_t b = 0; b < n; b += 64) {
+    const size_t w = b / 64, e = std::min(n, b + 64);
+    const uint64_t m = w < mask.size() ? mask[w] : ~uint64_t{0};
+    if (m == ~uint64_t{0}) {
+      std::memcpy(dst.data() + b, src.data() + b, (e - b) * sizeof(float));
+      continue;
+    }
     if (m == 0) {
-      std::fill(l.begin() + static_cast<ptrdiff_t>(b), l.begin() + static_cast<ptrdiff_t>(e), kNegInf);
+      std::fill(dst.begin() + static_cast<ptrdiff_t>(b), dst.begin() + static_cast<ptrdiff_t>(e), kNegInf);
       continue;
     }
     size_t i = b;
-    for (int k = 0; k < 8 && i + 8 <= e; ++k, i += 8) {  // a mixed word, a byte (8 logits) at a time
-      const auto byte = static_cast<uint8_t>(m >> (8 * k));
-      if (byte != 0xFF) mask_eight(l.data() + i, byte);
-    }
+    for (int k = 0; k < 8 && i + 8 <= e; ++k, i += 8)  // a mixed word, a byte (8 logits) at a time
+      copy_eight(src.data() + i, dst.data() + i, static_cast<uint8_t>(m >> (8 * k)));
     for (; i < e; ++i)  // the vocabulary's end inside a byte
-      if (((m >> (i - b)) & 1) == 0) l[i] = kNegInf;
+      dst[i] = ((m >> (i - b)) & 1) != 0 ? src[i] : kNegInf;
   }
 }
 
@@ -657,14 +659,15 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   const bool penalize = p.penalties_active() && !history.empty();
   if (grammar_ != nullptr || !bias_.empty() || penalize) {
     adjusted_.resize(logits.size());
-    std::memcpy(adjusted_.data(), logits.data(), logits.size() * sizeof(float));
-    if (grammar_ != nullptr) {
+    if (grammar_ != nullptr) {  // the copy and the mask in one pass
       check(!grammar_->ended(), Status::state, "grammar: the text is complete (an end token was accepted)");
       check(grammar_->fill_mask(mask_) > 0, Status::state,
             "grammar: no token of the vocabulary can continue the text after its {} bytes (the grammar "
             "asks for something no token spells, or is complete and the model has no end token)",
             grammar_->n_bytes());
-      apply_grammar_mask(adjusted_, mask_);
+      copy_with_grammar_mask(logits, mask_, adjusted_);
+    } else {
+      std::memcpy(adjusted_.data(), logits.data(), logits.size() * sizeof(float));
     }
     apply_logit_bias(adjusted_, bias_);
     if (penalize) {

@@ -116,11 +116,13 @@ struct Logprobs {
 int32_t argmax_logit(std::span<const float> logits);
 
 
-// Stage 0: -inf for every token whose bit in `mask` (bit i % 64 of word
-// i / 64, as GrammarMatcher::fill_mask gives it) is clear. Words of 64
-// allowed tokens are skipped, words of none filled, the rest walked over
-// their clear bits only.
-void apply_grammar_mask(std::span<float> logits, std::span<const uint64_t> mask);
+// Stage 0, fused with the copy of the logits the later stages change:
+// dst[i] = src[i] (its bits) where bit i % 64 of word i / 64 of `mask` (as
+// GrammarMatcher::fill_mask gives it) is set or i is past the mask's end,
+// -inf where it is clear. One pass: words of 64 allowed tokens are copied,
+// words of none filled, mixed ones taken a byte (8 logits) at a time.
+// dst.size() must equal src.size().
+void copy_with_grammar_mask(std::span<const float> src, std::span<const uint64_t> mask, std::span<float> dst);
 
 // Applies bias (sorted by id, ids unique and in range) to `logits` in place.
 void apply_logit_bias(std::span<float> logits, std::span<const std::pair<int32_t, float>> bias);

@@ -499,26 +499,19 @@ TEST(Sampler, BestCandidatesGiveTheWholeVocabularysToken) {
   EXPECT_GT(differ, sampled / 10);  // not only argmaxes: the draws were exercised
 }
 
-// Top-p and min-p without top-k from the 256 best and the vocabulary's mass
-// (what a device sends instead of the logits): the same token as the whole
-// vocabulary gives, or -1 (fall back) only when the truncated set goes on
-// beyond the 256; both outcomes must occur, and the fallbacks must be the
-// right ones (checked against the nucleus size the sorted definition gives).
-// Top-p and min-p without top-k: sample() over the whole vocabulary, and
-// sample_best() from the 256 best and the vocabulary's mass (what a device
-// sends instead of the logits), both against the definition written out
-// (reference_draw). sample_best may only fall back (-1) when the truncated
-// set goes on beyond the 256; both outcomes must occur.
 // Stage 0 against its definition, bit by bit: mask words of every kind (all
 // set, all clear, single bits, random), vocabularies that end inside a word
-// and inside a byte, a mask longer than the vocabulary, and logits that are
-// already -inf, +inf or NaN (an allowed one is kept as it is, bits included).
+// and inside a byte, masks longer and shorter than the vocabulary (tokens
+// past a short mask are copied), and logits that are already -inf, +inf or
+// NaN (an allowed one is copied as it is, bits included). Every output is
+// written (dst starts as a value no logit has).
 TEST(Sampler, GrammarMaskSetsExactlyTheClearBitsToMinusInf) {
   for (size_t n : {size_t{1}, size_t{7}, size_t{8}, size_t{63}, size_t{64}, size_t{65}, size_t{200}, size_t{1027}}) {
     for (uint64_t seed = 1; seed <= 6; ++seed) {
       std::vector<float> logits = test_logits(n, seed);
       for (size_t i = 0; i < n; i += 5) logits[i] = i % 3 == 0 ? -kInf : i % 3 == 1 ? kInf : kNaN;
-      std::vector<uint64_t> mask((n + 63) / 64 + (seed == 6 ? 2 : 0));
+      const size_t words = (n + 63) / 64;
+      std::vector<uint64_t> mask(seed == 6 ? words + 2 : seed == 5 ? words / 2 : words);
       for (size_t w = 0; w < mask.size(); ++w) {
         uint64_t r = (seed * 0x9E3779B97F4A7C15ull) ^ (w * 0xBF58476D1CE4E5B9ull);  // splitmix64's finalizer
         r = (r ^ (r >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -532,10 +525,10 @@ TEST(Sampler, GrammarMaskSetsExactlyTheClearBitsToMinusInf) {
           default: mask[w] = r ^ (r << 7); break;
         }
       }
-      std::vector<float> got = logits;
-      apply_grammar_mask(got, mask);
+      std::vector<float> got(n, 12345.0f);
+      copy_with_grammar_mask(logits, mask, got);
       for (size_t i = 0; i < n; ++i) {
-        const bool allowed = (mask[i / 64] >> (i % 64)) & 1;
+        const bool allowed = i / 64 >= mask.size() || ((mask[i / 64] >> (i % 64)) & 1) != 0;
         if (allowed) {
           EXPECT_EQ(0, std::memcmp(&got[i], &logits[i], sizeof(float))) << "n " << n << " seed " << seed << " id " << i;
         } else {
@@ -546,6 +539,11 @@ TEST(Sampler, GrammarMaskSetsExactlyTheClearBitsToMinusInf) {
   }
 }
 
+// Top-p and min-p without top-k: sample() over the whole vocabulary, and
+// sample_best() from the 256 best and the vocabulary's mass (what a device
+// sends instead of the logits), both against the definition written out
+// (reference_draw). sample_best may only fall back (-1) when the truncated
+// set goes on beyond the 256; both outcomes must occur.
 TEST(Sampler, NucleusFromTheBestAndTheMass) {
   const std::vector<SamplerParams> ps = {with(0.6f, 0, 0.9f),        with(1.0f, 0, 0.5f),
                                          with(1.4f, 0, 0.95f, 0.05f), with(0.8f, 0, 1.0f, 0.2f),
