@@ -129,8 +129,17 @@ class CpuBackend final : public Backend {
     const cpu::BlockDots dots = cpu::block_dots(k_, w.dtype);
     const size_t grain = std::max<size_t>(1, 32768 / rb);
     const size_t ldo = static_cast<size_t>(out.cols);
+    // Tokens in blocks of ~16 KiB of quantized activations (a multiple of
+    // the kernels' four), so a block stays in L1 while every row of the
+    // thread's range passes over it; whole prompts of activations streamed
+    // from L2/L3 once per row before.
+    const size_t tblock = std::max<size_t>(4, 16384 / xb / 4 * 4);
     pool_.parallel_for(static_cast<size_t>(w.rows), grain, [&](size_t r0, size_t r1) {
-      for (size_t r = r0; r < r1; ++r) dots(w.data + r * rb, xq8_.data(), xb, T, n, out.row(0) + r, ldo);
+      for (size_t t0 = 0; t0 < T; t0 += tblock) {
+        const size_t tn = std::min(tblock, T - t0);
+        for (size_t r = r0; r < r1; ++r)
+          dots(w.data + r * rb, xq8_.data() + t0 * xb, xb, tn, n, out.row(static_cast<int>(t0)) + r, ldo);
+      }
     });
   }
 
@@ -226,7 +235,11 @@ class CpuBackend final : public Backend {
     pool_.parallel_for(jobs, 1, [&](size_t j0, size_t j1) {
       thread_local std::vector<float> scores, vacc, kbuf, vbuf;
       for (size_t j = j0; j < j1; ++j) {
-        const size_t t0 = j / static_cast<size_t>(s.n_kv_heads) * kQueryTile, t1 = std::min(T, t0 + kQueryTile);
+        // tiles in the order 0, last, 1, last - 1, ...: a causal tile's work grows with its
+        // position, and parallel_for gives each thread a contiguous range of jobs
+        const size_t jt = j / static_cast<size_t>(s.n_kv_heads);
+        const size_t tile = jt % 2 == 0 ? jt / 2 : tiles - 1 - jt / 2;
+        const size_t t0 = tile * kQueryTile, t1 = std::min(T, t0 + kQueryTile);
         const size_t g = j % static_cast<size_t>(s.n_kv_heads);
         size_t n_max = 0;  // the longest context of the tile
         for (size_t t = t0; t < t1; ++t) n_max = std::max(n_max, static_cast<size_t>(pos[t]) + 1);
