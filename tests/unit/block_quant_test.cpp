@@ -297,24 +297,30 @@ void check_block_kernels(const cpu::Kernels& k) {
         const float ref = cpu::block_dot(cpu::scalar_kernels(), t)(w.data(), xq.data(), n);
         EXPECT_EQ(f32_to_bits(got), f32_to_bits(ref)) << k.isa << " vs scalar " << dtype_name(t) << " n=" << n;
       }
-      // The batched form: 1..9 activation rows (every remainder of the
-      // groups of four), each exactly the single dot of its row.
-      std::vector<uint8_t> w = random_blocks(t, n, static_cast<uint32_t>(nb * 13 + 5));
-      const size_t xb = cpu::act_row_bytes(t, n);
+      // The batched form: 1..5 weight rows (pairs and an odd one) x 1..9
+      // activation rows (every remainder of the groups of four), each
+      // exactly the single dot of its pair of rows.
+      const size_t rb = row_bytes(t, n), xb = cpu::act_row_bytes(t, n);
+      std::vector<uint8_t> ws = random_blocks(t, 5 * n, static_cast<uint32_t>(nb * 13 + 5));
       for (size_t tokens = 1; tokens <= 9; ++tokens) {
         std::vector<uint8_t> xs(tokens * xb);
         for (size_t j = 0; j < tokens; ++j) {
           std::vector<float> x = random_row(n, static_cast<uint32_t>(1000 * nb + 17 * j + tokens));
           cpu::quantize_activations(t, x.data(), xs.data() + j * xb, n);
         }
-        const size_t ldo = 3;
-        std::vector<float> out(tokens * ldo, -1.0f);
-        cpu::block_dots(k, t)(w.data(), xs.data(), xb, tokens, n, out.data(), ldo);
-        for (size_t j = 0; j < tokens; ++j) {
-          const float one = cpu::block_dot(cpu::scalar_kernels(), t)(w.data(), xs.data() + j * xb, n);
-          EXPECT_EQ(f32_to_bits(out[j * ldo]), f32_to_bits(one))
-              << k.isa << " batched " << dtype_name(t) << " n=" << n << " tokens=" << tokens << " row " << j;
-          EXPECT_EQ(out[j * ldo + 1], -1.0f) << "wrote outside its output";
+        for (size_t rows = 1; rows <= 5; ++rows) {
+          const size_t ldo = rows + 2;
+          std::vector<float> out(tokens * ldo, -1.0f);
+          cpu::block_dots(k, t)(ws.data(), rb, rows, xs.data(), xb, tokens, n, out.data(), ldo);
+          for (size_t j = 0; j < tokens; ++j) {
+            for (size_t r = 0; r < rows; ++r) {
+              const float one = cpu::block_dot(cpu::scalar_kernels(), t)(ws.data() + r * rb, xs.data() + j * xb, n);
+              EXPECT_EQ(f32_to_bits(out[j * ldo + r]), f32_to_bits(one)) << k.isa << " batched " << dtype_name(t)
+                                                                         << " n=" << n << " rows=" << rows
+                                                                         << " tokens=" << tokens << " at " << j << "," << r;
+            }
+            EXPECT_EQ(out[j * ldo + rows], -1.0f) << "wrote outside its output";
+          }
         }
       }
     }

@@ -137,8 +137,7 @@ class CpuBackend final : public Backend {
     pool_.parallel_for(static_cast<size_t>(w.rows), grain, [&](size_t r0, size_t r1) {
       for (size_t t0 = 0; t0 < T; t0 += tblock) {
         const size_t tn = std::min(tblock, T - t0);
-        for (size_t r = r0; r < r1; ++r)
-          dots(w.data + r * rb, xq8_.data() + t0 * xb, xb, tn, n, out.row(static_cast<int>(t0)) + r, ldo);
+        dots(w.data + r0 * rb, rb, r1 - r0, xq8_.data() + t0 * xb, xb, tn, n, out.row(static_cast<int>(t0)) + r0, ldo);
       }
     });
   }

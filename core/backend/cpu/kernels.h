@@ -65,11 +65,13 @@ inline float activation_inverse_scale(float amax) {
 // integer 32 * (scale[2l] * bsum[2l] + scale[2l+1] * bsum[2l+1]) taken from
 // lane l before the fma (exact in int32: |lane| < 2^26).
 using BlockDot = float (*)(const void* w, const void* xq, size_t n);
-// The same dot of one weight row with `tokens` activation rows `stride` bytes
-// apart: out[t * ldo] = BlockDot(w, xq + t * stride, n), bit for bit, the
-// weight row unpacked once for several tokens (prefill, batches).
-using BlockDots = void (*)(const void* w, const void* xq, size_t stride, size_t tokens, size_t n, float* out,
-                           size_t ldo);
+// The same dot of `rows` weight rows `row_bytes` apart with `tokens`
+// activation rows `stride` bytes apart: out[t * ldo + r] =
+// BlockDot(w + r * row_bytes, xq + t * stride, n), bit for bit, each weight
+// row unpacked once for several tokens and (legacy types on x86) two rows
+// sharing each activation load (prefill, batches).
+using BlockDots = void (*)(const void* w, size_t row_bytes, size_t rows, const void* xq, size_t stride, size_t tokens,
+                           size_t n, float* out, size_t ldo);
 
 struct Kernels {
   const char* isa;
@@ -134,11 +136,15 @@ inline BlockDot block_dot(const Kernels& k, DType t) {
   }
 }
 
-// The batched form of a single dot: one call per activation row (the
+// The batched form of a single dot: one call per (row, activation row) (the
 // reference, and what a type without its own batched kernel uses).
 template <BlockDot Dot>
-void dots_by_loop(const void* w, const void* xq, size_t stride, size_t tokens, size_t n, float* out, size_t ldo) {
-  for (size_t t = 0; t < tokens; ++t) out[t * ldo] = Dot(w, static_cast<const uint8_t*>(xq) + t * stride, n);
+void dots_by_loop(const void* w, size_t row_bytes, size_t rows, const void* xq, size_t stride, size_t tokens, size_t n,
+                  float* out, size_t ldo) {
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t t = 0; t < tokens; ++t)
+      out[t * ldo + r] =
+          Dot(static_cast<const uint8_t*>(w) + r * row_bytes, static_cast<const uint8_t*>(xq) + t * stride, n);
 }
 
 // The token-batched block dots of k for a block type (nullptr for any other dtype).
