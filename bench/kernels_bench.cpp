@@ -157,6 +157,8 @@ BENCHMARK(BM_matmul)->Name("BM_matmul_blocks")->ArgNames({"dtype", "rows", "cols
 // Decode attention at 512 and 4096 tokens of context (Llama 3 8B heads), and a 64-token prefill.
 BENCHMARK(BM_attention)->ArgNames({"ctx", "heads", "kv_heads", "head_dim", "tokens"})
     ->Args({512, 32, 8, 128, 1})->Args({4096, 32, 8, 128, 1})->Args({512, 32, 8, 128, 64})
+    // the 110M model (12 heads of 64) over a whole 512-token prompt
+    ->Args({512, 12, 12, 64, 512})
     ->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_rmsnorm)->ArgNames({"dim", "tokens"})->Args({4096, 1})->Args({4096, 64})->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_rope)->ArgNames({"heads", "head_dim", "tokens"})->Args({32, 128, 1})->Args({32, 128, 64})->Unit(benchmark::kMicrosecond);

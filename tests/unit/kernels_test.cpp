@@ -219,6 +219,51 @@ void check_swiglu(const cpu::Kernels& k) {
   EXPECT_TRUE(std::isnan(o)) << k.isa << " a NaN gate gives NaN";
 }
 
+// The many-query attention kernels give each query exactly the bits of its
+// own single-query call: 1..9 queries (every remainder of the tiles), 1..17
+// rows, widths with and without a tail, per-query row counts for the V side.
+void check_rows_many(const cpu::Kernels& k) {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (size_t n : {8, 20, 64, 72, 100}) {
+    const size_t stride = n + 3;
+    for (size_t count : {1, 4, 5, 16, 17}) {
+      std::vector<float> rows(count * stride);
+      for (float& v : rows) v = u(rng);
+      for (size_t nq = 1; nq <= 9; ++nq) {
+        std::vector<std::vector<float>> x(nq, std::vector<float>(n)), a(nq, std::vector<float>(count));
+        std::vector<std::vector<float>> got(nq, std::vector<float>(count + 1, -7.0f)), y(nq, std::vector<float>(n));
+        std::vector<const float*> xs, as;
+        std::vector<float*> outs, ys;
+        std::vector<size_t> counts;
+        for (size_t q = 0; q < nq; ++q) {
+          for (float& v : x[q]) v = u(rng);
+          for (float& v : a[q]) v = u(rng);
+          for (float& v : y[q]) v = u(rng);
+          xs.push_back(x[q].data());
+          outs.push_back(got[q].data());
+          as.push_back(a[q].data());
+          ys.push_back(y[q].data());
+          counts.push_back(1 + (q * 7 + count) % count);
+        }
+        std::vector<std::vector<float>> want_y = y;
+        k.dot_rows_many_f32(xs.data(), outs.data(), nq, rows.data(), stride, count, n);
+        k.axpy_rows_many_f32(as.data(), ys.data(), counts.data(), nq, rows.data(), stride, n);
+        for (size_t q = 0; q < nq; ++q) {
+          std::vector<float> want(count);
+          k.dot_rows_f32(x[q].data(), rows.data(), stride, count, n, want.data());
+          EXPECT_EQ(0, std::memcmp(want.data(), got[q].data(), count * sizeof(float)))
+              << k.isa << " scores n=" << n << " count=" << count << " nq=" << nq << " q=" << q;
+          EXPECT_EQ(got[q][count], -7.0f) << "wrote past its count";
+          k.axpy_rows_f32(a[q].data(), rows.data(), stride, counts[q], n, want_y[q].data());
+          EXPECT_EQ(0, std::memcmp(want_y[q].data(), y[q].data(), n * sizeof(float)))
+              << k.isa << " values n=" << n << " count=" << counts[q] << " nq=" << nq << " q=" << q;
+        }
+      }
+    }
+  }
+}
+
 void check_kernels(const cpu::Kernels& k) {
   std::mt19937 rng(42);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
@@ -250,6 +295,7 @@ void check_kernels(const cpu::Kernels& k) {
   check_same_bits(k);
   check_softmax(k);
   check_swiglu(k);
+  check_rows_many(k);
 }
 
 }  // namespace

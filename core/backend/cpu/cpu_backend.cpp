@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <utility>
 #include <vector>
 
 #include "backend/backend.h"
@@ -235,6 +236,10 @@ class CpuBackend final : public Backend {
     const size_t jobs = tiles * static_cast<size_t>(s.n_kv_heads);
     pool_.parallel_for(jobs, 1, [&](size_t j0, size_t j1) {
       thread_local std::vector<float> scores, vacc, kbuf, vbuf;
+      thread_local std::vector<std::pair<size_t, size_t>> qs;  // (token, query head in the group) of a block
+      thread_local std::vector<size_t> counts;
+      thread_local std::vector<const float*> xs, as;
+      thread_local std::vector<float*> outs;
       for (size_t j = j0; j < j1; ++j) {
         // tiles in the order 0, last, 1, last - 1, ...: a causal tile's work grows with its
         // position, and parallel_for gives each thread a contiguous range of jobs
@@ -249,26 +254,48 @@ class CpuBackend final : public Backend {
         vacc.assign((t1 - t0) * n_rep * d, 0.0f);
         const auto score_row = [&](size_t t, size_t r) { return scores.data() + ((t - t0) * n_rep + r) * n_max; };
         const auto query = [&](size_t t, size_t r) { return q.row(static_cast<int>(t)) + (g * n_rep + r) * d; };
-        // f(t, p0, cnt, rows) for each cache block (K: is_v 0, V: 1) and each query of the tile that sees
-        // the block's first cnt rows
+        // For each cache block (K: is_v 0, V: 1): the queries of the tile that see its first row, each
+        // with the number of its rows it sees, then f(rows, queries, counts, cnt) with cnt the most
+        // any of them sees. The kernels take all those queries at once (each block's rows loaded
+        // once per few queries), with every query's own bits.
         const auto walk = [&](int is_v, std::vector<float>& buf, auto&& f) {
           for (size_t p0 = 0; p0 < n_max; p0 += bt) {
-            const float* rows = kv_rows(L, seq.blocks[p0 / bt], layer, is_v, static_cast<int>(g), d,
-                                        std::min(bt, n_max - p0), buf);
+            const size_t cnt = std::min(bt, n_max - p0);
+            const float* rows = kv_rows(L, seq.blocks[p0 / bt], layer, is_v, static_cast<int>(g), d, cnt, buf);
+            qs.clear();
+            counts.clear();
             for (size_t t = t0; t < t1; ++t) {
               const size_t n = static_cast<size_t>(pos[t]) + 1;
-              if (n > p0) f(t, p0, std::min(bt, n - p0), rows);
+              if (n <= p0) continue;
+              for (size_t r = 0; r < n_rep; ++r) {
+                qs.push_back({t, r});
+                counts.push_back(std::min(bt, n - p0));
+              }
             }
+            f(p0, rows, cnt);
           }
         };
-        walk(0, kbuf, [&](size_t t, size_t p0, size_t cnt, const float* kb) {
-          for (size_t r = 0; r < n_rep; ++r) k_.dot_rows_f32(query(t, r), kb, ld, cnt, d, score_row(t, r) + p0);
+        // scores past a query's own context (up to cnt) are computed too, inside its score row
+        // (p0 + cnt <= n_max), and never read: its softmax and its V pass stop at its context
+        walk(0, kbuf, [&](size_t p0, const float* kb, size_t cnt) {
+          xs.clear();
+          outs.clear();
+          for (const auto& [t, r] : qs) {
+            xs.push_back(query(t, r));
+            outs.push_back(score_row(t, r) + p0);
+          }
+          k_.dot_rows_many_f32(xs.data(), outs.data(), xs.size(), kb, ld, cnt, d);
         });
         for (size_t t = t0; t < t1; ++t)
           for (size_t r = 0; r < n_rep; ++r) k_.softmax_f32(score_row(t, r), static_cast<size_t>(pos[t]) + 1, scale);
-        walk(1, vbuf, [&](size_t t, size_t p0, size_t cnt, const float* vb) {
-          for (size_t r = 0; r < n_rep; ++r)
-            k_.axpy_rows_f32(score_row(t, r) + p0, vb, ld, cnt, d, vacc.data() + ((t - t0) * n_rep + r) * d);
+        walk(1, vbuf, [&](size_t p0, const float* vb, size_t) {
+          as.clear();
+          outs.clear();
+          for (const auto& [t, r] : qs) {
+            as.push_back(score_row(t, r) + p0);
+            outs.push_back(vacc.data() + ((t - t0) * n_rep + r) * d);
+          }
+          k_.axpy_rows_many_f32(as.data(), outs.data(), counts.data(), as.size(), vb, ld, d);
         });
         for (size_t t = t0; t < t1; ++t)
           std::memcpy(out.row(static_cast<int>(t)) + g * n_rep * d, vacc.data() + (t - t0) * n_rep * d,

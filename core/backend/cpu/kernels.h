@@ -109,6 +109,15 @@ struct Kernels {
   // out[p] = dot(rows[p], x) and y += sum_p a[p] * rows[p] (in order of p).
   void (*dot_rows_f32)(const float* x, const float* rows, size_t stride, size_t count, size_t n, float* out);
   void (*axpy_rows_f32)(const float* a, const float* rows, size_t stride, size_t count, size_t n, float* y);
+  // The same for nq queries sharing the rows (a prefill tile): outs[q][p] =
+  // dot_rows_f32's score of row p < count for query xs[q]; ys[q] +=
+  // axpy_rows_f32 of as[q] over the first counts[q] rows. Each query gets
+  // exactly the bits of its own single-query call (the rows are loaded once
+  // for several queries).
+  void (*dot_rows_many_f32)(const float* const* xs, float* const* outs, size_t nq, const float* rows, size_t stride,
+                            size_t count, size_t n);
+  void (*axpy_rows_many_f32)(const float* const* as, float* const* ys, const size_t* counts, size_t nq,
+                             const float* rows, size_t stride, size_t n);
   // dst[i] = src[i] widened to f32 for F16/BF16 rows (exact)
   void (*widen_f16)(const void* src, float* dst, size_t n);
   void (*widen_bf16)(const void* src, float* dst, size_t n);

@@ -374,6 +374,90 @@ PACA_AVX2 void v_axpy_rows_f32(const float* a, const float* rows, size_t stride,
     for (size_t p = 0; p < count; ++p) y[i] = std::fma(a[p], rows[p * stride + i], y[i]);
 }
 
+// Two queries x four rows per register tile (eight accumulators, reduced
+// together by hsum8x8); every score gets the single-query kernel's
+// operations: its FMA chain over the 8-float chunks in order, the same lane
+// sum, the same scalar tail. Leftover queries go through v_dot_rows_f32.
+PACA_AVX2 void v_dot_rows_many_f32(const float* const* xs, float* const* outs, size_t nq, const float* rows,
+                                   size_t stride, size_t count, size_t n) {
+  size_t q = 0;
+  const size_t n8 = n / 8 * 8;
+  for (; q + 2 <= nq; q += 2) {
+    const float* x0 = xs[q];
+    const float* x1 = xs[q + 1];
+    for (size_t p0 = 0; p0 < count; p0 += 4) {
+      const float* r[4];
+      for (size_t j = 0; j < 4; ++j) r[j] = rows + std::min(p0 + j, count - 1) * stride;
+      __m256 acc[8];
+      for (int j = 0; j < 8; ++j) acc[j] = _mm256_setzero_ps();
+      for (size_t i = 0; i < n8; i += 8) {
+        const __m256 a = _mm256_loadu_ps(x0 + i), b = _mm256_loadu_ps(x1 + i);
+        for (int j = 0; j < 4; ++j) {
+          const __m256 k = _mm256_loadu_ps(r[j] + i);
+          acc[j] = _mm256_fmadd_ps(k, a, acc[j]);
+          acc[4 + j] = _mm256_fmadd_ps(k, b, acc[4 + j]);
+        }
+      }
+      float s[8];
+      _mm256_storeu_ps(s, hsum8x8(acc));
+      const size_t m = std::min<size_t>(4, count - p0);
+      for (size_t j = 0; j < m; ++j) {
+        float s0 = s[j], s1 = s[4 + j];
+        for (size_t k = n8; k < n; ++k) {
+          s0 = std::fma(r[j][k], x0[k], s0);
+          s1 = std::fma(r[j][k], x1[k], s1);
+        }
+        outs[q][p0 + j] = s0;
+        outs[q + 1][p0 + j] = s1;
+      }
+    }
+  }
+  for (; q < nq; ++q) v_dot_rows_f32(xs[q], rows, stride, count, n, outs[q]);
+}
+
+// Four queries at a time over each 16-float slice of y: the rows both
+// queries of the group see are taken together (one load of each row slice
+// for four queries), then each query's own further rows; per query the
+// rows are still added in order, one FMA each, as v_axpy_rows_f32 does.
+PACA_AVX2 void v_axpy_rows_many_f32(const float* const* as, float* const* ys, const size_t* counts, size_t nq,
+                                    const float* rows, size_t stride, size_t n) {
+  size_t q = 0;
+  const size_t n16 = n / 16 * 16;
+  for (; q + 4 <= nq && n16 > 0; q += 4) {
+    const size_t shared = std::min(std::min(counts[q], counts[q + 1]), std::min(counts[q + 2], counts[q + 3]));
+    for (size_t i = 0; i < n16; i += 16) {
+      __m256 y[4][2];
+      for (int g = 0; g < 4; ++g) {
+        y[g][0] = _mm256_loadu_ps(ys[q + g] + i);
+        y[g][1] = _mm256_loadu_ps(ys[q + g] + i + 8);
+      }
+      for (size_t p = 0; p < shared; ++p) {
+        const float* r = rows + p * stride + i;
+        const __m256 v0 = _mm256_loadu_ps(r), v1 = _mm256_loadu_ps(r + 8);
+        for (int g = 0; g < 4; ++g) {
+          const __m256 ap = _mm256_set1_ps(as[q + g][p]);
+          y[g][0] = _mm256_fmadd_ps(ap, v0, y[g][0]);
+          y[g][1] = _mm256_fmadd_ps(ap, v1, y[g][1]);
+        }
+      }
+      for (int g = 0; g < 4; ++g) {
+        for (size_t p = shared; p < counts[q + g]; ++p) {
+          const __m256 ap = _mm256_set1_ps(as[q + g][p]);
+          const float* r = rows + p * stride + i;
+          y[g][0] = _mm256_fmadd_ps(ap, _mm256_loadu_ps(r), y[g][0]);
+          y[g][1] = _mm256_fmadd_ps(ap, _mm256_loadu_ps(r + 8), y[g][1]);
+        }
+        _mm256_storeu_ps(ys[q + g] + i, y[g][0]);
+        _mm256_storeu_ps(ys[q + g] + i + 8, y[g][1]);
+      }
+    }
+    if (n16 < n)  // the columns past the last 16: the single-query kernel on their slice
+      for (int g = 0; g < 4; ++g)
+        v_axpy_rows_f32(as[q + g], rows + n16, stride, counts[q + g], n - n16, ys[q + g] + n16);
+  }
+  for (; q < nq; ++q) v_axpy_rows_f32(as[q], rows, stride, counts[q], n, ys[q]);
+}
+
 PACA_AVX2 void v_widen_f16(const void* src, float* dst, size_t n) {
   const uint8_t* p = static_cast<const uint8_t*>(src);
   size_t i = 0;
@@ -416,6 +500,8 @@ const Kernels* avx2_kernels() {
                          .swiglu_f32 = v_swiglu_f32,
                          .dot_rows_f32 = v_dot_rows_f32,
                          .axpy_rows_f32 = v_axpy_rows_f32,
+                         .dot_rows_many_f32 = v_dot_rows_many_f32,
+                         .axpy_rows_many_f32 = v_axpy_rows_many_f32,
                          .widen_f16 = v_widen_f16,
                          .widen_bf16 = v_widen_bf16};
     avx2_block_dots(v);

@@ -124,6 +124,16 @@ void s_axpy_rows_f32(const float* a, const float* rows, size_t stride, size_t co
   for (size_t p = 0; p < count; ++p) s_axpy_f32(a[p], rows + p * stride, y, n);
 }
 
+void s_dot_rows_many_f32(const float* const* xs, float* const* outs, size_t nq, const float* rows, size_t stride,
+                         size_t count, size_t n) {
+  for (size_t q = 0; q < nq; ++q) s_dot_rows_f32(xs[q], rows, stride, count, n, outs[q]);
+}
+
+void s_axpy_rows_many_f32(const float* const* as, float* const* ys, const size_t* counts, size_t nq, const float* rows,
+                          size_t stride, size_t n) {
+  for (size_t q = 0; q < nq; ++q) s_axpy_rows_f32(as[q], rows, stride, counts[q], n, ys[q]);
+}
+
 void s_widen_f16(const void* src, float* dst, size_t n) { dequant_row(DType::f16, src, dst, n); }
 void s_widen_bf16(const void* src, float* dst, size_t n) { dequant_row(DType::bf16, src, dst, n); }
 
@@ -145,6 +155,8 @@ const Kernels& scalar_kernels() {
                          .swiglu_f32 = s_swiglu_f32,
                          .dot_rows_f32 = s_dot_rows_f32,
                          .axpy_rows_f32 = s_axpy_rows_f32,
+                         .dot_rows_many_f32 = s_dot_rows_many_f32,
+                         .axpy_rows_many_f32 = s_axpy_rows_many_f32,
                          .widen_f16 = s_widen_f16,
                          .widen_bf16 = s_widen_bf16};
     scalar_block_dots(s);
