@@ -148,6 +148,8 @@ BENCHMARK(BM_matmul)->ArgNames({"dtype", "rows", "cols", "tokens"})
     ->Args({kBF16, 2048, 768, 64})->Args({kF16, 2048, 768, 64})->Args({kBF16, 4096, 4096, 64})
     // the 110M model's four prefill shapes at 128 tokens: wq/wk/wv/wo, w1/w3, w2
     ->Args({kF16, 768, 768, 128})->Args({kF16, 2048, 768, 128})->Args({kF16, 768, 2048, 128})
+    // and the 1B model's FFN (8192 x 2048, 2048 x 8192) at 128 tokens
+    ->Args({kF16, 8192, 2048, 128})->Args({kF16, 2048, 8192, 128})
     ->Unit(benchmark::kMicrosecond)->UseRealTime();
 // Block-quantized weights (GGUF Q4_0 .. Q6_K, Q8_0): decode GEMV and 64-token prefill at 2048 x 768 and 4096 x 4096.
 BENCHMARK(BM_matmul)->Name("BM_matmul_blocks")->ArgNames({"dtype", "rows", "cols", "tokens"})
