@@ -162,6 +162,22 @@ struct GrammarMatcher::Impl {
   };
   std::vector<WalkIter> iters;
   std::unordered_map<uint32_t, const PosCache*> by_frame;  // stack (frame id) -> its split; cleared by compact()
+  // advance() memoised by (stack set, byte): the trie walks of cache_at and
+  // walk_uncertain meet the same set of parses at many trie nodes (inside a
+  // string, a number, any repetition), and their closures were most of a
+  // cold mask's time. Keys and results live in one pool of frame ids; an
+  // entry is (hash -> key offset, key length, result offset, result length,
+  // end). A hash collision with another key is simply not memoised. Cleared
+  // by compact() (frame ids change) and when it outgrows kMaxMemo entries or
+  // kMaxMemoIds ids (about 1.3 MiB per matcher at most: four times that
+  // measured the same).
+  struct Memo {
+    uint32_t key, key_len, val, val_len;
+    bool end;
+  };
+  static constexpr size_t kMaxMemo = size_t{1} << 14, kMaxMemoIds = size_t{1} << 17;
+  std::unordered_map<uint64_t, Memo> memo;
+  std::vector<uint32_t> memo_pool;
 
   explicit Impl(CompiledGrammar& c) : g(c.grammar()), v(c.vocab()), splits(*c.splits_) {
     table.assign(1024, kEmpty);
@@ -240,6 +256,36 @@ struct GrammarMatcher::Impl {
   }
 
   void advance(const StackSet& in, uint8_t byte, StackSet& out) {
+    uint64_t h = 0x9E3779B97F4A7C15ull * (byte + 1);
+    for (uint32_t s : in.stacks) h = (h ^ s) * 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 31;
+    if (const auto it = memo.find(h); it != memo.end()) {
+      const Memo& e = it->second;
+      if (e.key_len == in.stacks.size() &&
+          std::equal(in.stacks.begin(), in.stacks.end(), memo_pool.begin() + e.key)) {
+        out.stacks.assign(memo_pool.begin() + e.val, memo_pool.begin() + e.val + e.val_len);
+        out.end = e.end;
+        return;
+      }
+      step(in, byte, out);  // another set with the same hash: not memoised
+      return;
+    }
+    step(in, byte, out);
+    if (memo.size() >= kMaxMemo || memo_pool.size() + in.stacks.size() + out.stacks.size() > kMaxMemoIds) clear_memo();
+    const auto key = static_cast<uint32_t>(memo_pool.size());
+    memo_pool.insert(memo_pool.end(), in.stacks.begin(), in.stacks.end());
+    const auto val = static_cast<uint32_t>(memo_pool.size());
+    memo_pool.insert(memo_pool.end(), out.stacks.begin(), out.stacks.end());
+    memo.emplace(h, Memo{key, static_cast<uint32_t>(in.stacks.size()), val, static_cast<uint32_t>(out.stacks.size()),
+                         out.end});
+  }
+
+  void clear_memo() {
+    memo.clear();
+    memo_pool.clear();
+  }
+
+  void step(const StackSet& in, uint8_t byte, StackSet& out) {
     out.clear();
     work.clear();  // an earlier closure may have thrown ("too ambiguous") half way
     new_generation();
@@ -250,12 +296,16 @@ struct GrammarMatcher::Impl {
     closure(out);
   }
 
-  // The parses of `from` after `bytes` into a (false when none is alive).
-  bool walk(const StackSet& from, std::string_view bytes) {
+  // The parses of `from` after `bytes` into a (false when none is alive);
+  // `memoised` false: every step computed afresh (the reference of allows()).
+  bool walk(const StackSet& from, std::string_view bytes, bool memoised = true) {
     a.stacks.assign(from.stacks.begin(), from.stacks.end());
     a.end = from.end;
     for (char c : bytes) {
-      advance(a, static_cast<uint8_t>(c), b);
+      if (memoised)
+        advance(a, static_cast<uint8_t>(c), b);
+      else
+        step(a, static_cast<uint8_t>(c), b);
       std::swap(a, b);
       if (!a.alive()) return false;
     }
@@ -388,6 +438,7 @@ struct GrammarMatcher::Impl {
     gen = 0;
     new_generation();
     by_frame.clear();
+    clear_memo();
   }
 };
 
@@ -437,7 +488,7 @@ bool GrammarMatcher::allows(int32_t token) {
   const auto& e = vocab().end_ids();
   if (std::binary_search(e.begin(), e.end(), token)) return impl_->state.end;
   const std::string_view p = vocab().piece(token);
-  return !p.empty() && impl_->walk(impl_->state, p);
+  return !p.empty() && impl_->walk(impl_->state, p, false);
 }
 
 bool GrammarMatcher::accept_bytes(std::string_view bytes) {

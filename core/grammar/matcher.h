@@ -136,7 +136,8 @@ class GrammarMatcher {
   // token was accepted, or when no token of the vocabulary continues the
   // text: the caller reports that).
   size_t fill_mask(std::vector<uint64_t>& mask);
-  // Whether token may come next (the reference: its bytes walked from the state).
+  // Whether token may come next (the reference: its bytes walked from the
+  // state, every step computed afresh, without the matcher's memo of steps).
   bool allows(int32_t token);
   // Advances the state by token. Throws Error(invalid_argument) when the
   // grammar does not allow it (the state is then unchanged).
